@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/telltale-dev/telltale/collector/auth"
+	"github.com/telltale-dev/telltale/collector/ingest"
+	"github.com/telltale-dev/telltale/collector/query"
+	"github.com/telltale-dev/telltale/collector/storage"
+)
+
+// app is the wired collector: storage, write path, query API, HTTP server.
+type app struct {
+	cfg     *config
+	log     *slog.Logger
+	set     *metrics.Set
+	store   *storage.Storage
+	writer  *ingest.Writer
+	ingest  *ingest.Handlers
+	query   *query.API
+	auth    *auth.Checker
+	mux     *http.ServeMux
+	ready   atomic.Bool
+	workers []func(ctx context.Context) error // background loops, run until ctx is done
+	closers []func() error                    // run in reverse order after the server stopped
+}
+
+func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: logger, set: metrics.NewSet(), mux: http.NewServeMux()}
+	var err error
+	if a.auth, err = auth.Load(cfg.tokensFile, a.set); err != nil {
+		return nil, err
+	}
+	if a.store, err = storage.Open(ctx, storage.Options{
+		Dir: cfg.dataDir, Retention: cfg.retention, OutOfOrderWindow: cfg.oooWindow,
+		Logger: logger, Metrics: a.set,
+	}); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.store.Close)
+	a.writer = ingest.NewWriter(a.store, ingest.Options{
+		Limits: ingest.Limits{
+			MaxLabelsPerSeries: cfg.maxLabels, MaxLabelNameLen: cfg.maxLabelNameLen,
+			MaxLabelValueLen: cfg.maxLabelValueLen, MaxFutureDrift: cfg.maxFutureDrift,
+			MaxConcurrentInserts: cfg.maxConcurrent, MaxQueueDuration: cfg.maxQueueDuration,
+		},
+		Logger: logger, Metrics: a.set,
+	})
+	a.ingest = ingest.NewHandlers(a.writer, ingest.HTTPOptions{
+		MaxBodyBytes: cfg.maxBodyBytes, MaxDecodedBytes: cfg.maxDecodedBytes,
+		Logger: logger, Metrics: a.set,
+	})
+	a.query = query.New(a.store, query.Options{
+		Timeout: cfg.queryTimeout, MaxSamples: cfg.queryMaxSamples, LookbackDelta: cfg.lookbackDelta,
+		Metadata: a.writer.Metadata(), BuildInfo: query.BuildInfo{Version: buildVersion()},
+		Logger: logger, Metrics: a.set,
+	})
+	a.routes()
+	if err := a.addExtensions(ctx); err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// routes mounts the core endpoints, each behind the scope it needs.
+func (a *app) routes() {
+	w := func(h http.HandlerFunc) http.Handler { return a.auth.Require(auth.ScopeWrite, h) }
+	a.mux.Handle("/api/v1/write", w(a.ingest.RemoteWrite))
+	a.mux.Handle("/api/v1/import/prometheus", w(a.ingest.ImportPrometheus))
+	a.mux.Handle("/api/v1/", a.auth.Require(auth.ScopeRead, a.query.Handler()))
+	a.mux.Handle("/metrics", a.auth.Require(auth.ScopeRead, http.HandlerFunc(a.serveMetrics)))
+	// Probes stay open: they reveal nothing and orchestrators call them without tokens.
+	a.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	a.mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.ready.Load() {
+			http.Error(w, "not ready: starting or shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+}
+
+// serveMetrics writes Telltale's own metrics, process metrics and the
+// embedded TSDB's prometheus_tsdb_* metrics.
+func (a *app) serveMetrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	a.set.WritePrometheus(w)
+	metrics.WriteProcessMetrics(w)
+	mfs, err := a.store.Registry().Gather()
+	if err != nil {
+		a.log.Warn("cannot gather tsdb metrics", "component", "selfmon", "err", err)
+	}
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		_ = enc.Encode(mf)
+	}
+}
+
+// run serves until ctx is done, then shuts down in order: stop accepting,
+// drain requests and websocket clients, stop background loops, flush and
+// close storage.
+func (a *app) run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.listen)
+	if err != nil {
+		a.close()
+		return fmt.Errorf("cannot listen on -listen=%s: %w; is another collector running? pick another port", a.cfg.listen, err)
+	}
+	if !a.auth.Enabled() && !isLoopback(ln.Addr()) {
+		a.log.Warn("LISTENING BEYOND LOOPBACK WITHOUT AUTH: anyone who can reach this address can write, read and delete nothing but see everything; set -auth.tokens-file",
+			"component", "collector", "listen", ln.Addr().String())
+	}
+	srv := &http.Server{
+		Handler:           a.logPanics(a.mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	if a.cfg.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(a.cfg.tlsCert, a.cfg.tlsKey)
+		if err != nil {
+			a.close()
+			return fmt.Errorf("cannot load -tls.cert-file/-tls.key-file: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+
+	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, f := range a.workers {
+		wg.Go(func() {
+			if err := f(wctx); err != nil && !errors.Is(err, context.Canceled) {
+				a.log.Error("background worker stopped", "component", "collector", "err", err)
+			}
+		})
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	a.ready.Store(true)
+	scheme := "http"
+	if a.cfg.tlsCert != "" {
+		scheme = "https"
+	}
+	a.log.Info("collector listening", "component", "collector", "url", scheme+"://"+ln.Addr().String(),
+		"version", buildVersion(), "auth", a.auth.Enabled(), "data", a.cfg.dataDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+	a.ready.Store(false)
+	a.log.Info("shutting down", "component", "collector")
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.shutdownGrace)
+	if err := srv.Shutdown(sctx); err != nil {
+		a.log.Warn("graceful shutdown timed out; closing connections", "component", "collector", "err", err)
+		_ = srv.Close()
+	}
+	cancel()
+	stopWorkers()
+	wg.Wait()
+	if err := a.close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	a.log.Info("stopped", "component", "collector")
+	return runErr
+}
+
+func (a *app) close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}
+
+// logPanics turns a handler panic into a 500 and a log line instead of a
+// dropped connection, and counts it.
+func (a *app) logPanics(next http.Handler) http.Handler {
+	panics := a.set.NewCounter("telltale_http_panics_total")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				panics.Inc()
+				a.log.Error("BUG: handler panicked", "component", "http", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				http.Error(w, "internal error; see the collector log", http.StatusInternalServerError)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func isLoopback(addr net.Addr) bool {
+	ta, ok := addr.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// config holds every flag of the collector.
+type config struct {
+	listen        string
+	dataDir       string
+	retention     time.Duration
+	oooWindow     time.Duration
+	tokensFile    string
+	tlsCert       string
+	tlsKey        string
+	hostMetrics   bool
+	hostInterval  time.Duration
+	hostRoot      string
+	logLevel      string
+	logFormat     string
+	version       bool
+	shutdownGrace time.Duration
+
+	maxBodyBytes      int64
+	maxDecodedBytes   int64
+	maxLabels         int
+	maxLabelNameLen   int
+	maxLabelValueLen  int
+	maxFutureDrift    time.Duration
+	maxConcurrent     int
+	maxQueueDuration  time.Duration
+	influxMaxLineLen  int
+
+	queryTimeout    time.Duration
+	queryMaxSamples int
+	lookbackDelta   time.Duration
+
+	deployDB         string
+	grafanaURL       string
+	grafanaTokenFile string
+
+	tailMaxClients   int
+	tailMaxSelectors int
+	tailQueueSize    int
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: collector [flags]\n\nTelltale's collector: ingest, storage, Prometheus query API, deploy log, live tail and web console.\nOpen http://<listen>/ for the console; point Grafana's Prometheus data source at http://<listen>.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:9470", "address to serve HTTP on; listening beyond loopback without -auth.tokens-file logs a warning")
+	fs.StringVar(&c.dataDir, "data", "./telltale-data", "directory for the TSDB and the deploy log")
+	fs.DurationVar(&c.retention, "retention", 15*24*time.Hour, "how long samples are kept")
+	fs.DurationVar(&c.oooWindow, "storage.out-of-order-window", 6*time.Hour, "how far behind the newest sample a sample may arrive and still be stored (agents replaying a spool are hours behind); 0 turns out-of-order ingestion off")
+	fs.StringVar(&c.tokensFile, "auth.tokens-file", "", "YAML file of bearer tokens and their scopes (write, read, deploy, admin); empty means no auth")
+	fs.StringVar(&c.tlsCert, "tls.cert-file", "", "TLS certificate file; with -tls.key-file serves HTTPS")
+	fs.StringVar(&c.tlsKey, "tls.key-file", "", "TLS key file; with -tls.cert-file serves HTTPS")
+	fs.BoolVar(&c.hostMetrics, "host-metrics", true, "record this host's CPU, memory, disk and network metrics in-process, like the agent does")
+	fs.DurationVar(&c.hostInterval, "host-metrics.interval", 10*time.Second, "interval of the in-process host metrics")
+	fs.StringVar(&c.hostRoot, "host-metrics.root", "/", "root under which /proc and /sys are read for host metrics")
+	fs.StringVar(&c.logLevel, "log.level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.logFormat, "log.format", "text", "log format: text or json")
+	fs.BoolVar(&c.version, "version", false, "print the version and exit")
+	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "how long a graceful stop waits for in-flight requests and websocket clients")
+
+	fs.Int64Var(&c.maxBodyBytes, "ingest.max-body-bytes", 32<<20, "largest request body accepted as sent (compressed), checked before decompressing; larger bodies get 413")
+	fs.Int64Var(&c.maxDecodedBytes, "ingest.max-decoded-bytes", 128<<20, "largest request body accepted after decompression (snappy's declared length is checked before decoding); larger get 413")
+	fs.IntVar(&c.maxLabels, "ingest.max-labels-per-series", 40, "most labels a series may have, __name__ included; more gets 400")
+	fs.IntVar(&c.maxLabelNameLen, "ingest.max-label-name-len", 256, "longest label name in bytes; longer gets 400")
+	fs.IntVar(&c.maxLabelValueLen, "ingest.max-label-value-len", 4096, "longest label value in bytes; longer gets 400")
+	fs.DurationVar(&c.maxFutureDrift, "ingest.max-future-drift", 10*time.Minute, "samples later than now plus this are rejected with 400 (a sender with a wrong clock)")
+	fs.IntVar(&c.maxConcurrent, "ingest.max-concurrent-inserts", 2*runtime.GOMAXPROCS(0), "write requests processed at once; more wait up to -ingest.max-queue-duration")
+	fs.DurationVar(&c.maxQueueDuration, "ingest.max-queue-duration", time.Minute, "how long a write waits for a slot before it gets 503 with Retry-After")
+	fs.IntVar(&c.influxMaxLineLen, "ingest.influx-max-line-len", 256<<10, "longest Influx line protocol line in bytes; longer gets 400")
+
+	fs.DurationVar(&c.queryTimeout, "query.timeout", 2*time.Minute, "longest a query may run")
+	fs.IntVar(&c.queryMaxSamples, "query.max-samples", 50_000_000, "most samples a query may load into memory")
+	fs.DurationVar(&c.lookbackDelta, "query.lookback-delta", 5*time.Minute, "how far back an instant selector looks for the latest sample")
+
+	fs.StringVar(&c.deployDB, "deploy.db", "", "SQLite file of the deploy log; default <-data>/deploys.db")
+	fs.StringVar(&c.grafanaURL, "grafana.url", "", "Grafana base URL; when set every deploy becomes a Grafana annotation and console panels link to Grafana")
+	fs.StringVar(&c.grafanaTokenFile, "grafana.token-file", "", "file with a Grafana service account token (Editor role); or set TELLTALE_GRAFANA_TOKEN")
+
+	fs.IntVar(&c.tailMaxClients, "tail.max-clients", 100, "most live-tail websocket clients at once; more get 503")
+	fs.IntVar(&c.tailMaxSelectors, "tail.max-selectors", 10, "most match[] selectors per live-tail client")
+	fs.IntVar(&c.tailQueueSize, "tail.queue-size", 256, "messages buffered per live-tail client; on overflow the client is told what it missed")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q; all settings are flags, see -h", fs.Arg(0))
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return nil, fmt.Errorf("-tls.cert-file and -tls.key-file go together; set both or neither")
+	}
+	if c.deployDB == "" {
+		c.deployDB = strings.TrimRight(c.dataDir, "/") + "/deploys.db"
+	}
+	return c, nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log.level=%q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log.format=%q: want text or json", format)
+}
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

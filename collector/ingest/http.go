@@ -1,0 +1,376 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/telltale-dev/telltale/protoparser/promtext"
+	"github.com/telltale-dev/telltale/protoparser/remotewrite"
+	"github.com/telltale-dev/telltale/samples"
+)
+
+// HTTPOptions configure the ingest HTTP handlers.
+type HTTPOptions struct {
+	// MaxBodyBytes bounds a request body as sent (compressed). 0 means 32 MiB.
+	MaxBodyBytes int64
+	// MaxDecodedBytes bounds a body after decompression. 0 means 128 MiB.
+	MaxDecodedBytes int64
+	Logger          *slog.Logger
+	Metrics         *metrics.Set
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handlers serve the write endpoints on top of a Writer.
+type Handlers struct {
+	w    *Writer
+	opts HTTPOptions
+	log  *slog.Logger
+	set  *metrics.Set
+
+	bufs    sync.Pool // *reqBuffers
+	samples map[string]*metrics.Counter
+	reqs    map[string]*metrics.Counter
+}
+
+type reqBuffers struct {
+	body    []byte
+	decoded []byte
+	batch   samples.Batch
+	text    promtext.Parser
+}
+
+// NewHandlers returns the write endpoints' handlers.
+func NewHandlers(w *Writer, opts HTTPOptions) *Handlers {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 32 << 20
+	}
+	if opts.MaxDecodedBytes <= 0 {
+		opts.MaxDecodedBytes = 128 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.NewSet()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &Handlers{w: w, opts: opts, log: opts.Logger, set: opts.Metrics,
+		samples: map[string]*metrics.Counter{}, reqs: map[string]*metrics.Counter{}}
+	for _, ep := range []string{"remote_write", "prometheus_text", "influx", "otlp"} {
+		h.samples[ep] = h.set.GetOrCreateCounter(`telltale_ingest_samples_total{endpoint="` + ep + `"}`)
+		h.reqs[ep] = h.set.GetOrCreateCounter(`telltale_ingest_requests_total{endpoint="` + ep + `"}`)
+	}
+	return h
+}
+
+// Writer returns the writer behind the handlers.
+func (h *Handlers) Writer() *Writer { return h.w }
+
+func (h *Handlers) getBuffers() *reqBuffers {
+	if b, ok := h.bufs.Get().(*reqBuffers); ok {
+		return b
+	}
+	return &reqBuffers{}
+}
+
+func (h *Handlers) putBuffers(b *reqBuffers) {
+	b.batch.Reset()
+	// Do not keep huge buffers around after an unusually large request.
+	if cap(b.body) > 8<<20 {
+		b.body = nil
+	}
+	if cap(b.decoded) > 32<<20 {
+		b.decoded = nil
+	}
+	h.bufs.Put(b)
+}
+
+// Content types of remote write 1.0 and 2.0.
+const (
+	protoV1 = "prometheus.WriteRequest"
+	protoV2 = "io.prometheus.write.v2.Request"
+)
+
+// RemoteWrite serves POST /api/v1/write: Prometheus remote write 1.0 and
+// 2.0, snappy-compressed protobuf. It answers 204 once every sample is
+// committed.
+func (h *Handlers) RemoteWrite(w http.ResponseWriter, r *http.Request) {
+	const ep = "remote_write"
+	h.reqs[ep].Inc()
+	if r.Method != http.MethodPost {
+		h.fail(w, ep, fmt.Errorf("%w: method %s not allowed; remote write uses POST", errMethod, r.Method))
+		return
+	}
+	version, err := remoteWriteVersion(r.Header.Get("Content-Type"))
+	if err != nil {
+		h.fail(w, ep, err)
+		return
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
+		h.fail(w, ep, fmt.Errorf("%w: Content-Encoding %q; remote write bodies must be snappy-compressed (Content-Encoding: snappy)", ErrUnsupportedMediaType, enc))
+		return
+	}
+	release, err := h.w.Acquire(r.Context())
+	if err != nil {
+		h.fail(w, ep, err)
+		return
+	}
+	defer release()
+	bufs := h.getBuffers()
+	defer h.putBuffers(bufs)
+	if bufs.body, err = h.readBody(r, bufs.body[:0]); err != nil {
+		h.fail(w, ep, err)
+		return
+	}
+	bufs.decoded, err = remotewrite.DecodeSnappy(bufs.decoded[:0], bufs.body, int(h.opts.MaxDecodedBytes))
+	if err != nil {
+		if errors.Is(err, remotewrite.ErrTooLarge) {
+			h.fail(w, ep, fmt.Errorf("%w: %v; limit -ingest.max-decoded-bytes=%d: send smaller batches (max_samples_per_send) or raise the flag", ErrTooLarge, err, h.opts.MaxDecodedBytes))
+			return
+		}
+		h.fail(w, ep, fmt.Errorf("%w: cannot decode snappy body: %v; remote write bodies use snappy block format, not framed", ErrInvalid, err))
+		return
+	}
+	b := &bufs.batch
+	var st remotewrite.Stats
+	if version == 2 {
+		st, err = remotewrite.DecodeV2(bufs.decoded, b)
+	} else {
+		st, err = remotewrite.DecodeV1(bufs.decoded, b)
+	}
+	if err != nil {
+		h.fail(w, ep, fmt.Errorf("%w: %v", ErrInvalid, err))
+		return
+	}
+	if st.Histograms > 0 {
+		h.fail(w, ep, fmt.Errorf("%w: request has %d native histogram samples, which Telltale does not store yet; turn off native histograms at the sender (send_native_histograms: false) or convert them to classic buckets", ErrInvalid, st.Histograms))
+		return
+	}
+	if st.Exemplars > 0 {
+		h.w.CountRejected("exemplar_dropped", st.Exemplars)
+	}
+	if err := h.w.Write(r.Context(), b); err != nil {
+		h.fail(w, ep, err)
+		return
+	}
+	h.samples[ep].Add(b.Len())
+	if version == 2 {
+		w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(b.Len()))
+		w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", "0")
+		w.Header().Set("X-Prometheus-Remote-Write-Exemplars-Written", "0")
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// remoteWriteVersion maps a Content-Type to the remote write version.
+func remoteWriteVersion(ct string) (int, error) {
+	if ct == "" {
+		return 1, nil // remote write 1.0 senders predating the header
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return 0, fmt.Errorf("%w: cannot parse Content-Type %q: %v", ErrUnsupportedMediaType, ct, err)
+	}
+	if mt != "application/x-protobuf" {
+		return 0, fmt.Errorf("%w: Content-Type %q; remote write needs application/x-protobuf (proto=%s or %s)", ErrUnsupportedMediaType, ct, protoV1, protoV2)
+	}
+	switch params["proto"] {
+	case "", protoV1:
+		return 1, nil
+	case protoV2:
+		return 2, nil
+	}
+	return 0, fmt.Errorf("%w: proto=%q in Content-Type; supported: %s (remote write 1.0) and %s (2.0)", ErrUnsupportedMediaType, params["proto"], protoV1, protoV2)
+}
+
+// ImportPrometheus serves /api/v1/import/prometheus: Prometheus text
+// exposition, plain or gzip, with optional millisecond timestamps (what
+// VictoriaMetrics/metrics push sends). extra_label=name=value query params
+// add labels to every series.
+func (h *Handlers) ImportPrometheus(w http.ResponseWriter, r *http.Request) {
+	const ep = "prometheus_text"
+	h.reqs[ep].Inc()
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodGet:
+	default:
+		h.fail(w, ep, fmt.Errorf("%w: method %s not allowed; use POST", errMethod, r.Method))
+		return
+	}
+	extra, err := extraLabels(r)
+	if err != nil {
+		h.fail(w, ep, err)
+		return
+	}
+	release, err := h.w.Acquire(r.Context())
+	if err != nil {
+		h.fail(w, ep, err)
+		return
+	}
+	defer release()
+	bufs := h.getBuffers()
+	defer h.putBuffers(bufs)
+	data, err := h.readDecoded(r, bufs)
+	if err != nil {
+		h.fail(w, ep, err)
+		return
+	}
+	bufs.text.ExtraLabels = extra
+	b := &bufs.batch
+	if err := bufs.text.Parse(data, h.opts.Now().UnixMilli(), b); err != nil {
+		h.fail(w, ep, fmt.Errorf("%w: %v", ErrInvalid, err))
+		return
+	}
+	if err := h.w.Write(r.Context(), b); err != nil {
+		h.fail(w, ep, err)
+		return
+	}
+	h.samples[ep].Add(b.Len())
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// extraLabels parses the extra_label=name=value query parameters.
+func extraLabels(r *http.Request) ([]samples.Label, error) {
+	vals := r.URL.Query()["extra_label"]
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	out := make([]samples.Label, 0, len(vals))
+	for _, v := range vals {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("%w: extra_label=%q: want extra_label=name=value", ErrInvalid, v)
+		}
+		out = append(out, samples.Label{Name: name, Value: value})
+	}
+	return out, nil
+}
+
+// readBody reads the raw body into dst, enforcing MaxBodyBytes before
+// reading when Content-Length is known.
+func (h *Handlers) readBody(r *http.Request, dst []byte) ([]byte, error) {
+	max := h.opts.MaxBodyBytes
+	if r.ContentLength > max {
+		return dst, fmt.Errorf("%w: body is %d bytes, limit -ingest.max-body-bytes=%d: send smaller batches or raise the flag", ErrTooLarge, r.ContentLength, max)
+	}
+	buf := bytes.NewBuffer(dst)
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return buf.Bytes(), fmt.Errorf("%w: cannot read body: %v", errBody, err)
+	}
+	if n > max {
+		return buf.Bytes(), fmt.Errorf("%w: body exceeds %d bytes, limit -ingest.max-body-bytes=%d: send smaller batches or raise the flag", ErrTooLarge, max, max)
+	}
+	return buf.Bytes(), nil
+}
+
+// readDecoded reads the body and gunzips it when Content-Encoding says so,
+// bounding the decompressed size by MaxDecodedBytes.
+func (h *Handlers) readDecoded(r *http.Request, bufs *reqBuffers) ([]byte, error) {
+	var err error
+	if bufs.body, err = h.readBody(r, bufs.body[:0]); err != nil {
+		return nil, err
+	}
+	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	switch enc {
+	case "", "identity":
+		return bufs.body, nil
+	case "gzip", "x-gzip":
+	default:
+		return nil, fmt.Errorf("%w: Content-Encoding %q; send plain text or gzip", ErrUnsupportedMediaType, enc)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(bufs.body))
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot read gzip body: %v", ErrInvalid, err)
+	}
+	max := h.opts.MaxDecodedBytes
+	out := bytes.NewBuffer(bufs.decoded[:0])
+	n, err := out.ReadFrom(io.LimitReader(zr, max+1))
+	bufs.decoded = out.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot decompress gzip body: %v", ErrInvalid, err)
+	}
+	if n > max {
+		return nil, fmt.Errorf("%w: body decompresses to more than %d bytes, limit -ingest.max-decoded-bytes=%d: send smaller batches or raise the flag", ErrTooLarge, max, max)
+	}
+	return bufs.decoded, nil
+}
+
+var (
+	errMethod = errors.New("method not allowed")
+	errBody   = errors.New("cannot read request")
+)
+
+// StatusOf maps a write-path error to its HTTP status: the one place where
+// that mapping lives.
+func StatusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrUnsupportedMediaType):
+		return http.StatusUnsupportedMediaType
+	case errors.Is(err, errMethod):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, errBody), errors.Is(err, context.Canceled):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrStorage), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// reasonOf names a rejected request's reason for the rejected counter.
+func reasonOf(status int) string {
+	switch status {
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusUnsupportedMediaType:
+		return "unsupported_media_type"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	case http.StatusBadRequest:
+		return "bad_request"
+	}
+	return "internal"
+}
+
+// fail answers a failed write request: status from StatusOf, the message as
+// plain text, Retry-After on 503, and counts it.
+func (h *Handlers) fail(w http.ResponseWriter, endpoint string, err error) {
+	status := StatusOf(err)
+	h.set.GetOrCreateCounter(`telltale_ingest_failed_requests_total{endpoint="` + endpoint + `",reason="` + reasonOf(status) + `"}`).Inc()
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	if status >= 500 {
+		h.log.Warn("write failed", "component", "ingest", "endpoint", endpoint, "status", status, "err", err)
+	} else {
+		h.log.Debug("write rejected", "component", "ingest", "endpoint", endpoint, "status", status, "err", err)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	fmt.Fprintln(w, err.Error())
+}
+
+// Fail lets the other write endpoints (Influx, OTLP) answer errors the same way.
+func (h *Handlers) Fail(w http.ResponseWriter, endpoint string, err error) { h.fail(w, endpoint, err) }
