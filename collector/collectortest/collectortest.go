@@ -1,0 +1,252 @@
+// Package collectortest builds the real collector binary and runs it for
+// end-to-end tests: each Instance is a separate process on a free loopback
+// port with its own data directory, stopped (or killed) by the test.
+package collectortest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds ./collector once per test process and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "telltale-collector-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "collector")
+		cmd := exec.Command("go", "build", "-o", binPath, "github.com/telltale-dev/telltale/collector")
+		cmd.Dir = moduleRoot()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build collector: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Instance is one running collector.
+type Instance struct {
+	t       testing.TB
+	URL     string // http://127.0.0.1:port
+	Addr    string
+	DataDir string
+	Args    []string
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
+	logMu   *sync.Mutex
+	done    chan struct{}
+}
+
+// Start runs the collector with -listen on a free port, -data in a temp
+// dir (unless args set -data), -host-metrics=false (unless args set it), and
+// waits for /readyz.
+func Start(t testing.TB, args ...string) *Instance {
+	t.Helper()
+	return StartIn(t, t.TempDir(), args...)
+}
+
+// StartIn is Start with the data directory given, for restarts.
+func StartIn(t testing.TB, dataDir string, args ...string) *Instance {
+	t.Helper()
+	addr := FreeAddr(t)
+	full := []string{"-listen", addr, "-data", dataDir, "-host-metrics=false", "-log.level", "debug"}
+	full = append(full, args...)
+	in := &Instance{t: t, URL: "http://" + addr, Addr: addr, DataDir: dataDir, Args: args,
+		log: &bytes.Buffer{}, logMu: &sync.Mutex{}, done: make(chan struct{})}
+	in.cmd = exec.Command(Binary(t), full...)
+	w := &lockedWriter{mu: in.logMu, w: in.log}
+	in.cmd.Stdout, in.cmd.Stderr = w, w
+	if err := in.cmd.Start(); err != nil {
+		t.Fatalf("start collector: %v", err)
+	}
+	go func() { _ = in.cmd.Wait(); close(in.done) }()
+	t.Cleanup(func() {
+		in.Stop()
+		if t.Failed() {
+			t.Logf("collector log (%s):\n%s", addr, in.Log())
+		}
+	})
+	in.WaitReady()
+	return in
+}
+
+// WaitReady waits up to 60 s for /readyz to answer 200.
+func (in *Instance) WaitReady() {
+	in.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-in.done:
+			in.t.Fatalf("collector exited before ready:\n%s", in.Log())
+		default:
+		}
+		resp, err := http.Get(in.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	in.t.Fatalf("collector not ready after 60s:\n%s", in.Log())
+}
+
+// Log returns what the collector printed so far.
+func (in *Instance) Log() string {
+	in.logMu.Lock()
+	defer in.logMu.Unlock()
+	return in.log.String()
+}
+
+// Stop sends SIGTERM and waits for a clean exit (up to 30 s, then kills).
+func (in *Instance) Stop() {
+	select {
+	case <-in.done:
+		return
+	default:
+	}
+	_ = in.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-in.done:
+	case <-time.After(30 * time.Second):
+		_ = in.cmd.Process.Kill()
+		<-in.done
+	}
+}
+
+// Kill sends SIGKILL (kill -9) and waits for the process to end.
+func (in *Instance) Kill() {
+	_ = in.cmd.Process.Kill()
+	<-in.done
+}
+
+// ExitCode returns the exit code after the process ended.
+func (in *Instance) ExitCode() int {
+	<-in.done
+	return in.cmd.ProcessState.ExitCode()
+}
+
+// FreeAddr returns a loopback address with a port free right now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// Result is one series of a query result.
+type Result struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+	Values [][2]any          `json:"values"`
+}
+
+// Query runs an instant PromQL query at ts (zero: now) and returns the
+// vector, failing the test on any error.
+func (in *Instance) Query(ctx context.Context, q string, ts time.Time) []Result {
+	in.t.Helper()
+	v := url.Values{"query": {q}}
+	if !ts.IsZero() {
+		v.Set("time", strconv.FormatFloat(float64(ts.UnixMilli())/1e3, 'f', 3, 64))
+	}
+	return in.get(ctx, "/api/v1/query?"+v.Encode())
+}
+
+// QueryRange runs a range query.
+func (in *Instance) QueryRange(ctx context.Context, q string, start, end time.Time, step time.Duration) []Result {
+	in.t.Helper()
+	v := url.Values{"query": {q},
+		"start": {strconv.FormatFloat(float64(start.UnixMilli())/1e3, 'f', 3, 64)},
+		"end":   {strconv.FormatFloat(float64(end.UnixMilli())/1e3, 'f', 3, 64)},
+		"step":  {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)}}
+	return in.get(ctx, "/api/v1/query_range?"+v.Encode())
+}
+
+func (in *Instance) get(ctx context.Context, path string) []Result {
+	in.t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, in.URL+path, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		in.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		in.t.Fatalf("GET %s: status %d: %s", path, resp.StatusCode, body)
+	}
+	var env struct {
+		Status string `json:"status"`
+		Data   struct {
+			ResultType string   `json:"resultType"`
+			Result     []Result `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		in.t.Fatalf("GET %s: cannot decode %s: %v", path, body, err)
+	}
+	return env.Data.Result
+}
+
+// Post sends body to path with the given headers and returns status and body.
+func (in *Instance) Post(ctx context.Context, path string, body []byte, headers map[string]string) (int, string) {
+	in.t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, in.URL+path, bytes.NewReader(body))
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		in.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
