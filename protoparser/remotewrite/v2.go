@@ -1,0 +1,298 @@
+package remotewrite
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/telltale-dev/telltale/samples"
+)
+
+// v2Decoder holds the scratch space of one DecodeV2 call.
+type v2Decoder struct {
+	symbols []string
+	// lastMD is the index in dst.Metadata of the entry this call appended
+	// last, or -1.
+	lastMD int
+}
+
+var v2DecoderPool = sync.Pool{New: func() any { return new(v2Decoder) }}
+
+// DecodeV2 appends the series, float samples and per-series metadata of
+// data, a snappy-decoded io.prometheus.write.v2.Request (remote write 2.0),
+// to dst. A series' metadata becomes a samples.Metadata named after the
+// series' metric family (its __name__ without the _bucket, _sum, _count ...
+// suffix for histograms and summaries); consecutive duplicates are dropped.
+// On error dst may hold part of the request; the caller should Reset it.
+func DecodeV2(data []byte, dst *samples.Batch) (Stats, error) {
+	d := v2DecoderPool.Get().(*v2Decoder)
+	st, err := d.decode(data, dst)
+	clear(d.symbols) // drop references into data
+	d.symbols = d.symbols[:0]
+	v2DecoderPool.Put(d)
+	return st, err
+}
+
+func (d *v2Decoder) decode(data []byte, dst *samples.Batch) (Stats, error) {
+	var st Stats
+	d.lastMD = -1
+	// Pass 1: the symbol table, which the sender may write after the series.
+	for i := 0; i < len(data); {
+		field, wt, next, err := readTag(data, i)
+		if err != nil {
+			return st, fmt.Errorf("remote write 2.0: %w", err)
+		}
+		i = next
+		switch field {
+		case 4:
+			if wt != wtLen {
+				return st, fmt.Errorf("remote write 2.0: %w", wrongWireType(fmt.Sprintf("symbol %d", len(d.symbols)), wt, wtLen))
+			}
+			s, next, err := readString(data, i)
+			if err != nil {
+				return st, fmt.Errorf("remote write 2.0: symbol %d: %w", len(d.symbols), err)
+			}
+			d.symbols = append(d.symbols, s)
+			i = next
+		case 1, 2, 3:
+			return st, fmt.Errorf("remote write 2.0: unexpected field %d, reserved in 2.0 because it is a remote write 1.0 field: "+
+				"a 1.0 sender must set Content-Type: application/x-protobuf (or proto=prometheus.WriteRequest)", field)
+		default:
+			i, err = skipField(data, i, field, wt)
+			if err != nil {
+				return st, fmt.Errorf("remote write 2.0: %w", err)
+			}
+		}
+	}
+	// Pass 2: the series. Framing was checked by pass 1.
+	series := 0
+	for i := 0; i < len(data); {
+		field, wt, next, _ := readTag(data, i)
+		i = next
+		if field != 5 {
+			i, _ = skipField(data, i, field, wt)
+			continue
+		}
+		if wt != wtLen {
+			return st, fmt.Errorf("remote write 2.0: %w", wrongWireType(fmt.Sprintf("timeseries %d", series), wt, wtLen))
+		}
+		msg, next, _ := readBytes(data, i, "message")
+		if err := d.decodeSeries(msg, dst, &st); err != nil {
+			return st, fmt.Errorf("remote write 2.0: timeseries %d: %w", series, err)
+		}
+		series++
+		i = next
+	}
+	return st, nil
+}
+
+// decodeSeries decodes an io.prometheus.write.v2.TimeSeries.
+func (d *v2Decoder) decodeSeries(b []byte, dst *samples.Batch, st *Stats) error {
+	dst.StartSeries(nil)
+	s := &dst.Series[len(dst.Series)-1]
+	pending := -1 // a name ref waiting for its value ref
+	nrefs, nsamples := 0, 0
+	var mdType, helpRef, unitRef uint64
+	hasMD := false
+	addRef := func(ref uint64) error {
+		if ref >= uint64(len(d.symbols)) {
+			return fmt.Errorf("label ref %d is %d, out of range: the request has %d symbols", nrefs, ref, len(d.symbols))
+		}
+		if pending < 0 {
+			pending = int(ref)
+		} else {
+			dst.Labels = append(dst.Labels, samples.Label{Name: d.symbols[pending], Value: d.symbols[ref]})
+			pending = -1
+		}
+		nrefs++
+		return nil
+	}
+	for i := 0; i < len(b); {
+		field, wt, next, err := readTag(b, i)
+		if err != nil {
+			return err
+		}
+		i = next
+		switch field {
+		case 1: // labels_refs, packed (or, as protobuf allows, not)
+			switch wt {
+			case wtLen:
+				refs, next, err := readBytes(b, i, "packed labels_refs")
+				if err != nil {
+					return err
+				}
+				for j := 0; j < len(refs); {
+					var ref uint64
+					if refs[j] < 0x80 {
+						ref = uint64(refs[j])
+						j++
+					} else {
+						ref, j, err = readVarint(refs, j)
+						if err != nil {
+							return fmt.Errorf("label ref %d: %w", nrefs, err)
+						}
+					}
+					if err := addRef(ref); err != nil {
+						return err
+					}
+				}
+				i = next
+			case wtVarint:
+				ref, next, err := readVarint(b, i)
+				if err != nil {
+					return fmt.Errorf("label ref %d: %w", nrefs, err)
+				}
+				if err := addRef(ref); err != nil {
+					return err
+				}
+				i = next
+			default:
+				return wrongWireType("labels_refs", wt, wtLen)
+			}
+		case 2: // samples
+			if wt != wtLen {
+				return fmt.Errorf("sample %d: %w", nsamples, wrongWireType("sample", wt, wtLen))
+			}
+			msg, next, err := readBytes(b, i, "message")
+			if err != nil {
+				return fmt.Errorf("sample %d: %w", nsamples, err)
+			}
+			t, v, err := decodeSample(msg)
+			if err != nil {
+				return fmt.Errorf("sample %d: %w", nsamples, err)
+			}
+			dst.Samples = append(dst.Samples, samples.Sample{T: t, V: v})
+			nsamples++
+			i = next
+		case 3, 4: // histograms, exemplars
+			name := "histogram"
+			if field == 4 {
+				name = "exemplar"
+			}
+			if wt != wtLen {
+				return wrongWireType(name, wt, wtLen)
+			}
+			_, next, err := readBytes(b, i, "message")
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if field == 3 {
+				st.Histograms++
+			} else {
+				st.Exemplars++
+			}
+			i = next
+		case 5: // metadata
+			if wt != wtLen {
+				return wrongWireType("metadata", wt, wtLen)
+			}
+			msg, next, err := readBytes(b, i, "message")
+			if err != nil {
+				return fmt.Errorf("metadata: %w", err)
+			}
+			mdType, helpRef, unitRef, err = d.decodeMetadata(msg, mdType, helpRef, unitRef)
+			if err != nil {
+				return fmt.Errorf("metadata: %w", err)
+			}
+			hasMD = true
+			i = next
+		default:
+			i, err = skipField(b, i, field, wt)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if pending >= 0 {
+		return fmt.Errorf("odd number of label refs (%d): refs must come in name, value pairs", nrefs)
+	}
+	s.LabelsEnd = int32(len(dst.Labels))
+	if hasMD && (mdType != 0 || helpRef != 0 || unitRef != 0) {
+		d.addMetadata(dst, dst.Name(s), mdType, helpRef, unitRef)
+	}
+	if nsamples == 0 {
+		// Histogram- or exemplar-only series: nothing for the Batch.
+		dst.Labels = dst.Labels[:s.LabelsStart]
+		dst.Series = dst.Series[:len(dst.Series)-1]
+		return nil
+	}
+	s.SamplesEnd = int32(len(dst.Samples))
+	s.Key = appendKeyV2(dst)
+	st.Samples += nsamples
+	return nil
+}
+
+// appendKeyV2 appends the key of the last series of dst to dst.KeyBuf and
+// returns it.
+func appendKeyV2(dst *samples.Batch) []byte {
+	s := &dst.Series[len(dst.Series)-1]
+	start := len(dst.KeyBuf)
+	kb := append(dst.KeyBuf, 2)
+	for _, l := range dst.Labels[s.LabelsStart:s.LabelsEnd] {
+		kb = appendVarint(kb, uint64(len(l.Name)))
+		kb = append(kb, l.Name...)
+		kb = appendVarint(kb, uint64(len(l.Value)))
+		kb = append(kb, l.Value...)
+	}
+	dst.KeyBuf = kb
+	return kb[start:len(kb):len(kb)]
+}
+
+// decodeMetadata decodes an io.prometheus.write.v2.Metadata; a repeated
+// message field merges, so it starts from the values seen so far.
+func (d *v2Decoder) decodeMetadata(b []byte, typ, help, unit uint64) (uint64, uint64, uint64, error) {
+	for i := 0; i < len(b); {
+		field, wt, next, err := readTag(b, i)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		i = next
+		switch field {
+		case 1, 3, 4:
+			names := [...]string{1: "type", 3: "help_ref", 4: "unit_ref"}
+			if wt != wtVarint {
+				return 0, 0, 0, wrongWireType(names[field], wt, wtVarint)
+			}
+			x, next, err := readVarint(b, i)
+			if err != nil {
+				return 0, 0, 0, fmt.Errorf("%s: %w", names[field], err)
+			}
+			if field != 1 && x >= uint64(len(d.symbols)) {
+				return 0, 0, 0, fmt.Errorf("%s is %d, out of range: the request has %d symbols", names[field], x, len(d.symbols))
+			}
+			switch field {
+			case 1:
+				typ = x
+			case 3:
+				help = x
+			case 4:
+				unit = x
+			}
+			i = next
+		default:
+			i, err = skipField(b, i, field, wt)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+		}
+	}
+	return typ, help, unit, nil
+}
+
+func (d *v2Decoder) addMetadata(dst *samples.Batch, name string, typ, help, unit uint64) {
+	md := samples.Metadata{Type: metricTypeName(typ), Help: d.symbol(help), Unit: d.symbol(unit)}
+	md.Name = familyName(name, md.Type)
+	if d.lastMD >= 0 && dst.Metadata[d.lastMD] == md {
+		return
+	}
+	d.lastMD = len(dst.Metadata)
+	dst.Metadata = append(dst.Metadata, md)
+}
+
+// symbol returns symbol ref, checked by the caller, or "" for ref 0 of an
+// empty table.
+func (d *v2Decoder) symbol(ref uint64) string {
+	if ref < uint64(len(d.symbols)) {
+		return d.symbols[ref]
+	}
+	return ""
+}
