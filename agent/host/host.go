@@ -82,9 +82,9 @@ type Collector struct {
 
 	// NUL-terminated paths, built once.
 	pStat, pLoadavg, pMeminfo, pVmstat, pDiskstats, pNetDev, pFileNr, pProc []byte
-	pMount1, pMountSelf                                                       []byte
-	useMountSelf                                                              bool
-	sysNet                                                                    string // Root + /sys/class/net/
+	pMount1, pMountSelf                                                     []byte
+	useMountSelf                                                            bool
+	sysNet                                                                  string // Root + /sys/class/net/
 
 	buf     []byte // read buffer
 	pathBuf []byte // scratch for per-device paths
