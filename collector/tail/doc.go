@@ -1,0 +1,84 @@
+// Package tail is the collector's live tail: "tail -f for metrics". A Hub
+// watches every committed write (it implements ingest.Observer) and streams
+// the samples that match each websocket client's series selectors, plus
+// deploy events as they are recorded, so people can watch a deploy land in
+// the numbers.
+//
+// # Promises
+//
+// The tail never slows ingest. With no client connected Active is false and
+// the writer skips the hub entirely. With clients, Observe costs a map lookup
+// per series and client in the steady state (each client caches whether a
+// series reference matches its selectors); it copies only matching samples,
+// never blocks and never keeps the batch. JSON is built on each client's own
+// goroutine. Each client has a bounded queue: when it is full new messages are
+// dropped and counted, the client is told what it missed once it catches up
+// (a "dropped" notice), and a client that stays behind is disconnected with a
+// close frame that says why. Memory per client is bounded by the queue size
+// times MaxSamplesPerMessage samples, plus the match cache (MaxCachedSeries).
+//
+// On Close every client gets a close frame ("server shutting down") and
+// every goroutine of the hub has ended when Close returns.
+//
+// # Protocol
+//
+// A client opens a websocket to
+//
+//	GET /api/v1/tail?match[]=<selector>[&match[]=<selector>...][&max_rate=<samples/s>]
+//
+// with the read scope's bearer token when auth is on (browsers, which cannot
+// set headers on websockets, pass ?access_token=<token>). Each match[] is a
+// PromQL series selector such as http_requests_total{job="api"}; a series is
+// streamed when it matches any of them. max_rate (optional) thins the stream
+// to at most that many samples per second with a token bucket; thinned
+// samples are reported in "thinned" notices.
+//
+// Before the upgrade the request is checked; failures are plain-text HTTP
+// answers that say what to fix:
+//
+//	400  no match[], too many match[] (-tail.max-selectors), a selector that
+//	     does not parse (the PromQL parser's message), a bad max_rate, or a
+//	     request that is not a websocket upgrade
+//	403  an Origin header that is not this collector's host (browsers on
+//	     other sites); clients that send no Origin are allowed
+//	405  a method other than GET
+//	503  -tail.max-clients clients already connected, or shutting down
+//
+// After the upgrade the server sends text messages, each one JSON object
+// with a "type" and a "time" (server time, milliseconds since the epoch):
+//
+//	{"type":"subscribed","time":1700000000000,"selectors":["up{job=\"api\"}"],
+//	 "max_rate":0,"queue_size":256,"max_samples_per_message":256}
+//	    First message: the subscription as the server understood it.
+//
+//	{"type":"samples","time":1700000000123,"samples":[
+//	  {"labels":{"__name__":"up","job":"api"},"t":1700000000000,"v":"1"}]}
+//	    Matching samples of one committed write, in write order; "time" is
+//	    when the write was committed, "t" is the sample's own timestamp in
+//	    ms. "v" is a string as in the Prometheus HTTP API ("1.5", "NaN",
+//	    "+Inf", "-Inf") so every float survives JSON. A large write is split
+//	    into messages of at most max_samples_per_message samples.
+//
+//	{"type":"deploy","time":1700000000456,"deploy":{"id":"...","service":"api",...}}
+//	    A deploy event as the deploy log recorded it (created or changed).
+//
+//	{"type":"notice","time":...,"notice":"dropped","dropped_messages":3,
+//	 "dropped_samples":120,"text":"..."}
+//	    The client fell behind and that many messages (with that many
+//	    samples) were not sent; it comes before the first message after the
+//	    gap, or on its own once the queue has drained.
+//
+//	{"type":"notice","time":...,"notice":"thinned","thinned_samples":40,"text":"..."}
+//	    max_rate held back that many samples since the last such notice
+//	    (sent at most once a second).
+//
+// The server pings every PingInterval and expects pongs (every websocket
+// library answers them by itself); messages from the client are read and
+// ignored (at most 4 KiB each). The server closes with a close frame whose
+// reason says why: 1001 "server shutting down", 1008 when the client was too
+// slow to keep up ("too slow: ..."). Clients should reconnect with backoff on
+// 1001, 1006 and 503, and not retry 400/401/403 answers.
+//
+// Package tail/client implements this protocol for Go programs and the
+// collector's "tail" command.
+package tail

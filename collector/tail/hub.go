@@ -1,0 +1,345 @@
+package tail
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/telltale-dev/telltale/samples"
+)
+
+// Options configure New. Zero values mean the defaults given.
+type Options struct {
+	// MaxClients bounds websocket clients at once; more get 503
+	// (-tail.max-clients). Default 100.
+	MaxClients int
+	// MaxSelectors bounds the match[] selectors of one client; more get 400
+	// (-tail.max-selectors). Default 10.
+	MaxSelectors int
+	// QueueSize is how many messages are buffered per client
+	// (-tail.queue-size). Default 256.
+	QueueSize int
+	// MaxSamplesPerMessage splits the matching samples of a large write
+	// into messages of at most this many samples; with QueueSize it bounds
+	// a client's buffered samples. Default 256.
+	MaxSamplesPerMessage int
+	// MaxLag disconnects a client whose queue has been full this long while
+	// writes kept coming. Default 30s.
+	MaxLag time.Duration
+	// MaxOverflows disconnects a client after this many consecutive
+	// messages were dropped for it. Default 1000.
+	MaxOverflows int
+	// MaxCachedSeries bounds each client's cache of series match results;
+	// a full cache is cleared and refilled. Default 65536.
+	MaxCachedSeries int
+	// PingInterval is how often clients are pinged; a client that sends no
+	// pong (or anything else) for PingInterval+WriteTimeout is dropped.
+	// Default 30s.
+	PingInterval time.Duration
+	// WriteTimeout bounds writing one message to a client. Default 10s.
+	WriteTimeout time.Duration
+	// CloseWait is how long the server waits for the client to answer its
+	// close frame before it closes the connection. Default 1s.
+	CloseWait time.Duration
+
+	// ParseSelector parses one match[] selector; nil means the PromQL
+	// parser's ParseMetricSelector with default options.
+	ParseSelector func(string) ([]*labels.Matcher, error)
+	Logger        *slog.Logger
+	Metrics       *metrics.Set
+	// Now is the clock for lag and rate limits; nil means time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxClients, 100)
+	def(&o.MaxSelectors, 10)
+	def(&o.QueueSize, 256)
+	def(&o.MaxSamplesPerMessage, 256)
+	def(&o.MaxOverflows, 1000)
+	def(&o.MaxCachedSeries, 65536)
+	defDur(&o.MaxLag, 30*time.Second)
+	defDur(&o.PingInterval, 30*time.Second)
+	defDur(&o.WriteTimeout, 10*time.Second)
+	defDur(&o.CloseWait, time.Second)
+	if o.ParseSelector == nil {
+		o.ParseSelector = parser.NewParser(parser.Options{}).ParseMetricSelector
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewSet()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Hub fans committed samples and deploy events out to live-tail clients.
+// It is an http.Handler for the websocket endpoint and an ingest.Observer.
+// Its methods are safe for concurrent use.
+type Hub struct {
+	opts     Options
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+
+	// subs is the snapshot of subscribed clients Observe iterates; it is
+	// replaced (never changed in place) under mu.
+	subs atomic.Pointer[[]*subscriber]
+
+	mu     sync.Mutex
+	all    map[*subscriber]struct{} // registered: Observe sees them
+	live   map[*subscriber]struct{} // registered until their connection is closed
+	conns  int // accepted connections, from slot reservation to the end
+	closed bool
+	wg     sync.WaitGroup // one per accepted connection
+
+	items sync.Pool // *item
+
+	clients        atomic.Int64
+	sentMessages   *metrics.Counter
+	sentSamples    *metrics.Counter
+	droppedMsgs    *metrics.Counter
+	droppedSamples *metrics.Counter
+	thinned        *metrics.Counter
+	set            *metrics.Set
+	counters       sync.Map // metric name -> *metrics.Counter
+}
+
+// New returns a hub with no clients.
+func New(opts Options) *Hub {
+	opts.setDefaults()
+	h := &Hub{
+		opts: opts,
+		log:  opts.Logger,
+		all:  map[*subscriber]struct{}{},
+		live: map[*subscriber]struct{}{},
+		set:  opts.Metrics,
+	}
+	h.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  16 << 10,
+		// ServeHTTP checks the origin itself before the upgrade, with a
+		// message that says what to do.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	h.items.New = func() any { return &item{samples: make([]queued, 0, opts.MaxSamplesPerMessage)} }
+	h.set.NewGauge("telltale_tail_clients", func() float64 { return float64(h.clients.Load()) })
+	h.sentMessages = h.set.NewCounter("telltale_tail_messages_sent_total")
+	h.sentSamples = h.set.NewCounter("telltale_tail_samples_sent_total")
+	h.droppedMsgs = h.set.NewCounter("telltale_tail_dropped_total")
+	h.droppedSamples = h.set.NewCounter("telltale_tail_dropped_samples_total")
+	h.thinned = h.set.NewCounter("telltale_tail_thinned_samples_total")
+	return h
+}
+
+func (h *Hub) counter(name string) *metrics.Counter {
+	if c, ok := h.counters.Load(name); ok {
+		return c.(*metrics.Counter)
+	}
+	c, _ := h.counters.LoadOrStore(name, h.set.GetOrCreateCounter(name))
+	return c.(*metrics.Counter)
+}
+
+// Active reports whether any client is subscribed. It is one atomic load,
+// so the writer can skip Observe when nobody watches.
+func (h *Hub) Active() bool {
+	p := h.subs.Load()
+	return p != nil && len(*p) > 0
+}
+
+// Observe queues the samples of the committed batch b that match each
+// client's selectors; refs[i] is the storage reference of b.Series[i] (0
+// means unknown: the series is matched without the cache). It never blocks
+// and keeps neither b nor refs.
+func (h *Hub) Observe(b *samples.Batch, refs []storage.SeriesRef) {
+	p := h.subs.Load()
+	if p == nil {
+		return
+	}
+	for _, s := range *p {
+		s.observe(b, refs)
+	}
+}
+
+// PublishDeploy sends the deploy event d, any value encoding/json can
+// marshal, to every client as a deploy message. It never blocks: a client
+// whose deploy queue is full misses it and is told so in a dropped notice.
+func (h *Hub) PublishDeploy(d any) {
+	p := h.subs.Load()
+	if p == nil || len(*p) == 0 {
+		return
+	}
+	raw, err := json.Marshal(d)
+	if err != nil {
+		h.log.Error("BUG: cannot encode deploy event for the live tail", "component", "tail", "err", err)
+		return
+	}
+	msg := make([]byte, 0, len(raw)+64)
+	msg = append(msg, `{"type":"deploy","time":`...)
+	msg = strconv.AppendInt(msg, h.opts.Now().UnixMilli(), 10)
+	msg = append(msg, `,"deploy":`...)
+	msg = append(msg, raw...)
+	msg = append(msg, '}')
+	for _, s := range *p {
+		select {
+		case s.deploys <- msg:
+		default:
+			s.pendingMsgs.Add(1)
+			h.droppedMsgs.Inc()
+		}
+	}
+}
+
+// ErrShuttingDown is returned for new clients once Close has been called.
+var ErrShuttingDown = errors.New("live tail is shutting down")
+
+// reserve takes a connection slot: a client counts from before the upgrade
+// until its goroutines ended.
+func (h *Hub) reserve() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrShuttingDown
+	}
+	if h.conns >= h.opts.MaxClients {
+		return errTooManyClients
+	}
+	h.conns++
+	h.wg.Add(1)
+	return nil
+}
+
+var errTooManyClients = errors.New("too many live-tail clients")
+
+func (h *Hub) release() {
+	h.mu.Lock()
+	h.conns--
+	h.mu.Unlock()
+	h.wg.Done()
+}
+
+// register makes s visible to Observe; it reports false when the hub is
+// closing.
+func (h *Hub) register(s *subscriber) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.all[s] = struct{}{}
+	h.live[s] = struct{}{}
+	h.publishLocked()
+	h.clients.Add(1)
+	return true
+}
+
+func (h *Hub) unregister(s *subscriber) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.all[s]; !ok {
+		return
+	}
+	delete(h.all, s)
+	h.publishLocked()
+	h.clients.Add(-1)
+}
+
+// forget drops s from the set Close may close hard; its connection is
+// closed.
+func (h *Hub) forget(s *subscriber) {
+	h.mu.Lock()
+	delete(h.live, s)
+	h.mu.Unlock()
+}
+
+func (h *Hub) publishLocked() {
+	snap := make([]*subscriber, 0, len(h.all))
+	for s := range h.all {
+		snap = append(snap, s)
+	}
+	h.subs.Store(&snap)
+}
+
+// Close sends every client a close frame ("server shutting down"), refuses
+// new ones and waits until all client goroutines ended. If ctx ends first,
+// the remaining connections are closed hard, and Close still waits for
+// their goroutines (which then end at once) and returns ctx's error.
+func (h *Hub) Close(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	subs := make([]*subscriber, 0, len(h.all))
+	for s := range h.all {
+		subs = append(subs, s)
+	}
+	h.mu.Unlock()
+	for _, s := range subs {
+		s.disconnect("shutdown", CloseShutdown, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	h.mu.Lock()
+	for s := range h.live {
+		s.closeConn()
+	}
+	h.mu.Unlock()
+	<-done
+	return fmt.Errorf("live-tail clients did not close in time, closed their connections: %w", ctx.Err())
+}
+
+// item is one queued samples message for one client.
+type item struct {
+	time    int64 // commit time, ms
+	samples []queued
+	// Messages and samples dropped for the client before this item, taken
+	// from its pending counters when the item was queued.
+	droppedMsgs, droppedSamples int64
+}
+
+type queued struct {
+	s *series
+	t int64
+	v float64
+}
+
+func (h *Hub) getItem() *item { return h.items.Get().(*item) }
+
+func (h *Hub) putItem(it *item) {
+	clear(it.samples) // drop the *series references
+	it.samples = it.samples[:0]
+	it.droppedMsgs, it.droppedSamples = 0, 0
+	h.items.Put(it)
+}
