@@ -1,0 +1,259 @@
+package instrument
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ImportPath is the collector endpoint the pusher posts to.
+const ImportPath = "/api/v1/import/prometheus"
+
+// Defaults for Options fields left zero.
+const (
+	DefaultInterval     = 10 * time.Second
+	DefaultBufferBytes  = 8 << 20
+	DefaultTimeout      = 10 * time.Second
+	DefaultRetryMin     = time.Second
+	DefaultRetryMax     = 30 * time.Second
+	DefaultFlushTimeout = 5 * time.Second
+	maxOptionLabels     = 16
+)
+
+// Options configure Start. Service and Env are required; every other zero
+// field takes the default named in its comment.
+type Options struct {
+	// Collector is the collector's base URL, e.g. http://127.0.0.1:9470
+	// (ImportPath is appended unless the URL already ends with it). Empty
+	// means no push: Start only sets the labels and build info, for setups
+	// where the agent scrapes Handler().
+	Collector string
+	// Service and Env become the service and env labels of every series.
+	Service, Env string
+	// Version and Commit label telltale_build_info; the defaults come from
+	// the binary's build info (module version, vcs.revision), else "unknown".
+	Version, Commit string
+	// Instance is the instance label added to pushed series so replicas of
+	// a service do not overwrite each other; default os.Hostname(). Pull
+	// setups get it from the scraper instead.
+	Instance string
+	// Labels are constant labels added to every series (at most 16; not
+	// service, env or instance).
+	Labels map[string]string
+	// Token, if set, is sent as "Authorization: Bearer <Token>".
+	Token string
+	// Interval between measurements; default DefaultInterval (10s).
+	Interval time.Duration
+	// BufferBytes bounds the compressed intervals kept for retry; when full
+	// the oldest are dropped and counted. Default DefaultBufferBytes (8 MiB).
+	BufferBytes int
+	// Timeout of one push request; default DefaultTimeout (10s).
+	Timeout time.Duration
+	// RetryMin and RetryMax bound the exponential backoff between retries;
+	// defaults DefaultRetryMin (1s) and DefaultRetryMax (30s). A
+	// Retry-After from the collector overrides the backoff.
+	RetryMin, RetryMax time.Duration
+	// FlushTimeout bounds how long stop (or ctx's end) keeps trying to
+	// deliver what is buffered; default DefaultFlushTimeout (5s).
+	FlushTimeout time.Duration
+	// Logger receives push errors; default slog.Default(). A "component"
+	// attribute is added.
+	Logger *slog.Logger
+	// Client sends the pushes; default a client with Timeout.
+	Client *http.Client
+
+	// tick, if set, replaces the interval ticker (tests drive time with it).
+	tick <-chan time.Time
+}
+
+// identity is what Start fixes for a registry: the labels on every series.
+type identity struct {
+	service, env string
+	labels       []constLabel // service, env, then Options.Labels sorted by name
+}
+
+func (id *identity) equal(o *identity) bool {
+	return slices.Equal(id.labels, o.labels)
+}
+
+// Start sets the registry's standard labels (service, env, Options.Labels),
+// registers telltale_build_info and, if Options.Collector is set, starts
+// pushing every Options.Interval. The returned stop measures once more,
+// delivers what is buffered (for at most Options.FlushTimeout) and returns
+// when the pusher has ended; it is safe to call more than once. Cancelling
+// ctx has the same effect as stop. Start fails on invalid Options, or if the
+// registry already pushes or was started with other labels.
+func (r *Registry) Start(ctx context.Context, opts Options) (stop func(), err error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	id := &identity{service: opts.Service, env: opts.Env}
+	id.labels = append(id.labels, newConstLabel("service", opts.Service), newConstLabel("env", opts.Env))
+	for _, k := range slices.Sorted(maps.Keys(opts.Labels)) {
+		id.labels = append(id.labels, newConstLabel(k, opts.Labels[k]))
+	}
+
+	r.mu.Lock()
+	if r.ident != nil && !r.ident.equal(id) {
+		prev := r.ident
+		r.mu.Unlock()
+		return nil, fmt.Errorf("instrument: registry already started as service=%q env=%q: use the same Options.Service, Env and Labels, or a separate Registry", prev.service, prev.env)
+	}
+	if r.pushing && opts.Collector != "" {
+		r.mu.Unlock()
+		return nil, errors.New("instrument: registry already pushes: call the stop func of the first Start before starting again")
+	}
+	r.ident = id
+	if opts.Collector != "" {
+		r.pushing = true
+	}
+	r.mu.Unlock()
+
+	b := append([]byte(nil), "telltale_build_info{"...)
+	b = appendLabelPair(b, "version", sanitizeLabelValue(opts.Version))
+	b = append(b, ',')
+	b = appendLabelPair(b, "commit", sanitizeLabelValue(opts.Commit))
+	b = append(b, ',')
+	b = appendLabelPair(b, "goversion", runtime.Version())
+	b = append(b, '}')
+	r.set.GetOrCreateGauge(string(b), func() float64 { return 1 })
+
+	if opts.Collector == "" {
+		return func() {}, nil
+	}
+	p, err := newPusher(r, &opts, id)
+	if err != nil {
+		r.mu.Lock()
+		r.pushing = false
+		r.mu.Unlock()
+		return nil, err
+	}
+	done := p.run(ctx)
+	return func() {
+		p.stop()
+		<-done
+		r.mu.Lock()
+		r.pushing = false
+		r.mu.Unlock()
+	}, nil
+}
+
+// Start is Default().Start.
+func Start(ctx context.Context, opts Options) (stop func(), err error) {
+	return defaultRegistry.Start(ctx, opts)
+}
+
+// fill validates opts and sets defaults.
+func (o *Options) fill() error {
+	if o.Service == "" {
+		return errors.New("instrument: Options.Service is empty: set it to the service's name, e.g. \"checkout\"")
+	}
+	if o.Env == "" {
+		return errors.New("instrument: Options.Env is empty: set it to the environment, e.g. \"prod\" or \"dev\"")
+	}
+	if len(o.Labels) > maxOptionLabels {
+		return fmt.Errorf("instrument: Options.Labels has %d labels, limit %d: keep per-process constants only", len(o.Labels), maxOptionLabels)
+	}
+	for k := range o.Labels {
+		if !validLabelName(k) {
+			return fmt.Errorf("instrument: Options.Labels: invalid label name %q: use [a-zA-Z_][a-zA-Z0-9_]*", k)
+		}
+		if k == "service" || k == "env" || k == "instance" || k == "__name__" {
+			return fmt.Errorf("instrument: Options.Labels: label %q is set by Options.Service/Env/Instance: remove it from Labels", k)
+		}
+	}
+	o.Service, o.Env = sanitizeLabelValue(o.Service), sanitizeLabelValue(o.Env)
+	if o.Version == "" || o.Commit == "" {
+		v, c := buildVersion()
+		if o.Version == "" {
+			o.Version = v
+		}
+		if o.Commit == "" {
+			o.Commit = c
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"Interval", &o.Interval, DefaultInterval},
+		{"Timeout", &o.Timeout, DefaultTimeout},
+		{"RetryMin", &o.RetryMin, DefaultRetryMin},
+		{"RetryMax", &o.RetryMax, DefaultRetryMax},
+		{"FlushTimeout", &o.FlushTimeout, DefaultFlushTimeout},
+	} {
+		if *d.v < 0 {
+			return fmt.Errorf("instrument: Options.%s=%s is negative: use a positive duration, or 0 for the default %s", d.name, *d.v, d.def)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if o.RetryMax < o.RetryMin {
+		return fmt.Errorf("instrument: Options.RetryMax=%s is below RetryMin=%s: raise RetryMax", o.RetryMax, o.RetryMin)
+	}
+	if o.BufferBytes < 0 {
+		return fmt.Errorf("instrument: Options.BufferBytes=%d is negative: use a size in bytes, or 0 for the default %d", o.BufferBytes, DefaultBufferBytes)
+	}
+	if o.BufferBytes == 0 {
+		o.BufferBytes = DefaultBufferBytes
+	}
+	if o.Collector != "" {
+		u, err := url.Parse(o.Collector)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("instrument: Options.Collector=%q is not an http(s) URL: use e.g. http://127.0.0.1:9470", o.Collector)
+		}
+		if !strings.HasSuffix(u.Path, ImportPath) {
+			u.Path = strings.TrimSuffix(u.Path, "/") + ImportPath
+		}
+		o.Collector = u.String()
+	}
+	if o.Instance == "" {
+		o.Instance, _ = os.Hostname()
+		if o.Instance == "" {
+			o.Instance = "unknown"
+		}
+	}
+	o.Instance = sanitizeLabelValue(o.Instance)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Logger = o.Logger.With("component", "instrument")
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: o.Timeout}
+	}
+	return nil
+}
+
+// buildVersion returns the main module's version and VCS revision from the
+// binary's build info.
+func buildVersion() (version, commit string) {
+	version, commit = "unknown", "unknown"
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version, commit
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		version = v
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && s.Value != "" {
+			commit = s.Value
+			if len(commit) > 12 {
+				commit = commit[:12]
+			}
+		}
+	}
+	return version, commit
+}
