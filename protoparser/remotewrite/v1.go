@@ -1,8 +1,10 @@
 package remotewrite
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/telltale-dev/telltale/samples"
 )
@@ -70,6 +72,21 @@ func decodeSeriesV1(b []byte, dst *samples.Batch, st *Stats) error {
 	labels, nsamples := 0, 0
 	for i := 0; i < len(b); {
 		tagStart := i
+		// Fast path for what every sender writes: a label message under
+		// 128 bytes holding a name and a value shorter than 128 bytes.
+		if b[i] == 0x0a && i+1 < len(b) && b[i+1] < 0x80 {
+			end := i + 2 + int(b[i+1])
+			if name, value, ok := fastLabel(b, i+2, end); ok {
+				dst.Labels = append(dst.Labels, samples.Label{Name: name, Value: value})
+				if keyStart < 0 {
+					keyStart = tagStart
+				}
+				keyEnd = end
+				labels++
+				i = end
+				continue
+			}
+		}
 		field, wt, next, err := readTag(b, i)
 		if err != nil {
 			return err
@@ -196,11 +213,20 @@ func decodeLabelV1(b []byte) (name, value string, err error) {
 // field 3, start_timestamp, skipped here).
 func decodeSample(b []byte) (t int64, v float64, err error) {
 	// Fast path: what every sender writes, value then timestamp.
-	if len(b) >= 11 && b[0] == 0x09 && b[9] == 0x10 && len(b) <= 19 {
-		x, next, err := readVarint(b, 10)
-		if err == nil && next == len(b) {
-			u, _, _ := readFixed64(b, 1)
-			return int64(x), math.Float64frombits(u), nil
+	if len(b) >= 11 && len(b) <= 19 && b[0] == 0x09 && b[9] == 0x10 {
+		var x uint64
+		var shift uint
+		j := 10
+		for ; j < len(b); j++ {
+			c := b[j]
+			x |= uint64(c&0x7f) << shift
+			shift += 7
+			if c < 0x80 {
+				break
+			}
+		}
+		if j == len(b)-1 { // at most 9 varint bytes: no overflow
+			return int64(x), math.Float64frombits(binary.LittleEndian.Uint64(b[1:9])), nil
 		}
 	}
 	for i := 0; i < len(b); {
@@ -287,4 +313,28 @@ func decodeMetadataV1(b []byte, dst *samples.Batch) error {
 	md.Type = metricTypeName(typ)
 	dst.Metadata = append(dst.Metadata, md)
 	return nil
+}
+
+// fastLabel decodes b[i:end] as a Label message of the form name (field 1)
+// then value (field 2), each under 128 bytes. ok is false when the message
+// has any other shape (including end beyond b); the caller then takes the
+// general path, which also produces the right error.
+func fastLabel(b []byte, i, end int) (name, value string, ok bool) {
+	if end > len(b) || end-i < 4 || b[i] != 0x0a {
+		return "", "", false
+	}
+	nl := int(b[i+1])
+	j := i + 2 + nl
+	if nl >= 0x80 || j+2 > end || b[j] != 0x12 {
+		return "", "", false
+	}
+	vl := int(b[j+1])
+	if vl >= 0x80 || j+2+vl != end {
+		return "", "", false
+	}
+	name = unsafe.String(&b[i+2], nl)
+	if vl > 0 {
+		value = unsafe.String(&b[j+2], vl)
+	}
+	return name, value, true
 }

@@ -2,7 +2,9 @@ package remotewrite
 
 import (
 	"fmt"
+	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/telltale-dev/telltale/samples"
 )
@@ -10,6 +12,11 @@ import (
 // v2Decoder holds the scratch space of one DecodeV2 call.
 type v2Decoder struct {
 	symbols []string
+	// encoded holds each symbol with its varint length prefix, as the
+	// request has it: series keys are built from these.
+	encoded []string
+	// refs holds the label refs of the series being decoded.
+	refs []uint32
 	// lastMD is the index in dst.Metadata of the entry this call appended
 	// last, or -1.
 	lastMD int
@@ -28,6 +35,8 @@ func DecodeV2(data []byte, dst *samples.Batch) (Stats, error) {
 	st, err := d.decode(data, dst)
 	clear(d.symbols) // drop references into data
 	d.symbols = d.symbols[:0]
+	clear(d.encoded)
+	d.encoded = d.encoded[:0]
 	v2DecoderPool.Put(d)
 	return st, err
 }
@@ -52,6 +61,7 @@ func (d *v2Decoder) decode(data []byte, dst *samples.Batch) (Stats, error) {
 				return st, fmt.Errorf("remote write 2.0: symbol %d: %w", len(d.symbols), err)
 			}
 			d.symbols = append(d.symbols, s)
+			d.encoded = append(d.encoded, unsafe.String(&data[i], next-i))
 			i = next
 		case 1, 2, 3:
 			return st, fmt.Errorf("remote write 2.0: unexpected field %d, reserved in 2.0 because it is a remote write 1.0 field: "+
@@ -89,23 +99,11 @@ func (d *v2Decoder) decode(data []byte, dst *samples.Batch) (Stats, error) {
 func (d *v2Decoder) decodeSeries(b []byte, dst *samples.Batch, st *Stats) error {
 	dst.StartSeries(nil)
 	s := &dst.Series[len(dst.Series)-1]
-	pending := -1 // a name ref waiting for its value ref
-	nrefs, nsamples := 0, 0
+	d.refs = d.refs[:0]
+	nsamples := 0
+	nsym := uint64(len(d.symbols))
 	var mdType, helpRef, unitRef uint64
 	hasMD := false
-	addRef := func(ref uint64) error {
-		if ref >= uint64(len(d.symbols)) {
-			return fmt.Errorf("label ref %d is %d, out of range: the request has %d symbols", nrefs, ref, len(d.symbols))
-		}
-		if pending < 0 {
-			pending = int(ref)
-		} else {
-			dst.Labels = append(dst.Labels, samples.Label{Name: d.symbols[pending], Value: d.symbols[ref]})
-			pending = -1
-		}
-		nrefs++
-		return nil
-	}
 	for i := 0; i < len(b); {
 		field, wt, next, err := readTag(b, i)
 		if err != nil {
@@ -125,25 +123,24 @@ func (d *v2Decoder) decodeSeries(b []byte, dst *samples.Batch, st *Stats) error 
 					if refs[j] < 0x80 {
 						ref = uint64(refs[j])
 						j++
-					} else {
-						ref, j, err = readVarint(refs, j)
-						if err != nil {
-							return fmt.Errorf("label ref %d: %w", nrefs, err)
-						}
+					} else if ref, j, err = readVarint(refs, j); err != nil {
+						return fmt.Errorf("label ref %d: %w", len(d.refs), err)
 					}
-					if err := addRef(ref); err != nil {
-						return err
+					if ref >= nsym {
+						return fmt.Errorf("label ref %d is %d, out of range: the request has %d symbols", len(d.refs), ref, nsym)
 					}
+					d.refs = append(d.refs, uint32(ref))
 				}
 				i = next
 			case wtVarint:
 				ref, next, err := readVarint(b, i)
 				if err != nil {
-					return fmt.Errorf("label ref %d: %w", nrefs, err)
+					return fmt.Errorf("label ref %d: %w", len(d.refs), err)
 				}
-				if err := addRef(ref); err != nil {
-					return err
+				if ref >= nsym {
+					return fmt.Errorf("label ref %d is %d, out of range: the request has %d symbols", len(d.refs), ref, nsym)
 				}
+				d.refs = append(d.refs, uint32(ref))
 				i = next
 			default:
 				return wrongWireType("labels_refs", wt, wtLen)
@@ -202,8 +199,12 @@ func (d *v2Decoder) decodeSeries(b []byte, dst *samples.Batch, st *Stats) error 
 			}
 		}
 	}
-	if pending >= 0 {
-		return fmt.Errorf("odd number of label refs (%d): refs must come in name, value pairs", nrefs)
+	refs := d.refs
+	if len(refs)%2 != 0 {
+		return fmt.Errorf("odd number of label refs (%d): refs must come in name, value pairs", len(refs))
+	}
+	for j := 0; j+1 < len(refs); j += 2 {
+		dst.Labels = append(dst.Labels, samples.Label{Name: d.symbols[refs[j]], Value: d.symbols[refs[j+1]]})
 	}
 	s.LabelsEnd = int32(len(dst.Labels))
 	if hasMD && (mdType != 0 || helpRef != 0 || unitRef != 0) {
@@ -216,25 +217,31 @@ func (d *v2Decoder) decodeSeries(b []byte, dst *samples.Batch, st *Stats) error 
 		return nil
 	}
 	s.SamplesEnd = int32(len(dst.Samples))
-	s.Key = appendKeyV2(dst)
+	s.Key = d.appendKey(dst)
 	st.Samples += nsamples
 	return nil
 }
 
-// appendKeyV2 appends the key of the last series of dst to dst.KeyBuf and
-// returns it.
-func appendKeyV2(dst *samples.Batch) []byte {
-	s := &dst.Series[len(dst.Series)-1]
+// appendKey appends the key of the series whose label refs are d.refs to
+// dst.KeyBuf and returns it: 0x02, then each label name and value with its
+// varint length prefix. The prefixes are copied from the request as they are
+// (a sender may write a non-minimal varint): that only makes equal label
+// sets miss the cache, never makes different ones share a key.
+func (d *v2Decoder) appendKey(dst *samples.Batch) []byte {
+	n := 1
+	for _, r := range d.refs {
+		n += len(d.encoded[r])
+	}
 	start := len(dst.KeyBuf)
-	kb := append(dst.KeyBuf, 2)
-	for _, l := range dst.Labels[s.LabelsStart:s.LabelsEnd] {
-		kb = appendVarint(kb, uint64(len(l.Name)))
-		kb = append(kb, l.Name...)
-		kb = appendVarint(kb, uint64(len(l.Value)))
-		kb = append(kb, l.Value...)
+	kb := slices.Grow(dst.KeyBuf, n)[:start+n]
+	k := kb[start:]
+	k[0] = 2
+	j := 1
+	for _, r := range d.refs {
+		j += copy(k[j:], d.encoded[r])
 	}
 	dst.KeyBuf = kb
-	return kb[start:len(kb):len(kb)]
+	return k[:n:n]
 }
 
 // decodeMetadata decodes an io.prometheus.write.v2.Metadata; a repeated
