@@ -41,6 +41,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.reject(w, "bad_selector", http.StatusBadRequest, fmt.Sprintf("invalid match[] %q: %v; want a PromQL series selector such as up{job=\"api\"}", truncate(sel, 256), err))
 			return
 		}
+		if !requiresALabel(ms) {
+			h.reject(w, "bad_selector", http.StatusBadRequest, fmt.Sprintf("invalid match[] %q: it matches every series; add a matcher that needs a non-empty label, e.g. {job=\"api\"} or {__name__=~\".+\"} for everything", truncate(sel, 256)))
+			return
+		}
 		matchers = append(matchers, ms)
 	}
 	var maxRate float64
@@ -84,6 +88,17 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Debug("live-tail client subscribed", "component", "tail", "remote", r.RemoteAddr, "selectors", sels, "max_rate", maxRate)
 	s.serve(conn)
+}
+
+// requiresALabel reports whether some matcher fails on an absent label,
+// PromQL's rule that a selector must not match everything by accident.
+func requiresALabel(ms []*labels.Matcher) bool {
+	for _, m := range ms {
+		if !m.Matches("") {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *Hub) reject(w http.ResponseWriter, reason string, status int, msg string) {
