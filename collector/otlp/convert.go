@@ -1,0 +1,471 @@
+package otlp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+	prw "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"github.com/telltale-dev/telltale/samples"
+)
+
+// Format is the encoding of an OTLP/HTTP request or response body.
+type Format int
+
+// The two encodings OTLP/HTTP defines.
+const (
+	Protobuf Format = iota // application/x-protobuf
+	JSON                   // application/json
+)
+
+// ContentType returns the media type of f.
+func (f Format) ContentType() string {
+	if f == JSON {
+		return "application/json"
+	}
+	return "application/x-protobuf"
+}
+
+// Decode parses body as an ExportMetricsServiceRequest in format f. Its
+// errors are the sender's fault (HTTP 400).
+func Decode(body []byte, f Format) (pmetric.Metrics, error) {
+	req := pmetricotlp.NewExportRequest()
+	var err error
+	if f == JSON {
+		err = req.UnmarshalJSON(body)
+	} else {
+		err = req.UnmarshalProto(body)
+	}
+	if err != nil {
+		return pmetric.Metrics{}, fmt.Errorf("cannot decode %d-byte %s body as an OTLP ExportMetricsServiceRequest: %v; send opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest encoded as the Content-Type says",
+			len(body), f.ContentType(), err)
+	}
+	return req.Metrics(), nil
+}
+
+// Reasons under which dropped data points are counted
+// (telltale_ingest_rejected_total{reason=...}).
+const (
+	ReasonDelta                = "otlp_non_cumulative"
+	ReasonExponentialHistogram = "otlp_exponential_histogram"
+	ReasonInvalidMetric        = "otlp_invalid_metric"
+	ReasonExemplar             = "exemplar_dropped"
+)
+
+// Result tells what Convert did with a request.
+type Result struct {
+	// DataPoints is the number of OTLP data points in the request.
+	DataPoints int
+	// Rejected is the number of data points not converted; Rejections says
+	// why. The OTLP response reports it as partial_success.
+	Rejected   int
+	Rejections []Rejection
+	// Exemplars is the number of exemplars dropped (Telltale stores none).
+	Exemplars int
+}
+
+// Rejection is one metric whose data points were dropped.
+type Rejection struct {
+	Reason string // one of the Reason* constants
+	Metric string // the OTLP metric name
+	Points int
+	Detail string // what is wrong and what to do
+}
+
+// Message summarises the rejections for partial_success.error_message: the
+// first few in full, then how many more. It is "" when nothing was rejected.
+func (r *Result) Message() string {
+	if len(r.Rejections) == 0 {
+		return ""
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%d of %d data points rejected: ", r.Rejected, r.DataPoints)
+	const show = 3
+	for i, rj := range r.Rejections {
+		if i == show {
+			fmt.Fprintf(&sb, "; and %d more metrics", len(r.Rejections)-show)
+			break
+		}
+		if i > 0 {
+			sb.WriteString("; ")
+		}
+		sb.WriteString(rj.Detail)
+	}
+	return sb.String()
+}
+
+func (r *Result) reject(reason, metric string, points int, detail string) {
+	r.Rejected += points
+	r.Rejections = append(r.Rejections, Rejection{Reason: reason, Metric: metric, Points: points, Detail: detail})
+}
+
+// ConvertOptions configure a Converter.
+type ConvertOptions struct {
+	// LookbackDelta is the PromQL lookback delta. As in Prometheus,
+	// target_info gets a sample every LookbackDelta/2 between the first and
+	// the last data point of a resource. 0 means 5m.
+	LookbackDelta time.Duration
+	// MaxSamples bounds the samples one request may expand to; a request
+	// that expands to more fails with ErrTooManySamples. 0 means no bound.
+	MaxSamples int
+}
+
+// ErrTooManySamples is returned by Convert when a request expands to more
+// than ConvertOptions.MaxSamples samples.
+var ErrTooManySamples = errors.New("request expands to too many samples")
+
+// Converter translates OTLP metrics into a samples.Batch with Prometheus'
+// own OTLP translator (storage/remote/otlptranslator/prometheusremotewrite),
+// configured as Prometheus' defaults configure it. It is not safe for
+// concurrent use; keep one per goroutine or in a sync.Pool.
+type Converter struct {
+	opts     ConvertOptions
+	settings prw.Settings
+	conv     *prw.PrometheusConverter
+	app      batchAppender
+	scratch  samples.Batch // for isolating metrics the translator fails on
+}
+
+// NewConverter returns a Converter.
+func NewConverter(opts ConvertOptions) *Converter {
+	c := &Converter{opts: opts, settings: DefaultSettings(opts.LookbackDelta)}
+	c.conv = prw.NewPrometheusConverter(&c.app)
+	return c
+}
+
+// DefaultSettings returns the translator settings Prometheus uses with its
+// default configuration (config.DefaultOTLPConfig), as its own OTLP handler
+// derives them:
+//   - translation strategy UnderscoreEscapingWithSuffixes: metric and label
+//     names are escaped to [a-zA-Z0-9_] and get unit and type suffixes
+//     (http.server.duration in s -> http_server_duration_seconds, a
+//     monotonic counter gets _total);
+//   - service.name (with service.namespace as "ns/name") becomes job,
+//     service.instance.id becomes instance, other resource attributes go to
+//     target_info only (none are promoted to every series);
+//   - classic histograms (_bucket{le}, _sum, _count), not native ones;
+//   - only cumulative temporality;
+//   - label names starting with a single "_" get a "key" prefix and runs of
+//     underscores are kept, for compatibility, as Prometheus does.
+func DefaultSettings(lookbackDelta time.Duration) prw.Settings {
+	cfg := config.DefaultOTLPConfig
+	return prw.Settings{
+		AddMetricSuffixes:                    cfg.TranslationStrategy.ShouldAddSuffixes(),
+		AllowUTF8:                            !cfg.TranslationStrategy.ShouldEscape(),
+		PromoteResourceAttributes:            prw.NewPromoteResourceAttributes(cfg),
+		KeepIdentifyingResourceAttributes:    cfg.KeepIdentifyingResourceAttributes,
+		ConvertHistogramsToNHCB:              cfg.ConvertHistogramsToNHCB,
+		PromoteScopeMetadata:                 cfg.PromoteScopeMetadata,
+		AllowDeltaTemporality:                false,
+		LookbackDelta:                        lookbackDelta,
+		LabelNameUnderscoreSanitization:      cfg.LabelNameUnderscoreSanitization,
+		LabelNamePreserveMultipleUnderscores: cfg.LabelNamePreserveMultipleUnderscores,
+	}
+}
+
+// Convert appends the samples of md to dst and returns what it did.
+//
+// Metrics Telltale cannot store are removed from md first and reported in
+// the Result, not as an error: non-cumulative sums and histograms (as in
+// Prometheus without delta conversion), exponential histograms (the
+// translator makes native histograms of them, and the storage path takes
+// float samples only), and metrics the translator fails on (e.g. an
+// attribute with an empty name). Exemplars are dropped and counted.
+//
+// An error means nothing of dst is usable: the context ended, the request
+// expands to more than MaxSamples samples (ErrTooManySamples), or the
+// translator failed on something shared by all metrics, such as a resource
+// attribute that cannot become a target_info label.
+func (c *Converter) Convert(ctx context.Context, md pmetric.Metrics, dst *samples.Batch) (Result, error) {
+	var res Result
+	dropUnsupported(md, &res)
+	mark := markOf(dst)
+	err := c.translate(ctx, md, dst, c.settings)
+	if err == nil {
+		return res, nil
+	}
+	if err := stopError(err); err != nil {
+		return res, err
+	}
+	// Some metric failed to translate (and may be half in dst): find it by
+	// translating each metric alone, drop the failures, and translate the
+	// rest again. This only runs for faulty requests.
+	mark.truncate(dst)
+	if err := c.dropUntranslatable(ctx, md, &res); err != nil {
+		return res, err
+	}
+	if err := c.translate(ctx, md, dst, c.settings); err != nil {
+		mark.truncate(dst)
+		if serr := stopError(err); serr != nil {
+			return res, serr
+		}
+		return res, fmt.Errorf("cannot translate OTLP metrics: %v", err)
+	}
+	return res, nil
+}
+
+// translate runs Prometheus' translator over md into dst.
+func (c *Converter) translate(ctx context.Context, md pmetric.Metrics, dst *samples.Batch, settings prw.Settings) error {
+	c.app.reset(dst, c.opts.MaxSamples)
+	c.conv.Reset(&c.app)
+	_, err := c.conv.FromMetrics(ctx, md, settings)
+	c.app.reset(nil, 0)
+	c.conv.Reset(nil)
+	return err
+}
+
+// stopError returns the error that stops the whole conversion, if err holds one.
+func stopError(err error) error {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return context.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return context.DeadlineExceeded
+	case errors.Is(err, ErrTooManySamples):
+		return ErrTooManySamples
+	}
+	return nil
+}
+
+// dropUntranslatable translates every metric of md alone (without
+// target_info), and removes from md those the translator fails on.
+func (c *Converter) dropUntranslatable(ctx context.Context, md pmetric.Metrics, res *Result) error {
+	settings := c.settings
+	settings.DisableTargetInfo = true
+	one := pmetric.NewMetrics()
+	rms := md.ResourceMetrics()
+	var stop error
+	for i := range rms.Len() {
+		rm := rms.At(i)
+		sms := rm.ScopeMetrics()
+		for j := range sms.Len() {
+			sm := sms.At(j)
+			sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
+				if stop != nil {
+					return false
+				}
+				one.ResourceMetrics().RemoveIf(func(pmetric.ResourceMetrics) bool { return true })
+				orm := one.ResourceMetrics().AppendEmpty()
+				rm.Resource().CopyTo(orm.Resource())
+				orm.SetSchemaUrl(rm.SchemaUrl())
+				osm := orm.ScopeMetrics().AppendEmpty()
+				sm.Scope().CopyTo(osm.Scope())
+				osm.SetSchemaUrl(sm.SchemaUrl())
+				m.CopyTo(osm.Metrics().AppendEmpty())
+				c.scratch.Reset()
+				err := c.translate(ctx, one, &c.scratch, settings)
+				if err == nil {
+					return false
+				}
+				if stop = stopError(err); stop != nil {
+					return false
+				}
+				res.reject(ReasonInvalidMetric, m.Name(), dataPoints(m),
+					fmt.Sprintf("metric %q cannot be translated: %v; fix the metric or attribute name at the sender", m.Name(), err))
+				return true
+			})
+		}
+	}
+	c.scratch.Reset()
+	return stop
+}
+
+// dropUnsupported removes from md the metrics Telltale does not store,
+// records them in res, strips exemplars and counts the data points.
+func dropUnsupported(md pmetric.Metrics, res *Result) {
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			sms.At(j).Metrics().RemoveIf(func(m pmetric.Metric) bool {
+				n := dataPoints(m)
+				res.DataPoints += n
+				switch m.Type() {
+				case pmetric.MetricTypeEmpty:
+					res.reject(ReasonInvalidMetric, m.Name(), 0,
+						fmt.Sprintf("metric %q has no data (no gauge, sum, histogram or summary set)", m.Name()))
+					return true
+				case pmetric.MetricTypeExponentialHistogram:
+					res.reject(ReasonExponentialHistogram, m.Name(), n,
+						fmt.Sprintf("metric %q is an exponential histogram, which Telltale cannot store yet (it stores float samples, and exponential histograms translate to native histograms only): "+
+							"configure the SDK to export explicit-bucket histograms (OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION=explicit_bucket_histogram)", m.Name()))
+					return true
+				}
+				if t, ok := temporality(m); ok && t != pmetric.AggregationTemporalityCumulative {
+					res.reject(ReasonDelta, m.Name(), n,
+						fmt.Sprintf("metric %q has %s temporality; Telltale stores cumulative sums and histograms only, as Prometheus does: "+
+							"set the exporter's temporality preference to cumulative (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative)", m.Name(), t))
+					return true
+				}
+				res.Exemplars += stripExemplars(m)
+				return false
+			})
+		}
+	}
+}
+
+func temporality(m pmetric.Metric) (pmetric.AggregationTemporality, bool) {
+	switch m.Type() {
+	case pmetric.MetricTypeSum:
+		return m.Sum().AggregationTemporality(), true
+	case pmetric.MetricTypeHistogram:
+		return m.Histogram().AggregationTemporality(), true
+	case pmetric.MetricTypeExponentialHistogram:
+		return m.ExponentialHistogram().AggregationTemporality(), true
+	}
+	return 0, false
+}
+
+func dataPoints(m pmetric.Metric) int {
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		return m.Gauge().DataPoints().Len()
+	case pmetric.MetricTypeSum:
+		return m.Sum().DataPoints().Len()
+	case pmetric.MetricTypeHistogram:
+		return m.Histogram().DataPoints().Len()
+	case pmetric.MetricTypeExponentialHistogram:
+		return m.ExponentialHistogram().DataPoints().Len()
+	case pmetric.MetricTypeSummary:
+		return m.Summary().DataPoints().Len()
+	}
+	return 0
+}
+
+// stripExemplars removes the exemplars of m's data points and returns how
+// many there were: the translator would convert them only for the storage
+// to drop them.
+func stripExemplars(m pmetric.Metric) int {
+	n := 0
+	drop := func(e pmetric.ExemplarSlice) {
+		if l := e.Len(); l > 0 {
+			n += l
+			e.RemoveIf(func(pmetric.Exemplar) bool { return true })
+		}
+	}
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		dps := m.Gauge().DataPoints()
+		for i := range dps.Len() {
+			drop(dps.At(i).Exemplars())
+		}
+	case pmetric.MetricTypeSum:
+		dps := m.Sum().DataPoints()
+		for i := range dps.Len() {
+			drop(dps.At(i).Exemplars())
+		}
+	case pmetric.MetricTypeHistogram:
+		dps := m.Histogram().DataPoints()
+		for i := range dps.Len() {
+			drop(dps.At(i).Exemplars())
+		}
+	}
+	return n
+}
+
+// batchMark is a position in a Batch to truncate back to.
+type batchMark struct{ labels, series, samples, metadata, keys int }
+
+func markOf(b *samples.Batch) batchMark {
+	return batchMark{len(b.Labels), len(b.Series), len(b.Samples), len(b.Metadata), len(b.KeyBuf)}
+}
+
+func (m batchMark) truncate(b *samples.Batch) {
+	clear(b.Labels[m.labels:])
+	b.Labels = b.Labels[:m.labels]
+	b.Series = b.Series[:m.series]
+	b.Samples = b.Samples[:m.samples]
+	clear(b.Metadata[m.metadata:])
+	b.Metadata = b.Metadata[:m.metadata]
+	b.KeyBuf = b.KeyBuf[:m.keys]
+}
+
+// keyPrefix is the format byte of OTLP series keys (see samples.Series.Key):
+// 'O' followed by the sorted labels, each name and value prefixed by its
+// length as a varint.
+const keyPrefix = 'O'
+
+// batchAppender is the storage.AppenderV2 the translator appends to: it
+// adds each float sample to a samples.Batch and records the metric family
+// metadata. It never touches storage; Commit and Rollback do nothing (the
+// ingest Writer commits the batch).
+type batchAppender struct {
+	b          *samples.Batch
+	max        int
+	last       labels.Labels // labels of the last series, to merge its samples
+	lastFamily string
+	lastMeta   metadata.Metadata
+}
+
+var _ storage.AppenderV2 = (*batchAppender)(nil)
+
+func (a *batchAppender) reset(b *samples.Batch, max int) {
+	*a = batchAppender{b: b, max: max}
+}
+
+// Append implements storage.AppenderV2.
+func (a *batchAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	if h != nil || fh != nil {
+		// dropUnsupported removes exponential histograms and the settings
+		// never ask for native histograms with custom buckets.
+		panic("BUG: OTLP translator appended a native histogram")
+	}
+	b := a.b
+	if a.max > 0 && len(b.Samples) >= a.max {
+		return 0, fmt.Errorf("%w: more than %d", ErrTooManySamples, a.max)
+	}
+	if opts.MetricFamilyName != a.lastFamily || opts.Metadata != a.lastMeta {
+		// The family name only lives for this call; metadata strings may be kept.
+		a.lastFamily = strings.Clone(opts.MetricFamilyName)
+		a.lastMeta = opts.Metadata
+		b.Metadata = append(b.Metadata, samples.Metadata{
+			Name: a.lastFamily, Type: string(opts.Metadata.Type),
+			Help: opts.Metadata.Help, Unit: opts.Metadata.Unit,
+		})
+	}
+	if len(b.Series) > 0 && labels.Equal(ls, a.last) {
+		b.AddSample(t, v)
+		return 0, nil
+	}
+	// Label strings from the translator are fresh allocations, never reused,
+	// so the batch may alias them.
+	start := len(b.KeyBuf)
+	kb := append(b.KeyBuf, keyPrefix)
+	b.StartSeries(nil)
+	ls.Range(func(l labels.Label) {
+		b.AddLabel(l.Name, l.Value)
+		kb = appendUvarint(kb, uint64(len(l.Name)))
+		kb = append(kb, l.Name...)
+		kb = appendUvarint(kb, uint64(len(l.Value)))
+		kb = append(kb, l.Value...)
+	})
+	b.KeyBuf = kb
+	b.Series[len(b.Series)-1].Key = kb[start:len(kb):len(kb)]
+	b.AddSample(t, v)
+	a.last = ls
+	return 0, nil
+}
+
+// Commit implements storage.AppenderV2; the Writer commits.
+func (a *batchAppender) Commit() error { return nil }
+
+// Rollback implements storage.AppenderV2; Convert truncates the batch.
+func (a *batchAppender) Rollback() error { return nil }
+
+func appendUvarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}

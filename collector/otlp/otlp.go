@@ -1,0 +1,239 @@
+// Package otlp receives OpenTelemetry metrics over OTLP/HTTP
+// (POST /v1/metrics, and /api/v1/otlp/v1/metrics where Prometheus serves
+// it), protobuf or JSON, plain or gzip, and writes them through the shared
+// ingest path.
+//
+// Translation to Prometheus series is not ours: it is Prometheus' own OTLP
+// translator (storage/remote/otlptranslator/prometheusremotewrite) with
+// Prometheus' default settings (see DefaultSettings), appending into a
+// samples.Batch instead of the TSDB. So a metric gets the same name and
+// labels here as in Prometheus: resource service.name/service.instance.id
+// become job/instance, other resource attributes go to target_info, sums
+// become counters (_total) or gauges, histograms become classic
+// _bucket{le}/_sum/_count series, summaries quantile/_sum/_count series.
+//
+// Promises, as the OTLP/HTTP specification asks:
+//   - 200 with an ExportMetricsServiceResponse, in the request's encoding,
+//     once every accepted sample is committed. Data points Telltale does not
+//     store (non-cumulative temporality, exponential histograms, metrics the
+//     translator cannot name) are dropped, counted
+//     (telltale_ingest_rejected_total{reason=...}) and reported in
+//     partial_success (rejected_data_points, error_message); the rest is
+//     written. The sender must not retry those.
+//   - 400 for a body that does not decode, 415 for a Content-Type other than
+//     application/x-protobuf or application/json (or an unknown
+//     Content-Encoding), 413 for a body over the limits, 503 with
+//     Retry-After on overload or storage trouble; the body is a
+//     google.rpc.Status in the request's encoding, its message saying what
+//     to fix. Nothing of a failed request is written.
+package otlp
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"github.com/telltale-dev/telltale/collector/ingest"
+	"github.com/telltale-dev/telltale/samples"
+)
+
+// Paths where the handler is mounted: the OTLP/HTTP default, and the one
+// Prometheus serves OTLP on (so senders configured for Prometheus work).
+const (
+	Path           = "/v1/metrics"
+	PrometheusPath = "/api/v1/otlp/v1/metrics"
+)
+
+// endpoint is the endpoint label of the ingest counters.
+const endpoint = "otlp"
+
+// Options configure NewHandler.
+type Options struct {
+	// LookbackDelta is the query lookback delta; target_info gets a sample
+	// every LookbackDelta/2 between a resource's first and last data
+	// point. 0 means 5m.
+	LookbackDelta time.Duration
+	Logger        *slog.Logger
+}
+
+// Handler serves OTLP/HTTP metrics. It is safe for concurrent use.
+type Handler struct {
+	in   *ingest.Handlers
+	w    *ingest.Writer
+	opts Options
+	log  *slog.Logger
+	pool sync.Pool // *state
+}
+
+// state is what one request needs, pooled.
+type state struct {
+	body  ingest.BodyBuffers
+	batch samples.Batch
+	conv  *Converter
+}
+
+// NewHandler returns the OTLP handler writing through in's Writer, with
+// in's body limits and counters.
+func NewHandler(in *ingest.Handlers, opts Options) *Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{in: in, w: in.Writer(), opts: opts, log: opts.Logger}
+}
+
+// maxSamples bounds what a request of n decoded bytes may expand to. A
+// float sample costs at least 8 bytes of protobuf (a histogram bucket
+// count), so real requests stay far below one sample per byte; only
+// target_info, with a sample every lookback/2 between a resource's first
+// and last point, can expand a small request, and this stops a request
+// whose timestamps span years from filling memory.
+func maxSamples(n int) int { return 100_000 + n }
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.in.CountRequest(endpoint)
+	format, ferr := requestFormat(r.Header.Get("Content-Type"))
+	if r.Method != http.MethodPost {
+		h.fail(w, format, fmt.Errorf("%w: method %s; OTLP/HTTP export uses POST", ingest.ErrMethodNotAllowed, r.Method))
+		return
+	}
+	if ferr != nil {
+		h.fail(w, format, ferr)
+		return
+	}
+	release, err := h.w.Acquire(r.Context())
+	if err != nil {
+		h.fail(w, format, err)
+		return
+	}
+	defer release()
+
+	st, _ := h.pool.Get().(*state)
+	if st == nil {
+		st = &state{}
+	}
+	defer h.put(st)
+	data, err := h.in.ReadBody(r, &st.body)
+	if err != nil {
+		h.fail(w, format, err)
+		return
+	}
+	md, err := Decode(data, format)
+	if err != nil {
+		h.fail(w, format, fmt.Errorf("%w: %v", ingest.ErrInvalid, err))
+		return
+	}
+	if st.conv == nil {
+		st.conv = NewConverter(ConvertOptions{LookbackDelta: h.opts.LookbackDelta})
+	}
+	st.conv.opts.MaxSamples = maxSamples(len(data))
+	b := &st.batch
+	res, err := st.conv.Convert(r.Context(), md, b)
+	if err != nil {
+		if errors.Is(err, ErrTooManySamples) {
+			err = fmt.Errorf("%w: %d-byte OTLP request expands to more than %d samples; its data point timestamps probably span a long time "+
+				"(target_info gets a sample every lookback-delta/2 between a resource's first and last point): send smaller batches with current timestamps",
+				ingest.ErrTooLarge, len(data), st.conv.opts.MaxSamples)
+		} else if r.Context().Err() == nil {
+			err = fmt.Errorf("%w: %v", ingest.ErrInvalid, err)
+		}
+		h.fail(w, format, err)
+		return
+	}
+	if err := h.w.Write(r.Context(), b); err != nil {
+		h.fail(w, format, err)
+		return
+	}
+	for _, rj := range res.Rejections {
+		h.w.CountRejected(rj.Reason, max(rj.Points, 1))
+	}
+	if res.Exemplars > 0 {
+		h.w.CountRejected(ReasonExemplar, res.Exemplars)
+	}
+	h.in.CountSamples(endpoint, b.Len())
+	if res.Rejected > 0 || len(res.Rejections) > 0 {
+		h.log.Debug("otlp data points rejected", "component", "otlp", "rejected", res.Rejected, "message", res.Message())
+	}
+	h.respond(w, format, res)
+}
+
+func (h *Handler) put(st *state) {
+	st.batch.Reset()
+	if cap(st.body.Raw) > 8<<20 {
+		st.body.Raw = nil
+	}
+	if cap(st.body.Decoded) > 32<<20 {
+		st.body.Decoded = nil
+	}
+	if cap(st.batch.Samples) > 1<<20 {
+		st.batch = samples.Batch{}
+	}
+	h.pool.Put(st)
+}
+
+// respond answers a successful export: 200 and an
+// ExportMetricsServiceResponse, with partial_success when data points were
+// dropped.
+func (h *Handler) respond(w http.ResponseWriter, f Format, res Result) {
+	resp := pmetricotlp.NewExportResponse()
+	if msg := res.Message(); msg != "" {
+		resp.PartialSuccess().SetRejectedDataPoints(int64(res.Rejected))
+		resp.PartialSuccess().SetErrorMessage(msg)
+	}
+	var body []byte
+	var err error
+	if f == JSON {
+		body, err = resp.MarshalJSON()
+	} else {
+		body, err = resp.MarshalProto()
+	}
+	if err != nil {
+		// The data is committed; an empty 200 still tells the sender so.
+		h.log.Warn("cannot encode otlp response", "component", "otlp", "err", err)
+		body = nil
+	}
+	w.Header().Set("Content-Type", f.ContentType())
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// fail answers a failed export with the status ingest.StatusOf gives and a
+// google.rpc.Status body in format f, counted and logged as every write
+// endpoint's failures are.
+func (h *Handler) fail(w http.ResponseWriter, f Format, err error) {
+	status := h.in.Reject(endpoint, err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", ingest.RetryAfterSeconds)
+	}
+	w.Header().Set("Content-Type", f.ContentType())
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(encodeStatus(f, grpcCode(status), err.Error()))
+}
+
+// requestFormat maps a Content-Type to the body format. An unknown type is
+// an error wrapping ingest.ErrUnsupportedMediaType; the format returned
+// then is the one to answer in (JSON, readable by a person with curl).
+func requestFormat(ct string) (Format, error) {
+	if ct == "" {
+		return JSON, fmt.Errorf("%w: no Content-Type; OTLP/HTTP needs Content-Type: application/x-protobuf or application/json", ingest.ErrUnsupportedMediaType)
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return JSON, fmt.Errorf("%w: cannot parse Content-Type %q: %v; OTLP/HTTP needs application/x-protobuf or application/json", ingest.ErrUnsupportedMediaType, ct, err)
+	}
+	switch strings.ToLower(mt) {
+	case "application/x-protobuf", "application/protobuf":
+		return Protobuf, nil
+	case "application/json":
+		return JSON, nil
+	}
+	return JSON, fmt.Errorf("%w: Content-Type %q; OTLP/HTTP needs application/x-protobuf or application/json", ingest.ErrUnsupportedMediaType, ct)
+}
