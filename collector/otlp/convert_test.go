@@ -147,9 +147,9 @@ func TestConvertRejects(t *testing.T) {
 		reasons[rj.Reason+"/"+rj.Metric] = rj.Points
 	}
 	want := map[string]int{
-		ReasonDelta + "/delta.requests":            2,
+		ReasonDelta + "/delta.requests":             2,
 		ReasonExponentialHistogram + "/latency.exp": 1,
-		ReasonInvalidMetric + "/bad.attr":          1,
+		ReasonInvalidMetric + "/bad.attr":           1,
 	}
 	for k, n := range want {
 		if reasons[k] != n {

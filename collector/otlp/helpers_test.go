@@ -106,20 +106,20 @@ func testMetrics(ts time.Time) pmetric.Metrics {
 func testSeries() map[string]float64 {
 	const res = `instance="pod-1", job="shop/checkout"`
 	return map[string]float64{
-		`{__name__="temperature_celsius", ` + res + `, room="lab"}`:                     21.5,
-		`{__name__="requests_total", http_method="GET", ` + res + `}`:                   42,
-		`{__name__="queue_depth", ` + res + `}`:                                         7,
-		`{__name__="http_server_duration_seconds_bucket", ` + res + `, le="0.1"}`:       3,
-		`{__name__="http_server_duration_seconds_bucket", ` + res + `, le="0.5"}`:       7,
-		`{__name__="http_server_duration_seconds_bucket", ` + res + `, le="1"}`:         9,
-		`{__name__="http_server_duration_seconds_bucket", ` + res + `, le="+Inf"}`:      10,
-		`{__name__="http_server_duration_seconds_count", ` + res + `}`:                  10,
-		`{__name__="http_server_duration_seconds_sum", ` + res + `}`:                    4.25,
-		`{__name__="rpc_latency_milliseconds", ` + res + `, quantile="0.5"}`:            12,
-		`{__name__="rpc_latency_milliseconds", ` + res + `, quantile="0.99"}`:           40,
-		`{__name__="rpc_latency_milliseconds_count", ` + res + `}`:                      20,
-		`{__name__="rpc_latency_milliseconds_sum", ` + res + `}`:                        500,
-		`{__name__="target_info", host_name="h1", ` + res + `}`:                         1,
+		`{__name__="temperature_celsius", ` + res + `, room="lab"}`:                21.5,
+		`{__name__="requests_total", http_method="GET", ` + res + `}`:              42,
+		`{__name__="queue_depth", ` + res + `}`:                                    7,
+		`{__name__="http_server_duration_seconds_bucket", ` + res + `, le="0.1"}`:  3,
+		`{__name__="http_server_duration_seconds_bucket", ` + res + `, le="0.5"}`:  7,
+		`{__name__="http_server_duration_seconds_bucket", ` + res + `, le="1"}`:    9,
+		`{__name__="http_server_duration_seconds_bucket", ` + res + `, le="+Inf"}`: 10,
+		`{__name__="http_server_duration_seconds_count", ` + res + `}`:             10,
+		`{__name__="http_server_duration_seconds_sum", ` + res + `}`:               4.25,
+		`{__name__="rpc_latency_milliseconds", ` + res + `, quantile="0.5"}`:       12,
+		`{__name__="rpc_latency_milliseconds", ` + res + `, quantile="0.99"}`:      40,
+		`{__name__="rpc_latency_milliseconds_count", ` + res + `}`:                 20,
+		`{__name__="rpc_latency_milliseconds_sum", ` + res + `}`:                   500,
+		`{__name__="target_info", host_name="h1", ` + res + `}`:                    1,
 	}
 }
 
