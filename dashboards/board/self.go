@@ -1,0 +1,50 @@
+package board
+
+import (
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/units"
+)
+
+// self is Telltale's own health: the collector's ingest, query, storage,
+// tail and deploy delivery, and the agents' spools. The collector's series
+// come from its /metrics (scraped into storage); the agents' from what they
+// push about themselves.
+func self(opts Options) (*dashboard.DashboardBuilder, string, string) {
+	const title = "Telltale"
+	b := newDashboard(UIDSelf, title,
+		"Health of Telltale itself: what the collector ingests and rejects, how fast it answers queries, its head series and live-tail clients, deploy deliveries, and the agents' spools.",
+		[]string{"self"}, opts, "")
+
+	row(b, "Ingest")
+	b.WithPanel(graph("Samples ingested", "Samples committed per second, by endpoint (remote write, text import, Influx, OTLP).", units.Short, half,
+		series{`sum by (endpoint) (rate(telltale_ingest_samples_total[$__rate_interval]))`, "{{endpoint}}"}))
+	b.WithPanel(graph("Write requests", "Write requests per second, by endpoint.", units.RequestsPerSecond, half,
+		series{`sum by (endpoint) (rate(telltale_ingest_requests_total[$__rate_interval]))`, "{{endpoint}}"}))
+	b.WithPanel(graph("Rejected input", "Series or samples refused per second, by reason (too many labels, too far in the future, out of order ...). 0 when nothing was refused.", units.Short, half,
+		series{`sum by (reason) (rate(telltale_ingest_rejected_total[$__rate_interval])) or vector(0)`, "{{reason}}"}))
+	b.WithPanel(graph("Failed write requests", "Write requests answered 4xx or 5xx per second, by endpoint and reason. 0 when none failed.", units.RequestsPerSecond, half,
+		series{`sum by (endpoint, reason) (rate(telltale_ingest_failed_requests_total[$__rate_interval])) or vector(0)`, "{{endpoint}} {{reason}}"}))
+
+	row(b, "Query and storage")
+	b.WithPanel(graph("Query latency", "Query API latency by handler: median and 99th percentile over the summary's window.", units.Seconds, half,
+		series{`max by (handler) (telltale_query_request_duration_seconds{quantile="0.5"})`, "p50 {{handler}}"},
+		series{`max by (handler) (telltale_query_request_duration_seconds{quantile="0.99"})`, "p99 {{handler}}"}))
+	b.WithPanel(graph("Head series", "Series in the TSDB head (in memory): grows with cardinality.", units.Short, half,
+		series{`sum(telltale_storage_head_series)`, "head series"}))
+	b.WithPanel(graph("Live-tail clients", "Websocket clients of the live tail (CLI and console).", units.Short, half,
+		series{`sum(telltale_tail_clients)`, "clients"}))
+	b.WithPanel(graph("Deploy deliveries", "Deploy deliveries per second by target (series, grafana, webhook) and outcome; pending entries of the outbox.", units.Short, half,
+		series{`sum by (target, outcome) (rate(telltale_deploy_deliveries_total[$__rate_interval])) or vector(0)`, "{{target}} {{outcome}}"},
+		series{`sum(telltale_deploy_outbox_pending)`, "pending"}))
+
+	row(b, "Agents")
+	b.WithPanel(graph("Agent spool", "Bytes waiting in each agent's disk spool: grows while the collector is unreachable, drains when it is back.", units.BytesIEC, half,
+		series{`sum by (instance) (telltale_agent_spool_bytes)`, "{{instance}}"}))
+	b.WithPanel(graph("Agent samples sent", "Samples per second each agent delivered to the collector.", units.Short, half,
+		series{`sum by (instance) (rate(telltale_agent_samples_sent_total[$__rate_interval]))`, "{{instance}}"}))
+	b.WithPanel(graph("Agent send retries", "Retried sends per second: the collector was down, slow or overloaded. 0 when none.", units.OpsPerSecond, half,
+		series{`sum by (instance) (rate(telltale_agent_send_retries_total[$__rate_interval])) or vector(0)`, "{{instance}}"}))
+	b.WithPanel(graph("Agent spool drops", "Samples per second dropped because a spool was full: data lost. 0 when none.", units.Short, half,
+		series{`sum by (instance) (rate(telltale_agent_spool_dropped_total[$__rate_interval])) or vector(0)`, "{{instance}}"}))
+	return b, UIDSelf, title
+}

@@ -1,0 +1,92 @@
+package board
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/grafana/grafana-foundation-sdk/go/common"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/units"
+)
+
+// Selector bodies of the Service dashboard: {S} is the service and env,
+// {R} adds the chosen routes.
+const (
+	serviceSel = `service=~"$service",env=~"$env"`
+	routeSel   = serviceSel + `,route=~"$route"`
+)
+
+// svcQ replaces {S} and {R} in expr with the service and route matchers.
+func svcQ(expr string) string {
+	return strings.NewReplacer("{S}", serviceSel, "{R}", routeSel).Replace(expr)
+}
+
+// errorRatio is the share of 5xx answers by the given labels; it reads 0,
+// not "no data", while there are requests but no errors.
+func errorRatio(by string) string {
+	total := fmt.Sprintf(`sum by (%s) (rate(http_requests_total{{R}}[$__rate_interval]))`, by)
+	errs := fmt.Sprintf(`sum by (%s) (rate(http_requests_total{{R},code=~"5.."}[$__rate_interval]))`, by)
+	return svcQ("(" + errs + " / " + total + ") or (" + total + " * 0)")
+}
+
+// quantile is histogram_quantile(q) of the request duration by the labels.
+func quantile(q, by string) string {
+	return svcQ(fmt.Sprintf(`histogram_quantile(%s, sum by (%s) (rate(http_request_duration_seconds_bucket{{R}}[$__rate_interval])))`, q, by))
+}
+
+// service is the per-service dashboard over the instrument library's
+// metrics: RED by route, in-flight, runtime, feature switches.
+func service(opts Options) (*dashboard.DashboardBuilder, string, string) {
+	const title = "Service"
+	b := newDashboard(UIDService, title,
+		"Request rate, errors, latency and in-flight requests by route for one service in one env (instrument library metrics), its runtime, and its deploys.",
+		[]string{"service"}, opts, serviceSel,
+		labelVariable("service", "service", "telltale_build_info", false),
+		labelVariable("env", "env", `telltale_build_info{service=~"$service"}`, false),
+		labelVariable("route", "route", `http_requests_total{service=~"$service",env=~"$env"}`, true))
+
+	row(b, "Now")
+	b.WithPanel(single("Version", "Versions running now (telltale_build_info), with how many instances run each.", units.Short,
+		svcQ(`count by (version) (telltale_build_info{{S}})`), "{{version}}", quarter).
+		TextMode(common.BigValueTextModeName))
+	b.WithPanel(single("Requests", "Requests per second, all chosen routes.", units.RequestsPerSecond,
+		svcQ(`sum(rate(http_requests_total{{R}}[$__rate_interval]))`), "", quarter))
+	b.WithPanel(single("Errors", "Share of requests answered 5xx.", units.PercentUnit,
+		errorRatio("service, env"), "", quarter))
+	b.WithPanel(single("p99 latency", "99th percentile request duration, all chosen routes.", units.Seconds,
+		quantile("0.99", "le"), "", quarter))
+
+	row(b, "Requests")
+	b.WithPanel(graph("Request rate by route", "Requests per second by route.", units.RequestsPerSecond, half,
+		series{svcQ(`sum by (route) (rate(http_requests_total{{R}}[$__rate_interval]))`), "{{route}}"}))
+	b.WithPanel(graph("Error ratio by route", "Share of requests answered 5xx, by route.", units.PercentUnit, half,
+		series{errorRatio("route"), "{{route}}"}))
+	b.WithPanel(stacked(graph("Requests by status code", "Requests per second by HTTP status code.", units.RequestsPerSecond, half,
+		series{svcQ(`sum by (code) (rate(http_requests_total{{R}}[$__rate_interval]))`), "{{code}}"})))
+	b.WithPanel(graph("In flight", "Requests being served right now (http_requests_in_flight).", units.Short, half,
+		series{svcQ(`sum by (service, env) (http_requests_in_flight{{S}})`), "{{service}} {{env}}"}))
+
+	row(b, "Latency")
+	b.WithPanel(graph("Latency by route: p50, p90, p99", "Request duration percentiles by route, from the http_request_duration_seconds histogram.", units.Seconds, full,
+		series{quantile("0.5", "le, route"), "p50 {{route}}"},
+		series{quantile("0.9", "le, route"), "p90 {{route}}"},
+		series{quantile("0.99", "le, route"), "p99 {{route}}"}))
+
+	row(b, "Runtime")
+	b.WithPanel(graph("CPU", "CPU seconds per second used by the process.", units.Short, quarter,
+		series{svcQ(`rate(process_cpu_seconds_total{{S}}[$__rate_interval])`), "{{service}} {{env}}"}))
+	b.WithPanel(graph("Memory", "Resident memory and Go heap in use.", units.BytesIEC, quarter,
+		series{svcQ(`process_resident_memory_bytes{{S}}`), "{{service}} rss"},
+		series{svcQ(`go_memstats_heap_inuse_bytes{{S}}`), "{{service}} heap"}))
+	b.WithPanel(graph("Goroutines", "Live goroutines.", units.Short, quarter,
+		series{svcQ(`go_goroutines{{S}}`), "{{service}} {{env}}"}))
+	b.WithPanel(graph("GC", "Garbage collections per second.", units.OpsPerSecond, quarter,
+		series{svcQ(`rate(go_gc_duration_seconds_count{{S}}[$__rate_interval])`), "{{service}} {{env}}"}))
+
+	row(b, "Feature switches")
+	b.WithPanel(graph("Feature switches", "Which switches are on (1) or off (0) over time (demo_switch_enabled): a change here is a change in behaviour as much as a deploy is.", units.Short, full,
+		series{svcQ(`max by (switch) (demo_switch_enabled{{S}})`), "{{switch}}"}).
+		LineInterpolation(common.LineInterpolationStepAfter).
+		Min(0).Max(1))
+	return b, UIDService, title
+}
