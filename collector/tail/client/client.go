@@ -133,7 +133,7 @@ func Dial(ctx context.Context, opts Options) (*Conn, error) {
 			_ = resp.Body.Close()
 			return nil, &HandshakeError{StatusCode: resp.StatusCode, Message: strings.TrimSpace(string(body))}
 		}
-		return nil, fmt.Errorf("cannot connect to the collector at %s: %w; is it running, and is the URL right?", opts.URL, err)
+		return nil, fmt.Errorf("cannot connect to the collector at %s (is it running? is the URL right?): %w", opts.URL, err)
 	}
 	ws.SetReadLimit(MaxMessageBytes)
 	c := &Conn{ws: ws}
