@@ -19,6 +19,7 @@ import (
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/collector/query"
 	"github.com/telltale-dev/telltale/collector/storage"
+	"github.com/telltale-dev/telltale/collector/tail"
 )
 
 // app is the wired collector: storage, write path, query API, HTTP server.
@@ -32,6 +33,7 @@ type app struct {
 	query   *query.API
 	auth    *auth.Checker
 	mux     *http.ServeMux
+	tail    *tail.Hub // live tail; deploy events go to tail.PublishDeploy
 	ready   atomic.Bool
 	workers []func(ctx context.Context) error // background loops, run until ctx is done
 	closers []func() error                    // run in reverse order after the server stopped

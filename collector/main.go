@@ -33,6 +33,9 @@ func main() {
 // run parses args, starts the collector and blocks until ctx is done and
 // everything is flushed and closed.
 func run(ctx context.Context, args []string, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "tail" {
+		return runTail(ctx, args[1:], os.Stdout, stderr)
+	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
