@@ -9,7 +9,9 @@
 package grafanatest
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -141,6 +143,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	readOnly := s.readOnly[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
 	s.mu.Unlock()
 
+	// Read the body first: only then does net/http notice a client that gave
+	// up, which ends the hang below.
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	if !hangAfter {
 		s.wait(r, hang)
 	}
@@ -157,11 +163,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		msg(w, http.StatusForbidden, "You'll need additional permissions to perform this action. Permissions needed: annotations:create")
 		return
 	}
-	code, body := s.handle(r)
+	code, answer := s.handle(r)
 	if hangAfter {
 		s.wait(r, hang)
 	}
-	writeJSON(w, code, body)
+	writeJSON(w, code, answer)
 }
 
 func (s *Server) handle(r *http.Request) (int, any) {
