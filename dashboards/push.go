@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/telltale-dev/telltale/dashboards/board"
+	"github.com/telltale-dev/telltale/dashboards/grafanaapi"
+	"github.com/telltale-dev/telltale/dashboards/provision"
+)
+
+// TokenEnv holds the Grafana token when -grafana.token-file is not set.
+const tokenEnv = "GRAFANA_TOKEN"
+
+// grafanaAPI is what push needs from Grafana.
+type grafanaAPI interface {
+	EnsureFolder(ctx context.Context, uid, title string) (grafanaapi.Folder, bool, error)
+	SaveDashboard(ctx context.Context, d grafanaapi.Dashboard) (grafanaapi.Saved, error)
+}
+
+func runPush(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("push", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		rf        renderFlags
+		url       = fs.String("grafana.url", "", "Grafana base URL, e.g. http://localhost:3000 (required)")
+		tokenFile = fs.String("grafana.token-file", "", "file with a Grafana service account token (Editor role); default: the "+tokenEnv+" environment variable")
+		overwrite = fs.Bool("overwrite", true, "replace the dashboards whatever Grafana holds (edits made in Grafana's UI are lost: the code is the source of truth); -overwrite=false only creates missing dashboards and fails on existing ones")
+		timeout   = fs.Duration("timeout", 30*time.Second, "limit of each Grafana API call")
+		message   = fs.String("message", "pushed by go run ./dashboards push", "message recorded in each dashboard's version history")
+	)
+	rf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: dashboards push -grafana.url URL [flags]\n\nCreates the %q folder (uid %q) if missing and upserts every dashboard by its stable uid.\n\nFlags:\n",
+			provision.FolderTitle, provision.FolderUID)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q; all settings are flags, see -h", fs.Arg(0))
+	}
+	if *url == "" {
+		return errors.New("-grafana.url is required: set it like -grafana.url http://localhost:3000")
+	}
+	token, err := readToken(*tokenFile)
+	if err != nil {
+		return err
+	}
+	api, err := grafanaapi.New(*url, token, grafanaapi.WithTimeout(*timeout))
+	if err != nil {
+		return fmt.Errorf("-grafana.url: %w", err)
+	}
+	boards, err := rf.boards()
+	if err != nil {
+		return err
+	}
+	return push(ctx, api, boards, *overwrite, *message, *url, stderr)
+}
+
+// readToken reads the token from file, or from $GRAFANA_TOKEN without one.
+func readToken(file string) (string, error) {
+	if file == "" {
+		tok := strings.TrimSpace(os.Getenv(tokenEnv))
+		if tok == "" {
+			return "", fmt.Errorf("no Grafana token: set -grafana.token-file or %s to a service account token with the Editor role (Grafana: Administration > Users and access > Service accounts)", tokenEnv)
+		}
+		return tok, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("cannot read -grafana.token-file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("-grafana.token-file %s is empty: put a service account token with the Editor role in it", file)
+	}
+	return tok, nil
+}
+
+// push creates the folder if needed and upserts every board into it.
+func push(ctx context.Context, api grafanaAPI, boards []board.Board, overwrite bool, message, grafanaURL string, stderr io.Writer) error {
+	folder, created, err := api.EnsureFolder(ctx, provision.FolderUID, provision.FolderTitle)
+	if err != nil {
+		return pushError("folder "+provision.FolderUID, err)
+	}
+	if created {
+		fmt.Fprintf(stderr, "dashboards: created folder %q (uid %s)\n", folder.Title, folder.UID)
+	}
+	for _, b := range boards {
+		j, err := b.JSON()
+		if err != nil {
+			return err
+		}
+		s, err := api.SaveDashboard(ctx, grafanaapi.Dashboard{JSON: j, FolderUID: folder.UID, Overwrite: overwrite, Message: message})
+		if err != nil {
+			return pushError("dashboard "+b.UID, err)
+		}
+		fmt.Fprintf(stderr, "dashboards: %s version %d at %s%s\n", b.UID, s.Version, strings.TrimRight(grafanaURL, "/"), s.URL)
+	}
+	return nil
+}
+
+// pushError adds what to do with this command's flags.
+func pushError(what string, err error) error {
+	switch {
+	case errors.Is(err, grafanaapi.ErrVersionConflict):
+		return fmt.Errorf("%s: %w; rerun with -overwrite to replace it with the code's version (copy edits made in Grafana into dashboards/board first to keep them)", what, err)
+	case errors.Is(err, grafanaapi.ErrUnauthorized):
+		return fmt.Errorf("%s: %w, and pass it with -grafana.token-file or %s", what, err, tokenEnv)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
