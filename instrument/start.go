@@ -153,6 +153,12 @@ func Start(ctx context.Context, opts Options) (stop func(), err error) {
 	return defaultRegistry.Start(ctx, opts)
 }
 
+// Validate reports what Start would refuse in o, without starting
+// anything (for -dry-run paths).
+func (o Options) Validate() error {
+	return o.fill()
+}
+
 // fill validates opts and sets defaults.
 func (o *Options) fill() error {
 	if o.Service == "" {

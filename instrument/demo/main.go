@@ -1,0 +1,128 @@
+// Command demo is a small shop service instrumented with package
+// instrument: endpoints of different latency and error rate, a built-in
+// load loop, and contingency switches (runtime feature flags) whose flips
+// show on the dashboards. It pushes to a collector or serves /metrics.
+//
+//	go run ./instrument/demo -collector http://127.0.0.1:9470 -listen 127.0.0.1:8080
+//	curl -d '{"enabled":true}' 127.0.0.1:8080/switches/slow_checkout
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/telltale-dev/telltale/instrument"
+)
+
+func main() {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	collector := fs.String("collector", "", "collector base URL to push to, e.g. http://127.0.0.1:9470; empty: no push, scrape /metrics instead")
+	listen := fs.String("listen", "127.0.0.1:8080", "address to serve the shop API, /switches and /metrics on")
+	service := fs.String("service", "demo", "service label")
+	env := fs.String("env", "dev", "env label")
+	version := fs.String("version", "", "version label of telltale_build_info (default: from the build)")
+	commit := fs.String("commit", "", "commit label of telltale_build_info (default: from the build)")
+	tokenFile := fs.String("token-file", "", "file holding the collector's bearer token (write scope)")
+	interval := fs.Duration("interval", 10*time.Second, "push interval")
+	load := fs.Float64("load", 10, "requests per second the built-in load loop sends to the shop; 0 turns it off")
+	dryRun := fs.Bool("dry-run", false, "check the flags and the token file, then exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: all settings are flags, see -help", fs.Args())
+	}
+	if *load < 0 || *load > 10_000 {
+		return fmt.Errorf("-load=%v is out of range: use requests per second from 0 (off) to 10000", *load)
+	}
+	if *interval <= 0 {
+		return fmt.Errorf("-interval=%s must be positive, e.g. 10s", *interval)
+	}
+	var token string
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return fmt.Errorf("cannot read -token-file: %w", err)
+		}
+		if token = strings.TrimSpace(string(b)); token == "" {
+			return fmt.Errorf("-token-file %q is empty: put the collector token in it", *tokenFile)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "demo")
+	opts := instrument.Options{
+		Collector: *collector, Service: *service, Env: *env, Version: *version, Commit: *commit,
+		Token: token, Interval: *interval, Logger: log,
+	}
+	if *dryRun {
+		return opts.Validate()
+	}
+
+	reg := instrument.Default()
+	// Not ctx: the pusher must outlive the shutdown below, and stop pushes
+	// what it counted.
+	stop, err := reg.Start(context.WithoutCancel(ctx), opts)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	mux := http.NewServeMux()
+	sw := newSwitchboard(reg, log)
+	sw.register(mux)
+	(&shop{sw: sw, reg: reg}).register(mux)
+	mux.Handle("GET /metrics", reg.Handler())
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on -listen=%s: %w", *listen, err)
+	}
+	srv := &http.Server{Handler: instrument.Middleware(mux), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "collector", *collector, "load_rps", *load)
+
+	loadDone := make(chan struct{})
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	go func() {
+		defer close(loadDone)
+		if *load > 0 {
+			newLoadGen(reg, "http://"+ln.Addr().String(), *load).run(loadCtx)
+		}
+	}()
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("server stopped: %w", err)
+	}
+	log.Info("shutting down")
+	stopLoad()
+	<-loadDone
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("cannot drain requests: %w", err)
+	}
+	return nil
+}
