@@ -42,8 +42,11 @@ type Options struct {
 	// MaxOverflows disconnects a client after this many consecutive
 	// messages were dropped for it. Default 1000.
 	MaxOverflows int
-	// MaxCachedSeries bounds each client's cache of series match results;
-	// a full cache is cleared and refilled. Default 65536.
+	// MaxCachedSeries bounds the match cache of series whose storage
+	// reference is 2^22 or more; a full cache is cleared and refilled.
+	// (The embedded TSDB numbers series 1, 2, 3 ..., so smaller references
+	// are cached in a paged array: 8 bytes per reference, 32 MiB at most.)
+	// Default 65536.
 	MaxCachedSeries int
 	// PingInterval is how often clients are pinged; a client that sends no
 	// pong (or anything else) for PingInterval+WriteTimeout is dropped.
@@ -76,6 +79,7 @@ func (o *Options) setDefaults() {
 		}
 	}
 	def(&o.MaxClients, 100)
+	o.MaxClients = min(o.MaxClients, maxClientsLimit)
 	def(&o.MaxSelectors, 10)
 	def(&o.QueueSize, 256)
 	def(&o.MaxSamplesPerMessage, 256)
@@ -107,9 +111,13 @@ type Hub struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 
-	// subs is the snapshot of subscribed clients Observe iterates; it is
+	// snap is the set of subscribed clients Observe works with; it is
 	// replaced (never changed in place) under mu.
-	subs atomic.Pointer[[]*subscriber]
+	snap atomic.Pointer[snapshot]
+	gen  uint64 // generation of the last snapshot; under mu
+	refs *refTable
+
+	scratch sync.Pool // *observeScratch
 
 	mu     sync.Mutex
 	all    map[*subscriber]struct{} // registered: Observe sees them
@@ -148,6 +156,8 @@ func New(opts Options) *Hub {
 		// message that says what to do.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
+	h.refs = newRefTable(denseRefs, opts.MaxCachedSeries)
+	h.scratch.New = func() any { return &observeScratch{} }
 	h.items.New = func() any { return &item{samples: make([]queued, 0, opts.MaxSamplesPerMessage)} }
 	h.set.NewGauge("telltale_tail_clients", func() float64 { return float64(h.clients.Load()) })
 	h.sentMessages = h.set.NewCounter("telltale_tail_messages_sent_total")
@@ -169,30 +179,98 @@ func (h *Hub) counter(name string) *metrics.Counter {
 // Active reports whether any client is subscribed. It is one atomic load,
 // so the writer can skip Observe when nobody watches.
 func (h *Hub) Active() bool {
-	p := h.subs.Load()
-	return p != nil && len(*p) > 0
+	p := h.snap.Load()
+	return p != nil && len(p.subs) > 0
 }
 
 // Observe queues the samples of the committed batch b that match each
 // client's selectors; refs[i] is the storage reference of b.Series[i] (0
 // means unknown: the series is matched without the cache). It never blocks
 // and keeps neither b nor refs.
+//
+// Which clients want a series is cached by reference for all clients at
+// once, so in the steady state a sample costs one table lookup, plus a
+// copy of its time and value per client that wants it.
 func (h *Hub) Observe(b *samples.Batch, refs []storage.SeriesRef) {
-	p := h.subs.Load()
-	if p == nil {
+	snap := h.snap.Load()
+	if snap == nil || len(snap.subs) == 0 {
 		return
 	}
-	for _, s := range *p {
-		s.observe(b, refs)
+	sc := h.scratch.Get().(*observeScratch)
+	if cap(sc.items) < len(snap.subs) {
+		sc.items = make([]*item, len(snap.subs))
 	}
+	items := sc.items[:len(snap.subs)]
+	var now time.Time
+	for i := range b.Series {
+		sr := &b.Series[i]
+		if sr.SamplesStart == sr.SamplesEnd {
+			continue
+		}
+		var ref storage.SeriesRef
+		if i < len(refs) {
+			ref = refs[i]
+		}
+		var e *matchEntry
+		if ref != 0 {
+			e = h.refs.get(ref)
+		}
+		if e == nil || e.gen != snap.gen {
+			e = snap.match(b.SeriesLabels(sr))
+			if ref != 0 {
+				h.refs.put(ref, e)
+			}
+		}
+		if len(e.subs) == 0 {
+			continue
+		}
+		if now.IsZero() {
+			now = h.opts.Now()
+		}
+		for _, si := range e.subs {
+			it := items[si]
+			for _, smp := range b.SeriesSamples(sr) {
+				if it == nil {
+					it = h.getItem()
+					it.time = now.UnixMilli()
+				}
+				it.samples = append(it.samples, queued{s: e.series, t: smp.T, v: smp.V})
+				if len(it.samples) >= h.opts.MaxSamplesPerMessage {
+					snap.subs[si].enqueue(it, now)
+					it = nil
+				}
+			}
+			items[si] = it
+		}
+	}
+	for si, it := range items {
+		if it != nil {
+			snap.subs[si].enqueue(it, now)
+			items[si] = nil
+		}
+	}
+	h.scratch.Put(sc)
 }
+
+// observeScratch holds one Observe call's message being built per client,
+// indexed like snapshot.subs.
+type observeScratch struct {
+	items []*item
+}
+
+// maxClientsLimit is the most clients a hub serves: match entries index
+// clients with uint16.
+const maxClientsLimit = 1<<16 - 1
+
+// denseRefs is the reference below which the match cache is a paged array.
+const denseRefs = 1 << 22
 
 // PublishDeploy sends the deploy event d, any value encoding/json can
 // marshal, to every client as a deploy message. It never blocks: a client
 // whose deploy queue is full misses it and is told so in a dropped notice.
 func (h *Hub) PublishDeploy(d any) {
-	p := h.subs.Load()
-	if p == nil || len(*p) == 0 {
+	snap := h.snap.Load()
+	if snap == nil || len(snap.subs) == 0 {
 		return
 	}
 	raw, err := json.Marshal(d)
@@ -206,7 +284,7 @@ func (h *Hub) PublishDeploy(d any) {
 	msg = append(msg, `,"deploy":`...)
 	msg = append(msg, raw...)
 	msg = append(msg, '}')
-	for _, s := range *p {
+	for _, s := range snap.subs {
 		select {
 		case s.deploys <- msg:
 		default:
@@ -279,11 +357,13 @@ func (h *Hub) forget(s *subscriber) {
 }
 
 func (h *Hub) publishLocked() {
-	snap := make([]*subscriber, 0, len(h.all))
+	h.gen++
+	snap := &snapshot{gen: h.gen, subs: make([]*subscriber, 0, len(h.all))}
+	snap.noMatch = &matchEntry{gen: h.gen}
 	for s := range h.all {
-		snap = append(snap, s)
+		snap.subs = append(snap.subs, s)
 	}
-	h.subs.Store(&snap)
+	h.snap.Store(snap)
 }
 
 // Close sends every client a close frame ("server shutting down"), refuses

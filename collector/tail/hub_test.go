@@ -183,37 +183,67 @@ func TestObserveCopiesLabelsOutOfTheRequestBuffer(t *testing.T) {
 }
 
 func TestObserveCachesMatchesPerRef(t *testing.T) {
-	h := New(Options{MaxCachedSeries: 4})
+	h := New(Options{})
+	h.refs = newRefTable(16, 4) // refs from 16 on go to a map of at most 4
 	s := subscribe(t, h, 0, `up`)
-	b, refs := mkBatch(testSeries{7, []string{"__name__", "up"}, []float64{1}})
-	h.Observe(b, refs)
-	// Same ref, other labels: the cached result decides (refs name one
-	// label set in storage, so this cannot happen for real).
-	b, refs = mkBatch(testSeries{7, []string{"__name__", "down"}, []float64{2}})
-	h.Observe(b, refs)
-	if got := seriesOf(drain(s)); len(got) != 2 || got[1] != `up{} 01 2` {
-		t.Fatalf("second write of cached ref 7: got %q; want the cached up{} series", got)
+	for _, ref := range []storage.SeriesRef{7, 1000} {
+		b, refs := mkBatch(testSeries{ref, []string{"__name__", "up"}, []float64{1}})
+		h.Observe(b, refs)
+		// Same ref, other labels: the cached result decides (a ref names
+		// one label set in storage, so this cannot happen for real).
+		b, refs = mkBatch(testSeries{ref, []string{"__name__", "down"}, []float64{2}})
+		h.Observe(b, refs)
+		if got := seriesOf(drain(s)); len(got) != 2 || got[1] != `up{} 01 2` {
+			t.Fatalf("second write of cached ref %d: got %q; want the cached up{} series", ref, got)
+		}
 	}
 	// Ref 0 is never cached.
-	b, refs = mkBatch(testSeries{0, []string{"__name__", "down"}, []float64{3}})
+	b, refs := mkBatch(testSeries{0, []string{"__name__", "down"}, []float64{3}})
 	h.Observe(b, refs)
 	if got := seriesOf(drain(s)); len(got) != 0 {
 		t.Fatalf("ref 0 that does not match: got %q; want nothing", got)
 	}
-	// The cache stays bounded.
+	// A new client makes cached entries stale: ref 7 is matched again.
+	s2 := subscribe(t, h, 0, `down`)
+	b, refs = mkBatch(testSeries{7, []string{"__name__", "down"}, []float64{4}})
+	h.Observe(b, refs)
+	if got1, got2 := seriesOf(drain(s)), seriesOf(drain(s2)); len(got1) != 0 || len(got2) != 1 || got2[0] != `down{} 01 4` {
+		t.Fatalf("ref 7 after a client came: got %q for up, %q for down; want nothing, [down{} 01 4]", got1, got2)
+	}
+	// The map part stays bounded.
 	for ref := storage.SeriesRef(100); ref < 120; ref++ {
 		b, refs = mkBatch(testSeries{ref, []string{"__name__", "up"}, []float64{1}})
 		h.Observe(b, refs)
 	}
-	s.mu.Lock()
-	n := len(s.cache)
-	s.mu.Unlock()
-	if n > 4 {
-		t.Fatalf("cache entries with MaxCachedSeries=4: got %d; want <= 4", n)
+	if n := h.refs.overflowLen(); n > 4 {
+		t.Fatalf("cache map entries with a bound of 4: got %d; want <= 4", n)
 	}
 	if got := len(seriesOf(drain(s))); got != 20 {
 		t.Fatalf("samples of 20 matching series through a small cache: got %d; want 20", got)
 	}
+}
+
+func TestObserveBatchesPerClient(t *testing.T) {
+	h := New(Options{})
+	a := subscribe(t, h, 0, `{job="a"}`)
+	both := subscribe(t, h, 0, `{job=~"a|b"}`)
+	none := subscribe(t, h, 0, `{job="c"}`)
+	b, refs := mkBatch(
+		testSeries{1, []string{"__name__", "x", "job", "a"}, []float64{1}},
+		testSeries{2, []string{"__name__", "x", "job", "b"}, []float64{2}},
+		testSeries{3, []string{"__name__", "y", "job", "a"}, []float64{3}},
+	)
+	h.Observe(b, refs)
+	f := func(s *subscriber, want string) {
+		t.Helper()
+		items := drain(s)
+		if got := strings.Join(seriesOf(items), ", "); got != want || (want != "" && len(items) != 1) {
+			t.Fatalf("%v: got %d messages %q; want one message %q", s.selectors, len(items), got, want)
+		}
+	}
+	f(a, `x{job="a"} 01 1, y{job="a"} 01 3`)
+	f(both, `x{job="a"} 01 1, x{job="b"} 01 2, y{job="a"} 01 3`)
+	f(none, ``)
 }
 
 func TestObserveSplitsLargeWrites(t *testing.T) {

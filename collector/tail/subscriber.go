@@ -6,21 +6,19 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 
 	"github.com/telltale-dev/telltale/samples"
 )
 
-// subscriber is one websocket client: its selectors, its match cache and
-// its bounded queues. observe runs on ingest goroutines; writeLoop and
-// readLoop on the client's own.
+// subscriber is one websocket client: its selectors and its bounded
+// queues. enqueue runs on ingest goroutines; writeLoop and readLoop on the
+// client's own.
 type subscriber struct {
 	h         *Hub
 	selectors []string
@@ -30,8 +28,7 @@ type subscriber struct {
 	queue   chan *item  // samples messages
 	deploys chan []byte // encoded deploy messages, shared by all clients
 
-	mu        sync.Mutex // guards the fields below; observe holds it
-	cache     map[storage.SeriesRef]*series
+	mu        sync.Mutex // guards the fields below
 	tokens    float64
 	tokensAt  time.Time
 	fullSince time.Time // when the queue was first found full; zero when not full
@@ -52,14 +49,6 @@ type subscriber struct {
 	conn   *websocket.Conn
 }
 
-// series is a matching series as a client's cache holds it: its labels
-// copied out of the request buffer, and their JSON, built on the client's
-// goroutine the first time it is sent.
-type series struct {
-	labels []samples.Label // immutable after creation
-	json   []byte          // only the write loop touches it
-}
-
 func (h *Hub) newSubscriber(selectors []string, matchers [][]*labels.Matcher, maxRate float64) *subscriber {
 	s := &subscriber{
 		h:         h,
@@ -68,7 +57,6 @@ func (h *Hub) newSubscriber(selectors []string, matchers [][]*labels.Matcher, ma
 		maxRate:   maxRate,
 		queue:     make(chan *item, h.opts.QueueSize),
 		deploys:   make(chan []byte, 16),
-		cache:     make(map[storage.SeriesRef]*series),
 		kick:      make(chan struct{}),
 	}
 	if maxRate > 0 {
@@ -80,106 +68,6 @@ func (h *Hub) newSubscriber(selectors []string, matchers [][]*labels.Matcher, ma
 
 // burst is the token bucket's size: one second's worth, at least 1.
 func (s *subscriber) burst() float64 { return max(s.maxRate, 1) }
-
-// observe queues the samples of b that match s. It runs on the ingest
-// goroutine that committed b: no blocking, no allocation in the steady state
-// beyond what the matching samples need.
-func (s *subscriber) observe(b *samples.Batch, refs []storage.SeriesRef) {
-	if s.kicked.Load() {
-		return
-	}
-	h := s.h
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var it *item
-	var now time.Time
-	for i := range b.Series {
-		sr := &b.Series[i]
-		if sr.SamplesStart == sr.SamplesEnd {
-			continue
-		}
-		var ref storage.SeriesRef
-		if i < len(refs) {
-			ref = refs[i]
-		}
-		ser, ok := s.cache[ref]
-		if !ok || ref == 0 {
-			ser = s.match(b.SeriesLabels(sr))
-			if ref != 0 {
-				if len(s.cache) >= h.opts.MaxCachedSeries {
-					clear(s.cache)
-				}
-				s.cache[ref] = ser
-			}
-		}
-		if ser == nil {
-			continue
-		}
-		for _, smp := range b.SeriesSamples(sr) {
-			if now.IsZero() {
-				now = h.opts.Now()
-			}
-			if s.maxRate > 0 && !s.take(now) {
-				s.pendingThinned.Add(1)
-				h.thinned.Inc()
-				continue
-			}
-			if it == nil {
-				it = h.getItem()
-				it.time = now.UnixMilli()
-			}
-			it.samples = append(it.samples, queued{s: ser, t: smp.T, v: smp.V})
-			if len(it.samples) >= h.opts.MaxSamplesPerMessage {
-				s.enqueue(it, now)
-				it = nil
-			}
-		}
-	}
-	if it != nil {
-		s.enqueue(it, now)
-	}
-}
-
-// match returns the series to cache for ls: a copy of its labels when any
-// selector matches, nil otherwise. Labels with empty values count as absent,
-// as in storage.
-func (s *subscriber) match(ls []samples.Label) *series {
-	if !matchAny(s.matchers, ls) {
-		return nil
-	}
-	ser := &series{labels: make([]samples.Label, 0, len(ls))}
-	for _, l := range ls {
-		if l.Value != "" {
-			ser.labels = append(ser.labels, samples.Label{Name: strings.Clone(l.Name), Value: strings.Clone(l.Value)})
-		}
-	}
-	return ser
-}
-
-func matchAny(sets [][]*labels.Matcher, ls []samples.Label) bool {
-	for _, ms := range sets {
-		ok := true
-		for _, m := range ms {
-			if !m.Matches(labelValue(ls, m.Name)) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
-}
-
-func labelValue(ls []samples.Label, name string) string {
-	for _, l := range ls {
-		if l.Name == name {
-			return l.Value
-		}
-	}
-	return ""
-}
 
 // take takes a token from the bucket, refilled at maxRate per second.
 func (s *subscriber) take(now time.Time) bool {
@@ -194,11 +82,33 @@ func (s *subscriber) take(now time.Time) bool {
 	return true
 }
 
-// enqueue queues it or, when the queue is full, drops it, counts it for the
-// next dropped notice and disconnects s if it stays behind. Called with s.mu
-// held.
+// enqueue queues it, thinned to max_rate, or, when the queue is full,
+// drops it, counts it for the next dropped notice and disconnects s if it
+// stays behind. It never blocks.
 func (s *subscriber) enqueue(it *item, now time.Time) {
 	h := s.h
+	if s.kicked.Load() {
+		h.putItem(it)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.maxRate > 0 {
+		n := 0
+		for n < len(it.samples) && s.take(now) {
+			n++
+		}
+		if thinned := len(it.samples) - n; thinned > 0 {
+			s.pendingThinned.Add(int64(thinned))
+			h.thinned.Add(thinned)
+			clear(it.samples[n:])
+			it.samples = it.samples[:n]
+		}
+		if n == 0 {
+			h.putItem(it)
+			return
+		}
+	}
 	it.droppedMsgs = s.pendingMsgs.Swap(0)
 	it.droppedSamples = s.pendingSamples.Swap(0)
 	select {
@@ -411,11 +321,8 @@ func appendSamples(dst []byte, it *item) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		if q.s.json == nil {
-			q.s.json = labelsJSON(q.s.labels)
-		}
 		dst = append(dst, `{"labels":`...)
-		dst = append(dst, q.s.json...)
+		dst = append(dst, q.s.labelsJSON()...)
 		dst = append(dst, `,"t":`...)
 		dst = strconv.AppendInt(dst, q.t, 10)
 		dst = append(dst, `,"v":`...)
