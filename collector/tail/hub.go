@@ -122,7 +122,7 @@ type Hub struct {
 	mu     sync.Mutex
 	all    map[*subscriber]struct{} // registered: Observe sees them
 	live   map[*subscriber]struct{} // registered until their connection is closed
-	conns  int // accepted connections, from slot reservation to the end
+	conns  int                      // accepted connections, from slot reservation to the end
 	closed bool
 	wg     sync.WaitGroup // one per accepted connection
 
