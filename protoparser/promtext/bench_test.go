@@ -34,7 +34,7 @@ func vmBody(lines int) []byte {
 			ph.Update(float64(j * i % 5000))
 			sm.Update(float64(j) / 100)
 		}
-		if i%10 == 0 {
+		if i%10 == 0 || lines < 200 {
 			buf.Reset()
 			s.WritePrometheus(&buf)
 			if bytes.Count(buf.Bytes(), []byte("\n")) >= lines {
@@ -46,7 +46,7 @@ func vmBody(lines int) []byte {
 
 // TestWriteVMTestdata rewrites the VictoriaMetrics example body with -update.
 func TestWriteVMTestdata(t *testing.T) {
-	body := vmBody(100)
+	body := vmBody(60)
 	var p Parser
 	var b samples.Batch
 	if err := p.Parse(body, 0, &b); err != nil {

@@ -317,7 +317,7 @@ func TestDecodeErrors(t *testing.T) {
 	syms := bytes.Join([][]byte{sym(""), sym("__name__"), sym("up")}, nil)
 	f(DecodeV2, []byte{0x22, 3, 'a'}, "remote write 2.0: symbol 0: truncated string (want 3 bytes, have 1)")
 	f(DecodeV2, []byte{0x20, 1}, "symbol 0: wrong wire type varint")
-	f(DecodeV2, []byte{0x2a, 3}, "remote write 2.0: field 5: truncated field")
+	f(DecodeV2, []byte{0x2a, 3}, "remote write 2.0: timeseries 0: truncated message (want 3 bytes, have 0)")
 	f(DecodeV2, []byte{0x28, 3}, "timeseries 0: wrong wire type varint")
 	f(DecodeV2, append(syms, msg(0x2a, []byte{0x0a, 3, 1, 2, 3})...), "timeseries 0: label ref 2 is 3, out of range: the request has 3 symbols")
 	f(DecodeV2, append(syms, msg(0x2a, []byte{0x0a, 1, 1})...), "timeseries 0: odd number of label refs (1)")

@@ -44,6 +44,7 @@ func DecodeV2(data []byte, dst *samples.Batch) (Stats, error) {
 func (d *v2Decoder) decode(data []byte, dst *samples.Batch) (Stats, error) {
 	var st Stats
 	d.lastMD = -1
+	series := 0
 	// Pass 1: the symbol table, which the sender may write after the series.
 	for i := 0; i < len(data); {
 		field, wt, next, err := readTag(data, i)
@@ -63,6 +64,16 @@ func (d *v2Decoder) decode(data []byte, dst *samples.Batch) (Stats, error) {
 			d.symbols = append(d.symbols, s)
 			d.encoded = append(d.encoded, unsafe.String(&data[i], next-i))
 			i = next
+		case 5:
+			if wt != wtLen {
+				return st, fmt.Errorf("remote write 2.0: %w", wrongWireType(fmt.Sprintf("timeseries %d", series), wt, wtLen))
+			}
+			_, next, err := readBytes(data, i, "message")
+			if err != nil {
+				return st, fmt.Errorf("remote write 2.0: timeseries %d: %w", series, err)
+			}
+			series++
+			i = next
 		case 1, 2, 3:
 			return st, fmt.Errorf("remote write 2.0: unexpected field %d, reserved in 2.0 because it is a remote write 1.0 field: "+
 				"a 1.0 sender must set Content-Type: application/x-protobuf (or proto=prometheus.WriteRequest)", field)
@@ -74,16 +85,13 @@ func (d *v2Decoder) decode(data []byte, dst *samples.Batch) (Stats, error) {
 		}
 	}
 	// Pass 2: the series. Framing was checked by pass 1.
-	series := 0
+	series = 0
 	for i := 0; i < len(data); {
 		field, wt, next, _ := readTag(data, i)
 		i = next
 		if field != 5 {
 			i, _ = skipField(data, i, field, wt)
 			continue
-		}
-		if wt != wtLen {
-			return st, fmt.Errorf("remote write 2.0: %w", wrongWireType(fmt.Sprintf("timeseries %d", series), wt, wtLen))
 		}
 		msg, next, _ := readBytes(data, i, "message")
 		if err := d.decodeSeries(msg, dst, &st); err != nil {
