@@ -8,14 +8,17 @@ import (
 )
 
 // Append appends b in the text exposition format to dst and returns the
-// extended buffer: first # HELP, # TYPE and # UNIT lines for b.Metadata,
-// then one line per sample, with its timestamp in milliseconds when
-// withTimestamps is set. Names that are not legacy Prometheus names are
+// extended buffer: first # HELP, # TYPE and # UNIT lines for b.Metadata
+// (except entries without a Name), then one line per sample, with its
+// timestamp in milliseconds when withTimestamps is set. Names that are not legacy Prometheus names are
 // quoted ({"my.metric", "my.label"="v"}). A series without a __name__ label
 // is written as {labels}, which Parse rejects. The metadata type "unknown"
 // is written as "untyped", the 0.0.4 word.
 func Append(dst []byte, b *samples.Batch, withTimestamps bool) []byte {
 	for _, md := range b.Metadata {
+		if md.Name == "" {
+			continue // the format has no way to say it
+		}
 		if md.Help != "" || md.Type == "" && md.Unit == "" {
 			dst = append(dst, "# HELP "...)
 			dst = appendMetaName(dst, md.Name)

@@ -53,8 +53,8 @@ type Parser struct {
 	familyTyp string
 }
 
-// nameChar[c] is 1 for characters of legacy metric names [a-zA-Z0-9_:],
-// 2 for label name characters [a-zA-Z0-9_] (which are also 1).
+// nameChar[c] has bit 1 set for the characters of legacy metric names
+// [a-zA-Z0-9_:] and bit 2 for those of label names [a-zA-Z0-9_].
 var nameChar = func() (t [256]uint8) {
 	for c := 'a'; c <= 'z'; c++ {
 		t[c], t[c-'a'+'A'] = 3, 3

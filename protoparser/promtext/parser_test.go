@@ -256,6 +256,7 @@ func TestAppend(t *testing.T) {
 		{Name: "foo", Type: "counter", Help: "Foo \\ with\nnewline."},
 		{Name: "my.metric", Type: "unknown", Unit: "seconds"},
 		{Name: "bare"},
+		{Name: "", Type: "gauge", Help: "dropped: no name"},
 	}
 	b.StartSeries(nil)
 	b.AddLabel("__name__", "foo")
