@@ -391,9 +391,11 @@ func (m batchMark) truncate(b *samples.Batch) {
 }
 
 // keyPrefix is the format byte of OTLP series keys (see samples.Series.Key):
-// 'O' followed by the sorted labels, each name and value prefixed by its
-// length as a varint.
-const keyPrefix = 'O'
+// 0x05 followed by the sorted labels, each name and value prefixed by its
+// length as a varint. No other Telltale format's keys begin with 0x05
+// (remote write: 0x0a, 0x02; text: 0x03, a name character or '{'; Influx:
+// 0x04, 0x06).
+const keyPrefix = 0x05
 
 // batchAppender is the storage.AppenderV2 the translator appends to: it
 // adds each float sample to a samples.Batch and records the metric family

@@ -1,0 +1,404 @@
+// Package influx receives InfluxDB line protocol over HTTP, as Telegraf
+// and the InfluxDB client libraries send it, and writes it through the
+// shared ingest path:
+//
+//	POST /write          InfluxDB 1.x API: db, precision (rp, u, p accepted)
+//	POST /api/v2/write   InfluxDB 2.x API: org, bucket, precision
+//	GET|HEAD /ping       204, what clients and Telegraf probe
+//	GET /health          InfluxDB 2.x health check (our own probe is /healthz)
+//
+// Parsing is protoparser/influx. Fields map to series the way
+// VictoriaMetrics maps them: measurement_field{tags}, or measurement{tags}
+// for a field named "value"; booleans become 0 and 1; string fields are
+// skipped and counted (telltale_ingest_rejected_total{reason=
+// "influx_string_field"}). The db query parameter becomes the label db
+// (unless it is empty or the line has a db tag), as VictoriaMetrics does;
+// org and bucket of the 2.x API are accepted and not stored, also as
+// VictoriaMetrics does.
+//
+// Promises: 204 once every sample of the body is committed, as InfluxDB
+// answers. A body with any bad line gets 400 and nothing of it is
+// written; the message names the line number and what is wrong, in
+// InfluxDB's JSON error shape ({"error": ...} for 1.x, {"code": "invalid",
+// "message": ...} for 2.x), so Telegraf logs it and drops the batch instead
+// of retrying. Bodies over the limits get 413 (Telegraf's influxdb_v2
+// output then splits the batch), overload and storage trouble 503 with
+// Retry-After. Bodies may be gzip-compressed (Content-Encoding: gzip).
+//
+// Influx clients authenticate differently from Telltale's bearer tokens:
+// AuthCompat turns "Authorization: Token <t>" (2.x), basic auth and the u/p
+// query parameters (1.x) into a bearer token before the auth check, so a
+// Telltale token can be given to them as the token or the password.
+package influx
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/telltale-dev/telltale/collector/ingest"
+	protoinflux "github.com/telltale-dev/telltale/protoparser/influx"
+	"github.com/telltale-dev/telltale/samples"
+)
+
+// Paths the handlers are mounted on.
+const (
+	PathV1     = "/write"
+	PathV2     = "/api/v2/write"
+	PathPing   = "/ping"
+	PathHealth = "/health"
+)
+
+// endpoint is the endpoint label of the ingest counters.
+const endpoint = "influx"
+
+// ReasonStringField counts string field values skipped.
+const ReasonStringField = "influx_string_field"
+
+// Options configure NewHandler.
+type Options struct {
+	// MaxLineLen is the longest line accepted, in bytes
+	// (-ingest.influx-max-line-len); 0 means the parser's default.
+	MaxLineLen int
+	// Version is sent as X-Influxdb-Version and in /health.
+	Version string
+	// Ready reports whether the collector accepts writes, for /health; nil
+	// means always.
+	Ready  func() bool
+	Logger *slog.Logger
+	// Now is the clock for lines without a timestamp; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler serves the Influx endpoints. It is safe for concurrent use.
+type Handler struct {
+	in   *ingest.Handlers
+	w    *ingest.Writer
+	opts Options
+	log  *slog.Logger
+	pool sync.Pool // *state
+}
+
+type state struct {
+	body   ingest.BodyBuffers
+	batch  samples.Batch
+	out    samples.Batch // the batch with the db label added, when needed
+	parser protoinflux.Parser
+	extra  [1]samples.Label
+}
+
+// dbTagText is how a tag named db appears in line protocol.
+var dbTagText = []byte(",db=")
+
+// addLabelIfMissing copies src to dst, adding the label name=value to every
+// series that has no label of that name. dst's series keys are 0x06, the
+// value (varint length-prefixed) and src's key: src's key determines its
+// labels, so (value, key) determines the new ones; no other Telltale
+// format's keys begin with 0x06.
+func addLabelIfMissing(src, dst *samples.Batch, name, value string) {
+	dst.Reset()
+	dst.Metadata = append(dst.Metadata, src.Metadata...)
+	for i := range src.Series {
+		s := &src.Series[i]
+		var key []byte
+		if len(s.Key) > 0 {
+			start := len(dst.KeyBuf)
+			kb := append(dst.KeyBuf, 0x06)
+			kb = binary.AppendUvarint(kb, uint64(len(value)))
+			kb = append(kb, value...)
+			kb = append(kb, s.Key...)
+			dst.KeyBuf = kb
+			key = kb[start:len(kb):len(kb)]
+		}
+		dst.StartSeries(key)
+		d := &dst.Series[len(dst.Series)-1]
+		ls := src.SeriesLabels(s)
+		dst.Labels = append(dst.Labels, ls...)
+		if !slices.ContainsFunc(ls, func(l samples.Label) bool { return l.Name == name }) {
+			dst.Labels = append(dst.Labels, samples.Label{Name: name, Value: value})
+		}
+		d.LabelsEnd = int32(len(dst.Labels))
+		dst.Samples = append(dst.Samples, src.SeriesSamples(s)...)
+		d.SamplesEnd = int32(len(dst.Samples))
+	}
+}
+
+// NewHandler returns the Influx handlers writing through in's Writer, with
+// in's body limits and counters.
+func NewHandler(in *ingest.Handlers, opts Options) *Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Ready == nil {
+		opts.Ready = func() bool { return true }
+	}
+	if opts.Version == "" {
+		opts.Version = "telltale"
+	}
+	return &Handler{in: in, w: in.Writer(), opts: opts, log: opts.Logger}
+}
+
+// api is the InfluxDB API version a request came in on; it decides the
+// error body's shape.
+type api int
+
+const (
+	v1 api = 1
+	v2 api = 2
+)
+
+// WriteV1 serves POST /write, the InfluxDB 1.x write API.
+func (h *Handler) WriteV1(w http.ResponseWriter, r *http.Request) { h.write(w, r, v1) }
+
+// WriteV2 serves POST /api/v2/write, the InfluxDB 2.x write API.
+func (h *Handler) WriteV2(w http.ResponseWriter, r *http.Request) { h.write(w, r, v2) }
+
+func (h *Handler) write(w http.ResponseWriter, r *http.Request, version api) {
+	h.in.CountRequest(endpoint)
+	w.Header().Set("X-Influxdb-Version", h.opts.Version)
+	if r.Method != http.MethodPost {
+		h.fail(w, version, fmt.Errorf("%w: method %s; the Influx write API uses POST", ingest.ErrMethodNotAllowed, r.Method))
+		return
+	}
+	q := r.URL.Query()
+	precision, err := parsePrecision(q.Get("precision"))
+	if err != nil {
+		h.fail(w, version, err)
+		return
+	}
+	db := q.Get("db")
+	release, err := h.w.Acquire(r.Context())
+	if err != nil {
+		h.fail(w, version, err)
+		return
+	}
+	defer release()
+	st, _ := h.pool.Get().(*state)
+	if st == nil {
+		st = &state{}
+	}
+	defer h.put(st)
+	data, err := h.in.ReadBody(r, &st.body)
+	if err != nil {
+		h.fail(w, version, err)
+		return
+	}
+	b := &st.batch
+	st.parser.MaxLineLen = h.opts.MaxLineLen
+	// The db label: the parser's ExtraLabels replace a tag of the same
+	// name, but a line's own db tag must win (Telegraf's postgresql and
+	// mysql inputs tag each series with its database). Only a body that
+	// may hold a db tag takes the slower path of adding the label after
+	// parsing.
+	st.parser.ExtraLabels = nil
+	dbTag := db != "" && bytes.Contains(data, dbTagText)
+	if db != "" && !dbTag {
+		st.extra[0] = samples.Label{Name: "db", Value: db}
+		st.parser.ExtraLabels = st.extra[:]
+	}
+	stats, err := st.parser.Parse(data, precision, h.opts.Now().UnixMilli(), b)
+	if err != nil {
+		h.fail(w, version, h.parseError(err))
+		return
+	}
+	if dbTag {
+		addLabelIfMissing(b, &st.out, "db", db)
+		b = &st.out
+	}
+	if err := h.w.Write(r.Context(), b); err != nil {
+		h.fail(w, version, err)
+		return
+	}
+	if stats.SkippedStrings > 0 {
+		h.w.CountRejected(ReasonStringField, stats.SkippedStrings)
+	}
+	h.in.CountSamples(endpoint, b.Len())
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// parseError wraps a parser error for the response.
+func (h *Handler) parseError(err error) error {
+	if errors.Is(err, protoinflux.ErrLineTooLong) {
+		return fmt.Errorf("%w: %v (the limit is -ingest.influx-max-line-len=%d)", ingest.ErrInvalid, err, h.opts.MaxLineLen)
+	}
+	return fmt.Errorf("%w: %v", ingest.ErrInvalid, err)
+}
+
+func (h *Handler) put(st *state) {
+	st.batch.Reset()
+	st.out.Reset()
+	if cap(st.body.Raw) > 8<<20 {
+		st.body.Raw = nil
+	}
+	if cap(st.body.Decoded) > 32<<20 {
+		st.body.Decoded = nil
+	}
+	if cap(st.batch.Samples) > 1<<20 {
+		st.batch = samples.Batch{}
+	}
+	if cap(st.out.Samples) > 1<<20 {
+		st.out = samples.Batch{}
+	}
+	h.pool.Put(st)
+}
+
+// precisions maps the precision parameter of both APIs to the parser's
+// units: 2.x uses ns, us, ms, s; 1.x also n, u, m, h.
+var precisions = map[string]string{
+	"": "ns", "n": "ns", "ns": "ns",
+	"u": "us", "us": "us", "µ": "us", "µs": "us",
+	"ms": "ms", "s": "s", "m": "m", "h": "h",
+}
+
+func parsePrecision(p string) (string, error) {
+	if u, ok := precisions[p]; ok {
+		return u, nil
+	}
+	return "", fmt.Errorf("%w: precision=%q is not a timestamp precision; use ns, us, ms or s (the 1.x API also takes n, u, m, h), or leave it out for nanoseconds", ingest.ErrInvalid, p)
+}
+
+// fail answers a failed write in the shape of the API version, counted and
+// logged as every write endpoint's failures are.
+func (h *Handler) fail(w http.ResponseWriter, version api, err error) {
+	status := h.in.Reject(endpoint, err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", ingest.RetryAfterSeconds)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	msg := err.Error()
+	var body []byte
+	if version == v1 {
+		w.Header().Set("X-Influxdb-Error", firstLine(msg))
+		body, _ = json.Marshal(struct {
+			Error string `json:"error"`
+		}{msg})
+	} else {
+		body, _ = json.Marshal(struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		}{errorCode(status), msg})
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// errorCode is the InfluxDB 2.x error code for an HTTP status.
+func errorCode(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "invalid"
+	case http.StatusRequestEntityTooLarge:
+		return "request too large"
+	case http.StatusUnsupportedMediaType:
+		return "unsupported media type"
+	case http.StatusMethodNotAllowed:
+		return "method not allowed"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	}
+	return "internal error"
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 512 {
+		s = s[:512]
+	}
+	return s
+}
+
+// Ping serves GET and HEAD /ping: 204 with X-Influxdb-Version, or with
+// verbose=true 200 and {"version": ...}, as InfluxDB 1.x answers.
+func (h *Handler) Ping(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Influxdb-Version", h.opts.Version)
+	w.Header().Set("X-Influxdb-Build", "OSS")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, HEAD")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	if r.URL.Query().Get("verbose") == "true" && r.Method != http.MethodHead {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"version": h.opts.Version})
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Health serves GET /health in InfluxDB 2.x's shape: 200 and status "pass"
+// when the collector accepts writes, 503 and "fail" otherwise.
+func (h *Handler) Health(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	status, code, msg := "pass", http.StatusOK, "ready for writes"
+	if !h.opts.Ready() {
+		status, code, msg = "fail", http.StatusServiceUnavailable, "not ready: starting or shutting down"
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(struct {
+		Name    string   `json:"name"`
+		Message string   `json:"message"`
+		Status  string   `json:"status"`
+		Checks  []string `json:"checks"`
+		Version string   `json:"version"`
+		Commit  string   `json:"commit"`
+	}{"telltale", msg, status, []string{}, h.opts.Version, ""})
+}
+
+// AuthCompat lets Influx clients present a Telltale token the ways they
+// can: "Authorization: Token <t>" (InfluxDB 2.x clients, Telegraf's
+// influxdb_v2 output), basic auth with the token as password, or the
+// p=<token> query parameter (1.x clients and Telegraf's influxdb output
+// with username/password). It rewrites them to "Authorization: Bearer
+// <t>" for the auth check that follows; a Bearer header is left alone.
+func AuthCompat(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok := influxToken(r); tok != "" {
+			r = r.Clone(r.Context())
+			r.Header.Set("Authorization", "Bearer "+tok)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// influxToken returns the token of an Influx-style credential on r, or ""
+// when r has none or already carries a bearer token.
+func influxToken(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	scheme, rest, _ := strings.Cut(h, " ")
+	switch {
+	case strings.EqualFold(scheme, "bearer"):
+		return ""
+	case strings.EqualFold(scheme, "token"):
+		return strings.TrimSpace(rest)
+	case strings.EqualFold(scheme, "basic"):
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
+		if err != nil {
+			return ""
+		}
+		_, pass, _ := strings.Cut(string(raw), ":")
+		return pass
+	}
+	return r.URL.Query().Get("p")
+}
