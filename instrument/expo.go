@@ -102,7 +102,7 @@ func appendLine(dst, line []byte, add []constLabel, ts int64) (_ []byte, ok bool
 		i++
 	}
 	name := line[:i]
-	if !validMetricName(string(name)) {
+	if !validMetricName(name) {
 		return dst, false
 	}
 	i = skipBlanks(line, i)
@@ -206,7 +206,7 @@ func scanLabelSet(line []byte, i int, add []constLabel) (end int, present uint32
 			i++
 		}
 		name := line[nStart:i]
-		if !validLabelName(string(name)) {
+		if !validLabelName(name) {
 			return 0, 0, false
 		}
 		for j, l := range add {

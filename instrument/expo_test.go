@@ -154,3 +154,22 @@ func lineByLine(in []byte, n int) bool {
 	}
 	return got == n
 }
+
+func BenchmarkAppendExposition(b *testing.B) {
+	reg := NewRegistry(RegistryOptions{ProcessMetrics: true})
+	for i := range 50 {
+		reg.Counter("orders_placed_total", "kind", string(rune('a'+i%26))+"x", "shop", "s"+string(rune('0'+i%10))).Inc()
+	}
+	var raw bytes.Buffer
+	reg.writeRaw(&raw)
+	in := raw.Bytes()
+	labels := append(testLabels[:len(testLabels):len(testLabels)], newConstLabel("instance", "host-1"))
+	var out []byte
+	var n int
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		out, n, _ = appendExposition(out[:0], in, labels, 1700000000000)
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+}

@@ -21,8 +21,8 @@ const maxLabelValueBytes = 256
 // refuse them as ordinary labels.
 var reservedLabels = [...]string{"service", "env"}
 
-func validMetricName(s string) bool {
-	if s == "" {
+func validMetricName[T string | []byte](s T) bool {
+	if len(s) == 0 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -35,8 +35,8 @@ func validMetricName(s string) bool {
 	return true
 }
 
-func validLabelName(s string) bool {
-	if s == "" {
+func validLabelName[T string | []byte](s T) bool {
+	if len(s) == 0 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -354,7 +354,7 @@ func (p *pusher) retry(c *chunk, why string, retryAfter time.Duration) time.Dura
 	p.requestsRetry.Inc()
 	p.failures++
 	if p.failures == 1 {
-		p.log.Warn("push failed; retrying with backoff", "error", why, "interval_ts", c.ts)
+		p.log.Warn("push failed; retrying with backoff", "error", why, "measured_at", time.UnixMilli(c.ts).UTC())
 	}
 	if retryAfter > 0 {
 		return retryAfter

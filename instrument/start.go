@@ -100,7 +100,7 @@ func (r *Registry) Start(ctx context.Context, opts Options) (stop func(), err er
 	id := &identity{service: opts.Service, env: opts.Env}
 	id.labels = append(id.labels, newConstLabel("service", opts.Service), newConstLabel("env", opts.Env))
 	for _, k := range slices.Sorted(maps.Keys(opts.Labels)) {
-		id.labels = append(id.labels, newConstLabel(k, opts.Labels[k]))
+		id.labels = append(id.labels, newConstLabel(k, sanitizeLabelValue(opts.Labels[k])))
 	}
 
 	r.mu.Lock()

@@ -69,10 +69,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			return fmt.Errorf("-token-file %q is empty: put the collector token in it", *tokenFile)
 		}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "demo")
+	base := slog.New(slog.NewTextHandler(stderr, nil))
+	log := base.With("component", "demo")
 	opts := instrument.Options{
 		Collector: *collector, Service: *service, Env: *env, Version: *version, Commit: *commit,
-		Token: token, Interval: *interval, Logger: log,
+		Token: token, Interval: *interval, Logger: base, // instrument adds its own component
 	}
 	if *dryRun {
 		return opts.Validate()
