@@ -163,3 +163,41 @@ func TestE2EOTLPErrors(t *testing.T) {
 		t.Fatalf("got %v; want curl_value{job=\"curl\"} 3.5", res)
 	}
 }
+
+// TestE2EOTLPPartialSuccess exports an exponential histogram (which
+// Telltale does not store) next to a gauge with the Go SDK: the gauge is
+// written and the SDK reports the partial success with our message.
+func TestE2EOTLPPartialSuccess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the collector")
+	}
+	in := collectortest.Start(t)
+	ctx := t.Context()
+	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(in.URL+"/v1/metrics"),
+		otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: false}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := sdkmetric.NewMeterProvider(
+		sdkmetric.WithResource(resource.NewSchemaless(attribute.String("service.name", "partial"))),
+		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))),
+		sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: "latency.exp"},
+			sdkmetric.Stream{Aggregation: sdkmetric.AggregationBase2ExponentialHistogram{MaxSize: 160, MaxScale: 20}})))
+	meter := mp.Meter("telltale/e2e")
+	lat, _ := meter.Float64Histogram("latency.exp")
+	lat.Record(ctx, 0.25)
+	g, _ := meter.Int64Gauge("ok.gauge")
+	g.Record(ctx, 42)
+	err = mp.ForceFlush(ctx)
+	if err == nil || !strings.Contains(err.Error(), "exponential histogram") || !strings.Contains(err.Error(), "1 of 2 data points rejected") {
+		t.Fatalf("ForceFlush: got %v; want a partial success naming the exponential histogram", err)
+	}
+	_ = mp.Shutdown(context.WithoutCancel(ctx))
+	res := in.Query(ctx, `ok_gauge{job="partial"}`, time.Time{})
+	if len(res) != 1 || res[0].Value[1] != "42" {
+		t.Fatalf("got %v; want ok_gauge{job=\"partial\"} 42", res)
+	}
+	if res := in.Query(ctx, `{__name__=~"latency_exp.*"}`, time.Time{}); len(res) != 0 {
+		t.Fatalf("the exponential histogram was written: %v", res)
+	}
+}
