@@ -28,15 +28,15 @@ type config struct {
 	version       bool
 	shutdownGrace time.Duration
 
-	maxBodyBytes      int64
-	maxDecodedBytes   int64
-	maxLabels         int
-	maxLabelNameLen   int
-	maxLabelValueLen  int
-	maxFutureDrift    time.Duration
-	maxConcurrent     int
-	maxQueueDuration  time.Duration
-	influxMaxLineLen  int
+	maxBodyBytes     int64
+	maxDecodedBytes  int64
+	maxLabels        int
+	maxLabelNameLen  int
+	maxLabelValueLen int
+	maxFutureDrift   time.Duration
+	maxConcurrent    int
+	maxQueueDuration time.Duration
+	influxMaxLineLen int
 
 	queryTimeout    time.Duration
 	queryMaxSamples int

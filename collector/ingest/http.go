@@ -141,10 +141,10 @@ func (h *Handlers) RemoteWrite(w http.ResponseWriter, r *http.Request) {
 	bufs.decoded, err = remotewrite.DecodeSnappy(bufs.decoded[:0], bufs.body, int(h.opts.MaxDecodedBytes))
 	if err != nil {
 		if errors.Is(err, remotewrite.ErrTooLarge) {
-			h.fail(w, ep, fmt.Errorf("%w: %v; limit -ingest.max-decoded-bytes=%d: send smaller batches (max_samples_per_send) or raise the flag", ErrTooLarge, err, h.opts.MaxDecodedBytes))
+			h.fail(w, ep, fmt.Errorf("%w: %v (the flag is -ingest.max-decoded-bytes=%d)", ErrTooLarge, err, h.opts.MaxDecodedBytes))
 			return
 		}
-		h.fail(w, ep, fmt.Errorf("%w: cannot decode snappy body: %v; remote write bodies use snappy block format, not framed", ErrInvalid, err))
+		h.fail(w, ep, fmt.Errorf("%w: %v", ErrInvalid, err))
 		return
 	}
 	b := &bufs.batch

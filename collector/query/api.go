@@ -102,6 +102,9 @@ func New(q storage.Queryable, opts Options) *API {
 			LookbackDelta:        opts.LookbackDelta,
 			EnableAtModifier:     true,
 			EnableNegativeOffset: true,
+			// Keep __name__ until the end of evaluation, so sum(count_over_time({__name__=~"a|b"}[1h]))
+			// works instead of failing with "vector cannot contain metrics with the same labelset".
+			EnableDelayedNameRemoval: true,
 			NoStepSubqueryIntervalFn: func(int64) int64 {
 				return time.Minute.Milliseconds()
 			},
