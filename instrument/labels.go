@@ -17,9 +17,11 @@ const OtherValue = "other"
 // values are cut at a UTF-8 boundary.
 const maxLabelValueBytes = 256
 
-// reservedLabels are added by the Registry to every series; the helpers
-// refuse them as ordinary labels.
-var reservedLabels = [...]string{"service", "env"}
+// isStandardLabel reports the labels the Registry adds to every series;
+// the helpers refuse them as ordinary labels.
+func isStandardLabel(name string) bool {
+	return name == "service" || name == "env"
+}
 
 func validMetricName[T string | []byte](s T) bool {
 	if len(s) == 0 {
@@ -103,10 +105,8 @@ func checkLabelArgs(fn, metric string, labels []string, extraReserved string) {
 		if !validLabelName(name) {
 			panic(fmt.Sprintf("instrument.%s(%q): invalid label name %q: use [a-zA-Z_][a-zA-Z0-9_]*", fn, metric, name))
 		}
-		for _, r := range reservedLabels {
-			if name == r {
-				panic(fmt.Sprintf("instrument.%s(%q): label %q is added to every series from Options.Service/Options.Env: drop it", fn, metric, name))
-			}
+		if isStandardLabel(name) {
+			panic(fmt.Sprintf("instrument.%s(%q): label %q is added to every series from Options.Service/Options.Env: drop it", fn, metric, name))
 		}
 		if name == extraReserved {
 			panic(fmt.Sprintf("instrument.%s(%q): label %q is reserved for this metric type: rename it", fn, metric, name))

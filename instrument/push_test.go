@@ -568,3 +568,19 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func FuzzParseRetryAfter(f *testing.F) {
+	for _, s := range []string{"", "0", "120", "-5", "Wed, 21 Oct 2015 07:28:00 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "99999999999999999999"} {
+		f.Add(s)
+	}
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, h string) {
+		d, ok := parseRetryAfter(h, now)
+		if d < 0 || d > maxRetryAfter {
+			t.Fatalf("parseRetryAfter(%q) = %s; want within [0, %s]", h, d, maxRetryAfter)
+		}
+		if !ok && d != 0 {
+			t.Fatalf("parseRetryAfter(%q) = %s, false; want 0 when not ok", h, d)
+		}
+	})
+}
