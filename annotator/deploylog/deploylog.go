@@ -38,6 +38,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/telltale-dev/telltale/annotator/deployapi"
 )
 
 // ErrNotFound is returned when no deploy has the requested id.
@@ -45,67 +47,23 @@ var ErrNotFound = errors.New("deploy not found")
 
 // Outbox entry states.
 const (
-	StatusPending   = "pending"
-	StatusDelivered = "delivered"
-	StatusFailed    = "failed"
+	StatusPending   = deployapi.DeliveryPending
+	StatusDelivered = deployapi.DeliveryDelivered
+	StatusFailed    = deployapi.DeliveryFailed
 )
 
 // maxErrorLen bounds the last_error text stored per outbox entry, in bytes.
 const maxErrorLen = 512
 
-// Deploy is one deploy event as stored in the log and served by the deploy
-// API. Its JSON form is the API's deploy object.
-type Deploy struct {
-	ID      string `json:"id"`
-	Service string `json:"service"`
-	Env     string `json:"env"`
-	Version string `json:"version"`
-	Commit  string `json:"commit"`
-	Who     string `json:"who"`
-	Message string `json:"message"`
-	Link    string `json:"link"`
-	// Time is when the deploy started (or happened, for a point event).
-	Time time.Time `json:"time"`
-	// EndTime is when a long deploy finished; nil while it is open or for
-	// a point event.
-	EndTime *time.Time `json:"end_time,omitempty"`
-	// Status is running, success, failed, cancelled or rolled_back.
-	Status    string    `json:"status"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+// Deploy is one deploy event as stored in the log; the log fills every
+// field except Delivery.
+type Deploy = deployapi.Deploy
 
-	// Seq is the log's insertion number: it orders deploys that share a Time.
-	Seq int64 `json:"-"`
-	// GrafanaAnnotationID is the id of the Grafana annotation created for the
-	// deploy, or 0 if there is none yet.
-	GrafanaAnnotationID int64 `json:"-"`
-
-	// Delivery is filled by the deploy API from DeliveryStates; the log
-	// itself never reads or writes it.
-	Delivery *Delivery `json:"delivery,omitempty"`
-}
-
-// Delivery is the outcome of the outbox deliveries of one deploy, per target.
-type Delivery struct {
-	Series   *TargetDelivery  `json:"series,omitempty"`
-	Grafana  *TargetDelivery  `json:"grafana,omitempty"`
-	Webhooks []TargetDelivery `json:"webhooks,omitempty"`
-}
-
-// TargetDelivery is the delivery state of one deploy to one target.
-type TargetDelivery struct {
-	// Name names a webhook; empty for other targets.
-	Name string `json:"name,omitempty"`
-	// Status is pending, delivered or failed.
-	Status string `json:"status"`
-	// Attempts counts delivery attempts over all events of the deploy.
-	Attempts  int    `json:"attempts"`
-	LastError string `json:"last_error,omitempty"`
-	// NextAttempt is when a pending delivery is tried next.
-	NextAttempt *time.Time `json:"next_attempt,omitempty"`
-	// AnnotationID is the Grafana annotation id, for the grafana target.
-	AnnotationID int64 `json:"annotation_id,omitempty"`
-}
+// Delivery and TargetDelivery are the API's delivery state types.
+type (
+	Delivery       = deployapi.Delivery
+	TargetDelivery = deployapi.TargetDelivery
+)
 
 // Log is an open deploy log. Create it with Open, release it with Close.
 type Log struct {

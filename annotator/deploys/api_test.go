@@ -231,3 +231,22 @@ func TestOnRecorded(t *testing.T) {
 		t.Fatalf("OnRecorded calls: got %v; want [x/running x/success]", got)
 	}
 }
+
+// TestEndWithoutStart: a deploy sent with only end_time starts at its end;
+// a close of an existing id without time is checked against the stored start.
+func TestEndWithoutStart(t *testing.T) {
+	e := newEnv(t, Options{Now: fixedClock(t0)}, false)
+	d := e.post(`{"id":"a","service":"api","end_time":"2024-05-01T11:59:00Z"}`, 201)
+	if !d.Time.Equal(t0.Add(-time.Minute)) || d.EndTime == nil || !d.EndTime.Equal(d.Time) {
+		t.Fatalf("got time %v end %v; want both 11:59", d.Time, d.EndTime)
+	}
+	e.post(`{"id":"b","service":"api","status":"running","time":"2024-05-01T11:50:00Z"}`, 201)
+	if c := e.post(`{"id":"b","service":"api","status":"success"}`, 200); c.EndTime == nil || !c.EndTime.Equal(t0) {
+		t.Fatalf("close by status only: got end %v; want now %v", c.EndTime, t0)
+	}
+	e.post(`{"id":"c","service":"api","status":"running","time":"2024-05-01T11:50:00Z"}`, 201)
+	r := e.do("POST", "/api/v1/deploys", `{"id":"c","service":"api","end_time":"2024-05-01T11:40:00Z"}`)
+	if r.Code != 400 || !strings.Contains(r.Error, `is before the deploy's time 2024-05-01T11:50:00Z`) {
+		t.Fatalf("end before the stored start: got %d %q; want 400", r.Code, r.Error)
+	}
+}

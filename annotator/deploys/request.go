@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/telltale-dev/telltale/annotator/deployapi"
 )
 
 // Input limits. They bound what becomes a label value of the deploy series
@@ -33,11 +35,11 @@ const (
 
 // Statuses of a deploy.
 const (
-	StatusRunning    = "running"
-	StatusSuccess    = "success"
-	StatusFailed     = "failed"
-	StatusCancelled  = "cancelled"
-	StatusRolledBack = "rolled_back"
+	StatusRunning    = deployapi.StatusRunning
+	StatusSuccess    = deployapi.StatusSuccess
+	StatusFailed     = deployapi.StatusFailed
+	StatusCancelled  = deployapi.StatusCancelled
+	StatusRolledBack = deployapi.StatusRolledBack
 )
 
 var statuses = []string{StatusRunning, StatusSuccess, StatusFailed, StatusCancelled, StatusRolledBack}
@@ -228,6 +230,12 @@ func (req *Request) validate(t, end *string, now time.Time) error {
 			return err
 		}
 		e = e.UTC().Truncate(time.Millisecond)
+		if !req.HasTime && e.Before(req.Time) {
+			// No start given: a deploy that already ended starts no later
+			// than its end. (For an existing id the stored start is checked
+			// when the change is applied.)
+			req.Time = e
+		}
 		if e.Before(req.Time) {
 			return badField("end_time", "bad_time", "\"end_time\" %s is before \"time\" %s: a deploy cannot end before it starts", e.Format(time.RFC3339Nano), req.Time.Format(time.RFC3339Nano))
 		}
