@@ -48,16 +48,21 @@
 // with a "type" and a "time" (server time, milliseconds since the epoch):
 //
 //	{"type":"subscribed","time":1700000000000,"selectors":["up{job=\"api\"}"],
-//	 "max_rate":0,"queue_size":256,"max_samples_per_message":256}
-//	    First message: the subscription as the server understood it.
+//	 "queue_size":256,"max_samples_per_message":256}
+//	    First message: the subscription as the server understood it
+//	    ("max_rate" too when set). queue_size counts queued writes (each up
+//	    to max_samples_per_message samples).
 //
-//	{"type":"samples","time":1700000000123,"samples":[
-//	  {"labels":{"__name__":"up","job":"api"},"t":1700000000000,"v":"1"}]}
-//	    Matching samples of one committed write, in write order; "time" is
-//	    when the write was committed, "t" is the sample's own timestamp in
-//	    ms. "v" is a string as in the Prometheus HTTP API ("1.5", "NaN",
-//	    "+Inf", "-Inf") so every float survives JSON. A large write is split
-//	    into messages of at most max_samples_per_message samples.
+//	{"type":"samples","samples":[
+//	  {"labels":{"__name__":"up","job":"api"},"t":1700000000000,"v":"1"}],
+//	 "time":1700000000123}
+//	    Matching samples of committed writes, in commit order; "time" is
+//	    when the last of them was committed, "t" is a sample's own
+//	    timestamp in ms. "v" is a string as in the Prometheus HTTP API
+//	    ("1.5", "NaN", "+Inf", "-Inf") so every float survives JSON. A
+//	    client gets at most one samples message per FlushInterval (10ms):
+//	    writes committed meanwhile share a message (up to 256 KiB), so a
+//	    busy collector makes few syscalls per client.
 //
 //	{"type":"deploy","time":1700000000456,"deploy":{"id":"...","service":"api",...}}
 //	    A deploy event as the deploy log recorded it (created or changed).

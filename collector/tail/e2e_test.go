@@ -204,18 +204,20 @@ func (c *collectorProc) metric(t *testing.T, name string) float64 {
 	return -1
 }
 
-// nextSamples returns the next samples message on c, rendered as lines,
-// failing on anything else.
-func nextSamples(t *testing.T, c *client.Conn) string {
+// nextSamples reads samples messages from c until n samples came, and
+// renders them as lines; anything else fails the test.
+func nextSamples(t *testing.T, c *client.Conn, n int) string {
 	t.Helper()
-	m, raw, err := c.Next()
-	if err != nil {
-		t.Fatalf("next message: %v", err)
-	}
-	if m.Type != tail.TypeSamples {
-		t.Fatalf("next message: got %s; want samples", raw)
-	}
-	return lines(m)
+	return collectSamples(t, func() tail.Message {
+		m, raw, err := c.Next()
+		if err != nil {
+			t.Fatalf("next message: %v", err)
+		}
+		if m.Type != tail.TypeSamples {
+			t.Fatalf("next message: got %s; want samples", raw)
+		}
+		return m
+	}, n)
 }
 
 func dialCollector(t *testing.T, c *collectorProc, sels ...string) *client.Conn {
@@ -250,7 +252,7 @@ func TestE2ETailSeesExactlyTheMatchingSamples(t *testing.T) {
 	add("e2e_up", "db", 1)
 	c.remoteWrite(t, &b)
 	want := fmt.Sprintf("e2e_requests_total{job=\"api\"} %d 10\ne2e_requests_total{job=\"api\"} %d 11\ne2e_up{job=\"db\"} %d 1", now-2000, now-1000, now-1000)
-	if got := nextSamples(t, sub); got != want {
+	if got := nextSamples(t, sub, 3); got != want {
 		t.Fatalf("remote write:\ngot\n%s\nwant\n%s", got, want)
 	}
 
@@ -258,7 +260,7 @@ func TestE2ETailSeesExactlyTheMatchingSamples(t *testing.T) {
 	// after it.
 	c.importText(t, fmt.Sprintf("e2e_other{job=\"api\"} 1 %d\ne2e_requests_total{job=\"db\"} 2 %d\n", now, now))
 	c.importText(t, fmt.Sprintf("e2e_requests_total{job=\"api\"} 12 %d\ne2e_other{job=\"x\"} 3 %d\n", now, now))
-	if got, want := nextSamples(t, sub), fmt.Sprintf(`e2e_requests_total{job="api"} %d 12`, now); got != want {
+	if got, want := nextSamples(t, sub, 1), fmt.Sprintf(`e2e_requests_total{job="api"} %d 12`, now); got != want {
 		t.Fatalf("text import:\ngot\n%s\nwant\n%s", got, want)
 	}
 
@@ -498,7 +500,7 @@ func TestE2EIngestWithAHundredClientsSomeStuck(t *testing.T) {
 	}
 	fresh := dialCollector(t, c, "e2e_load_0")
 	c.importText(t, fmt.Sprintf("e2e_load_0{pad=\"x\"} 7 %d\n", time.Now().UnixMilli()))
-	if got := nextSamples(t, fresh); !strings.Contains(got, `e2e_load_0{pad="x"}`) {
+	if got := nextSamples(t, fresh, 1); !strings.Contains(got, `e2e_load_0{pad="x"}`) {
 		t.Fatalf("fresh client after the load: got %s", got)
 	}
 	for _, conn := range conns {

@@ -54,6 +54,11 @@ type Options struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds writing one message to a client. Default 10s.
 	WriteTimeout time.Duration
+	// FlushInterval is the least time between two samples messages to a
+	// client: samples committed meanwhile go out together in one message,
+	// which keeps the syscalls per client bounded when writes come fast. It
+	// adds at most this much latency. Default 10ms.
+	FlushInterval time.Duration
 	// CloseWait is how long the server waits for the client to answer its
 	// close frame before it closes the connection. Default 1s.
 	CloseWait time.Duration
@@ -89,6 +94,7 @@ func (o *Options) setDefaults() {
 	defDur(&o.PingInterval, 30*time.Second)
 	defDur(&o.WriteTimeout, 10*time.Second)
 	defDur(&o.CloseWait, time.Second)
+	defDur(&o.FlushInterval, 10*time.Millisecond)
 	if o.ParseSelector == nil {
 		o.ParseSelector = parser.NewParser(parser.Options{}).ParseMetricSelector
 	}

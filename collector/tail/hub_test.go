@@ -454,3 +454,45 @@ func TestSeriesString(t *testing.T) {
 	f(map[string]string{"__name__": "up", "job": "api", "a": "x\"y"}, `up{a="x\"y", job="api"}`)
 	f(map[string]string{"job": "api"}, `{job="api"}`)
 }
+
+func TestAppendQueuedMergesUntilAGap(t *testing.T) {
+	h := New(Options{})
+	s := h.newSubscriber([]string{"up"}, nil, 0)
+	ser := &series{labels: []samples.Label{{Name: "__name__", Value: "up"}}}
+	mk := func(tm int64, dropped int64, vals ...float64) *item {
+		it := h.getItem()
+		it.time, it.droppedMsgs = tm, dropped
+		for _, v := range vals {
+			it.samples = append(it.samples, queued{ser, tm, v})
+		}
+		return it
+	}
+	first := mk(1000, 0, 1, 2)
+	s.queue <- mk(2000, 0, 3)
+	s.queue <- mk(3000, 2, 4) // after a gap: starts the next message
+	s.queue <- mk(4000, 0, 5)
+	f := func(raw []byte, n int, wantN int, wantTime int64, wantVals string) {
+		t.Helper()
+		var m Message
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatalf("not JSON: %v: %s", err, raw)
+		}
+		var vals []string
+		for _, smp := range m.Samples {
+			vals = append(vals, formatFloat(float64(smp.V)))
+		}
+		if n != wantN || m.Time != wantTime || strings.Join(vals, ",") != wantVals {
+			t.Fatalf("merged message: got n=%d time=%d values %v; want n=%d time=%d values %s", n, m.Time, vals, wantN, wantTime, wantVals)
+		}
+	}
+	raw, n, next := s.appendQueued(nil, first)
+	f(raw, n, 3, 2000, "1,2,3")
+	if next == nil || next.droppedMsgs != 2 {
+		t.Fatalf("next item: got %+v; want the one after the gap", next)
+	}
+	raw, n, next = s.appendQueued(nil, next)
+	f(raw, n, 2, 4000, "4,5")
+	if next != nil {
+		t.Fatalf("next item with an empty queue: got %+v; want nil", next)
+	}
+}

@@ -254,6 +254,10 @@ func (s *subscriber) writeLoop(conn *websocket.Conn) bool {
 	if !write(sub, 0) {
 		return false
 	}
+	var lastFlush time.Time
+	flushTimer := time.NewTimer(time.Hour)
+	flushTimer.Stop()
+	defer flushTimer.Stop()
 	ping := time.NewTicker(h.opts.PingInterval)
 	defer ping.Stop()
 	tick := time.NewTicker(time.Second)
@@ -272,19 +276,36 @@ func (s *subscriber) writeLoop(conn *websocket.Conn) bool {
 				return false
 			}
 		case it := <-s.queue:
-			if it.droppedMsgs > 0 {
-				buf = appendDroppedNotice(buf[:0], h.opts.Now().UnixMilli(), it.droppedMsgs, it.droppedSamples)
-				if !write(buf, 0) {
+			// At most one samples message per FlushInterval: when writes
+			// come faster, wait and send what queued up meanwhile in one
+			// message, so a busy collector makes few syscalls per client.
+			if wait := time.Until(lastFlush.Add(h.opts.FlushInterval)); wait > 0 {
+				flushTimer.Reset(wait)
+				select {
+				case <-s.kick:
 					h.putItem(it)
+					return true
+				case <-flushTimer.C:
+				}
+			}
+			for it != nil {
+				if it.droppedMsgs > 0 {
+					buf = appendDroppedNotice(buf[:0], h.opts.Now().UnixMilli(), it.droppedMsgs, it.droppedSamples)
+					if !write(buf, 0) {
+						h.putItem(it)
+						return false
+					}
+				}
+				var n int
+				buf, n, it = s.appendQueued(buf[:0], it)
+				if !write(buf, n) {
+					if it != nil {
+						h.putItem(it)
+					}
 					return false
 				}
 			}
-			n := len(it.samples)
-			buf = appendSamples(buf[:0], it)
-			h.putItem(it)
-			if !write(buf, n) {
-				return false
-			}
+			lastFlush = time.Now()
 		case <-ping.C:
 			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.opts.WriteTimeout)); err != nil {
 				s.disconnect("write_error", websocket.CloseGoingAway, "ping failed")
@@ -312,13 +333,56 @@ func (s *subscriber) writeLoop(conn *websocket.Conn) bool {
 	}
 }
 
-// appendSamples appends the samples message of it to dst.
+// maxMergedBytes bounds a samples message merged from several queued
+// items.
+const maxMergedBytes = 256 << 10
+
+// appendQueued appends to dst one samples message with the samples of it
+// and of the items queued after it, until the message is maxMergedBytes
+// long, the queue is empty, or an item follows a gap (its dropped notice
+// must come first). It returns the message, its sample count and that
+// next item, or nil. The items written are returned to the pool.
+func (s *subscriber) appendQueued(dst []byte, it *item) ([]byte, int, *item) {
+	dst = append(dst, `{"type":"samples","samples":[`...)
+	n := 0
+	var last int64
+	for {
+		dst = appendSampleEntries(dst, it, n == 0)
+		n += len(it.samples)
+		last = it.time
+		s.h.putItem(it)
+		if len(dst) >= maxMergedBytes {
+			it = nil
+			break
+		}
+		select {
+		case it = <-s.queue:
+		default:
+			it = nil
+		}
+		if it == nil || it.droppedMsgs > 0 {
+			break
+		}
+	}
+	dst = append(dst, `],"time":`...)
+	dst = strconv.AppendInt(dst, last, 10)
+	return append(dst, '}'), n, it
+}
+
+// appendSamples appends the samples message of it alone to dst.
 func appendSamples(dst []byte, it *item) []byte {
-	dst = append(dst, `{"type":"samples","time":`...)
+	dst = append(dst, `{"type":"samples","samples":[`...)
+	dst = appendSampleEntries(dst, it, true)
+	dst = append(dst, `],"time":`...)
 	dst = strconv.AppendInt(dst, it.time, 10)
-	dst = append(dst, `,"samples":[`...)
+	return append(dst, '}')
+}
+
+// appendSampleEntries appends the samples of it as JSON array elements,
+// with a leading comma unless first.
+func appendSampleEntries(dst []byte, it *item, first bool) []byte {
 	for i, q := range it.samples {
-		if i > 0 {
+		if i > 0 || !first {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"labels":`...)
@@ -329,7 +393,7 @@ func appendSamples(dst []byte, it *item) []byte {
 		dst = appendValue(dst, q.v)
 		dst = append(dst, '}')
 	}
-	return append(dst, "]}"...)
+	return dst
 }
 
 func labelsJSON(ls []samples.Label) []byte {
