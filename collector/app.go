@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,6 +85,11 @@ func (a *app) routes() {
 	a.mux.Handle("/api/v1/import/prometheus", w(a.ingest.ImportPrometheus))
 	a.mux.Handle("/api/v1/", a.auth.Require(auth.ScopeRead, a.query.Handler()))
 	a.mux.Handle("/metrics", a.auth.Require(auth.ScopeRead, http.HandlerFunc(a.serveMetrics)))
+	// Profiles for finding where the time goes (go tool pprof http://.../debug/pprof/profile).
+	a.mux.Handle("/debug/pprof/", a.auth.Require(auth.ScopeAdmin, http.HandlerFunc(pprof.Index)))
+	a.mux.Handle("/debug/pprof/profile", a.auth.Require(auth.ScopeAdmin, http.HandlerFunc(pprof.Profile)))
+	a.mux.Handle("/debug/pprof/trace", a.auth.Require(auth.ScopeAdmin, http.HandlerFunc(pprof.Trace)))
+	a.mux.Handle("/debug/pprof/symbol", a.auth.Require(auth.ScopeAdmin, http.HandlerFunc(pprof.Symbol)))
 	// Probes stay open: they reveal nothing and orchestrators call them without tokens.
 	a.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	a.mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
