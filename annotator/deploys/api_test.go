@@ -2,9 +2,15 @@ package deploys
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/telltale-dev/telltale/annotator/grafana"
 )
 
 func TestCreateGetListPatch(t *testing.T) {
@@ -249,4 +255,35 @@ func TestEndWithoutStart(t *testing.T) {
 	if r.Code != 400 || !strings.Contains(r.Error, `is before the deploy's time 2024-05-01T11:50:00Z`) {
 		t.Fatalf("end before the stored start: got %d %q; want 400", r.Code, r.Error)
 	}
+}
+
+func TestTypedNilGrafanaIsOff(t *testing.T) {
+	var g *grafana.Client
+	e := newEnv(t, Options{Now: fixedClock(t0), Grafana: g}, true)
+	if d := e.post(`{"service":"api"}`, 201); d.Delivery != nil {
+		t.Fatalf("delivery with Grafana off: got %+v; want none", d.Delivery)
+	}
+}
+
+// BenchmarkCreate measures POST /api/v1/deploys end to end, including the
+// fsync of every commit (synchronous=FULL).
+func BenchmarkCreate(b *testing.B) {
+	s, err := Open(b.Context(), Options{DBPath: filepath.Join(b.TempDir(), "d.db"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	h := s.Handler()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		body := fmt.Sprintf(`{"id":"b%d","service":"api","env":"prod","version":"1.%d","who":"bench"}`, i, i)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("POST", "/api/v1/deploys", strings.NewReader(body)))
+		if w.Code != 201 {
+			b.Fatalf("got %d %s", w.Code, w.Body)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deploys/s")
 }

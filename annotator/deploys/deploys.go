@@ -143,6 +143,9 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	if opts.MaxBackoff < opts.MinBackoff {
 		return nil, fmt.Errorf("deploy delivery MaxBackoff %s is below MinBackoff %s: raise MaxBackoff", opts.MaxBackoff, opts.MinBackoff)
 	}
+	if g, ok := opts.Grafana.(*grafana.Client); ok && g == nil {
+		opts.Grafana = nil // a typed nil would pass the nil check and panic later
+	}
 	webhooks, err := checkWebhooks(opts.Webhooks)
 	if err != nil {
 		return nil, err

@@ -16,7 +16,8 @@ const (
 	MetricDeploysTotal = "telltale_deploys_total"
 	// MetricDeployInfo{service,env,version,commit,who,status} is written at
 	// each deploy's time with the deploy time in unix seconds as value;
-	// status is the status when the deploy was recorded.
+	// status is the deploy's status when the series is written, normally
+	// right after it was recorded (so "running" for a deploy in progress).
 	MetricDeployInfo = "telltale_deploy_info"
 	// MetricDeployEndTime{service,env,version,commit,who,status} is written
 	// at a long deploy's end with the end time in unix seconds; status is
