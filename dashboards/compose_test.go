@@ -311,10 +311,7 @@ func TestComposeCommandsParse(t *testing.T) {
 	}
 
 	demo := service(t, p, "demo")
-	bin := filepath.Join(t.TempDir(), "demo")
-	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/telltale-dev/telltale/instrument/demo").CombinedOutput(); err != nil {
-		t.Fatalf("go build demo: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, "github.com/telltale-dev/telltale/instrument/demo")
 	if out, err := exec.CommandContext(t.Context(), bin, append(demo.Command, "-dry-run")...).CombinedOutput(); err != nil {
 		t.Errorf("demo %q -dry-run: %v\n%s", demo.Command, err, out)
 	}
