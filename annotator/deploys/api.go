@@ -26,7 +26,18 @@ func (s *Service) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/deploys", s.handleList)
 	mux.HandleFunc("GET /api/v1/deploys/{id}", s.handleGet)
 	mux.HandleFunc("PATCH /api/v1/deploys/{id}", s.handlePatch)
+	// Other methods get the JSON envelope too, not the mux's plain text.
+	mux.HandleFunc("/api/v1/deploys", methodNotAllowed("GET, POST"))
+	mux.HandleFunc("/api/v1/deploys/{id}", methodNotAllowed("GET, PATCH"))
 	return mux
+}
+
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeJSON(w, http.StatusMethodNotAllowed, envelope{Status: "error", ErrorType: "bad_data",
+			Error: fmt.Sprintf("method %s is not allowed on %s: use %s", r.Method, r.URL.Path, allow)})
+	}
 }
 
 // envelope is the Prometheus HTTP API response shape.

@@ -287,3 +287,20 @@ func BenchmarkCreate(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deploys/s")
 }
+
+func TestMethodNotAllowed(t *testing.T) {
+	e := newEnv(t, Options{Now: fixedClock(t0)}, false)
+	e.post(`{"id":"a","service":"api"}`, 201)
+	f := func(method, path, allow string) {
+		t.Helper()
+		r := e.do(method, path, "")
+		if r.Code != 405 || r.Header.Get("Allow") != allow || !strings.Contains(r.Error, "use "+allow) {
+			t.Fatalf("%s %s: got %d Allow=%q %q; want 405 allowing %s", method, path, r.Code, r.Header.Get("Allow"), r.Error, allow)
+		}
+	}
+	f("DELETE", "/api/v1/deploys/a", "GET, PATCH")
+	f("PUT", "/api/v1/deploys", "GET, POST")
+	if d := e.get("a"); d.ID != "a" {
+		t.Fatalf("GET still works: got %+v", d)
+	}
+}

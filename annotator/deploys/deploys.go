@@ -229,6 +229,7 @@ func (s *Service) Run(ctx context.Context) error {
 	for _, w := range s.workers {
 		wg.Go(func() { w.run(ctx) })
 	}
+	<-ctx.Done() // also with no targets configured
 	wg.Wait()
 	return nil
 }
