@@ -217,8 +217,17 @@ func checkDashboard(t *testing.T, b Board) {
 	} else {
 		tgt, _ := grafAnn.Target.(variants.UnknownDataquery)
 		tags, _ := tgt["tags"].([]string)
-		if !grafAnn.Enable || tgt["type"] != "tags" || !slices.Equal(tags, []string{DeployTag}) {
-			t.Errorf("Grafana deploy annotation: enable=%v target=%v; want enabled, type tags, tags [%s]", grafAnn.Enable, tgt, DeployTag)
+		if !grafAnn.Enable || tgt["type"] != "tags" || len(tags) == 0 || tags[0] != DeployTag {
+			t.Errorf("Grafana deploy annotation: enable=%v target=%v; want enabled, type tags, tags starting with %s", grafAnn.Enable, tgt, DeployTag)
+		}
+		for _, tag := range tags {
+			expanded, err := Expand(tag, TestVars())
+			if err != nil {
+				t.Errorf("Grafana deploy annotation tag %q: %v", tag, err)
+			}
+			if name, _, ok := strings.Cut(tag, ":"); ok && name != "service" && name != "env" {
+				t.Errorf("Grafana deploy annotation tag %q (%s): want deploy, service:<service> or env:<env>, the tags the collector writes", tag, expanded)
+			}
 		}
 	}
 

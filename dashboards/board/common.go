@@ -40,10 +40,20 @@ func datasource() common.DataSourceRef {
 	return common.DataSourceRef{Type: ptr("prometheus"), Uid: ptr("${datasource}")}
 }
 
+// deployFilter selects the deploys a dashboard shows.
+type deployFilter struct {
+	// matchers are PromQL label matchers on telltale_deploy_info, without
+	// braces, e.g. `service=~"$service"`; "" for all deploys.
+	matchers string
+	// tags are Grafana annotation tags required besides DeployTag, e.g.
+	// "service:$service" (the collector tags each deploy annotation with
+	// deploy, service:<service> and env:<env>).
+	tags []string
+}
+
 // newDashboard starts a dashboard with the variables and annotations every
-// dashboard shares. deployMatchers selects the deploys shown (PromQL label
-// matchers without braces, e.g. `service=~"$service"`; "" for all).
-func newDashboard(uid, title, desc string, tags []string, opts Options, deployMatchers string, vars ...cog.Builder[dashboard.VariableModel]) *dashboard.DashboardBuilder {
+// dashboard shares.
+func newDashboard(uid, title, desc string, tags []string, opts Options, deploys deployFilter, vars ...cog.Builder[dashboard.VariableModel]) *dashboard.DashboardBuilder {
 	b := dashboard.NewDashboardBuilder(title).
 		Uid(uid).
 		Description(desc).
@@ -58,7 +68,7 @@ func newDashboard(uid, title, desc string, tags []string, opts Options, deployMa
 		b.WithVariable(v)
 	}
 	b.WithVariable(collectorURLVariable(opts.CollectorURL))
-	for _, a := range deployAnnotations(deployMatchers) {
+	for _, a := range deployAnnotations(deploys) {
 		b.Annotation(a)
 	}
 	b.Link(dashboard.NewDashboardLinkBuilder("Telltale").
@@ -71,7 +81,7 @@ func newDashboard(uid, title, desc string, tags []string, opts Options, deployMa
 		Type(dashboard.DashboardLinkTypeLink).
 		Url("${collector_url}/api/v1/deploys").
 		TargetBlank(true))
-	lastDeploy(b, deployMatchers)
+	lastDeploy(b, deploys.matchers)
 	return b
 }
 
@@ -137,14 +147,14 @@ func DeployAnnotationExpr(matchers string) string {
 	return "max_over_time(" + deploySelector(matchers) + "[$__interval]) * 1000"
 }
 
-func deployAnnotations(matchers string) []cog.Builder[dashboard.AnnotationQuery] {
+func deployAnnotations(f deployFilter) []cog.Builder[dashboard.AnnotationQuery] {
 	series := dashboard.NewAnnotationQueryBuilder().
 		Name("Deploys").
 		Datasource(datasource()).
 		Enable(true).
 		Hide(false).
 		IconColor(colorDeploySeries).
-		Expr(DeployAnnotationExpr(matchers)).
+		Expr(DeployAnnotationExpr(f.matchers)).
 		UseValueForTime(true).
 		TitleFormat("{{service}} {{version}} by {{who}}").
 		TextFormat("{{env}}: commit {{commit}}, status {{status}}").
@@ -157,7 +167,7 @@ func deployAnnotations(matchers string) []cog.Builder[dashboard.AnnotationQuery]
 		IconColor(colorDeployGrafana).
 		Target(variants.NewUnknownDataqueryBuilderFromObject(variants.UnknownDataquery{
 			"type":     "tags",
-			"tags":     []string{DeployTag},
+			"tags":     append([]string{DeployTag}, f.tags...),
 			"matchAny": false,
 			"limit":    100,
 		}))

@@ -20,7 +20,7 @@ func deploys(opts Options) (*dashboard.DashboardBuilder, string, string) {
 	const title = "Deploys"
 	b := newDashboard(UIDDeploys, title,
 		"Deploy history per service and env, deploys per day, and the versions running now. The collector's deploy log has the full record (message, link to the change).",
-		[]string{"deploys"}, opts, deploySel,
+		[]string{"deploys"}, opts, deployFilter{matchers: deploySel},
 		labelVariable("service", "service", "telltale_deploys_total", true),
 		labelVariable("env", "env", `telltale_deploys_total{service=~"$service"}`, true))
 

@@ -24,7 +24,7 @@ func hosts(opts Options) (*dashboard.DashboardBuilder, string, string) {
 	const title = "Hosts"
 	b := newDashboard(UIDHosts, title,
 		"Per host CPU, load, memory, swap, disk, filesystems and network from the Telltale agent (node_exporter metric names), with every deploy marked.",
-		[]string{"hosts"}, opts, "",
+		[]string{"hosts"}, opts, deployFilter{},
 		labelVariable("host", "instance", "node_uname_info", true).Label("host"))
 
 	row(b, "Overview")

@@ -13,7 +13,7 @@ func self(opts Options) (*dashboard.DashboardBuilder, string, string) {
 	const title = "Telltale"
 	b := newDashboard(UIDSelf, title,
 		"Health of Telltale itself: what the collector ingests and rejects, how fast it answers queries, its head series and live-tail clients, deploy deliveries, and the agents' spools.",
-		[]string{"self"}, opts, "")
+		[]string{"self"}, opts, deployFilter{})
 
 	row(b, "Ingest")
 	b.WithPanel(graph("Samples ingested", "Samples committed per second, by endpoint (remote write, text import, Influx, OTLP).", units.Short, half,

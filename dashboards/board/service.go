@@ -40,7 +40,7 @@ func service(opts Options) (*dashboard.DashboardBuilder, string, string) {
 	const title = "Service"
 	b := newDashboard(UIDService, title,
 		"Request rate, errors, latency and in-flight requests by route for one service in one env (instrument library metrics), its runtime, and its deploys.",
-		[]string{"service"}, opts, serviceSel,
+		[]string{"service"}, opts, deployFilter{matchers: serviceSel, tags: []string{"service:$service"}},
 		labelVariable("service", "service", "telltale_build_info", false),
 		labelVariable("env", "env", `telltale_build_info{service=~"$service"}`, false),
 		labelVariable("route", "route", `http_requests_total{service=~"$service",env=~"$env"}`, true))
