@@ -1,0 +1,412 @@
+package spool
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+func open(t testing.TB, dir string, mod func(*Options)) (*Spool, *metrics.Set) {
+	t.Helper()
+	set := metrics.NewSet()
+	o := Options{Dir: dir, Metrics: set, MaxBytes: 1 << 20, SegmentBytes: 4 << 10, Logger: slog.New(slog.DiscardHandler)}
+	if mod != nil {
+		mod(&o)
+	}
+	s, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, set
+}
+
+func rec(i int) []byte {
+	// Varying sizes so record boundaries fall everywhere.
+	return []byte(fmt.Sprintf("record-%05d-%s", i, strings.Repeat("x", i%97)))
+}
+
+// drain peeks and acks everything and returns the records.
+func drain(t testing.TB, s *Spool, max int) []string {
+	t.Helper()
+	var got []string
+	for len(got) < max {
+		r, ok, err := s.Peek()
+		if err != nil {
+			t.Fatalf("Peek: %v", err)
+		}
+		if !ok {
+			break
+		}
+		got = append(got, string(r))
+		if err := s.Ack(); err != nil {
+			t.Fatalf("Ack: %v", err)
+		}
+	}
+	return got
+}
+
+func want(from, to int) []string {
+	var w []string
+	for i := from; i < to; i++ {
+		w = append(w, string(rec(i)))
+	}
+	return w
+}
+
+func TestOrderAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, nil)
+	for i := range 200 {
+		if err := s.Append(rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := drain(t, s, 70); !slices.Equal(got, want(0, 70)) {
+		t.Fatalf("first 70 records out of order: %q", got[:3])
+	}
+	if _, n := s.Size(); n != 130 {
+		t.Errorf("Size records = %d; want 130", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, _ = open(t, dir, nil)
+	if _, n := s.Size(); n != 130 {
+		t.Errorf("after reopen Size records = %d; want 130", n)
+	}
+	for i := 200; i < 250; i++ {
+		if err := s.Append(rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := drain(t, s, 1000)
+	if !slices.Equal(got, want(70, 250)) {
+		t.Fatalf("after restart got %d records; want 70..249 in order", len(got))
+	}
+	b, n := s.Size()
+	if n != 0 {
+		t.Errorf("drained spool has %d records", n)
+	}
+	if b > 2*int64(len(segmentMagic)) {
+		t.Errorf("drained spool holds %d bytes; consumed segments must be removed", b)
+	}
+	s.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if len(segs) != 1 {
+		t.Errorf("segment files after draining: %v; want only the current one", segs)
+	}
+}
+
+func TestPeekWithoutAckIsReplayed(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, nil)
+	s.Append(rec(1))
+	s.Append(rec(2))
+	r, ok, _ := s.Peek()
+	if !ok || string(r) != string(rec(1)) {
+		t.Fatalf("Peek = %q, %v; want record 1", r, ok)
+	}
+	s.Close() // the send did not finish: no Ack
+	s, _ = open(t, dir, nil)
+	defer s.Close()
+	if got := drain(t, s, 10); !slices.Equal(got, want(1, 3)) {
+		t.Errorf("after restart got %q; want records 1 and 2 again", got)
+	}
+}
+
+func TestDropOldestWhenFull(t *testing.T) {
+	dir := t.TempDir()
+	const max = 16 << 10
+	s, set := open(t, dir, func(o *Options) { o.MaxBytes = max; o.SegmentBytes = 2 << 10 })
+	defer s.Close()
+	payload := func(i int) []byte { return append([]byte(fmt.Sprintf("%05d|", i)), bytes.Repeat([]byte{'p'}, 494)...) }
+	const n = 200 // 200 * 512 bytes = 100 KiB into a 16 KiB spool
+	for i := range n {
+		if err := s.Append(payload(i)); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := s.Size(); b > max {
+			t.Fatalf("after %d appends the spool holds %d bytes; limit %d", i+1, b, max)
+		}
+	}
+	var got []string
+	for {
+		r, ok, err := s.Peek()
+		if err != nil || !ok {
+			break
+		}
+		got = append(got, string(r[:5]))
+		s.Ack()
+	}
+	dropped := set.GetOrCreateCounter(`telltale_agent_spool_dropped_total{reason="full"}`).Get()
+	if int(dropped)+len(got) != n {
+		t.Errorf("dropped %d + kept %d = %d; want %d: every record is delivered or counted", dropped, len(got), int(dropped)+len(got), n)
+	}
+	if len(got) == 0 || len(got) > max/512 {
+		t.Fatalf("kept %d records; want between 1 and %d", len(got), max/512)
+	}
+	// What is left is the newest, in order.
+	for i, g := range got {
+		if w := fmt.Sprintf("%05d", n-len(got)+i); g != w {
+			t.Fatalf("record %d = %s; want %s (the newest, in order)", i, g, w)
+		}
+	}
+	if err := s.Append(make([]byte, max)); err == nil || !strings.Contains(err.Error(), "-spool-max-bytes") {
+		t.Errorf("Append of a record larger than the spool: %v; want an error naming -spool-max-bytes", err)
+	}
+}
+
+func TestAckAfterDropIsNoop(t *testing.T) {
+	s, _ := open(t, t.TempDir(), func(o *Options) { o.MaxBytes = 4 << 10; o.SegmentBytes = 1 << 10 })
+	defer s.Close()
+	for i := range 3 {
+		s.Append(bytes.Repeat([]byte{byte('a' + i)}, 900))
+	}
+	r, _, _ := s.Peek() // the replayer is sending this one...
+	first := r[0]
+	for range 10 { // ...while appends push it out
+		s.Append(bytes.Repeat([]byte{'z'}, 900))
+	}
+	if err := s.Ack(); err != nil {
+		t.Fatalf("Ack after the record was dropped: %v", err)
+	}
+	r, ok, _ := s.Peek()
+	if !ok || r[0] != 'z' || first != 'a' {
+		t.Errorf("after Ack of a dropped record Peek = %q...; want a 'z' record", r[:1])
+	}
+}
+
+// segFiles lists the segment files in order.
+func segFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(segs)
+	return segs
+}
+
+func TestCorruptRecordSkipped(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, nil)
+	for i := range 5 {
+		s.Append(rec(i))
+	}
+	s.Close()
+	seg := segFiles(t, dir)[0]
+	data, _ := os.ReadFile(seg)
+	// Flip a payload byte of record 2.
+	i := bytes.Index(data, rec(2))
+	data[i+3] ^= 0xff
+	os.WriteFile(seg, data, 0o600)
+
+	s, set := open(t, dir, nil)
+	defer s.Close()
+	got := drain(t, s, 10)
+	if w := []string{string(rec(0)), string(rec(1)), string(rec(3)), string(rec(4))}; !slices.Equal(got, w) {
+		t.Errorf("got %q; want records 0 1 3 4", got)
+	}
+	if c := set.GetOrCreateCounter(`telltale_agent_spool_dropped_total{reason="corrupt"}`).Get(); c != 1 {
+		t.Errorf("corrupt counter = %d; want 1", c)
+	}
+}
+
+func TestCorruptLengthResyncs(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, nil)
+	for i := range 4 {
+		s.Append(rec(i))
+	}
+	s.Close()
+	seg := segFiles(t, dir)[0]
+	data, _ := os.ReadFile(seg)
+	// Make record 1's length huge: the reader must find record 2 by its
+	// magic, not by the length.
+	i := bytes.Index(data, rec(1))
+	data[i-headerLen+4] = 0xff
+	data[i-headerLen+7] = 0x00
+	os.WriteFile(seg, data, 0o600)
+
+	s, _ = open(t, dir, nil)
+	defer s.Close()
+	if got := drain(t, s, 10); !slices.Equal(got, []string{string(rec(0)), string(rec(2)), string(rec(3))}) {
+		t.Errorf("got %q; want records 0 2 3", got)
+	}
+}
+
+func TestTornTail(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, nil)
+	for i := range 3 {
+		s.Append(rec(i))
+	}
+	s.Close()
+	// A kill during write(2) of record 2: half of it on disk.
+	seg := segFiles(t, dir)[0]
+	data, _ := os.ReadFile(seg)
+	os.WriteFile(seg, data[:len(data)-len(rec(2))/2], 0o600)
+
+	s, _ = open(t, dir, nil)
+	defer s.Close()
+	s.Append(rec(3)) // goes into a new segment, after the torn one
+	if got := drain(t, s, 10); !slices.Equal(got, []string{string(rec(0)), string(rec(1)), string(rec(3))}) {
+		t.Errorf("got %q; want records 0 1 3", got)
+	}
+}
+
+func TestCorruptReadPosition(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, nil)
+	for i := range 3 {
+		s.Append(rec(i))
+	}
+	drain(t, s, 1)
+	s.Close()
+	os.WriteFile(filepath.Join(dir, posFile), []byte("garbage garbage garbage"), 0o600)
+	s, _ = open(t, dir, nil)
+	defer s.Close()
+	// Without a trustworthy position everything is replayed: duplicates,
+	// never a loss.
+	if got := drain(t, s, 10); !slices.Equal(got, want(0, 3)) {
+		t.Errorf("got %q; want all 3 records", got)
+	}
+}
+
+func TestGracefulCloseFlushes(t *testing.T) {
+	dir := t.TempDir()
+	// A lazy fsync policy: Close must still leave everything on disk.
+	s, _ := open(t, dir, func(o *Options) { o.SyncInterval = time.Hour })
+	for i := range 20 {
+		s.Append(rec(i))
+	}
+	drain(t, s, 5)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(rec(99)); err == nil {
+		t.Error("Append after Close: got nil error")
+	}
+	s, _ = open(t, dir, nil)
+	defer s.Close()
+	if got := drain(t, s, 100); !slices.Equal(got, want(5, 20)) {
+		t.Errorf("after Close and Open got %d records; want 5..19", len(got))
+	}
+}
+
+func TestLocked(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, nil)
+	defer s.Close()
+	_, err := Open(Options{Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "-spool-dir") {
+		t.Errorf("second Open of %s: %v; want an error naming -spool-dir", dir, err)
+	}
+}
+
+func TestNotify(t *testing.T) {
+	s, _ := open(t, t.TempDir(), nil)
+	defer s.Close()
+	select {
+	case <-s.Notify():
+		t.Fatal("Notify fired before any Append")
+	default:
+	}
+	s.Append(rec(1))
+	select {
+	case <-s.Notify():
+	default:
+		t.Fatal("Notify did not fire after Append")
+	}
+}
+
+func TestGauges(t *testing.T) {
+	s, set := open(t, t.TempDir(), nil)
+	defer s.Close()
+	s.Append(rec(1))
+	s.Append(rec(2))
+	var buf bytes.Buffer
+	set.WritePrometheus(&buf)
+	for _, w := range []string{"telltale_agent_spool_records 2\n", fmt.Sprintf("telltale_agent_spool_bytes %d\n", 8+2*headerLen+len(rec(1))+len(rec(2)))} {
+		if !strings.Contains(buf.String(), w) {
+			t.Errorf("metrics lack %q:\n%s", w, buf.String())
+		}
+	}
+}
+
+// FuzzSegment opens a spool whose segment file holds arbitrary bytes and
+// reads it to the end: no panic, no endless loop, every record returned is
+// one that was validly framed.
+func FuzzSegment(f *testing.F) {
+	dir := f.TempDir()
+	s, _ := open(f, dir, nil)
+	for i := range 3 {
+		s.Append(rec(i))
+	}
+	s.Close()
+	for _, p := range segFilesF(f, dir) {
+		data, _ := os.ReadFile(p)
+		f.Add(data)
+	}
+	f.Add([]byte(segmentMagic))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "0000000000000001.seg"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(Options{Dir: dir, SyncInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		for range len(data) + 2 {
+			r, ok, err := s.Peek()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				return
+			}
+			if !bytes.Contains(data, r) {
+				t.Fatalf("record %q not in the segment", r)
+			}
+			s.Ack()
+		}
+		t.Fatalf("more records than bytes in a %d-byte segment", len(data))
+	})
+}
+
+func segFilesF(f *testing.F, dir string) []string {
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	return segs
+}
+
+func BenchmarkAppendPeekAck(b *testing.B) {
+	body := bytes.Repeat([]byte("remote write body "), 1000) // ~18 KB, a host's interval
+	for _, sync := range []time.Duration{-1, 0} {
+		b.Run(fmt.Sprintf("sync=%v", sync), func(b *testing.B) {
+			s, _ := open(b, b.TempDir(), func(o *Options) { o.SyncInterval = sync; o.MaxBytes = 64 << 20 })
+			defer s.Close()
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.Append(body); err != nil {
+					b.Fatal(err)
+				}
+				if _, ok, err := s.Peek(); !ok || err != nil {
+					b.Fatal(ok, err)
+				}
+				s.Ack()
+			}
+		})
+	}
+}
