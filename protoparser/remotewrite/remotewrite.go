@@ -15,9 +15,10 @@
 // ingest path's job, the same for every format).
 //
 // Series keys (Series.Key, see samples.Series):
-//   - 1.0: the raw bytes of the TimeSeries' label fields, aliasing the
-//     request. They always begin with 0x0a, the tag of field 1, which serves
-//     as the format byte.
+//   - 1.0: the raw bytes of the TimeSeries from its first label field to its
+//     last, aliasing the request. They always begin with 0x0a, the tag of
+//     field 1, which serves as the format byte. (A sender that puts other
+//     fields between labels only costs itself cache hits.)
 //   - 2.0: 0x02 followed by the resolved labels, each name and value
 //     prefixed by its length as a varint, in Batch.KeyBuf. Label references
 //     are not used: they index the request's own symbol table, so equal
