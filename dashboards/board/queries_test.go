@@ -110,3 +110,44 @@ func FuzzExpand(f *testing.F) {
 		}
 	})
 }
+
+func FuzzLabelValues(f *testing.F) {
+	qs, err := Queries(mustAll(f))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, q := range qs {
+		if q.Kind == KindVariable {
+			f.Add("label_values(" + q.Expr + ", " + q.Label + ")")
+		}
+	}
+	f.Add(`label_values(x, )`)
+	f.Fuzz(func(t *testing.T, in string) {
+		sel, label, err := LabelValues(in)
+		if err != nil {
+			return
+		}
+		// A parsed query renders back to one that parses the same.
+		sel2, label2, err := LabelValues("label_values(" + sel + ", " + label + ")")
+		if err != nil || sel2 != sel || label2 != label {
+			t.Fatalf("LabelValues(%q) = %q, %q; its rendering parses as %q, %q, %v", in, sel, label, sel2, label2, err)
+		}
+	})
+}
+
+func BenchmarkAll(b *testing.B) {
+	b.ReportAllocs()
+	var size int
+	for b.Loop() {
+		bs, err := All(Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = 0
+		for _, d := range bs {
+			j, _ := d.JSON()
+			size += len(j)
+		}
+	}
+	b.ReportMetric(float64(size), "json_bytes")
+}
