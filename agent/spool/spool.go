@@ -117,7 +117,8 @@ type Spool struct {
 	rOff     int64 // offset of the next record to read in segs[0]
 	rRecords int   // records of segs[0] already acknowledged
 	peeked   int64 // length on disk of the record Peek returned, 0 if none
-	buf      []byte
+	rbuf     []byte // the record Peek returned
+	wbuf     []byte // the record Append writes
 	pos      *os.File
 
 	bytes   int64 // sum of segs[i].size
@@ -309,8 +310,8 @@ func (s *Spool) Append(rec []byte) error {
 	binary.LittleEndian.PutUint32(hdr[4:], uint32(len(rec)))
 	crc := crc32.Update(crc32.Checksum(hdr[4:8], castagnoli), castagnoli, rec)
 	binary.LittleEndian.PutUint32(hdr[8:], crc)
-	s.buf = append(append(s.buf[:0], hdr[:]...), rec...)
-	if _, err := s.w.Write(s.buf); err != nil {
+	s.wbuf = append(append(s.wbuf[:0], hdr[:]...), rec...)
+	if _, err := s.w.Write(s.wbuf); err != nil {
 		// A partial write leaves a torn record the reader will skip;
 		// start afresh in a new segment.
 		werr := fmt.Errorf("cannot write to spool: %w", err)
@@ -376,7 +377,7 @@ func (s *Spool) closeReader() {
 
 // Peek returns the oldest unacknowledged record, or ok=false when the
 // spool is empty. The record stays until Ack; a second Peek returns it
-// again. rec is valid until the next call on s.
+// again. rec is valid until the next Peek; Append may run meanwhile.
 func (s *Spool) Peek() (rec []byte, ok bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -437,10 +438,10 @@ func (s *Spool) readRecord(size int64) ([]byte, int64, error) {
 	if n > MaxRecordBytes || s.rOff+headerLen+n > size {
 		return nil, 0, fmt.Errorf("%w: length %d past the end of the segment", errCorrupt, n)
 	}
-	if int64(cap(s.buf)) < n {
-		s.buf = make([]byte, n)
+	if int64(cap(s.rbuf)) < n {
+		s.rbuf = make([]byte, n)
 	}
-	rec := s.buf[:n]
+	rec := s.rbuf[:n]
 	if _, err := s.r.ReadAt(rec, s.rOff+headerLen); err != nil {
 		return nil, 0, fmt.Errorf("cannot read spool segment: %w", err)
 	}
