@@ -114,9 +114,9 @@ type Spool struct {
 
 	r        *os.File // segment segs[0], opened for reading
 	rSeq     uint64
-	rOff     int64 // offset of the next record to read in segs[0]
-	rRecords int   // records of segs[0] already acknowledged
-	peeked   int64 // length on disk of the record Peek returned, 0 if none
+	rOff     int64  // offset of the next record to read in segs[0]
+	rRecords int    // records of segs[0] already acknowledged
+	peeked   int64  // length on disk of the record Peek returned, 0 if none
 	rbuf     []byte // the record Peek returned
 	wbuf     []byte // the record Append writes
 	pos      *os.File
