@@ -96,7 +96,30 @@ type state struct {
 	extra  [1]samples.Label
 }
 
-// dbTagText is how a tag named db appears in line protocol.
+// parse parses data into st's batches and returns the batch to write,
+// with the label db=<db> on every series whose line has no db tag (none
+// when db is ""). The parser's ExtraLabels would replace a line's own db
+// tag, but that tag must win, as in VictoriaMetrics (Telegraf's postgresql
+// and mysql inputs tag each series with its database); so only a body that
+// holds a db tag takes the slower path of adding the label after parsing.
+func (st *state) parse(data []byte, precision string, now int64, db string, maxLineLen int) (*samples.Batch, protoinflux.Stats, error) {
+	st.parser.MaxLineLen = maxLineLen
+	st.parser.ExtraLabels = nil
+	dbTag := db != "" && bytes.Contains(data, dbTagText)
+	if db != "" && !dbTag {
+		st.extra[0] = samples.Label{Name: "db", Value: db}
+		st.parser.ExtraLabels = st.extra[:]
+	}
+	stats, err := st.parser.Parse(data, precision, now, &st.batch)
+	if err != nil || !dbTag {
+		return &st.batch, stats, err
+	}
+	addLabelIfMissing(&st.batch, &st.out, "db", db)
+	return &st.out, stats, nil
+}
+
+// dbTagText is how a tag named db appears in line protocol: tag keys
+// follow a comma, and no escape sequence unescapes to "db".
 var dbTagText = []byte(",db=")
 
 // addLabelIfMissing copies src to dst, adding the label name=value to every
@@ -195,27 +218,10 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, version api) {
 		h.fail(w, version, err)
 		return
 	}
-	b := &st.batch
-	st.parser.MaxLineLen = h.opts.MaxLineLen
-	// The db label: the parser's ExtraLabels replace a tag of the same
-	// name, but a line's own db tag must win (Telegraf's postgresql and
-	// mysql inputs tag each series with its database). Only a body that
-	// may hold a db tag takes the slower path of adding the label after
-	// parsing.
-	st.parser.ExtraLabels = nil
-	dbTag := db != "" && bytes.Contains(data, dbTagText)
-	if db != "" && !dbTag {
-		st.extra[0] = samples.Label{Name: "db", Value: db}
-		st.parser.ExtraLabels = st.extra[:]
-	}
-	stats, err := st.parser.Parse(data, precision, h.opts.Now().UnixMilli(), b)
+	b, stats, err := st.parse(data, precision, h.opts.Now().UnixMilli(), db, h.opts.MaxLineLen)
 	if err != nil {
 		h.fail(w, version, h.parseError(err))
 		return
-	}
-	if dbTag {
-		addLabelIfMissing(b, &st.out, "db", db)
-		b = &st.out
 	}
 	if err := h.w.Write(r.Context(), b); err != nil {
 		h.fail(w, version, err)
