@@ -16,6 +16,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/telltale-dev/telltale/annotator/deploys"
 	"github.com/telltale-dev/telltale/collector/auth"
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/collector/query"
@@ -34,6 +35,7 @@ type app struct {
 	query   *query.API
 	auth    *auth.Checker
 	mux     *http.ServeMux
+	deploys *deploys.Service
 	tail    *tail.Hub // live tail; deploy events go to tail.PublishDeploy
 	ready   atomic.Bool
 	workers []func(ctx context.Context) error // background loops, run until ctx is done

@@ -1,8 +1,85 @@
 package main
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
 
-// addDeploys wires this extension into the app (see extensions.go).
+	"github.com/telltale-dev/telltale/annotator/deploys"
+	"github.com/telltale-dev/telltale/annotator/grafana"
+	"github.com/telltale-dev/telltale/collector/auth"
+)
+
+// addDeploys wires the deploy API and log: POST/PATCH need the deploy
+// scope, GET the read scope. Deploys go to the storage (deploy series), to
+// Grafana when -grafana.url is set, to -deploy.webhook targets, and to live
+// tail clients.
 func (a *app) addDeploys(ctx context.Context) error {
+	opts := deploys.Options{
+		DBPath:  a.cfg.deployDB,
+		Logger:  a.log.With("component", "deploys"),
+		Metrics: a.set,
+		Writer:  a.writer,
+		OnRecorded: func(d deploys.Deploy) {
+			if a.tail != nil {
+				a.tail.PublishDeploy(d)
+			}
+		},
+	}
+	if a.cfg.grafanaURL != "" {
+		token, err := grafanaToken(a.cfg.grafanaTokenFile)
+		if err != nil {
+			return err
+		}
+		g, err := grafana.New(a.cfg.grafanaURL, token)
+		if err != nil {
+			return fmt.Errorf("-grafana.url: %w", err)
+		}
+		opts.Grafana = g
+	}
+	for _, w := range a.cfg.webhooks {
+		format, u, ok := strings.Cut(w, "=")
+		if !ok || (format != deploys.FormatSlack && format != deploys.FormatJSON) {
+			return fmt.Errorf("-deploy.webhook=%q: want slack=<url> or json=<url>", w)
+		}
+		opts.Webhooks = append(opts.Webhooks, deploys.WebhookConfig{URL: u, Format: format})
+	}
+	svc, err := deploys.Open(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("cannot open deploy log (-deploy.db=%s): %w", a.cfg.deployDB, err)
+	}
+	a.deploys = svc
+	a.closers = append(a.closers, svc.Close)
+	a.workers = append(a.workers, svc.Run)
+
+	h := svc.Handler()
+	read := a.auth.Require(auth.ScopeRead, h)
+	write := a.auth.Require(auth.ScopeDeploy, h)
+	byMethod := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			read.ServeHTTP(w, r)
+			return
+		}
+		write.ServeHTTP(w, r)
+	})
+	a.mux.Handle("/api/v1/deploys", byMethod)
+	a.mux.Handle("/api/v1/deploys/", byMethod)
 	return nil
+}
+
+// grafanaToken reads the token from the file, or TELLTALE_GRAFANA_TOKEN.
+func grafanaToken(file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("cannot read -grafana.token-file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	if t := os.Getenv("TELLTALE_GRAFANA_TOKEN"); t != "" {
+		return t, nil
+	}
+	return "", fmt.Errorf("-grafana.url is set but no token: set -grafana.token-file or TELLTALE_GRAFANA_TOKEN to a Grafana service account token (Editor role)")
 }
