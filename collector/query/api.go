@@ -419,31 +419,9 @@ func (a *API) series(r *http.Request) (any, annotations.Annotations, *apiError) 
 }
 
 func (a *API) labelNames(r *http.Request) (any, annotations.Annotations, *apiError) {
-	sets, apiErr := a.matcherSets(r)
-	if apiErr != nil {
-		return nil, nil, apiErr
-	}
-	mint, maxt, apiErr := parseTimeRange(r)
-	if apiErr != nil {
-		return nil, nil, apiErr
-	}
-	limit, apiErr := parseLimit(r)
-	if apiErr != nil {
-		return nil, nil, apiErr
-	}
-	q, err := a.q.Querier(mint, maxt)
-	if err != nil {
-		return nil, nil, &apiError{typ: errExec, err: err}
-	}
-	defer q.Close()
-	hints := &storage.LabelHints{Limit: limit}
-	names, warns, err := collectStrings(sets, func(ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
-		return q.LabelNames(r.Context(), hints, ms...)
+	return a.labelStrings(r, func(ctx context.Context, q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelNames(ctx, hints, ms...)
 	})
-	if err != nil {
-		return nil, nil, &apiError{typ: errExec, err: err}
-	}
-	return limitStrings(names, limit), warns, nil
 }
 
 func (a *API) labelValues(r *http.Request) (any, annotations.Annotations, *apiError) {
@@ -454,6 +432,14 @@ func (a *API) labelValues(r *http.Request) (any, annotations.Annotations, *apiEr
 	if name == "" {
 		return nil, nil, badData("invalid label name %q", name)
 	}
+	return a.labelStrings(r, func(ctx context.Context, q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelValues(ctx, name, hints, ms...)
+	})
+}
+
+// labelStrings serves the label names and values endpoints: it reads
+// match[], start, end and limit, and runs get once per matcher set.
+func (a *API) labelStrings(r *http.Request, get func(context.Context, storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, annotations.Annotations, error)) (any, annotations.Annotations, *apiError) {
 	sets, apiErr := a.matcherSets(r)
 	if apiErr != nil {
 		return nil, nil, apiErr
@@ -473,7 +459,7 @@ func (a *API) labelValues(r *http.Request) (any, annotations.Annotations, *apiEr
 	defer q.Close()
 	hints := &storage.LabelHints{Limit: limit}
 	vals, warns, err := collectStrings(sets, func(ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
-		return q.LabelValues(r.Context(), name, hints, ms...)
+		return get(r.Context(), q, hints, ms)
 	})
 	if err != nil {
 		return nil, nil, &apiError{typ: errExec, err: err}
