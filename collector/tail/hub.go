@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -121,7 +122,9 @@ type Hub struct {
 	// replaced (never changed in place) under mu.
 	snap atomic.Pointer[snapshot]
 	gen  uint64 // generation of the last snapshot; under mu
-	refs *refTable
+	// newRefTable makes the match cache when the first client comes; it
+	// is dropped with the last one.
+	newRefTable func() *refTable
 
 	scratch sync.Pool // *observeScratch
 
@@ -162,7 +165,7 @@ func New(opts Options) *Hub {
 		// message that says what to do.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
-	h.refs = newRefTable(denseRefs, opts.MaxCachedSeries)
+	h.newRefTable = func() *refTable { return newRefTable(denseRefs, opts.MaxCachedSeries) }
 	h.scratch.New = func() any { return &observeScratch{} }
 	h.items.New = func() any { return &item{samples: make([]queued, 0, opts.MaxSamplesPerMessage)} }
 	h.set.NewGauge("telltale_tail_clients", func() float64 { return float64(h.clients.Load()) })
@@ -186,7 +189,7 @@ func (h *Hub) counter(name string) *metrics.Counter {
 // so the writer can skip Observe when nobody watches.
 func (h *Hub) Active() bool {
 	p := h.snap.Load()
-	return p != nil && len(p.subs) > 0
+	return p != nil && p.n > 0
 }
 
 // Observe queues the samples of the committed batch b that match each
@@ -199,7 +202,7 @@ func (h *Hub) Active() bool {
 // copy of its time and value per client that wants it.
 func (h *Hub) Observe(b *samples.Batch, refs []storage.SeriesRef) {
 	snap := h.snap.Load()
-	if snap == nil || len(snap.subs) == 0 {
+	if snap == nil || snap.n == 0 {
 		return
 	}
 	sc := h.scratch.Get().(*observeScratch)
@@ -219,12 +222,12 @@ func (h *Hub) Observe(b *samples.Batch, refs []storage.SeriesRef) {
 		}
 		var e *matchEntry
 		if ref != 0 {
-			e = h.refs.get(ref)
+			e = snap.refs.get(ref)
 		}
 		if e == nil || e.gen != snap.gen {
 			e = snap.match(b.SeriesLabels(sr))
 			if ref != 0 {
-				h.refs.put(ref, e)
+				snap.refs.put(ref, e)
 			}
 		}
 		if len(e.subs) == 0 {
@@ -234,6 +237,9 @@ func (h *Hub) Observe(b *samples.Batch, refs []storage.SeriesRef) {
 			now = h.opts.Now()
 		}
 		for _, si := range e.subs {
+			if snap.subs[si] == nil {
+				continue // gone since the entry was made
+			}
 			it := items[si]
 			for _, smp := range b.SeriesSamples(sr) {
 				if it == nil {
@@ -276,7 +282,7 @@ const denseRefs = 1 << 22
 // whose deploy queue is full misses it and is told so in a dropped notice.
 func (h *Hub) PublishDeploy(d any) {
 	snap := h.snap.Load()
-	if snap == nil || len(snap.subs) == 0 {
+	if snap == nil || snap.n == 0 {
 		return
 	}
 	raw, err := json.Marshal(d)
@@ -291,6 +297,9 @@ func (h *Hub) PublishDeploy(d any) {
 	msg = append(msg, raw...)
 	msg = append(msg, '}')
 	for _, s := range snap.subs {
+		if s == nil {
+			continue
+		}
 		select {
 		case s.deploys <- msg:
 		default:
@@ -338,7 +347,21 @@ func (h *Hub) register(s *subscriber) bool {
 	}
 	h.all[s] = struct{}{}
 	h.live[s] = struct{}{}
-	h.publishLocked()
+	// A new generation: cached entries do not know s, so they are stale
+	// and each series is matched again when it is next written.
+	h.gen++
+	old := h.snap.Load()
+	snap := &snapshot{gen: h.gen, n: len(h.all), subs: make([]*subscriber, 0, len(h.all))}
+	snap.noMatch = &matchEntry{gen: h.gen}
+	for s := range h.all {
+		snap.subs = append(snap.subs, s)
+	}
+	if old != nil && old.refs != nil {
+		snap.refs = old.refs
+	} else {
+		snap.refs = h.newRefTable()
+	}
+	h.snap.Store(snap)
 	h.clients.Add(1)
 	return true
 }
@@ -350,7 +373,17 @@ func (h *Hub) unregister(s *subscriber) {
 		return
 	}
 	delete(h.all, s)
-	h.publishLocked()
+	// Same generation with s's slot emptied: cached entries stay valid.
+	// With the last client the cache goes too.
+	old := h.snap.Load()
+	snap := &snapshot{gen: old.gen, n: len(h.all), noMatch: old.noMatch, subs: slices.Clone(old.subs), refs: old.refs}
+	if i := slices.Index(snap.subs, s); i >= 0 {
+		snap.subs[i] = nil
+	}
+	if snap.n == 0 {
+		snap.subs, snap.refs = nil, nil
+	}
+	h.snap.Store(snap)
 	h.clients.Add(-1)
 }
 
@@ -360,16 +393,6 @@ func (h *Hub) forget(s *subscriber) {
 	h.mu.Lock()
 	delete(h.live, s)
 	h.mu.Unlock()
-}
-
-func (h *Hub) publishLocked() {
-	h.gen++
-	snap := &snapshot{gen: h.gen, subs: make([]*subscriber, 0, len(h.all))}
-	snap.noMatch = &matchEntry{gen: h.gen}
-	for s := range h.all {
-		snap.subs = append(snap.subs, s)
-	}
-	h.snap.Store(snap)
 }
 
 // Close sends every client a close frame ("server shutting down"), refuses

@@ -184,7 +184,7 @@ func TestObserveCopiesLabelsOutOfTheRequestBuffer(t *testing.T) {
 
 func TestObserveCachesMatchesPerRef(t *testing.T) {
 	h := New(Options{})
-	h.refs = newRefTable(16, 4) // refs from 16 on go to a map of at most 4
+	h.newRefTable = func() *refTable { return newRefTable(16, 4) } // refs from 16 on go to a map of at most 4
 	s := subscribe(t, h, 0, `up`)
 	for _, ref := range []storage.SeriesRef{7, 1000} {
 		b, refs := mkBatch(testSeries{ref, []string{"__name__", "up"}, []float64{1}})
@@ -215,7 +215,7 @@ func TestObserveCachesMatchesPerRef(t *testing.T) {
 		b, refs = mkBatch(testSeries{ref, []string{"__name__", "up"}, []float64{1}})
 		h.Observe(b, refs)
 	}
-	if n := h.refs.overflowLen(); n > 4 {
+	if n := h.snap.Load().refs.overflowLen(); n > 4 {
 		t.Fatalf("cache map entries with a bound of 4: got %d; want <= 4", n)
 	}
 	if got := len(seriesOf(drain(s))); got != 20 {
@@ -494,5 +494,35 @@ func TestAppendQueuedMergesUntilAGap(t *testing.T) {
 	f(raw, n, 2, 4000, "4,5")
 	if next != nil {
 		t.Fatalf("next item with an empty queue: got %+v; want nil", next)
+	}
+}
+
+func TestClientsLeavingKeepTheCache(t *testing.T) {
+	h := New(Options{})
+	a := subscribe(t, h, 0, `up`)
+	b := subscribe(t, h, 0, `up`)
+	batch, refs := mkBatch(testSeries{1, []string{"__name__", "up"}, []float64{1}})
+	h.Observe(batch, refs)
+	drain(a)
+	drain(b)
+	gen := h.snap.Load().gen
+	h.unregister(a)
+	if got := h.snap.Load().gen; got != gen {
+		t.Fatalf("generation after a client left: got %d; want %d (the cache stays valid)", got, gen)
+	}
+	// Ref 1 with other labels: still served from the cache, to b only.
+	batch, refs = mkBatch(testSeries{1, []string{"__name__", "other"}, []float64{2}})
+	h.Observe(batch, refs)
+	if ga, gb := seriesOf(drain(a)), seriesOf(drain(b)); len(ga) != 0 || len(gb) != 1 || gb[0] != `up{} 01 2` {
+		t.Fatalf("after a left: got %q for a, %q for b; want nothing, [up{} 01 2] from the cache", ga, gb)
+	}
+	h.unregister(b)
+	if h.Active() || h.snap.Load().refs != nil {
+		t.Fatalf("after the last client left: Active=%v, cache kept=%v; want false, false", h.Active(), h.snap.Load().refs != nil)
+	}
+	c := subscribe(t, h, 0, `other`)
+	h.Observe(batch, refs)
+	if got := seriesOf(drain(c)); len(got) != 1 || got[0] != `other{} 01 2` {
+		t.Fatalf("new client after all left: got %q; want [other{} 01 2] (a fresh cache)", got)
 	}
 }

@@ -14,8 +14,13 @@ import (
 // snapshot is the set of subscribed clients Observe works with. It is
 // replaced, never changed, when a client comes or goes; gen numbers it.
 type snapshot struct {
-	gen  uint64
+	gen uint64
+	// subs are the clients; a client that went is a nil slot until the
+	// next client comes, so cached entries' indexes stay valid.
 	subs []*subscriber
+	n    int // non-nil subs
+	// refs caches match entries by series reference; nil when n is 0.
+	refs *refTable
 	// noMatch is the cache entry of series no client wants, shared by all
 	// of them in this generation.
 	noMatch *matchEntry
@@ -51,7 +56,7 @@ func (s *series) labelsJSON() []byte {
 func (snap *snapshot) match(ls []samples.Label) *matchEntry {
 	var subs []uint16
 	for i, s := range snap.subs {
-		if matchAny(s.matchers, ls) {
+		if s != nil && matchAny(s.matchers, ls) {
 			subs = append(subs, uint16(i))
 		}
 	}

@@ -192,8 +192,8 @@ func Describe(err error) string {
 
 // FollowOptions configure Follow.
 type FollowOptions struct {
-	// OnMessage is called for every message, each connection's subscribed
-	// message included; raw is valid only during the call. An error from
+	// OnMessage (required) is called for every message, each connection's
+	// subscribed message included; raw is valid only during the call. An error from
 	// it ends Follow with that error.
 	OnMessage func(m tail.Message, raw []byte) error
 	// Logf reports disconnects and reconnects, e.g. to stderr; nil is
@@ -209,6 +209,9 @@ type FollowOptions struct {
 // ctx's error, the error of OnMessage, or a refusal that retrying cannot
 // fix (a *HandshakeError with a 4xx status).
 func Follow(ctx context.Context, opts Options, fo FollowOptions) error {
+	if fo.OnMessage == nil {
+		return errors.New("BUG: client.Follow needs FollowOptions.OnMessage")
+	}
 	if fo.MinBackoff <= 0 {
 		fo.MinBackoff = 500 * time.Millisecond
 	}
