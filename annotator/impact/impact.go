@@ -1,0 +1,621 @@
+package impact
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Querier runs PromQL range queries. It is the only thing Analyze needs from
+// storage.
+type Querier interface {
+	// QueryRange evaluates query at start, start+step, ... up to end and
+	// returns one value per step (index i at start + i·step), NaN where
+	// there is none. A query that yields several series is summed per step
+	// by the implementation; one that yields none gives all NaN (or an
+	// empty slice). Extra values past end are ignored, missing ones count
+	// as NaN.
+	QueryRange(ctx context.Context, query string, start, end time.Time, step time.Duration) ([]float64, error)
+}
+
+// Deploy is the deploy to analyse, or another deploy that may overlap it.
+type Deploy struct {
+	ID      string    `json:"id"`
+	Service string    `json:"service"`
+	Env     string    `json:"env"`
+	Time    time.Time `json:"time"` // when the deploy happened (or started)
+}
+
+// Direction is the direction of change that is bad for a signal.
+type Direction string
+
+// Directions.
+const (
+	Up   Direction = "up"   // a rise is a regression, a drop an improvement
+	Down Direction = "down" // a drop is a regression, a rise an improvement
+	Both Direction = "both" // any move is "changed" (request rate)
+)
+
+func (d Direction) valid() bool { return d == Up || d == Down || d == Both }
+
+// Verdict is what a deploy did to one signal, or overall.
+type Verdict string
+
+// Verdicts.
+const (
+	Regressed     Verdict = "regressed"       // moved the bad way, significantly and practically
+	Improved      Verdict = "improved"        // moved the good way, significantly and practically
+	Changed       Verdict = "changed"         // a Both signal moved, significantly and practically
+	Unchanged     Verdict = "unchanged"       // no significant and practical change
+	NotEnoughData Verdict = "not_enough_data" // too few points or requests to judge
+)
+
+// Units the summary formats specially; any other string is printed after
+// the number.
+const (
+	UnitReqPerSec = "req/s" // requests per second
+	UnitRatio     = "ratio" // 0..1, shown as a percentage
+	UnitSeconds   = "s"     // shown as µs, ms, s
+	UnitBytes     = "bytes" // shown with binary prefixes (KiB, MiB, GiB)
+	UnitCores     = "cores" // CPU seconds per second
+)
+
+// Signal is one number to compare before and after a deploy.
+type Signal struct {
+	// Name is shown in reports and summaries ("p99 latency"); unique per
+	// analysis.
+	Name string
+	// Query is PromQL that yields one series (aggregate it).
+	Query string
+	// Bad is the direction that is bad.
+	Bad Direction
+	// MinRelChange is the smallest practical change of the median,
+	// relative to the before median (0.2 = 20%).
+	MinRelChange float64
+	// MinAbsChange is the smallest practical change of the median in Unit;
+	// smaller changes never count, whatever their relative size.
+	MinAbsChange float64
+	// BigAbsChange, if positive, is an absolute change in Unit that counts
+	// whatever its relative size (error ratio: 1 percentage point).
+	BigAbsChange float64
+	// Unit of the values: one of the Unit constants or free text.
+	Unit string
+	// PerRequest marks signals computed from requests (error ratio,
+	// latency): they are judged only when both windows saw at least
+	// Options.MinRequests requests.
+	PerRequest bool
+	// Traffic marks the request-rate signal (req/s); its values give the
+	// request counts that gate PerRequest signals. At most one per analysis
+	// is used (the first).
+	Traffic bool
+}
+
+// Defaults of Options.
+const (
+	DefaultWindow      = 15 * time.Minute
+	DefaultStep        = 15 * time.Second
+	DefaultAlpha       = 0.01
+	DefaultMinRequests = 300
+	DefaultResamples   = 2000
+	// Grace is added to the window before a deploy is due, so the last
+	// samples of the after window (pushed or scraped every 10–15s) are in
+	// storage when it is analysed.
+	Grace = 30 * time.Second
+	// MaxSignals bounds the signals of one analysis.
+	MaxSignals = 50
+	// dayOffset is how far back the seasonal comparison looks.
+	dayOffset = 24 * time.Hour
+	// minPointsFloor is the least Options.MinPoints may be.
+	minPointsFloor = 5
+)
+
+// ErrNotDue is returned by Analyze for a deploy whose after window (plus
+// Grace) has not passed yet.
+var ErrNotDue = errors.New("deploy impact is not due yet")
+
+// Options tune Analyze. Zero values take the documented defaults.
+type Options struct {
+	// Window is the length of the before and after windows; default 15m.
+	Window time.Duration
+	// Step is the query resolution; default 15s. Window/Step values are
+	// compared per window, so keep it at 30–120.
+	Step time.Duration
+	// History is how far before the deploy the signals are read to
+	// estimate their autocorrelation (the before window included); default
+	// 4×Window. A longer span estimates slow drifts better; a step in it
+	// (an earlier deploy) only makes the tests more cautious.
+	History time.Duration
+	// Alpha is the family-wise significance level, split evenly across the
+	// signals judged (Bonferroni); default 0.01.
+	Alpha float64
+	// MinPoints is the least number of values a window needs; default a
+	// third of Window/Step, at least 5.
+	MinPoints int
+	// MinRequests is the least number of requests each window needs for
+	// PerRequest signals to be judged; default 300. Negative turns the
+	// traffic gate off.
+	MinRequests float64
+	// Resamples is the number of bootstrap resamples; default 2000.
+	Resamples int
+	// Seed seeds the bootstrap (mixed with the deploy ID and signal name).
+	Seed uint64
+	// SkipDayBefore turns off the comparison with the day before.
+	SkipDayBefore bool
+	// Now is the clock; default time.Now. It stamps Report.ComputedAt and
+	// decides ErrNotDue.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.Window == 0 {
+		o.Window = DefaultWindow
+	}
+	if o.Step == 0 {
+		o.Step = DefaultStep
+	}
+	if o.History == 0 {
+		o.History = 4 * o.Window
+	}
+	if o.Alpha == 0 {
+		o.Alpha = DefaultAlpha
+	}
+	if o.MinPoints == 0 {
+		o.MinPoints = max(minPointsFloor, int(o.Window/o.Step)/3)
+	}
+	if o.MinRequests == 0 {
+		o.MinRequests = DefaultMinRequests
+	}
+	if o.Resamples == 0 {
+		o.Resamples = DefaultResamples
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	switch {
+	case o.Window < 0 || o.Step < 0:
+		return fmt.Errorf("window %v and step %v must not be negative", o.Window, o.Step)
+	case o.Window > 12*time.Hour:
+		return fmt.Errorf("window %v is over 12h: the day-before comparison would overlap; use a window of minutes", o.Window)
+	case o.Window/o.Step < 2*minPointsFloor:
+		return fmt.Errorf("window %v / step %v gives %d points, need at least %d: use a shorter step", o.Window, o.Step, o.Window/o.Step, 2*minPointsFloor)
+	case o.Window/o.Step > 11000:
+		return fmt.Errorf("window %v / step %v gives %d points, limit 11000: use a longer step", o.Window, o.Step, o.Window/o.Step)
+	case o.History < o.Window || o.History > 20*time.Hour:
+		return fmt.Errorf("history %v must be in [window %v, 20h]; default 4×window", o.History, o.Window)
+	case o.History/o.Step > 11000:
+		return fmt.Errorf("history %v / step %v gives %d points, limit 11000: shorten history", o.History, o.Step, o.History/o.Step)
+	case !(o.Alpha > 0 && o.Alpha < 1):
+		return fmt.Errorf("alpha %v must be in (0, 1), e.g. 0.01", o.Alpha)
+	case o.MinPoints < minPointsFloor:
+		return fmt.Errorf("min points %d must be at least %d", o.MinPoints, minPointsFloor)
+	case math.IsNaN(o.MinRequests) || math.IsInf(o.MinRequests, 0):
+		return fmt.Errorf("min requests %v must be a finite number", o.MinRequests)
+	case o.Resamples < 100 || o.Resamples > 100000:
+		return fmt.Errorf("resamples %d must be in [100, 100000]; default %d", o.Resamples, DefaultResamples)
+	}
+	return nil
+}
+
+func (s Signal) validate() error {
+	switch {
+	case s.Name == "":
+		return errors.New("signal has no name")
+	case strings.TrimSpace(s.Query) == "":
+		return fmt.Errorf("signal %q has no query", s.Name)
+	case !s.Bad.valid():
+		return fmt.Errorf("signal %q: bad direction %q must be up, down or both", s.Name, s.Bad)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"min relative change", s.MinRelChange}, {"min absolute change", s.MinAbsChange}, {"big absolute change", s.BigAbsChange}} {
+		if !(f.v >= 0) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("signal %q: %s %v must be a finite number ≥ 0", s.Name, f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// DueAt is when the deploy's impact can be analysed: its time plus window
+// plus Grace. window 0 means DefaultWindow.
+func DueAt(d Deploy, window time.Duration) time.Time {
+	if window == 0 {
+		window = DefaultWindow
+	}
+	return d.Time.Add(window + Grace)
+}
+
+// Due reports whether the deploy's impact can be analysed at now.
+func Due(d Deploy, window time.Duration, now time.Time) bool {
+	return !now.Before(DueAt(d, window))
+}
+
+// signalData is what Analyze gathers for one signal before judging it.
+type signalData struct {
+	sig                 Signal
+	history             []float64 // [deploy−History, deploy), the before window at its end
+	before, after       []float64 // time-ordered, NaN kept
+	dayBefore, dayAfter []float64 // nil when not queried or failed
+	err                 error
+	notes               []string
+	judged              bool
+}
+
+// Analyze compares signals in the window after deploy d with the window
+// before it (and the same clock time a day earlier) and returns the Report.
+// others may list any deploys (other services, d itself): only those of
+// d's service and env inside the windows are reported as overlapping.
+// It returns ErrNotDue (wrapped) before DueAt(d, opts.Window).
+func Analyze(ctx context.Context, q Querier, d Deploy, others []Deploy, signals []Signal, opts Options) (*Report, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("cannot analyse deploy %q: %w", d.ID, err)
+	}
+	switch {
+	case q == nil:
+		return nil, errors.New("cannot analyse deploy: BUG: nil Querier")
+	case d.ID == "":
+		return nil, errors.New("cannot analyse deploy: it has no id")
+	case d.Time.IsZero():
+		return nil, fmt.Errorf("cannot analyse deploy %q: it has no time", d.ID)
+	case len(signals) == 0:
+		return nil, fmt.Errorf("cannot analyse deploy %q: no signals; pass DefaultSignals(service, env)", d.ID)
+	case len(signals) > MaxSignals:
+		return nil, fmt.Errorf("cannot analyse deploy %q: %d signals, limit %d: drop signals from the config", d.ID, len(signals), MaxSignals)
+	}
+	seen := make(map[string]bool, len(signals))
+	for _, s := range signals {
+		if err := s.validate(); err != nil {
+			return nil, fmt.Errorf("cannot analyse deploy %q: %w", d.ID, err)
+		}
+		if seen[s.Name] {
+			return nil, fmt.Errorf("cannot analyse deploy %q: two signals are named %q: names must be unique", d.ID, s.Name)
+		}
+		seen[s.Name] = true
+	}
+	now := opts.Now()
+	if due := DueAt(d, opts.Window); now.Before(due) {
+		return nil, fmt.Errorf("deploy %q at %s: its %v window ends at %s (plus %v grace); analyse after Due returns true: %w",
+			d.ID, d.Time.UTC().Format(time.RFC3339), opts.Window, d.Time.Add(opts.Window).UTC().Format(time.RFC3339), Grace, ErrNotDue)
+	}
+
+	overlapping, dayOverlap := overlaps(d, others, opts.Window)
+	data := make([]*signalData, len(signals))
+	failed := 0
+	var lastErr error
+	for i, s := range signals {
+		sd := &signalData{sig: s}
+		data[i] = sd
+		sd.history, sd.after, sd.err = fetch(ctx, q, s.Query, d.Time, opts.History, opts)
+		sd.before = sd.history[max(0, len(sd.history)-int(opts.Window/opts.Step)):]
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("cannot analyse deploy %q: %w", d.ID, err)
+		}
+		if sd.err != nil {
+			failed++
+			lastErr = sd.err
+			continue
+		}
+		if !opts.SkipDayBefore {
+			b, a, err := fetch(ctx, q, s.Query, d.Time.Add(-dayOffset), opts.Window, opts)
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("cannot analyse deploy %q: %w", d.ID, err)
+			}
+			if err == nil {
+				sd.dayBefore, sd.dayAfter = b, a
+			} else {
+				sd.notes = append(sd.notes, "day-before query failed: "+err.Error())
+			}
+		}
+	}
+	if failed == len(signals) {
+		return nil, fmt.Errorf("cannot analyse deploy %q: all %d signal queries failed (is storage up?), last: %w", d.ID, failed, lastErr)
+	}
+
+	r := &Report{
+		DeployID:    d.ID,
+		Service:     d.Service,
+		Env:         d.Env,
+		DeployTime:  d.Time,
+		Window:      Duration(opts.Window),
+		Step:        Duration(opts.Step),
+		ComputedAt:  now,
+		Alpha:       Float(opts.Alpha),
+		Overlapping: overlapping,
+		Signals:     make([]SignalReport, len(signals)),
+	}
+	r.RequestsBefore, r.RequestsAfter = Float(math.NaN()), Float(math.NaN())
+	for _, sd := range data {
+		if sd.sig.Traffic && sd.err == nil {
+			r.RequestsBefore = Float(requests(sd.before, opts))
+			r.RequestsAfter = Float(requests(sd.after, opts))
+			break
+		}
+	}
+
+	// First pass: who has enough data to be judged (the Bonferroni count).
+	judged := 0
+	for i, sd := range data {
+		sr := &r.Signals[i]
+		*sr = SignalReport{
+			Name: sd.sig.Name, Query: sd.sig.Query, Unit: sd.sig.Unit, Bad: sd.sig.Bad,
+			Verdict: NotEnoughData,
+			Before:  statsOf(sd.before), After: statsOf(sd.after),
+			PValue: nan(), BootstrapP: nan(), RelChange: nan(), AbsChange: nan(),
+			CILow: nan(), CIHigh: nan(), Autocorr: nan(), DayBeforeRelChange: nan(),
+		}
+		if sd.err != nil {
+			sd.notes = append(sd.notes, "query failed: "+sd.err.Error())
+			continue
+		}
+		dayStats(sd, sr, opts)
+		sd.judged = enoughData(sd, sr, float64(r.RequestsBefore), float64(r.RequestsAfter), opts)
+		if sd.judged {
+			judged++
+		}
+	}
+	for i, sd := range data {
+		sr := &r.Signals[i]
+		if sd.judged {
+			judge(sd, sr, d, opts, opts.Alpha/float64(judged), dayOverlap)
+		}
+		sr.Note = strings.Join(sd.notes, "; ")
+	}
+	r.Verdict = overall(r.Signals)
+	r.SummaryText = r.Summary()
+	return r, nil
+}
+
+// fetch queries [center−history, center+window] and splits the values into
+// the steps before and after center (the step at center itself belongs to
+// neither).
+func fetch(ctx context.Context, q Querier, query string, center time.Time, history time.Duration, opts Options) (before, after []float64, err error) {
+	start, end := center.Add(-history), center.Add(opts.Window)
+	vals, err := q.QueryRange(ctx, query, start, end, opts.Step)
+	if err != nil {
+		return nil, nil, err
+	}
+	steps := int(end.Sub(start)/opts.Step) + 1
+	before = make([]float64, 0, steps/2)
+	after = make([]float64, 0, steps/2)
+	for i := range steps {
+		v := math.NaN()
+		if i < len(vals) {
+			v = vals[i]
+		}
+		if math.IsInf(v, 0) {
+			v = math.NaN() // e.g. a ratio over zero traffic: no information
+		}
+		t := start.Add(time.Duration(i) * opts.Step)
+		switch {
+		case t.Before(center):
+			before = append(before, v)
+		case t.After(center):
+			after = append(after, v)
+		}
+	}
+	return before, after, nil
+}
+
+// requests estimates the requests in a window from its request rates.
+func requests(rates []float64, opts Options) float64 {
+	v := compact(rates)
+	if len(v) < opts.MinPoints {
+		return math.NaN()
+	}
+	return mean(v) * opts.Window.Seconds()
+}
+
+// overlaps lists the other deploys of d's service and env inside d's
+// windows, and reports whether any fell in the day-before windows.
+func overlaps(d Deploy, others []Deploy, window time.Duration) (ids []string, day bool) {
+	type hit struct {
+		id string
+		t  time.Time
+	}
+	var hits []hit
+	in := func(t, center time.Time) bool {
+		return !t.Before(center.Add(-window)) && !t.After(center.Add(window))
+	}
+	for _, o := range others {
+		if o.ID == d.ID || o.Service != d.Service || o.Env != d.Env {
+			continue
+		}
+		if in(o.Time, d.Time) {
+			hits = append(hits, hit{o.ID, o.Time})
+		}
+		if in(o.Time, d.Time.Add(-dayOffset)) {
+			day = true
+		}
+	}
+	slices.SortFunc(hits, func(a, b hit) int { return a.t.Compare(b.t) })
+	ids = []string{}
+	for _, h := range hits {
+		if !slices.Contains(ids, h.id) {
+			ids = append(ids, h.id)
+		}
+	}
+	return ids, day
+}
+
+// enoughData decides whether a signal can be judged and notes why not.
+func enoughData(sd *signalData, sr *SignalReport, reqBefore, reqAfter float64, opts Options) bool {
+	nb, na := sr.Before.N, sr.After.N
+	if nb < opts.MinPoints || na < opts.MinPoints {
+		sd.notes = append(sd.notes, fmt.Sprintf("%d points before and %d after, need %d in each (missing data?)", nb, na, opts.MinPoints))
+		return false
+	}
+	if opts.MinRequests < 0 {
+		return true
+	}
+	low := func(v float64) bool { return !math.IsNaN(v) && v < opts.MinRequests }
+	switch {
+	case sd.sig.Traffic && low(reqBefore) && low(reqAfter):
+		sd.notes = append(sd.notes, fmt.Sprintf("about %.0f requests before and %.0f after, need %.0f in a window", reqBefore, reqAfter, opts.MinRequests))
+		return false
+	case sd.sig.PerRequest && !sd.sig.Traffic && (low(reqBefore) || low(reqAfter)):
+		sd.notes = append(sd.notes, fmt.Sprintf("about %.0f requests before and %.0f after, need %.0f in each window", reqBefore, reqAfter, opts.MinRequests))
+		return false
+	}
+	return true
+}
+
+// judge runs the tests on a signal with enough data and sets its verdict.
+func judge(sd *signalData, sr *SignalReport, d Deploy, opts Options, alpha float64, dayOverlap bool) {
+	s := sd.sig
+	b, a := compact(sd.before), compact(sd.after)
+	tau := autocorrOf(sd, opts)
+	mw := mannWhitney(b, a, tau)
+	rng := rand.New(rand.NewPCG(opts.Seed^seedOf(d.ID, s.Name), 0x9e3779b97f4a7c15))
+	boot := blockBootstrap(b, a, int(math.Ceil(tau)), opts.Resamples, rng)
+
+	mb, ma := float64(sr.Before.Median), float64(sr.After.Median)
+	abs := ma - mb
+	rel := relChange(mb, ma)
+	sr.Autocorr = Float(tau)
+	sr.PValue = Float(mw.P)
+	sr.BootstrapP = Float(boot.P)
+	sr.CILow, sr.CIHigh = Float(boot.Lo), Float(boot.Hi)
+	sr.AbsChange = Float(abs)
+	sr.RelChange = Float(rel)
+	sr.AlphaEach = Float(alpha)
+	sr.Verdict = Unchanged
+
+	significant := mw.P < alpha && boot.P < alpha
+	practical := isPractical(s, abs, rel)
+	switch {
+	case abs == 0:
+		if significant {
+			sd.notes = append(sd.notes, "distributions differ but the median did not move")
+		}
+		return
+	case !significant && practical:
+		sd.notes = append(sd.notes, fmt.Sprintf("moved %s but not significantly (p=%s, bootstrap p=%s, need < %s): noisy", formatRel(rel), formatP(mw.P), formatP(boot.P), formatP(alpha)))
+		return
+	case !significant:
+		return
+	case !practical:
+		sd.notes = append(sd.notes, fmt.Sprintf("significant (p=%s) but %s (%s) is below the practical threshold (%s)",
+			formatP(mw.P), formatRel(rel), formatDelta(abs, s.Unit), thresholdText(s)))
+		return
+	}
+	v := directionVerdict(s.Bad, abs)
+
+	// The same clock time a day earlier: a practical move the same way
+	// then means a daily pattern, not this deploy.
+	if dayRel := float64(sr.DayBeforeRelChange); !math.IsNaN(dayRel) {
+		dayB, dayA := compact(sd.dayBefore), compact(sd.dayAfter)
+		dayAbs := median(dayA) - median(dayB)
+		switch {
+		case dayOverlap:
+			sd.notes = append(sd.notes, "another deploy fell at the same time a day earlier: daily-pattern check skipped")
+		case dayAbs*abs > 0 && isPractical(s, dayAbs, dayRel):
+			sd.notes = append(sd.notes, fmt.Sprintf("moved %s, but the same time a day earlier moved %s too: daily pattern, not this deploy", formatRel(rel), formatRel(dayRel)))
+			return
+		}
+	}
+	sr.Verdict = v
+}
+
+// autocorrOf estimates the integrated autocorrelation time of a signal
+// under "the deploy changed nothing". With enough history before the deploy
+// (at least two windows, half of it with values) it comes from that history
+// alone: four times the points of a window, so less bias and noise, and it
+// sees slow drifts that a 15-minute window cannot tell from noise. Under
+// that hypothesis the after window behaves like the history, so nothing is
+// lost by not looking at it; a changed after window (say a p99 flapping
+// between two buckets) does not weaken the test of a change that plainly
+// happened. Without history it comes from the two test windows, each
+// centred on its own mean.
+func autocorrOf(sd *signalData, opts Options) float64 {
+	if h := sd.history; len(h) >= 2*len(sd.before) && len(compact(h)) >= len(h)/2 {
+		rh, _, _ := rankSeries(h, nil)
+		return integratedAutocorr([][]float64{rh}, len(h)/3)
+	}
+	rb, ra, _ := rankSeries(sd.before, sd.after)
+	return integratedAutocorr([][]float64{rb, ra}, min(len(sd.before), len(sd.after))/3)
+}
+
+// dayStats fills the day-before fields of sr when that window has data.
+func dayStats(sd *signalData, sr *SignalReport, opts Options) {
+	dayB, dayA := compact(sd.dayBefore), compact(sd.dayAfter)
+	if len(dayA) < opts.MinPoints {
+		return
+	}
+	st := statsOf(sd.dayAfter)
+	sr.DayBefore = &st
+	if len(dayB) >= opts.MinPoints {
+		sr.DayBeforeRelChange = Float(relChange(median(dayB), median(dayA)))
+	}
+}
+
+func directionVerdict(bad Direction, delta float64) Verdict {
+	switch {
+	case bad == Both:
+		return Changed
+	case (bad == Up) == (delta > 0):
+		return Regressed
+	default:
+		return Improved
+	}
+}
+
+// isPractical applies a signal's practical thresholds to a change of
+// medians.
+func isPractical(s Signal, abs, rel float64) bool {
+	a := math.Abs(abs)
+	if a < s.MinAbsChange || a == 0 {
+		return false
+	}
+	return math.Abs(rel) >= s.MinRelChange || (s.BigAbsChange > 0 && a >= s.BigAbsChange)
+}
+
+// relChange is (after−before)/|before|: ±Inf from 0, 0 for 0 → 0.
+func relChange(before, after float64) float64 {
+	switch {
+	case math.IsNaN(before) || math.IsNaN(after):
+		return math.NaN()
+	case before == after:
+		return 0
+	case before == 0:
+		return math.Copysign(math.Inf(1), after)
+	}
+	return (after - before) / math.Abs(before)
+}
+
+func overall(signals []SignalReport) Verdict {
+	has := func(v Verdict) bool {
+		return slices.ContainsFunc(signals, func(s SignalReport) bool { return s.Verdict == v })
+	}
+	switch {
+	case has(Regressed):
+		return Regressed
+	case has(Changed):
+		return Changed
+	case has(Improved):
+		return Improved
+	case has(NotEnoughData):
+		return NotEnoughData
+	}
+	return Unchanged
+}
+
+func seedOf(id, name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	h.Write([]byte{0})
+	h.Write([]byte(name))
+	return h.Sum64()
+}
+
+func nan() Float { return Float(math.NaN()) }
