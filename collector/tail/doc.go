@@ -7,15 +7,20 @@
 // # Promises
 //
 // The tail never slows ingest. With no client connected Active is false and
-// the writer skips the hub entirely. With clients, Observe costs a map lookup
-// per series and client in the steady state (each client caches whether a
-// series reference matches its selectors); it copies only matching samples,
-// never blocks and never keeps the batch. JSON is built on each client's own
-// goroutine. Each client has a bounded queue: when it is full new messages are
-// dropped and counted, the client is told what it missed once it catches up
-// (a "dropped" notice), and a client that stays behind is disconnected with a
-// close frame that says why. Memory per client is bounded by the queue size
-// times MaxSamplesPerMessage samples, plus the match cache (MaxCachedSeries).
+// the writer skips the hub entirely. With clients, Observe costs one cache
+// lookup per series in the steady state, however many clients there are:
+// which clients want a series is cached by its storage reference for all of
+// them at once (a paged array for the embedded TSDB's small references, a
+// bounded map beyond). It copies only matching samples (time and value;
+// labels are copied once per series), never blocks and never keeps the
+// batch. JSON is built and written on each client's own goroutine, at most
+// one samples message per FlushInterval. Each client has a bounded queue:
+// when it is full new messages are dropped and counted, the client is told
+// what it missed once it catches up (a "dropped" notice), and a client that
+// stays behind is disconnected with a close frame that says why. Memory per
+// client is bounded by QueueSize times MaxSamplesPerMessage queued samples
+// (24 bytes each); the shared cache by 8 bytes per series reference below
+// 2^22 plus MaxCachedSeries entries, and it is dropped with the last client.
 //
 // On Close every client gets a close frame ("server shutting down") and
 // every goroutine of the hub has ended when Close returns.
