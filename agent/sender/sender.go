@@ -14,9 +14,9 @@
 // logged with the collector's message and counted: sending it again could
 // not succeed.
 //
-// On shutdown (Run's ctx cancelled) the in-flight send is abandoned and
-// every body still in memory is appended to the spool; the next start
-// replays it. What a kill -9 can lose is only a body not yet handed to the
+// On shutdown (Run's ctx cancelled) a live send in flight gets
+// Options.ShutdownGrace to finish, then every body still in memory is
+// appended to the spool; the next start replays it. What a kill -9 can lose is only a body not yet handed to the
 // spool: the one being sent at that instant, or queued behind it.
 package sender
 
@@ -47,7 +47,7 @@ type Options struct {
 	// QueueSize is how many live bodies may wait for the one being sent;
 	// when full, Submit spools directly. Zero means 64.
 	QueueSize int
-	// ShutdownGrace is how long a send in flight when Run's ctx is
+	// ShutdownGrace is how long a live send in flight when Run's ctx is
 	// cancelled may still take before it is abandoned (and its body
 	// spooled). Zero means 2s.
 	ShutdownGrace time.Duration
@@ -132,15 +132,15 @@ func (s *Sender) Submit(body []byte, samples int) {
 // spools what is left in memory and returns. The caller closes the spool
 // afterwards.
 func (s *Sender) Run(ctx context.Context) error {
-	// Sends in flight at shutdown get ShutdownGrace to finish: a body the
-	// collector already has need not be spooled and sent twice.
+	// A live send in flight at shutdown gets ShutdownGrace to finish: a
+	// body the collector already has need not be spooled and sent twice.
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(s.opts.ShutdownGrace, cancelSends) })
 	defer stop()
 
 	var wg sync.WaitGroup
-	wg.Go(func() { s.replayLoop(ctx, sendCtx) })
+	wg.Go(func() { s.replayLoop(ctx) })
 	s.liveLoop(ctx, sendCtx)
 	wg.Wait()
 
@@ -185,7 +185,7 @@ func (s *Sender) liveLoop(ctx, sendCtx context.Context) {
 	}
 }
 
-func (s *Sender) replayLoop(ctx, sendCtx context.Context) {
+func (s *Sender) replayLoop(ctx context.Context) {
 	sp := s.opts.Spool
 	for ctx.Err() == nil {
 		rec, ok, err := sp.Peek()
@@ -210,9 +210,10 @@ func (s *Sender) replayLoop(ctx, sendCtx context.Context) {
 			_ = sp.Ack()
 			continue
 		}
-		// After ctx is done, the attempt in flight (and its retries) get
-		// the shutdown grace.
-		err = s.opts.Client.WithVersion(v).Send(sendCtx, body)
+		// Unlike a live send, a replay in flight at shutdown is abandoned
+		// at once: the record stays in the spool and goes out after the
+		// restart (at worst a second time, which a TSDB ignores).
+		err = s.opts.Client.WithVersion(v).Send(ctx, body)
 		switch {
 		case err == nil:
 			s.sent.Add(n)
