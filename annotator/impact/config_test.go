@@ -195,3 +195,17 @@ func normalized(c *Config) *Config {
 	}
 	return &out
 }
+
+func BenchmarkParseConfig(b *testing.B) {
+	data, err := os.ReadFile("testdata/config/full.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseConfig(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -438,7 +438,12 @@ func overlaps(d Deploy, others []Deploy, window time.Duration) (ids []string, da
 			day = true
 		}
 	}
-	slices.SortFunc(hits, func(a, b hit) int { return a.t.Compare(b.t) })
+	slices.SortStableFunc(hits, func(a, b hit) int {
+		if c := a.t.Compare(b.t); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
 	ids = []string{}
 	for _, h := range hits {
 		if !slices.Contains(ids, h.id) {
