@@ -35,10 +35,11 @@
 //     the deploy): under "the deploy changed nothing" the after window
 //     behaves like that history, and 240 points estimate slow drifts far
 //     better than two 60-point windows, whose estimate is biased low (used
-//     only when there is no history). In simulation this keeps the test at
-//     its nominal level for white, moving-sum and AR(1) noise up to φ=0.95
-//     per step, where the naive test's false-positive rate is 10–30× too
-//     high.
+//     only when there is no history). In simulation (TestAutocorrCalibration)
+//     this keeps the false-positive rate at or below the nominal level for
+//     white, moving-sum and AR(1) noise (φ=0.9 per step), where the τ of the
+//     two windows alone lets through 3–4× too many at α=0.05 and 6–30× too
+//     many at the Bonferroni level.
 //   - Practical: the change of medians must be at least the signal's
 //     MinAbsChange (an absolute floor in the signal's unit) and at least
 //     MinRelChange relative to the before median, or at least BigAbsChange

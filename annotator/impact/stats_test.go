@@ -264,3 +264,64 @@ func TestBlockBootstrap(t *testing.T) {
 		t.Errorf("block 50 on 6 values: got %d; want 3 (half the window)", b)
 	}
 }
+
+// TestAutocorrCalibration checks the rank test with autocorrOf's τ on
+// noise with no change: white, moving sums of 4 (what rate(x[1m]) at a 15s
+// step does) and AR(1) with φ=0.9. The false-positive rate at α=0.05 must
+// stay near 5% (the τ from the two test windows alone gives 18% on AR(1)),
+// and a shift of 1.5 standard deviations in moving-sum noise must still be
+// found most of the time, so the correction is not simply blind.
+func TestAutocorrCalibration(t *testing.T) {
+	const trials = 1000
+	rng := rand.New(rand.NewPCG(11, 9))
+	opts := Options{}.withDefaults()
+	for _, kind := range []string{"white", "ma4", "ar0.9"} {
+		falsePos, found := 0, 0
+		for trial := range 2 * trials {
+			var v []float64
+			sd := 1.0
+			switch kind {
+			case "white":
+				v = make([]float64, 301)
+				for i := range v {
+					v[i] = rng.NormFloat64()
+				}
+			case "ma4":
+				inc := make([]float64, 304)
+				for i := range inc {
+					inc[i] = rng.NormFloat64()
+				}
+				v = make([]float64, 301)
+				for i := range v {
+					v[i] = inc[i] + inc[i+1] + inc[i+2] + inc[i+3]
+				}
+				sd = 2
+			case "ar0.9":
+				v = ar1(rng, 351, 0.9)[50:]
+				sd = 1 / math.Sqrt(1-0.81)
+			}
+			shift := trial >= trials
+			sd2 := &signalData{history: v[:240], before: v[180:240], after: slices.Clone(v[241:])}
+			if shift {
+				for i := range sd2.after {
+					sd2.after[i] += 1.5 * sd
+				}
+			}
+			p := mannWhitney(sd2.before, sd2.after, autocorrOf(sd2, opts)).P
+			switch {
+			case !shift && p < 0.05:
+				falsePos++
+			case shift && p < 0.05/6:
+				found++
+			}
+		}
+		fp, power := float64(falsePos)/trials, float64(found)/trials
+		t.Logf("%s: false positives %.3f at α=0.05; shift of 1.5 sd found %.3f at α=0.05/6", kind, fp, power)
+		if fp > 0.075 {
+			t.Errorf("%s: got false-positive rate %.3f; want ≤ 0.075 at α=0.05", kind, fp)
+		}
+		if kind == "ma4" && power < 0.6 {
+			t.Errorf("%s: got power %.3f for a 1.5 sd shift; want ≥ 0.6", kind, power)
+		}
+	}
+}
