@@ -544,10 +544,10 @@ func judge(sd *signalData, sr *SignalReport, d Deploy, opts Options, alpha float
 // centred on its own mean.
 func autocorrOf(sd *signalData, opts Options) float64 {
 	if h := sd.history; len(h) >= 2*len(sd.before) && len(compact(h)) >= len(h)/2 {
-		rh, _, _ := rankSeries(h, nil)
+		rh, _ := rankSeries(h, nil)
 		return integratedAutocorr([][]float64{rh}, len(h)/3)
 	}
-	rb, ra, _ := rankSeries(sd.before, sd.after)
+	rb, ra := rankSeries(sd.before, sd.after)
 	return integratedAutocorr([][]float64{rb, ra}, min(len(sd.before), len(sd.after))/3)
 }
 

@@ -248,7 +248,7 @@ func integratedAutocorr(series [][]float64, maxLag int) float64 {
 
 // rankSeries returns the pooled ranks of the non-NaN values of a and b,
 // laid out like a and b (NaN where they are NaN).
-func rankSeries(a, b []float64) (ra, rb []float64, ties float64) {
+func rankSeries(a, b []float64) (ra, rb []float64) {
 	vals := make([]float64, 0, len(a)+len(b))
 	for _, v := range a {
 		if !math.IsNaN(v) {
@@ -260,7 +260,7 @@ func rankSeries(a, b []float64) (ra, rb []float64, ties float64) {
 			vals = append(vals, v)
 		}
 	}
-	ranks, ties := rankAverage(vals)
+	ranks, _ := rankAverage(vals)
 	ra, rb = make([]float64, len(a)), make([]float64, len(b))
 	k := 0
 	for i, v := range a {
@@ -279,7 +279,7 @@ func rankSeries(a, b []float64) (ra, rb []float64, ties float64) {
 		rb[i] = ranks[k]
 		k++
 	}
-	return ra, rb, ties
+	return ra, rb
 }
 
 // compact returns the non-NaN values of v in order.
