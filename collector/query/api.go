@@ -601,3 +601,10 @@ func parseDuration(s string) (time.Duration, error) {
 	}
 	return 0, fmt.Errorf("cannot parse %q to a valid duration; want seconds (15) or a duration (15s, 1m)", s)
 }
+
+// Engine returns the PromQL engine, for in-process users such as the deploy
+// impact analysis.
+func (a *API) Engine() *promql.Engine { return a.engine }
+
+// Queryable returns the storage the API queries.
+func (a *API) Queryable() storage.Queryable { return a.q }
