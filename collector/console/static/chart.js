@@ -1,0 +1,244 @@
+// chart.js: a time-series chart (uPlot) with deploy markers: every deploy in
+// the chart's range is a vertical line (a band while a long deploy ran)
+// whose tooltip says who deployed what; clicking one shows it in the deploy
+// log. The chart element exposes what it drew as data- attributes
+// (data-series, data-points, data-xmin, data-xmax in ms, data-deploys) and
+// each marker its deploy's time (data-time, ms) and id (data-deploy-id).
+
+import { axisFormatter, format, isoTime } from './units.js';
+import { relTime } from './format.js';
+
+/* global uPlot */
+
+// Grafana's classic palette, so colours look familiar.
+export const PALETTE = ['#7EB26D', '#EAB839', '#6ED0E0', '#EF843C', '#E24D42', '#1F78C1', '#BA43A9', '#705DA0',
+  '#508642', '#CCA300', '#447EBC', '#C15C17', '#890F02', '#0A437C', '#6D1F62', '#584477', '#B7DBAB', '#F4D598',
+  '#70DBED', '#F9BA8F', '#F29191', '#82B5D8', '#E5A8E2', '#AEA2E0'];
+
+const AXIS = '#9fa7b3';
+const GRID = 'rgba(204, 204, 220, 0.08)';
+
+// deployTitle is "service version by who".
+export function deployTitle(d) {
+  return [d.service, d.version || '(no version)', d.who ? `by ${d.who}` : ''].filter(Boolean).join(' ');
+}
+
+// deployText is the tooltip of a deploy.
+export function deployText(d, nowMs = Date.now()) {
+  const t = Date.parse(d.time);
+  const lines = [deployTitle(d)];
+  lines.push([d.env, d.commit && `commit ${d.commit}`, d.status].filter(Boolean).join(' · '));
+  let when = `${isoTime(t)} (${relTime(t, nowMs)})`;
+  if (d.end_time) when += `, took ${format((Date.parse(d.end_time) - t) / 1000, 's')}`;
+  lines.push(when);
+  if (d.message) lines.push(d.message);
+  return lines.filter(Boolean).join('\n');
+}
+
+const tooltip = () => document.getElementById('tooltip');
+
+export function showTooltip(text, clientX, clientY) {
+  const tt = tooltip();
+  if (!tt) return;
+  tt.textContent = text;
+  tt.hidden = false;
+  const w = tt.offsetWidth, h = tt.offsetHeight;
+  let x = clientX + 12, y = clientY + 12;
+  if (x + w > window.innerWidth - 4) x = Math.max(4, clientX - w - 12);
+  if (y + h > window.innerHeight - 4) y = Math.max(4, clientY - h - 12);
+  tt.style.left = x + 'px';
+  tt.style.top = y + 'px';
+}
+
+export function hideTooltip() {
+  const tt = tooltip();
+  if (tt) tt.hidden = true;
+}
+
+// deployMarkers is a uPlot plugin that draws chart.deploys on the plot.
+function deployMarkers(chart) {
+  let layer;
+  const draw = u => {
+    if (!layer) return;
+    layer.replaceChildren();
+    const [min, max] = [u.scales.x.min, u.scales.x.max];
+    if (min == null || max == null) return;
+    let n = 0;
+    for (const d of chart.deploys) {
+      const ms = Date.parse(d.time);
+      const t = ms / 1000;
+      const end = d.end_time ? Date.parse(d.end_time) / 1000 : t;
+      if (end < min || t > max) continue;
+      const left = u.valToPos(Math.max(t, min), 'x');
+      if (end > t) {
+        const band = document.createElement('div');
+        band.className = 'deploy-band';
+        band.style.left = left + 'px';
+        band.style.width = Math.max(1, u.valToPos(Math.min(end, max), 'x') - left) + 'px';
+        layer.append(band);
+      }
+      if (t < min) continue;
+      const m = document.createElement('div');
+      m.className = 'deploy-marker' + (d.status && d.status !== 'success' && d.status !== 'running' ? ' deploy-bad' : '');
+      m.style.left = left + 'px';
+      m.dataset.time = String(ms);
+      m.dataset.deployId = d.id;
+      m.setAttribute('aria-label', deployText(d));
+      m.addEventListener('mouseenter', e => showTooltip(deployText(d), e.clientX, e.clientY));
+      m.addEventListener('mousemove', e => showTooltip(deployText(d), e.clientX, e.clientY));
+      m.addEventListener('mouseleave', hideTooltip);
+      m.addEventListener('click', () => chart.onDeployClick && chart.onDeployClick(d));
+      layer.append(m);
+      n++;
+    }
+    chart.el.dataset.deploys = String(n);
+  };
+  return {
+    hooks: {
+      ready: u => {
+        layer = document.createElement('div');
+        layer.className = 'deploy-layer';
+        u.over.append(layer);
+        draw(u);
+      },
+      setScale: (u, key) => { if (key === 'x') draw(u); },
+      setSize: u => draw(u),
+    },
+    redraw: () => chart.u && draw(chart.u),
+  };
+}
+
+// Chart draws series over a fixed time range in el.
+export class Chart {
+  constructor(el, { unit = 'short', onDeployClick } = {}) {
+    this.el = el;
+    this.unit = unit;
+    this.onDeployClick = onDeployClick;
+    this.deploys = [];
+    this.u = null;
+    this.labels = '';
+    this.range = [0, 1];
+    this.markers = deployMarkers(this);
+    this.ro = new ResizeObserver(() => this.resize());
+    this.ro.observe(el);
+  }
+
+  size() {
+    return { width: Math.max(100, this.el.clientWidth), height: Math.max(60, this.el.clientHeight) };
+  }
+
+  // setData draws xs (seconds) and series [{label, values}] over
+  // [fromMs, toMs]. It returns the milliseconds the draw took.
+  setData(xs, series, fromMs, toMs) {
+    const t0 = performance.now();
+    this.range = [fromMs / 1000, toMs / 1000];
+    const data = [xs, ...series.map(s => s.values)];
+    const labels = series.map(s => s.label).join('\u0000');
+    if (this.u && labels === this.labels) {
+      this.u.batch(() => {
+        this.u.setData(data, false);
+        this.u.setScale('x', { min: this.range[0], max: this.range[1] });
+      });
+    } else {
+      this.destroyPlot();
+      this.labels = labels;
+      this.u = new uPlot(this.options(series), data, this.el);
+      this.fitLegend();
+    }
+    let points = 0;
+    for (const s of series) for (const v of s.values) if (v !== null) points++;
+    const ds = this.el.dataset;
+    ds.series = String(series.length);
+    ds.points = String(points);
+    ds.xmin = String(fromMs);
+    ds.xmax = String(toMs);
+    return performance.now() - t0;
+  }
+
+  setDeploys(deploys) {
+    this.deploys = deploys;
+    this.markers.redraw();
+  }
+
+  options(series) {
+    const unit = this.unit;
+    const { width, height } = this.size();
+    const many = series.length > 24;
+    return {
+      width, height,
+      pxAlign: 0,
+      scales: { x: { time: true, range: () => this.range }, y: { range: (u, min, max) => yRange(min, max, unit) } },
+      series: [
+        { value: (u, v) => (v == null ? '' : isoTime(v * 1000)) },
+        ...series.map((s, i) => ({
+          label: s.label,
+          stroke: PALETTE[i % PALETTE.length],
+          width: many ? 1 : 1.5,
+          spanGaps: false,
+          value: (u, v) => format(v, unit),
+        })),
+      ],
+      axes: [
+        { stroke: AXIS, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 } },
+        {
+          stroke: AXIS, grid: { stroke: GRID, width: 1 }, ticks: { show: false },
+          values: axisFormatter(unit),
+          size: (u, values) => (values ? Math.max(...values.map(v => v.length), 3) * 7 + 14 : 40),
+        },
+      ],
+      legend: { show: true, live: true },
+      cursor: { sync: { key: 'telltale' }, drag: { x: false, y: false, setScale: false }, focus: { prox: 16 } },
+      focus: { alpha: 0.35 },
+      plugins: [this.markers],
+    };
+  }
+
+  // fitLegend shrinks the plot so plot and legend fill the element.
+  fitLegend() {
+    const lg = this.u && this.u.root.querySelector('.u-legend');
+    const lh = lg ? lg.offsetHeight : 0;
+    const { width, height } = this.size();
+    this.u.setSize({ width, height: Math.max(60, height - lh) });
+  }
+
+  resize() {
+    if (!this.u) return;
+    const { width, height } = this.size();
+    const lg = this.u.root.querySelector('.u-legend');
+    const lh = lg ? lg.offsetHeight : 0;
+    const h = Math.max(60, height - lh);
+    if (Math.abs(this.u.width - width) > 1 || Math.abs(this.u.height - h) > 1) this.u.setSize({ width, height: h });
+  }
+
+  // redraw repaints without new data (for timing); returns ms.
+  redraw() {
+    const t0 = performance.now();
+    if (this.u) this.u.redraw(true, true);
+    return performance.now() - t0;
+  }
+
+  destroyPlot() {
+    if (this.u) this.u.destroy();
+    this.u = null;
+  }
+
+  destroy() {
+    this.ro.disconnect();
+    this.destroyPlot();
+  }
+}
+
+// yRange pads the y range a little and keeps 0 in view for non-negative
+// data, like Grafana's auto min; percentunit stays within sense.
+function yRange(min, max, unit) {
+  if (min == null || max == null) return [0, 1];
+  if (min === max) {
+    const d = Math.abs(min) * 0.1 || 1;
+    return [min >= 0 ? 0 : min - d, max + d];
+  }
+  const pad = (max - min) * 0.05;
+  let lo = min >= 0 ? 0 : min - pad;
+  let hi = max + pad;
+  if (unit === 'percentunit' && max <= 1 && hi > 1) hi = 1;
+  return [lo, hi];
+}

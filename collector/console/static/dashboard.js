@@ -1,0 +1,349 @@
+// dashboard.js: draws a Grafana dashboard model (as dashboards/board
+// renders it) in the browser: its variables (label_values queries), rows,
+// and its timeseries, stat, table and text panels on Grafana's 24-column
+// grid, with the deploys of the range marked on every graph.
+
+import * as api from './api.js';
+import { el, markdown, safeURL } from './format.js';
+import { format } from './units.js';
+import { Chart, PALETTE } from './chart.js';
+import * as V from './vars.js';
+
+const ROW_PX = 30;
+
+// flattenPanels lists a dashboard's panels in grid order, the panels of
+// collapsed rows after their row.
+export function flattenPanels(dash) {
+  const out = [];
+  for (const p of dash.panels || []) {
+    out.push(p);
+    if (p.type === 'row' && Array.isArray(p.panels)) out.push(...p.panels);
+  }
+  return out.sort((a, b) => (a.gridPos?.y ?? 0) - (b.gridPos?.y ?? 0) || (a.gridPos?.x ?? 0) - (b.gridPos?.x ?? 0));
+}
+
+function unitOf(p) {
+  return p.fieldConfig?.defaults?.unit || 'short';
+}
+
+function targetsOf(p) {
+  return (p.targets || []).filter(t => !t.hide && t.expr);
+}
+
+// parseDuration reads Grafana's "30s", "1m", "5m" into ms (0 for none).
+function parseDuration(s) {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(String(s || '').trim());
+  if (!m) return 0;
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 }[m[2]];
+}
+
+export class DashboardView {
+  // ctx: {config, urlVars (Map name -> [values]), setUrlVar(name, values),
+  //       onDeployClick(deploy), state (window.__telltale)}
+  constructor(root, dash, ctx) {
+    this.root = root;
+    this.dash = dash;
+    this.ctx = ctx;
+    this.vars = {};
+    this.varDefs = (dash.templating?.list || []);
+    this.panels = [];
+    this.deploys = [];
+    this.build();
+  }
+
+  build() {
+    const d = this.dash;
+    this.varBar = el('div', { class: 'varbar' });
+    this.grid = el('div', { class: 'grid' });
+    this.root.replaceChildren(
+      el('div', { class: 'dash-head' },
+        el('h1', { title: d.description || '' }, d.title || 'Dashboard'),
+        this.varBar),
+      this.grid);
+    for (const p of flattenPanels(d)) this.panels.push(this.buildPanel(p));
+  }
+
+  buildPanel(p) {
+    const g = p.gridPos || { x: 0, y: 0, w: 24, h: 8 };
+    if (p.type === 'row') {
+      const e = el('div', { class: 'row-title' }, el('h2', {}, p.title || ''));
+      e.style.gridColumn = '1 / -1';
+      e.style.gridRow = `${g.y + 1} / span 1`;
+      this.grid.append(e);
+      return { p, el: e, kind: 'row' };
+    }
+    const body = el('div', { class: 'panel-body' });
+    const links = el('span', { class: 'panel-links' });
+    const e = el('section', { class: `panel panel-${p.type}`, dataset: { panelId: String(p.id ?? ''), type: p.type, state: 'loading' } },
+      el('header', { class: 'panel-head' },
+        el('h3', { title: p.description || '' }, p.title || ''),
+        links),
+      body);
+    e.style.gridColumn = `${g.x + 1} / span ${g.w}`;
+    e.style.gridRow = `${g.y + 1} / span ${g.h}`;
+    e.style.minHeight = `${g.h * ROW_PX + (g.h - 1) * 8}px`;
+    this.grid.append(e);
+    const panel = { p, el: e, body, links, kind: p.type };
+    if (p.type === 'timeseries') {
+      const chartEl = el('div', { class: 'chart' });
+      body.append(chartEl);
+      panel.chart = new Chart(chartEl, { unit: unitOf(p), onDeployClick: this.ctx.onDeployClick });
+    } else if (p.type === 'text') {
+      this.renderText(panel);
+    } else if (p.type !== 'stat' && p.type !== 'table') {
+      body.append(el('p', { class: 'muted' }, `The console does not draw ${p.type} panels; open the dashboard in Grafana.`));
+      e.dataset.state = 'unsupported';
+    }
+    return panel;
+  }
+
+  renderText(panel) {
+    const content = (panel.p.options?.content || '').replaceAll('${collector_url}', location.origin);
+    panel.body.replaceChildren(el('div', { class: 'text' }, markdown(content)));
+    panel.el.dataset.state = 'ok';
+  }
+
+  // load resolves the variables and draws every panel for [fromMs, toMs].
+  // It resolves when every panel is drawn (or failed).
+  async load(fromMs, toMs, rangeKey, signal) {
+    await this.resolveVariables(fromMs, toMs, signal);
+    this.renderVarBar();
+    await Promise.all(this.panels.map(panel => this.loadPanel(panel, fromMs, toMs, rangeKey, signal)));
+  }
+
+  async resolveVariables(fromMs, toMs, signal) {
+    const scope = { ...V.builtins(fromMs, toMs, V.MIN_INTERVAL_MS) };
+    const vars = {};
+    for (const v of this.varDefs) {
+      const name = v.name;
+      const sel = this.ctx.urlVars.get(name);
+      if (v.type === 'datasource') continue;
+      if (v.type === 'textbox' || v.type === 'constant') {
+        const val = name === 'collector_url' ? location.origin : (sel?.[0] ?? v.current?.value ?? v.query ?? '');
+        vars[name] = { values: [String(val)], options: [String(val)], def: v };
+        scope[name] = vars[name];
+        continue;
+      }
+      let options = [];
+      let error = null;
+      if (v.type === 'custom') {
+        options = String(v.query || '').split(',').map(s => s.trim()).filter(Boolean);
+      } else if (v.type === 'query') {
+        try {
+          const q = V.parseVariableQuery(v.query);
+          const selector = V.interpolate(q.selector, scope);
+          options = await api.labelValues(q.label, selector, fromMs, toMs, signal);
+        } catch (e) {
+          if (e.name === 'AbortError') throw e;
+          error = e.message;
+        }
+        if (v.sort === 1 || v.sort === 3 || v.sort === 5) options = [...options].sort();
+        else if (v.sort === 2 || v.sort === 4 || v.sort === 6) options = [...options].sort().reverse();
+      } else {
+        continue;
+      }
+      const multi = !!v.multi, includeAll = !!v.includeAll;
+      let values, all = false;
+      const cur = v.current?.value;
+      const curValues = cur === undefined || cur === null ? [] : Array.isArray(cur) ? cur : [cur];
+      if (sel && sel.length) {
+        if (sel.includes('$__all') && includeAll) all = true;
+        values = sel.filter(x => x !== '$__all');
+      } else if (curValues.includes('$__all') && includeAll) {
+        all = true;
+      } else if (curValues.length && curValues.every(x => options.includes(x))) {
+        values = curValues;
+      } else if (includeAll && multi) {
+        all = true;
+      } else {
+        values = options.length ? [options[0]] : [];
+      }
+      if (all) values = options.slice();
+      vars[name] = { values: values || [], options, all, allValue: v.allValue || null, multi, includeAll, error, def: v };
+      scope[name] = vars[name];
+    }
+    this.vars = vars;
+  }
+
+  renderVarBar() {
+    const items = [];
+    for (const [name, v] of Object.entries(this.vars)) {
+      const def = v.def;
+      if (def.type === 'textbox' || def.type === 'constant' || def.hide === 2) continue;
+      const sel = el('select', { 'data-var': name, title: v.error || def.definition || '' });
+      if (v.includeAll) sel.append(el('option', { value: '$__all' }, 'All'));
+      const opts = new Set(v.options);
+      for (const o of v.values) if (!opts.has(o)) opts.add(o);
+      for (const o of opts) sel.append(el('option', { value: o }, o));
+      if (!opts.size && !v.includeAll) sel.append(el('option', { value: '' }, 'none'));
+      sel.value = v.all ? '$__all' : (v.values[0] ?? '');
+      sel.addEventListener('change', () => this.ctx.setUrlVar(name, [sel.value]));
+      items.push(el('label', { class: v.error ? 'var var-error' : 'var' }, def.label || name, sel));
+      if (v.error) items.push(el('span', { class: 'error small' }, v.error));
+    }
+    this.varBar.replaceChildren(...items);
+  }
+
+  // deployFilter keeps the deploys that match the dashboard's service and
+  // env variables, as its Grafana deploy annotations do.
+  deployMatches(d) {
+    for (const k of ['service', 'env']) {
+      const v = this.vars[k];
+      if (!v || v.all) continue;
+      if (v.values.length && !v.values.includes(d[k])) return false;
+    }
+    return true;
+  }
+
+  setDeploys(list) {
+    this.deploys = list.filter(d => this.deployMatches(d));
+    for (const p of this.panels) if (p.chart) p.chart.setDeploys(this.deploys);
+  }
+
+  scopeFor(fromMs, toMs, intervalMs) {
+    return { ...this.vars, ...V.builtins(fromMs, toMs, intervalMs) };
+  }
+
+  exploreLink(panel, exprs, rangeKey) {
+    const cfg = this.ctx.config;
+    if (!cfg.grafanaURL || !exprs.length) return null;
+    const uid = cfg.grafanaDatasourceUID || 'telltale';
+    const panes = {
+      a: {
+        datasource: uid,
+        queries: exprs.map((expr, i) => ({ refId: String.fromCharCode(65 + i), expr, range: true, datasource: { type: 'prometheus', uid } })),
+        range: { from: `now-${rangeKey}`, to: 'now' },
+      },
+    };
+    return `${cfg.grafanaURL}/explore?schemaVersion=1&orgId=1&panes=${encodeURIComponent(JSON.stringify(panes))}`;
+  }
+
+  async loadPanel(panel, fromMs, toMs, rangeKey, signal) {
+    if (panel.kind === 'row' || panel.kind === 'text' || panel.el.dataset.state === 'unsupported') return;
+    const p = panel.p;
+    const t0 = performance.now();
+    const width = panel.body.clientWidth || 600;
+    const minMs = Math.max(V.MIN_INTERVAL_MS, parseDuration(p.interval));
+    const intervalMs = p.type === 'timeseries' ? V.intervalFor(toMs - fromMs, width, minMs) : minMs;
+    const scope = this.scopeFor(fromMs, toMs, intervalMs);
+    const targets = targetsOf(p).map(t => ({ t, expr: V.interpolate(t.expr, scope) }));
+    const link = this.exploreLink(panel, targets.map(x => x.expr), rangeKey);
+    const href = link && safeURL(link);
+    panel.links.replaceChildren(href ? el('a', { href, target: '_blank', rel: 'noopener noreferrer', class: 'explore', title: 'Open this query in Grafana Explore' }, 'Grafana ↗') : '');
+    panel.el.dataset.exprs = JSON.stringify(targets.map(x => x.expr));
+    const info = { title: p.title, type: p.type, state: 'loading' };
+    try {
+      if (p.type === 'timeseries') Object.assign(info, await this.loadTimeseries(panel, targets, fromMs, toMs, intervalMs, signal));
+      else if (p.type === 'stat') Object.assign(info, await this.loadStat(panel, targets, toMs, signal));
+      else if (p.type === 'table') Object.assign(info, await this.loadTable(panel, targets, toMs, signal));
+      info.state = info.series > 0 ? 'ok' : 'nodata';
+    } catch (e) {
+      if (e.name === 'AbortError') return;
+      info.state = 'error';
+      info.error = e.message;
+      this.showError(panel, e);
+    }
+    info.loadMs = Math.round(performance.now() - t0);
+    panel.el.dataset.state = info.state;
+    panel.el.dataset.series = String(info.series ?? 0);
+    panel.el.classList.toggle('nodata', info.state === 'nodata');
+    this.ctx.state.panels[`${this.dash.uid}/${p.id}`] = info;
+  }
+
+  showError(panel, e) {
+    const msg = e instanceof api.AuthError ? `Needs a read token: ${e.message}` : e.message;
+    let box = panel.body.querySelector('.panel-error');
+    if (!box) {
+      box = el('div', { class: 'panel-error' });
+      panel.body.append(box);
+    }
+    box.textContent = msg;
+  }
+
+  clearError(panel) {
+    const box = panel.body.querySelector('.panel-error');
+    if (box) box.remove();
+  }
+
+  async loadTimeseries(panel, targets, fromMs, toMs, intervalMs, signal) {
+    const stepS = intervalMs / 1000;
+    const start = Math.floor(fromMs / intervalMs) * intervalMs;
+    const results = await Promise.all(targets.map(x => api.queryRange(x.expr, start, toMs, stepS, signal)));
+    const n = Math.floor((toMs - start) / intervalMs) + 1;
+    const xs = new Array(n);
+    for (let i = 0; i < n; i++) xs[i] = (start + i * intervalMs) / 1000;
+    const series = [];
+    results.forEach((res, ti) => {
+      const { t, expr } = targets[ti];
+      for (const s of res.result || []) {
+        const values = new Array(n).fill(null);
+        for (const [ts, v] of s.values || []) {
+          const i = Math.round((ts * 1000 - start) / intervalMs);
+          if (i >= 0 && i < n) values[i] = Number(v);
+        }
+        series.push({ label: V.legend(t.legendFormat, s.metric, expr), values });
+      }
+    });
+    this.clearError(panel);
+    const drawMs = panel.chart.setData(xs, series, fromMs, toMs);
+    panel.chart.setDeploys(this.deploys);
+    let points = 0;
+    for (const s of series) for (const v of s.values) if (v !== null) points++;
+    return { series: series.length, points, drawMs: Math.round(drawMs * 10) / 10 };
+  }
+
+  async loadStat(panel, targets, atMs, signal) {
+    const results = await Promise.all(targets.map(x => api.queryInstant(x.expr, atMs, signal)));
+    const unit = unitOf(panel.p);
+    const mode = panel.p.options?.textMode || 'auto';
+    const items = [];
+    results.forEach((res, ti) => {
+      const { t, expr } = targets[ti];
+      const vec = res.resultType === 'scalar' ? [{ metric: {}, value: res.result }] : (res.result || []);
+      for (const s of vec) items.push({ name: V.legend(t.legendFormat, s.metric, expr), value: Number(s.value[1]) });
+    });
+    const showName = mode === 'name' || mode === 'value_and_name' || (mode === 'auto' && items.length > 1);
+    const nodes = items.map((it, i) => el('div', { class: 'stat', dataset: { value: String(it.value) } },
+      mode === 'name' ? null : el('div', { class: `stat-value c${i % PALETTE.length}` }, format(it.value, unit)),
+      showName ? el('div', { class: mode === 'name' ? 'stat-value stat-name-only' : 'stat-name' }, it.name) : null));
+    this.clearError(panel);
+    panel.body.replaceChildren(nodes.length ? el('div', { class: `stats n${Math.min(nodes.length, 4)}` }, nodes)
+      : el('div', { class: 'nodata-text' }, panel.p.fieldConfig?.defaults?.noValue || 'No data'));
+    return { series: items.length };
+  }
+
+  async loadTable(panel, targets, atMs, signal) {
+    const results = await Promise.all(targets.map(x => api.queryInstant(x.expr, atMs, signal)));
+    const unit = unitOf(panel.p);
+    const rows = [];
+    for (const res of results) for (const s of res.result || []) rows.push({ ...s.metric, Time: s.value[0], Value: s.value[1] });
+    // Grafana's "organize" transformation: exclude, rename, order.
+    const org = (panel.p.transformations || []).find(t => t.id === 'organize')?.options || {};
+    const exclude = org.excludeByName || {}, rename = org.renameByName || {}, order = org.indexByName || {};
+    const cols = [...new Set(rows.flatMap(r => Object.keys(r)))].filter(c => !exclude[c] && c !== 'Time' && c !== '__name__');
+    cols.sort((a, b) => (order[a] ?? 100) - (order[b] ?? 100) || a.localeCompare(b));
+    this.clearError(panel);
+    if (!rows.length) {
+      panel.body.replaceChildren(el('div', { class: 'nodata-text' }, panel.p.fieldConfig?.defaults?.noValue || 'No data'));
+      return { series: 0 };
+    }
+    rows.sort((a, b) => Number(b.Value) - Number(a.Value));
+    const table = el('table', { class: 'data-table' },
+      el('thead', {}, el('tr', {}, cols.map(c => el('th', {}, rename[c] || c)))),
+      el('tbody', {}, rows.map(r => el('tr', {}, cols.map(c => el('td', {}, c === 'Value' ? format(Number(r.Value), unit) : (r[c] ?? '')))))));
+    panel.body.replaceChildren(el('div', { class: 'table-wrap' }, table));
+    return { series: rows.length };
+  }
+
+  // redraw repaints every chart without fetching; returns ms.
+  redraw() {
+    const t0 = performance.now();
+    for (const p of this.panels) if (p.chart) p.chart.redraw();
+    return performance.now() - t0;
+  }
+
+  destroy() {
+    for (const p of this.panels) if (p.chart) p.chart.destroy();
+    this.root.replaceChildren();
+  }
+}
