@@ -1,0 +1,385 @@
+// Package report turns bench/ results into bench/RESULTS.md (tables of
+// medians with their min–max spread over rounds, Telltale/peer ratios, which
+// direction is better, a plain "behind" where Telltale is behind, the
+// verification of every run) and a PNG chart, and describes the machine the
+// numbers come from.
+//
+// Promises: a figure appears only from runs that finished without error;
+// a peer that did not run is named with the reason; the report keeps the
+// hand-written analysis block of the previous RESULTS.md
+// (between <!-- analysis --> and <!-- /analysis -->).
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/telltale-dev/telltale/bench/peer"
+	"github.com/telltale-dev/telltale/bench/scenario"
+)
+
+// Report is everything RESULTS.md and the chart are made of; it is also
+// saved as JSON so the Markdown can be regenerated without a new run.
+type Report struct {
+	Command  string    `json:"command"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Machine  Machine   `json:"machine"`
+	Rounds   int       `json:"rounds"`
+	// Versions maps a system's title to what ran (module and version).
+	Versions map[string]string `json:"versions"`
+	// Skipped says which selected peers did not run and why.
+	Skipped   []string            `json:"skipped,omitempty"`
+	Scenarios []scenario.Scenario `json:"scenarios"`
+	Results   []scenario.Result   `json:"results"`
+	// Profile is `go tool pprof -top` of the collector under ingestion.
+	Profile        string `json:"profile,omitempty"`
+	ProfileCommand string `json:"profile_command,omitempty"`
+	ProfileRun     string `json:"profile_run,omitempty"`
+}
+
+// WriteJSON saves r to file.
+func (r *Report) WriteJSON(file string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(file, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("cannot write results: %w", err)
+	}
+	return nil
+}
+
+// ReadJSON loads a report saved by WriteJSON.
+func ReadJSON(file string) (*Report, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read results: %w; run `go run ./bench run` first", err)
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: not a bench/ results file: %w", file, err)
+	}
+	return &r, nil
+}
+
+// Stat is the aggregate of one metric of one system over rounds.
+type Stat struct {
+	Median, Min, Max float64
+	N                int // rounds with a value
+}
+
+// Stat aggregates metric key of system k in scenario s over the runs that
+// finished without error.
+func (r *Report) Stat(s, key string, k peer.Kind) Stat {
+	var xs []float64
+	for _, res := range r.Results {
+		if res.Scenario == s && res.System == k && res.Err == "" && res.Round >= 0 {
+			if v, ok := res.Values[key]; ok && !math.IsNaN(v) {
+				xs = append(xs, v)
+			}
+		}
+	}
+	if len(xs) == 0 {
+		return Stat{}
+	}
+	return Stat{Median: scenario.Quantile(xs, 0.5), Min: slices.Min(xs), Max: slices.Max(xs), N: len(xs)}
+}
+
+// Comparison is Telltale against one peer on one metric.
+type Comparison struct {
+	Scenario, Metric string
+	Label            string
+	Peer             peer.Kind
+	Lower            bool
+	// Ratio is Telltale's median ÷ the peer's median.
+	Ratio float64
+	// Advantage is how many times better Telltale is (below 1: behind).
+	Advantage float64
+}
+
+// Verdict words a comparison: "ahead 2.1×", "behind 1.3×" or "even"
+// (within 5%).
+func (c Comparison) Verdict() string {
+	switch {
+	case c.Advantage >= 1.05:
+		return fmt.Sprintf("Telltale ahead %.2g×", c.Advantage)
+	case c.Advantage <= 1/1.05:
+		return fmt.Sprintf("**Telltale behind %.2g×**", 1/c.Advantage)
+	}
+	return "even (within 5%)"
+}
+
+// Comparisons returns every metric where both Telltale and a peer have a
+// median, in scenario and metric order.
+func (r *Report) Comparisons() []Comparison {
+	var out []Comparison
+	for _, s := range r.Scenarios {
+		for _, m := range s.Metrics {
+			t := r.Stat(s.Name, m.Key, s.Subject)
+			if t.N == 0 {
+				continue
+			}
+			for _, p := range s.Peers {
+				ps := r.Stat(s.Name, m.Key, p)
+				if ps.N == 0 || ps.Median == 0 || t.Median == 0 {
+					continue
+				}
+				c := Comparison{Scenario: s.Name, Metric: m.Key, Label: m.Label, Peer: p, Lower: m.Lower, Ratio: t.Median / ps.Median}
+				c.Advantage = c.Ratio
+				if m.Lower {
+					c.Advantage = 1 / c.Ratio
+				}
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// ran returns the systems of scenario s that have results, subject first.
+func (r *Report) ran(s scenario.Scenario) []peer.Kind {
+	out := []peer.Kind{s.Subject}
+	for _, p := range s.Peers {
+		for _, res := range r.Results {
+			if res.Scenario == s.Name && res.System == p {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Markdown renders RESULTS.md. analysis is the hand-written block to keep
+// (see Analysis); chart is the PNG's file name relative to the Markdown.
+func (r *Report) Markdown(analysis, chart string) []byte {
+	var b bytes.Buffer
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# Telltale side by side: results\n\n")
+	w("Generated by `go run ./bench` (see [README.md](README.md)); edit only the analysis block, the rest is rewritten by every run.\n\n")
+	w("**Command:** `%s`  \n", r.Command)
+	w("**When:** %s, %s  \n", r.Started.UTC().Format("2006-01-02 15:04 UTC"), r.Finished.Sub(r.Started).Round(time.Second))
+	w("**Machine:** %s  \n", r.Machine)
+	w("**Load from others on the machine:** loadavg %s at the start, %s at the end (this box is shared: wall-clock rates are noisy, "+
+		"CPU-seconds per unit of work are the fair figure; systems alternate A B A B so drift hits all of them alike)  \n", r.Machine.LoadStart, r.Machine.LoadEnd)
+	w("**Rounds:** %d; every figure is the median over rounds with the min–max spread in brackets.  \n", r.Rounds)
+	var names []string
+	for n := range r.Versions {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	w("**Versions:**")
+	for _, n := range names {
+		w(" %s: `%s`;", n, r.Versions[n])
+	}
+	w("\n\n")
+	for _, s := range r.Skipped {
+		w("> Not run: %s\n\n", s)
+	}
+	if chart != "" {
+		w("![Telltale against each peer, per figure](%s)\n\n", chart)
+	}
+
+	w("## Where Telltale is behind\n\n")
+	var behind []Comparison
+	for _, c := range r.Comparisons() {
+		if c.Advantage <= 1/1.05 {
+			behind = append(behind, c)
+		}
+	}
+	if len(behind) == 0 {
+		w("Nowhere in this run (within 5%%).\n\n")
+	}
+	for _, c := range behind {
+		w("- **%s**, %s: %.2g× behind %s\n", c.Scenario, c.Label, 1/c.Advantage, c.Peer.Title())
+	}
+	if len(behind) > 0 {
+		w("\n")
+	}
+	if analysis != "" {
+		w("%s\n\n", analysis)
+	} else {
+		w("%s\n_Why, and what would close each gap: write it here; runs keep this block._\n%s\n\n", analysisStart, analysisEnd)
+	}
+
+	for _, s := range r.Scenarios {
+		r.scenarioMarkdown(&b, s)
+	}
+	r.failuresMarkdown(&b)
+	if r.Profile != "" {
+		w("## Where the collector's CPU goes under remote-write ingestion\n\n")
+		w("`%s`, taken during %s. Summarised with `go tool pprof -top` (flat, then cumulative):\n\n", r.ProfileCommand, r.ProfileRun)
+		w("```\n%s```\n\n", r.Profile)
+	}
+	return b.Bytes()
+}
+
+func (r *Report) scenarioMarkdown(b *bytes.Buffer, s scenario.Scenario) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	w("## %s (`%s`)\n\n%s\n\n", s.Title, s.Name, strings.TrimSpace(s.What))
+	systems := r.ran(s)
+	w("| figure | better |")
+	for i, k := range systems {
+		w(" %s |", k.Title())
+		if i > 0 {
+			w(" %s / %s |", systems[0].Title(), k.Title())
+		}
+	}
+	w("\n|---|---|")
+	for i := range systems {
+		w("---:|")
+		if i > 0 {
+			w("---|")
+		}
+	}
+	w("\n")
+	for _, m := range s.Metrics {
+		better := "higher"
+		if m.Lower {
+			better = "lower"
+		}
+		w("| %s | %s |", m.Label, better)
+		t := r.Stat(s.Name, m.Key, s.Subject)
+		for i, k := range systems {
+			st := r.Stat(s.Name, m.Key, k)
+			w(" %s |", st)
+			if i == 0 {
+				continue
+			}
+			if st.N == 0 || t.N == 0 || st.Median == 0 || t.Median == 0 {
+				w(" n/a |")
+				continue
+			}
+			c := Comparison{Ratio: t.Median / st.Median}
+			c.Advantage = c.Ratio
+			if m.Lower {
+				c.Advantage = 1 / c.Ratio
+			}
+			w(" %.3g (%s) |", c.Ratio, c.Verdict())
+		}
+		w("\n")
+	}
+	w("| every sample stored | — |")
+	for i, k := range systems {
+		w(" %s |", r.verification(s.Name, k))
+		if i > 0 {
+			w(" |")
+		}
+	}
+	w("\n\n")
+	for k, why := range s.NotComparable {
+		w("Not compared with %s: %s.\n\n", k.Title(), why)
+	}
+	notes := map[string][]string{}
+	var order []string
+	for _, res := range r.Results {
+		if res.Scenario != s.Name || res.Round < 0 {
+			continue
+		}
+		for _, n := range res.Notes {
+			key := res.System.Title()
+			if !slices.Contains(notes[key], n) {
+				if len(notes[key]) == 0 {
+					order = append(order, key)
+				}
+				notes[key] = append(notes[key], n)
+			}
+		}
+	}
+	for _, key := range order {
+		w("- %s: %s\n", key, strings.Join(notes[key], "; "))
+	}
+	if len(order) > 0 {
+		w("\n")
+	}
+}
+
+// verification words whether every run of system k stored what it sent.
+func (r *Report) verification(s string, k peer.Kind) string {
+	runs, ok := 0, 0
+	var sent []int64
+	unit := "samples"
+	for _, res := range r.Results {
+		if res.Scenario != s || res.System != k || res.Round < 0 {
+			continue
+		}
+		runs++
+		if res.Verified() {
+			ok++
+		}
+		if res.VerifyUnit != "" {
+			unit = res.VerifyUnit
+		}
+		sent = append(sent, res.Sent)
+	}
+	if runs == 0 {
+		return "—"
+	}
+	slices.Sort(sent)
+	sent = slices.Compact(sent)
+	what := fmt.Sprintf("%s %s", scenario.FormatValue(float64(sent[0])), unit)
+	if len(sent) > 1 {
+		what = fmt.Sprintf("%s–%s %s", scenario.FormatValue(float64(sent[0])), scenario.FormatValue(float64(sent[len(sent)-1])), unit)
+	}
+	if ok == runs {
+		return fmt.Sprintf("✓ %d/%d runs, %s each", ok, runs, what)
+	}
+	return fmt.Sprintf("**✗ %d/%d runs complete** (see failures)", ok, runs)
+}
+
+func (r *Report) failuresMarkdown(b *bytes.Buffer) {
+	var failed []scenario.Result
+	for _, res := range r.Results {
+		if !res.Verified() && res.Round >= 0 {
+			failed = append(failed, res)
+		}
+	}
+	if len(failed) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "## Failed or unverified runs\n\n")
+	for _, res := range failed {
+		msg := res.Err
+		if msg == "" {
+			msg = fmt.Sprintf("sent %d %s, stored %d", res.Sent, res.VerifyUnit, res.Stored)
+		}
+		fmt.Fprintf(b, "- round %d, %s, %s: %s\n", res.Round+1, res.Scenario, res.System.Title(), strings.ReplaceAll(msg, "\n", " ⏎ "))
+	}
+	fmt.Fprintf(b, "\n")
+}
+
+// String formats a stat as "median (min–max)".
+func (s Stat) String() string {
+	if s.N == 0 {
+		return "—"
+	}
+	if s.N == 1 || s.Min == s.Max {
+		return scenario.FormatValue(s.Median)
+	}
+	return fmt.Sprintf("%s (%s–%s)", scenario.FormatValue(s.Median), scenario.FormatValue(s.Min), scenario.FormatValue(s.Max))
+}
+
+const (
+	analysisStart = "<!-- analysis -->"
+	analysisEnd   = "<!-- /analysis -->"
+)
+
+// Analysis returns the hand-written block of an existing RESULTS.md,
+// markers included, or "" when it has none.
+func Analysis(md []byte) string {
+	s := string(md)
+	i := strings.Index(s, analysisStart)
+	j := strings.Index(s, analysisEnd)
+	if i < 0 || j < i {
+		return ""
+	}
+	return s[i : j+len(analysisEnd)]
+}
