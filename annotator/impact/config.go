@@ -28,7 +28,8 @@ const (
 // Config is the YAML file that tunes deploy impact:
 //
 //	window: 15m        # before/after window; default 15m, 1m..6h
-//	step: 15s          # query resolution; default 15s; window/step in 10..1000
+//	step: 15s          # query resolution; default StepFor(window): 15s for 15m; window/step in 10..1000
+//	rate_window: 1m    # rate() window of the default signals; default RateWindowFor(window, step): 1m for 15m
 //	services:
 //	  checkout:        # the deploy's service name
 //	    - name: payment failures
@@ -43,12 +44,43 @@ const (
 //	      disabled: true         # or drop it
 //
 // $service and $env in a query are replaced by the deploy's (escaped for a
-// PromQL string). Unknown keys are errors. Use ParseConfig or LoadConfig,
+// PromQL string), $rate_window by the rate window ("1m"). Unknown keys are errors. Use ParseConfig or LoadConfig,
 // which validate.
 type Config struct {
-	Window   time.Duration             `yaml:"window"`
-	Step     time.Duration             `yaml:"step"`
-	Services map[string][]SignalConfig `yaml:"services"`
+	Window time.Duration `yaml:"window"`
+	Step   time.Duration `yaml:"step"`
+	// RateWindow is the rate() window of the default signals and of
+	// $rate_window in configured queries; 0 means RateWindowFor(Window,
+	// Step).
+	RateWindow time.Duration             `yaml:"rate_window,omitempty"`
+	Services   map[string][]SignalConfig `yaml:"services"`
+}
+
+// minStepPoints is the least number of steps per window WithWindow keeps a
+// configured step for.
+const minStepPoints = 30
+
+// StepFor is the default query step for a window: a sixtieth of it in
+// whole seconds, between 1s and 15s (15s for the default 15m window), and
+// long enough that a window has at most 1000 steps.
+func StepFor(window time.Duration) time.Duration {
+	s := (window / 60).Truncate(time.Second)
+	s = min(max(s, time.Second), DefaultStep)
+	if window/s > 1000 {
+		s = (window/1000 + time.Second - 1).Truncate(time.Second) // round up
+	}
+	return s
+}
+
+// RateWindowFor is the default rate() window for a window and step: a
+// fifteenth of the window, at least four steps, at most 1m (1m for the
+// default 15m window at 15s). A short window needs a short rate window, or
+// each value averages over most of the window and the before and after
+// windows blur into each other; it should still cover four scrape or push
+// intervals of the service, so a 2m window suits services that push every
+// second or two.
+func RateWindowFor(window, step time.Duration) time.Duration {
+	return min(DefaultRateWindow, max(window/15, 4*step))
 }
 
 // SignalConfig is one signal of a service in the YAML config. A name that
@@ -95,7 +127,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("cannot decode deploy impact config (keys: window, step, services.<service>[].{name, query, bad, threshold, min_abs_change, big_abs_change, unit, per_request, disabled}): %w", err)
+		return nil, fmt.Errorf("cannot decode deploy impact config (keys: window, step, rate_window, services.<service>[].{name, query, bad, threshold, min_abs_change, big_abs_change, unit, per_request, disabled}): %w", err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -108,9 +140,51 @@ func ParseConfig(data []byte) (*Config, error) {
 		c.Window = DefaultWindow
 	}
 	if c.Step == 0 {
-		c.Step = DefaultStep
+		c.Step = StepFor(c.Window)
 	}
 	return &c, nil
+}
+
+// WithWindow returns a copy of c with the window set elsewhere (the
+// collector's -impact.window flag): c's step is kept when it leaves at
+// least 30 steps per window, else it becomes StepFor(window); a rate
+// window c does not set follows the new window. A nil c means the
+// defaults.
+func (c *Config) WithWindow(window time.Duration) (*Config, error) {
+	var out Config
+	if c != nil {
+		out = *c
+	}
+	if window < minConfigWindow || window > maxConfigWindow {
+		return nil, fmt.Errorf("window %v is outside [%v, %v]; 15m suits most services", window, minConfigWindow, maxConfigWindow)
+	}
+	out.Window = window
+	if out.Step == 0 || window/out.Step < minStepPoints {
+		out.Step = StepFor(window)
+	}
+	if err := out.validate(); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// rateWindow is the configured rate window or the default for the window
+// and step.
+func (c *Config) rateWindow() time.Duration {
+	if c == nil {
+		return DefaultRateWindow
+	}
+	if c.RateWindow > 0 {
+		return c.RateWindow
+	}
+	w, s := c.Window, c.Step
+	if w == 0 {
+		w = DefaultWindow
+	}
+	if s == 0 {
+		s = StepFor(w)
+	}
+	return RateWindowFor(w, s)
 }
 
 func (c *Config) validate() error {
@@ -119,7 +193,7 @@ func (c *Config) validate() error {
 		w = DefaultWindow
 	}
 	if s == 0 {
-		s = DefaultStep
+		s = StepFor(w)
 	}
 	switch {
 	case w < minConfigWindow || w > maxConfigWindow:
@@ -128,6 +202,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("step: %v is below 1s; use 15s or 30s", c.Step)
 	case w/s < 10 || w/s > 1000:
 		return fmt.Errorf("step: window %v / step %v gives %d points per window, need 10..1000: change step", w, s, w/s)
+	case c.RateWindow != 0 && (c.RateWindow < time.Second || c.RateWindow > w):
+		return fmt.Errorf("rate_window: %v must be in [1s, window %v]; leave it out for %v", c.RateWindow, w, RateWindowFor(w, s))
 	case len(c.Services) > MaxConfigServices:
 		return fmt.Errorf("services: %d services, limit %d", len(c.Services), MaxConfigServices)
 	}
@@ -195,7 +271,8 @@ func defaultNames(defaults []Signal) string {
 // as retuned or disabled by the config, then the service's own signals in
 // config order. A nil Config gives DefaultSignals.
 func (c *Config) Signals(service, env string) []Signal {
-	sigs := DefaultSignals(service, env)
+	rw := c.rateWindow()
+	sigs := DefaultSignalsWith(service, env, rw)
 	if c == nil {
 		return sigs
 	}
@@ -212,7 +289,7 @@ func (c *Config) Signals(service, env string) []Signal {
 			s = sigs[i]
 		}
 		if sc.Query != "" {
-			s.Query = expand(sc.Query, service, env)
+			s.Query = expand(sc.Query, service, env, rw)
 		}
 		if sc.Bad != "" {
 			s.Bad = sc.Bad

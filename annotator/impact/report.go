@@ -322,3 +322,15 @@ func sig(x float64, digits int) string {
 	}
 	return s
 }
+
+// FormatValue renders v in unit for people, as the summary does: ratios as
+// percentages, seconds as µs/ms/s, bytes with binary prefixes, three
+// significant digits; "n/a" for NaN.
+func FormatValue(v float64, unit string) string { return formatValue(v, unit) }
+
+// FormatRel renders a relative change as a signed percentage ("+25%",
+// "up from 0"); "n/a" for NaN.
+func FormatRel(rel float64) string { return formatRel(rel) }
+
+// FormatP renders a p-value compactly ("0.0032", "1.2e-07"); "n/a" for NaN.
+func FormatP(p float64) string { return formatP(p) }

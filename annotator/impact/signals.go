@@ -3,6 +3,7 @@ package impact
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Names of the default signals; a Config entry with one of these names
@@ -34,6 +35,21 @@ const (
 // smaller heap) and so may read "improved"; that is the restart, not the
 // code.
 func DefaultSignals(service, env string) []Signal {
+	return DefaultSignalsWith(service, env, DefaultRateWindow)
+}
+
+// DefaultRateWindow is the rate() window of DefaultSignals.
+const DefaultRateWindow = time.Minute
+
+// DefaultSignalsWith is DefaultSignals with rate windows of rateWindow
+// instead of 1m (0 means 1m), for windows shorter than 15 minutes where a
+// 1m rate would smear most of the window (see RateWindowFor). rateWindow
+// should cover at least four scrape or push intervals.
+func DefaultSignalsWith(service, env string, rateWindow time.Duration) []Signal {
+	if rateWindow <= 0 {
+		rateWindow = DefaultRateWindow
+	}
+	rw := "[" + promDuration(rateWindow) + "]"
 	sel := "service=" + promQuote(service) + ",env=" + promQuote(env)
 	reqs := "http_requests_total{" + sel + "}"
 	errs := "http_requests_total{" + sel + `,code=~"5.."}`
@@ -41,7 +57,7 @@ func DefaultSignals(service, env string) []Signal {
 	return []Signal{
 		{
 			Name:         SignalRequestRate,
-			Query:        "sum(rate(" + reqs + "[1m])) or vector(0)",
+			Query:        "sum(rate(" + reqs + rw + ")) or vector(0)",
 			Bad:          Both,
 			MinRelChange: 0.25, MinAbsChange: 0.1,
 			Unit:    UnitReqPerSec,
@@ -49,7 +65,7 @@ func DefaultSignals(service, env string) []Signal {
 		},
 		{
 			Name:         SignalErrorRatio,
-			Query:        "(sum(rate(" + errs + "[1m])) or vector(0)) / sum(rate(" + reqs + "[1m]))",
+			Query:        "(sum(rate(" + errs + rw + ")) or vector(0)) / sum(rate(" + reqs + rw + "))",
 			Bad:          Up,
 			MinRelChange: 1, MinAbsChange: 0.001, BigAbsChange: 0.01,
 			Unit:       UnitRatio,
@@ -57,7 +73,7 @@ func DefaultSignals(service, env string) []Signal {
 		},
 		{
 			Name:         SignalP50Latency,
-			Query:        "histogram_quantile(0.5, sum by (le) (rate(" + buckets + "[1m])))",
+			Query:        "histogram_quantile(0.5, sum by (le) (rate(" + buckets + rw + ")))",
 			Bad:          Up,
 			MinRelChange: 0.2, MinAbsChange: 0.002,
 			Unit:       UnitSeconds,
@@ -65,7 +81,7 @@ func DefaultSignals(service, env string) []Signal {
 		},
 		{
 			Name:         SignalP99Latency,
-			Query:        "histogram_quantile(0.99, sum by (le) (rate(" + buckets + "[1m])))",
+			Query:        "histogram_quantile(0.99, sum by (le) (rate(" + buckets + rw + ")))",
 			Bad:          Up,
 			MinRelChange: 0.2, MinAbsChange: 0.005,
 			Unit:       UnitSeconds,
@@ -73,7 +89,7 @@ func DefaultSignals(service, env string) []Signal {
 		},
 		{
 			Name:         SignalCPU,
-			Query:        "sum(rate(process_cpu_seconds_total{" + sel + "}[1m]))",
+			Query:        "sum(rate(process_cpu_seconds_total{" + sel + "}" + rw + "))",
 			Bad:          Up,
 			MinRelChange: 0.25, MinAbsChange: 0.01,
 			Unit: UnitCores,
@@ -93,8 +109,21 @@ func DefaultSignals(service, env string) []Signal {
 func promQuote(s string) string { return strconv.Quote(s) }
 
 // expand substitutes $service and $env in a configured query with the
-// escaped values, for use inside the query's own double quotes.
-func expand(query, service, env string) string {
+// escaped values, for use inside the query's own double quotes, and
+// $rate_window with the rate window ("1m").
+func expand(query, service, env string, rateWindow time.Duration) string {
 	unq := func(s string) string { q := strconv.Quote(s); return q[1 : len(q)-1] }
-	return strings.NewReplacer("$service", unq(service), "$env", unq(env)).Replace(query)
+	return strings.NewReplacer("$service", unq(service), "$env", unq(env), "$rate_window", promDuration(rateWindow)).Replace(query)
+}
+
+// promDuration renders d as a PromQL duration: whole minutes as "5m",
+// else whole seconds ("90s"), else milliseconds.
+func promDuration(d time.Duration) string {
+	switch {
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	case d%time.Second == 0:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
 }
