@@ -92,7 +92,7 @@ func TestConfigWithWindow(t *testing.T) {
 	f("step: 30s\n", 20*time.Minute, 30*time.Second, "1m")           // 40 points: kept
 	f("step: 30s\n", 10*time.Minute, 10*time.Second, "40s")          // 20 points: too few, derived
 	f("rate_window: 20s\n", 2*time.Minute, 2*time.Second, "20s")     // an explicit rate window stays
-	f("window: 2m\n", 3*time.Minute, 3*time.Second, "12s")           // a config without step derives it
+	f("window: 2m\n", 3*time.Minute, 2*time.Second, "12s")           // the derived 2s step leaves 90 points: kept
 	f("window: 2m\nstep: 4s\n", 2*time.Minute, 4*time.Second, "16s") // 30 points: kept
 
 	var c *Config
