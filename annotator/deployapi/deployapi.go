@@ -6,7 +6,10 @@
 // stays small.
 package deployapi
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Statuses of a deploy.
 const (
@@ -54,6 +57,56 @@ type Deploy struct {
 	// Delivery is where the deploy has been delivered; nil when no
 	// delivery target is configured.
 	Delivery *Delivery `json:"delivery,omitempty"`
+
+	// Impact is the state of the deploy's impact analysis, with the
+	// verdict and one-line summary once done; nil when the deploy has no
+	// analysis (recorded while impact analysis was off).
+	Impact *Impact `json:"impact,omitempty"`
+}
+
+// Impact analysis states.
+const (
+	ImpactPending = "pending" // waiting for the after window to pass, or retrying
+	ImpactDone    = "done"    // analysed: Verdict and Summary are set
+	ImpactFailed  = "failed"  // given up (storage errors for too long); see LastError
+)
+
+// Impact is the state of a deploy's impact analysis: what the deploy did
+// to its service's key signals (request rate, error ratio, latency, CPU,
+// memory), comparing the window after the deploy with the one before.
+type Impact struct {
+	// Status is one of the Impact constants.
+	Status string `json:"status"`
+	// DueAt is when a pending analysis runs (next): the deploy time plus
+	// the window plus a grace period, or a retry's time.
+	DueAt *time.Time `json:"due_at,omitempty"`
+	// Verdict is regressed, changed, improved, unchanged or
+	// not_enough_data (done only).
+	Verdict string `json:"verdict,omitempty"`
+	// Summary is one line for people, e.g. "error ratio 0.4% → 2.1% ▲
+	// regressed; no significant change in 5 signals" (done only).
+	Summary string `json:"summary,omitempty"`
+	// Regressions counts the signals that regressed or changed (done
+	// only).
+	Regressions int `json:"regressions"`
+	// ComputedAt is when the analysis ran (done only).
+	ComputedAt *time.Time `json:"computed_at,omitempty"`
+	// Attempts counts analysis attempts; LastError is the last failure.
+	Attempts  int    `json:"attempts,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// ImpactAnswer is the data of GET /api/v1/deploys/{id}/impact.
+type ImpactAnswer struct {
+	DeployID string `json:"deploy_id"`
+	Impact
+	// Message says the state in words: "pending: due at <time>",
+	// "done: <summary>", "failed: <error>".
+	Message string `json:"message"`
+	// Report is the full analysis (the JSON of annotator/impact.Report:
+	// per signal the before and after medians, change, p-values and
+	// verdict); null until done.
+	Report json.RawMessage `json:"report,omitempty"`
 }
 
 // Delivery is the outcome of a deploy's deliveries, per target.

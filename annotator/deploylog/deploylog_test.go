@@ -304,8 +304,8 @@ func TestMigrateAppliesNewOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "deploys.db")
 	openLog(t, path).Close()
 	l := openLog(t, path)
-	extra := append(append([]Migration{}, migrations...), Migration{Version: len(migrations) + 1, Name: "impact",
-		SQL: []string{`ALTER TABLE deploys ADD COLUMN impact TEXT`}})
+	extra := append(append([]Migration{}, migrations...), Migration{Version: len(migrations) + 1, Name: "notes",
+		SQL: []string{`ALTER TABLE deploys ADD COLUMN notes TEXT`}})
 	for range 2 { // the second run must be a no-op
 		if err := migrate(context.Background(), l.db, extra); err != nil {
 			t.Fatalf("migrate: %v", err)
@@ -315,7 +315,7 @@ func TestMigrateAppliesNewOnce(t *testing.T) {
 	if v != len(extra) {
 		t.Fatalf("got version %d; want %d", v, len(extra))
 	}
-	if _, err := l.db.Exec(`UPDATE deploys SET impact = '{}'`); err != nil {
+	if _, err := l.db.Exec(`UPDATE deploys SET notes = 'x'`); err != nil {
 		t.Fatalf("new column missing: %v", err)
 	}
 }

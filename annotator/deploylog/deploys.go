@@ -7,21 +7,31 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/telltale-dev/telltale/annotator/deployapi"
 )
 
 const deployColumns = `seq, id, service, env, version, vcs_commit, who, message, link,
-	time_ms, end_time_ms, status, grafana_annotation_id, created_ms, updated_ms`
+	time_ms, end_time_ms, status, grafana_annotation_id, created_ms, updated_ms,
+	impact_verdict, impact_summary, impact_regressions, impact_ms`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanDeploy(s scanner) (Deploy, error) {
 	var d Deploy
 	var t, created, updated int64
-	var end, annotation sql.NullInt64
+	var end, annotation, regressions, impactMS sql.NullInt64
+	var verdict, summary sql.NullString
 	err := s.Scan(&d.Seq, &d.ID, &d.Service, &d.Env, &d.Version, &d.Commit, &d.Who, &d.Message, &d.Link,
-		&t, &end, &d.Status, &annotation, &created, &updated)
+		&t, &end, &d.Status, &annotation, &created, &updated,
+		&verdict, &summary, &regressions, &impactMS)
 	if err != nil {
 		return Deploy{}, err
+	}
+	if verdict.Valid {
+		at := fromMS(impactMS.Int64)
+		d.Impact = &deployapi.Impact{Status: deployapi.ImpactDone, Verdict: verdict.String, Summary: summary.String,
+			Regressions: int(regressions.Int64), ComputedAt: &at}
 	}
 	d.Time = fromMS(t)
 	if end.Valid {
@@ -111,6 +121,52 @@ func (l *Log) SetGrafanaAnnotationID(ctx context.Context, deployID string, annot
 		return fmt.Errorf("cannot store grafana annotation id %d of deploy %q: %w", annotationID, deployID, err)
 	}
 	return nil
+}
+
+// ImpactRecord is the stored outcome of a deploy's impact analysis.
+type ImpactRecord struct {
+	Verdict     string
+	Summary     string
+	Regressions int
+	ComputedAt  time.Time
+	// Report is the full analysis as JSON (annotator/impact.Report).
+	Report []byte
+}
+
+// SetImpact stores the impact analysis of deploy id. Deploy (Get, List)
+// then carries Impact with status done.
+func (t *Tx) SetImpact(ctx context.Context, id string, r ImpactRecord) error {
+	if r.Verdict == "" {
+		return fmt.Errorf("BUG: impact of deploy %q has no verdict", id)
+	}
+	res, err := t.tx.ExecContext(ctx, `UPDATE deploys SET impact = ?, impact_verdict = ?, impact_summary = ?,
+		impact_regressions = ?, impact_ms = ?, updated_ms = ? WHERE id = ?`,
+		string(r.Report), r.Verdict, r.Summary, r.Regressions, ms(r.ComputedAt), ms(t.now), id)
+	if err != nil {
+		return fmt.Errorf("cannot store impact of deploy %q: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("deploy %q: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// ImpactReport returns the stored impact report (JSON) of deploy id; ok is
+// false when the deploy exists but has none yet. An unknown id is an error
+// wrapping ErrNotFound.
+func (l *Log) ImpactReport(ctx context.Context, id string) (report []byte, ok bool, err error) {
+	var v sql.NullString
+	err = l.db.QueryRowContext(ctx, `SELECT impact FROM deploys WHERE id = ?`, id).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, fmt.Errorf("deploy %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("cannot read impact of deploy %q: %w", id, err)
+	}
+	if !v.Valid {
+		return nil, false, nil
+	}
+	return []byte(v.String), true, nil
 }
 
 // Filter selects deploys for List. Zero fields do not filter.

@@ -32,9 +32,16 @@ type Entry struct {
 // Enqueue adds a pending outbox entry for deployID, due at once. It is part
 // of the transaction: it commits or rolls back with the deploy change.
 func (t *Tx) Enqueue(ctx context.Context, deployID, target, event string) error {
+	return t.EnqueueAt(ctx, deployID, target, event, t.now)
+}
+
+// EnqueueAt adds a pending outbox entry for deployID that Due hands out
+// only from at on (e.g. an analysis due when a window has passed). It is
+// part of the transaction.
+func (t *Tx) EnqueueAt(ctx context.Context, deployID, target, event string, at time.Time) error {
 	now := ms(t.now)
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO outbox (deploy_id, target, event, status, next_attempt_ms, created_ms)
-		VALUES (?, ?, ?, 'pending', ?, ?)`, deployID, target, event, now, now)
+		VALUES (?, ?, ?, 'pending', ?, ?)`, deployID, target, event, ms(at), now)
 	if err != nil {
 		return fmt.Errorf("cannot enqueue %s delivery of deploy %q to %s: %w", event, deployID, target, err)
 	}

@@ -33,8 +33,11 @@ type Migration struct {
 //   - Everything else (BIGINT milliseconds for times, TEXT, CHECK, NOT
 //     EXISTS subqueries, COALESCE, LIMIT) is shared.
 //
-// Planned: the deploy-impact feature adds "ALTER TABLE deploys ADD COLUMN
-// impact TEXT" (a JSON document) as migration 2.
+// Migration 2 adds the deploy-impact outcome: the report as a JSON document
+// and the fields lists show (verdict, summary, regressions, when). The
+// analysis itself is scheduled through the outbox (target "impact", due at
+// the end of the deploy's after window), so it survives restarts like any
+// delivery.
 var migrations = []Migration{
 	{
 		Version: 1,
@@ -73,6 +76,17 @@ var migrations = []Migration{
 			)`,
 			`CREATE INDEX outbox_due ON outbox (target, status, next_attempt_ms)`,
 			`CREATE INDEX outbox_deploy ON outbox (deploy_id, target, seq)`,
+		},
+	},
+	{
+		Version: 2,
+		Name:    "deploy impact",
+		SQL: []string{
+			`ALTER TABLE deploys ADD COLUMN impact TEXT`,
+			`ALTER TABLE deploys ADD COLUMN impact_verdict TEXT`,
+			`ALTER TABLE deploys ADD COLUMN impact_summary TEXT`,
+			`ALTER TABLE deploys ADD COLUMN impact_regressions INTEGER`,
+			`ALTER TABLE deploys ADD COLUMN impact_ms BIGINT`,
 		},
 	},
 }
