@@ -7,6 +7,7 @@ import (
 	"html"
 	"strings"
 
+	"github.com/telltale-dev/telltale/annotator/deployapi"
 	"github.com/telltale-dev/telltale/annotator/deploylog"
 	"github.com/telltale-dev/telltale/annotator/grafana"
 )
@@ -16,7 +17,9 @@ import (
 func deployIDTag(id string) string { return "deploy-id:" + id }
 
 // annotationFor renders deploy d as an org-wide Grafana annotation: a point
-// at d.Time, or a region to d.EndTime once a long deploy finished.
+// at d.Time, or a region to d.EndTime once a long deploy finished; once its
+// impact analysis is done the text ends with the verdict and summary and a
+// tag impact:<verdict> is added (an "impact" outbox event updates it).
 func annotationFor(d Deploy) grafana.Annotation {
 	a := grafana.Annotation{
 		Time: d.Time,
@@ -27,6 +30,9 @@ func annotationFor(d Deploy) grafana.Annotation {
 		a.Tags = append(a.Tags, "env:"+d.Env)
 	}
 	a.Tags = append(a.Tags, deployIDTag(d.ID))
+	if d.Impact != nil && d.Impact.Status == deployapi.ImpactDone {
+		a.Tags = append(a.Tags, "impact:"+d.Impact.Verdict)
+	}
 	if d.EndTime != nil && d.EndTime.After(d.Time) {
 		a.TimeEnd = *d.EndTime
 	}
@@ -59,6 +65,9 @@ func annotationText(d Deploy) string {
 	}
 	if d.Link != "" {
 		fmt.Fprintf(&b, `<br><a href="%s" target="_blank" rel="noopener">%s</a>`, html.EscapeString(d.Link), html.EscapeString(d.Link))
+	}
+	if d.Impact != nil && d.Impact.Status == deployapi.ImpactDone {
+		fmt.Fprintf(&b, "<br><b>Impact: %s</b> %s", html.EscapeString(d.Impact.Verdict), html.EscapeString(d.Impact.Summary))
 	}
 	return b.String()
 }

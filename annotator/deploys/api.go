@@ -26,9 +26,11 @@ func (s *Service) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/deploys", s.handleList)
 	mux.HandleFunc("GET /api/v1/deploys/{id}", s.handleGet)
 	mux.HandleFunc("PATCH /api/v1/deploys/{id}", s.handlePatch)
+	mux.HandleFunc("GET /api/v1/deploys/{id}/impact", s.handleImpact)
 	// Other methods get the JSON envelope too, not the mux's plain text.
 	mux.HandleFunc("/api/v1/deploys", methodNotAllowed("GET, POST"))
 	mux.HandleFunc("/api/v1/deploys/{id}", methodNotAllowed("GET, PATCH"))
+	mux.HandleFunc("/api/v1/deploys/{id}/impact", methodNotAllowed("GET"))
 	return mux
 }
 
@@ -228,7 +230,8 @@ func parseQueryTime(field, v string) (time.Time, error) {
 	return time.Time{}, badField(field, "bad_time", "%q %q is neither RFC3339 (2024-05-01T12:00:00Z) nor unix seconds (1714564800)", field, clip(v))
 }
 
-// withDelivery fills the Delivery field of each deploy from the outbox.
+// withDelivery fills the Delivery field of each deploy from the outbox, and
+// the state of a pending or failed impact analysis.
 func (s *Service) withDelivery(ctx context.Context, list []*Deploy) error {
 	if len(list) == 0 {
 		return nil
@@ -247,7 +250,13 @@ func (s *Service) withDelivery(ctx context.Context, list []*Deploy) error {
 			continue
 		}
 		var del deploylog.Delivery
+		deliveries := 0
 		for _, t := range st {
+			if t.Target == targetImpact {
+				impactState(d, t)
+				continue
+			}
+			deliveries++
 			td := deploylog.TargetDelivery{Status: t.Status, Attempts: t.Attempts, LastError: t.LastError}
 			if t.Status == deploylog.StatusPending {
 				next := t.NextAttempt
@@ -264,7 +273,9 @@ func (s *Service) withDelivery(ctx context.Context, list []*Deploy) error {
 				del.Webhooks = append(del.Webhooks, td)
 			}
 		}
-		d.Delivery = &del
+		if deliveries > 0 {
+			d.Delivery = &del
+		}
 	}
 	return nil
 }

@@ -17,6 +17,13 @@ type worker struct {
 	kind    string // metric label: series, grafana, webhook
 	deliver func(ctx context.Context, e deploylog.Entry, d Deploy) error
 	kick    chan struct{}
+	// timeout bounds one attempt; default Options.DeliveryTimeout.
+	timeout time.Duration
+	// notBefore, if set, is the earliest time an entry of deploy d may be
+	// attempted; an entry handed out earlier is put back until then
+	// without counting an attempt (an impact window lengthened across a
+	// restart).
+	notBefore func(d Deploy) time.Time
 	// pausedUntil holds the target back after a failure: the next attempt
 	// then probes with the oldest entry instead of hammering with all.
 	pausedUntil time.Time
@@ -29,7 +36,7 @@ const batchSize = 50
 const idleWait = time.Minute
 
 func (s *Service) newWorker(target, kind string, deliver func(context.Context, deploylog.Entry, Deploy) error) *worker {
-	return &worker{s: s, target: target, kind: kind, deliver: deliver, kick: make(chan struct{}, 1)}
+	return &worker{s: s, target: target, kind: kind, deliver: deliver, kick: make(chan struct{}, 1), timeout: s.opts.DeliveryTimeout}
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -91,6 +98,17 @@ func (w *worker) attempt(ctx context.Context, e deploylog.Entry) (pause time.Dur
 		}
 		return s.opts.MaxBackoff, true
 	}
+	if w.notBefore != nil {
+		if at := w.notBefore(d); s.opts.Now().Before(at) {
+			if err := s.log.MarkRetry(ctx, e.Seq, e.LastError, at); err != nil {
+				if ctx.Err() == nil {
+					s.logger.Error("cannot reschedule delivery", "target", w.target, "deploy_id", e.DeployID, "err", err)
+				}
+				return s.opts.MaxBackoff, true
+			}
+			return 0, false
+		}
+	}
 	// Count the attempt durably before making it: after a crash mid-call the
 	// next attempt knows the target may already have the event.
 	if err := s.log.StartAttempt(ctx, e.Seq); err != nil {
@@ -101,7 +119,7 @@ func (w *worker) attempt(ctx context.Context, e deploylog.Entry) (pause time.Dur
 	}
 	e.Attempts++
 	e.TargetAttempts++
-	callCtx, cancel := context.WithTimeout(ctx, s.opts.DeliveryTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, w.timeout)
 	err = w.deliver(callCtx, e, d)
 	cancel()
 	now := s.opts.Now()

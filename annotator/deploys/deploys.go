@@ -19,6 +19,13 @@
 //     webhooks and deploy series are delivered at least once.
 //   - Bad input gets a 4xx naming the field and the fix, counted in
 //     telltale_deploys_rejected_total{reason}.
+//   - With Options.Impact, every deploy recorded gets one impact analysis
+//     (annotator/impact) once its after window has passed, scheduled
+//     through the same outbox (so it survives restarts and runs after a
+//     start that came past its due time); the report is stored with the
+//     deploy, served at GET /api/v1/deploys/{id}/impact, and its summary is
+//     sent to the deploy series (telltale_deploy_regressions), the Grafana
+//     annotation and the webhooks. A stored report is never recomputed.
 //
 // The package does no authentication: the collector checks the deploy scope
 // before calling Handler.
@@ -104,6 +111,12 @@ type Options struct {
 	RetryFor time.Duration
 	// HTTPClient sends webhooks; default a client with DeliveryTimeout.
 	HTTPClient *http.Client
+
+	// Impact, when set, analyses what each deploy did to its service's key
+	// signals once its after window passed, stores the report with the
+	// deploy and sends its one-line summary to the deploy series, Grafana
+	// and the webhooks. nil turns impact analysis off.
+	Impact *ImpactOptions
 }
 
 // Service is the deploy API. Create it with Open; serve Handler; run Run in
@@ -115,6 +128,7 @@ type Service struct {
 	m          *serviceMetrics
 	workers    []*worker
 	webhooks   map[string]WebhookConfig // by target
+	impact     *impactRunner            // nil: impact analysis off
 	handler    http.Handler
 	closeOnce  sync.Once
 	closeError error
@@ -170,6 +184,16 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	for target := range webhooks {
 		s.workers = append(s.workers, s.newWorker(target, "webhook", s.deliverWebhook))
 	}
+	if opts.Impact != nil {
+		if s.impact, err = newImpactRunner(*opts.Impact, opts.Now, s.m.set); err != nil {
+			l.Close()
+			return nil, err
+		}
+		w := s.newWorker(targetImpact, targetImpact, s.deliverImpact)
+		w.timeout = s.impact.timeout
+		w.notBefore = s.impact.dueAt
+		s.workers = append(s.workers, w)
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -186,6 +210,7 @@ const (
 	targetSeries  = "series"
 	targetGrafana = "grafana"
 	webhookPrefix = "webhook:"
+	targetImpact  = "impact" // not a delivery: the scheduled impact analysis
 )
 
 func checkWebhooks(list []WebhookConfig) (map[string]WebhookConfig, error) {
@@ -219,7 +244,8 @@ func checkWebhooks(list []WebhookConfig) (map[string]WebhookConfig, error) {
 }
 
 // Handler serves POST /api/v1/deploys, GET /api/v1/deploys,
-// GET /api/v1/deploys/{id} and PATCH /api/v1/deploys/{id}.
+// GET /api/v1/deploys/{id}, PATCH /api/v1/deploys/{id} and
+// GET /api/v1/deploys/{id}/impact.
 func (s *Service) Handler() http.Handler { return s.handler }
 
 // Run delivers the outbox until ctx is done, then waits for its workers to

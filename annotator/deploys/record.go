@@ -17,6 +17,8 @@ import (
 const (
 	eventRecorded = "recorded" // the deploy was created
 	eventFinished = "finished" // end_time or status was set or changed
+	eventImpact   = "impact"   // the impact analysis is done (series, grafana, webhooks)
+	eventAnalyse  = "analyse"  // the impact analysis is due (target impact)
 )
 
 // newID returns a server id: time-ordered, 20 hex digits.
@@ -160,6 +162,13 @@ func (s *Service) enqueue(ctx context.Context, tx *deploylog.Tx, d Deploy, event
 	// A deploy created already finished also owes its end series.
 	if event == eventRecorded && d.EndTime != nil && s.opts.Writer != nil {
 		if err := tx.Enqueue(ctx, d.ID, targetSeries, eventFinished); err != nil {
+			return err
+		}
+	}
+	// The impact analysis is due once the after window has passed; the
+	// outbox keeps it across restarts.
+	if event == eventRecorded && s.impact != nil {
+		if err := tx.EnqueueAt(ctx, d.ID, targetImpact, eventAnalyse, s.impact.dueAt(d)); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/annotator/deploylog"
+	"github.com/telltale-dev/telltale/annotator/impact"
 	"github.com/telltale-dev/telltale/samples"
 )
 
@@ -23,13 +24,27 @@ const (
 	// at a long deploy's end with the end time in unix seconds; status is
 	// the final one.
 	MetricDeployEndTime = "telltale_deploy_end_time_seconds"
+	// MetricDeployRegressions{service,env} is written when a deploy's
+	// impact analysis is done, at that time: the number of signals that
+	// regressed (or, for the request rate, changed). Alert on
+	// last_over_time(telltale_deploy_regressions[1h]) > 0.
+	MetricDeployRegressions = "telltale_deploy_regressions"
+	// MetricDeployImpactSignals{service,env,verdict} is written with it:
+	// how many signals got each verdict (all five verdicts, zeros
+	// included, so the latest analysis replaces the previous one).
+	MetricDeployImpactSignals = "telltale_deploy_impact_signals"
 )
 
 var seriesMetadata = []samples.Metadata{
 	{Name: MetricDeploysTotal, Type: "counter", Help: "Deploys recorded so far per service and env."},
 	{Name: MetricDeployInfo, Type: "gauge", Help: "One sample per deploy at the deploy time; the value is that time in unix seconds.", Unit: "seconds"},
 	{Name: MetricDeployEndTime, Type: "gauge", Help: "One sample per finished long deploy at its end; the value is that time in unix seconds.", Unit: "seconds"},
+	{Name: MetricDeployRegressions, Type: "gauge", Help: "Signals that regressed or changed after the latest analysed deploy of the service and env; one sample per analysis, at its time."},
+	{Name: MetricDeployImpactSignals, Type: "gauge", Help: "Signals per verdict of the latest analysed deploy of the service and env; one sample per analysis, at its time."},
 }
+
+// verdicts are the impact verdicts, in the order their series are written.
+var verdicts = []impact.Verdict{impact.Regressed, impact.Changed, impact.Improved, impact.Unchanged, impact.NotEnoughData}
 
 // deliverSeries writes the deploy series of one outbox event.
 func (s *Service) deliverSeries(ctx context.Context, e deploylog.Entry, d Deploy) error {
@@ -46,6 +61,12 @@ func (s *Service) deliverSeries(ctx context.Context, e deploylog.Entry, d Deploy
 			return nil // reopened cannot happen; nothing to write
 		}
 		finishedSeries(&b, d)
+	case eventImpact:
+		rep, err := s.storedReport(ctx, d)
+		if err != nil {
+			return err
+		}
+		impactSeries(&b, d, rep)
 	default:
 		return &permanentError{fmt.Errorf("BUG: unknown outbox event %q", e.Event)}
 	}
@@ -75,6 +96,32 @@ func finishedSeries(b *samples.Batch, d Deploy) {
 	b.Metadata = append(b.Metadata, seriesMetadata[2])
 	infoLabels(b, MetricDeployEndTime, d, d.Status)
 	b.AddSample(d.EndTime.UnixMilli(), unixSeconds(*d.EndTime))
+}
+
+// impactSeries appends the series written when deploy d's impact
+// analysis rep is done, at its time.
+func impactSeries(b *samples.Batch, d Deploy, rep *impact.Report) {
+	t := rep.ComputedAt.UnixMilli()
+	b.Metadata = append(b.Metadata, seriesMetadata[3:5]...)
+	b.StartSeries(nil)
+	b.AddLabel("__name__", MetricDeployRegressions)
+	addLabel(b, "env", d.Env)
+	addLabel(b, "service", d.Service)
+	b.AddSample(t, float64(rep.Regressions()))
+	for _, v := range verdicts {
+		n := 0
+		for _, sr := range rep.Signals {
+			if sr.Verdict == v {
+				n++
+			}
+		}
+		b.StartSeries(nil)
+		b.AddLabel("__name__", MetricDeployImpactSignals)
+		addLabel(b, "env", d.Env)
+		addLabel(b, "service", d.Service)
+		b.AddLabel("verdict", string(v))
+		b.AddSample(t, float64(n))
+	}
 }
 
 // infoLabels starts a series with d's label set, in label name order. Free

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/annotator/deploylog"
+	"github.com/telltale-dev/telltale/annotator/impact"
 )
 
 // deliverWebhook posts one deploy event to the webhook of e.Target.
@@ -70,6 +71,9 @@ func redactURL(err error, url, name string) error {
 
 // slackText renders a deploy event as Slack mrkdwn.
 func slackText(d Deploy, event string) string {
+	if event == eventImpact {
+		return impactSlackText(d)
+	}
 	var b strings.Builder
 	esc := slackEscape
 	finished := event == eventFinished
@@ -100,6 +104,37 @@ func slackText(d Deploy, event string) string {
 	if d.Message != "" {
 		b.WriteString("\n" + esc(d.Message))
 	}
+	if d.Link != "" {
+		b.WriteString("\n<" + strings.NewReplacer("|", "%7C", ">", "%3E", "<", "%3C").Replace(d.Link) + "|details>")
+	}
+	return b.String()
+}
+
+// impactSlackText renders a done impact analysis: "web v1.2.3 to prod:
+// error ratio 0.4% → 2.1% ▲ regressed; no significant change in 5 signals".
+func impactSlackText(d Deploy) string {
+	esc := slackEscape
+	var b strings.Builder
+	verdict, summary := "", ""
+	if d.Impact != nil {
+		verdict, summary = d.Impact.Verdict, d.Impact.Summary
+	}
+	switch impact.Verdict(verdict) {
+	case impact.Regressed, impact.Changed:
+		b.WriteString(":warning: Deploy impact: ")
+	case impact.NotEnoughData:
+		b.WriteString(":grey_question: Deploy impact: ")
+	default:
+		b.WriteString(":white_check_mark: Deploy impact: ")
+	}
+	b.WriteString("*" + esc(d.Service) + "*")
+	if d.Version != "" {
+		b.WriteString(" " + esc(d.Version))
+	}
+	if d.Env != "" {
+		b.WriteString(" to *" + esc(d.Env) + "*")
+	}
+	b.WriteString(": " + esc(summary))
 	if d.Link != "" {
 		b.WriteString("\n<" + strings.NewReplacer("|", "%7C", ">", "%3E", "<", "%3C").Replace(d.Link) + "|details>")
 	}
