@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,6 +73,12 @@ type collector struct {
 }
 
 func newCollector(t *testing.T) *collector {
+	return newCollectorWith(t, nil)
+}
+
+// newCollectorWith is newCollector with impact analysis on impact (nil:
+// off); the outbox runs in the background then.
+func newCollectorWith(t *testing.T, im *deploys.ImpactOptions) *collector {
 	t.Helper()
 	c := &collector{}
 	svc, err := deploys.Open(t.Context(), deploys.Options{
@@ -82,9 +89,16 @@ func newCollector(t *testing.T) *collector {
 			c.recorded = append(c.recorded, d.ID+"/"+d.Status)
 			c.mu.Unlock()
 		},
+		Impact: im,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if im != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { svc.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
 	}
 	c.svc = svc
 	h := svc.Handler()
@@ -296,7 +310,7 @@ func TestDeploysTable(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("table: got %d lines; want header + 2:\n%s", len(lines), r.stdout)
 	}
-	if f := strings.Fields(lines[0]); strings.Join(f, " ") != "TIME SERVICE ENV VERSION WHO STATUS MESSAGE LINK" {
+	if f := strings.Fields(lines[0]); strings.Join(f, " ") != "TIME SERVICE ENV VERSION WHO STATUS IMPACT MESSAGE LINK" {
 		t.Fatalf("header: got %q", lines[0])
 	}
 	if !strings.Contains(lines[1], "1.1") || !strings.Contains(lines[1], "success (") {

@@ -1,6 +1,7 @@
 // Package cli is the annotator command line: `annotator deploy` records a
 // deploy from a CI pipeline, `annotator run` wraps a deploy script and
-// records its start and end, `annotator deploys` lists recent deploys. It
+// records its start and end, `annotator deploys` lists recent deploys,
+// `annotator impact` prints what a deploy did to its service's numbers. It
 // talks to the collector's deploy API through annotator/client and takes
 // its defaults from the CI environment through annotator/ci.
 //
@@ -39,6 +40,7 @@ Usage:
   annotator deploy  -service S [-version V] [-env E] [-who W] [-message M] [-link L] [-commit C] [-id ID] [-json]
   annotator run     -service S [deploy flags] -- command [args...]
   annotator deploys [-service S] [-env E] [-limit N] [-json]
+  annotator impact  [-json] <deploy id>
   annotator <command> -h     flags of one command
 
 Commands:
@@ -48,7 +50,12 @@ Commands:
            (success if it exits 0, else failed; cancelled if it was
            interrupted) and exit with the command's exit code. If the collector
            cannot be reached the command still runs; a warning is printed.
-  deploys  list recent deploys, newest first, as a table or JSON
+  deploys  list recent deploys, newest first, as a table or JSON, with the
+           verdict and summary of each deploy's impact analysis
+  impact   what a deploy did to its service's key signals (request rate,
+           error ratio, p50/p99 latency, CPU, memory): the window after it
+           compared with the window before, per signal the medians, change,
+           p-value and verdict; "pending: due at ..." until the window passed
 
 Environment:
   TELLTALE_COLLECTOR   collector URL (default http://127.0.0.1:9470); -collector overrides it
@@ -134,7 +141,7 @@ func Silent(err error) bool {
 func Run(ctx context.Context, args []string, sys IO) error {
 	if len(args) == 0 {
 		io.WriteString(sys.Stderr, usage)
-		return usageError("missing command: use deploy, run or deploys")
+		return usageError("missing command: use deploy, run, deploys or impact")
 	}
 	switch args[0] {
 	case "deploy":
@@ -143,12 +150,14 @@ func Run(ctx context.Context, args []string, sys IO) error {
 		return runRun(ctx, args[1:], sys)
 	case "deploys", "list":
 		return runList(ctx, args[1:], sys)
+	case "impact":
+		return runImpact(ctx, args[1:], sys)
 	case "-h", "-help", "--help", "help":
 		io.WriteString(sys.Stdout, usage)
 		return nil
 	}
 	io.WriteString(sys.Stderr, usage)
-	return usageError("unknown command %q: use deploy, run or deploys", args[0])
+	return usageError("unknown command %q: use deploy, run, deploys or impact", args[0])
 }
 
 // common are the flags every command has.

@@ -48,14 +48,14 @@ func runList(ctx context.Context, args []string, sys IO) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(sys.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tSERVICE\tENV\tVERSION\tWHO\tSTATUS\tMESSAGE\tLINK")
+	fmt.Fprintln(tw, "TIME\tSERVICE\tENV\tVERSION\tWHO\tSTATUS\tIMPACT\tMESSAGE\tLINK")
 	for _, d := range list {
 		status := d.Status
 		if d.EndTime != nil {
 			status += " (" + d.EndTime.Sub(d.Time).Round(time.Second).String() + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Time.UTC().Format(time.RFC3339), dash(d.Service), dash(d.Env),
-			dash(oneLine(d.Version, 24)), dash(oneLine(d.Who, 20)), status, dash(oneLine(d.Message, 40)), dash(d.Link))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Time.UTC().Format(time.RFC3339), dash(d.Service), dash(d.Env),
+			dash(oneLine(d.Version, 24)), dash(oneLine(d.Who, 20)), status, impactColumn(d.Impact), dash(oneLine(d.Message, 40)), dash(d.Link))
 	}
 	return tw.Flush()
 }

@@ -145,6 +145,16 @@ func (c *Client) Get(ctx context.Context, id string) (deployapi.Deploy, error) {
 	return d, err
 }
 
+// Impact returns the impact analysis of deploy id: its state
+// (pending with the due time, done, failed) and, once done, the report.
+// A deploy without analysis, or an unknown one, is an *APIError with
+// StatusCode 404.
+func (c *Client) Impact(ctx context.Context, id string) (deployapi.ImpactAnswer, error) {
+	var a deployapi.ImpactAnswer
+	_, err := c.do(ctx, http.MethodGet, "/api/v1/deploys/"+url.PathEscape(id)+"/impact", nil, &a)
+	return a, err
+}
+
 // ListOptions filters List; zero fields do not filter.
 type ListOptions struct {
 	Service, Env string
