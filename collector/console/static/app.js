@@ -23,6 +23,7 @@ const config = JSON.parse(document.getElementById('telltale-config').textContent
 const state = window.__telltale = {
   config,
   ready: false, // true after the first complete load of a view
+  busy: false, // a load is running
   loads: 0, // complete loads so far
   loadMs: null, // time of the last complete load (deploy log + every panel)
   panels: {},
@@ -215,6 +216,7 @@ async function refresh() {
   const ctl = new AbortController();
   inflight = ctl;
   const t0 = performance.now();
+  state.busy = true;
   const [from, to] = timeRange();
   const current = view;
   try {
@@ -231,6 +233,7 @@ async function refresh() {
   }
   if (ctl.signal.aborted || current !== view) return;
   inflight = null;
+  state.busy = false;
   state.loadMs = Math.round(performance.now() - t0);
   state.loads++;
   state.ready = true;

@@ -267,9 +267,11 @@ export class DashboardView {
 
   async loadTimeseries(panel, targets, fromMs, toMs, intervalMs, signal) {
     const stepS = intervalMs / 1000;
-    const start = Math.floor(fromMs / intervalMs) * intervalMs;
+    // Points end at toMs (now), not at a step boundary, so the newest
+    // sample shows at once; Grafana aligns to the step and lags up to one.
+    const n = Math.ceil((toMs - fromMs) / intervalMs) + 1;
+    const start = toMs - (n - 1) * intervalMs;
     const results = await Promise.all(targets.map(x => api.queryRange(x.expr, start, toMs, stepS, signal)));
-    const n = Math.floor((toMs - start) / intervalMs) + 1;
     const xs = new Array(n);
     for (let i = 0; i < n; i++) xs[i] = (start + i * intervalMs) / 1000;
     const series = [];
@@ -285,8 +287,11 @@ export class DashboardView {
       }
     });
     this.clearError(panel);
-    const drawMs = panel.chart.setData(xs, series, fromMs, toMs);
+    const t0 = performance.now();
+    panel.chart.setData(xs, series, fromMs, toMs);
     panel.chart.setDeploys(this.deploys);
+    await new Promise(r => queueMicrotask(r)); // after uPlot's queued draw
+    const drawMs = performance.now() - t0;
     let points = 0;
     for (const s of series) for (const v of s.values) if (v !== null) points++;
     return { series: series.length, points, drawMs: Math.round(drawMs * 10) / 10 };

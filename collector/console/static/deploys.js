@@ -79,17 +79,17 @@ export class DeployLog {
       const d = this.last;
       const t = Date.parse(d.time);
       const link = safeURL(d.link);
-      this.lastEl.replaceChildren(
+      this.lastEl.replaceChildren(...[
         el('span', { class: 'label' }, 'Last deploy '),
         el('strong', { class: 'last-title' }, deployTitle(d)),
         d.env ? el('span', { class: 'pill' }, d.env) : null,
         el('time', { datetime: d.time, title: isoTime(t) }, ' ' + relTime(t, now)),
         d.message ? el('span', { class: 'muted' }, ' — ' + d.message) : null,
         link ? el('a', { href: link, target: '_blank', rel: 'noopener noreferrer' }, ' change ↗') : null,
-      );
+      ].filter(Boolean));
       this.lastEl.dataset.deployId = d.id;
     } else {
-      this.lastEl.replaceChildren(el('span', { class: 'muted' }, this.available ? 'No deploy recorded yet' : ''));
+      this.lastEl.replaceChildren(el('span', { class: 'muted' }, this.available && !this.error ? 'No deploy recorded yet' : ''));
       delete this.lastEl.dataset.deployId;
     }
     // The table.

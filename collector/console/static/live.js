@@ -219,6 +219,11 @@ function drawSpark(canvas, points) {
   let t0 = ok[0][0], t1 = ok[ok.length - 1][0];
   let lo = Infinity, hi = -Infinity;
   for (const [, v] of ok) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  if (ok.length === 1) {
+    g.fillStyle = '#73bf69';
+    g.fillRect(w - 5, h / 2 - 1.5, 3, 3);
+    return;
+  }
   if (hi === lo) { hi += 1; lo -= 1; }
   if (t1 === t0) t1 = t0 + 1;
   g.strokeStyle = '#73bf69';

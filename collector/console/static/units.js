@@ -3,7 +3,7 @@
 // dateTimeAsIso, ...). Pure functions.
 
 const SI = ['', 'K', 'M', 'G', 'T', 'P', 'E'];
-const IEC = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+const IEC = ['', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei'];
 
 // trim formats v with at most `digits` significant decimals, no trailing zeros.
 function trim(v, decimals) {
@@ -20,8 +20,9 @@ function scaled(v, base, names, suffix, decimals) {
   let i = 0;
   let a = Math.abs(v);
   while (a >= base && i < names.length - 1) { a /= base; v /= base; i++; }
-  if (Math.abs(v) > 0 && Math.abs(v) < 0.001 && names === SI) return v.toExponential(1) + suffix;
-  return trim(v, decimals) + (names[i] || '') + suffix;
+  const name = (names[i] || '') + suffix;
+  if (Math.abs(v) > 0 && Math.abs(v) < 0.001 && names === SI) return v.toExponential(1) + (suffix ? ' ' + suffix : '');
+  return trim(v, decimals) + (name ? ' ' + name : '');
 }
 
 function short(v, decimals) { return scaled(v, 1000, SI, '', decimals); }
@@ -62,9 +63,10 @@ export function format(v, unit = 'short', decimals) {
     case 'ms': return duration(v / 1000);
     case 'µs': return duration(v / 1e6);
     case 'ns': return duration(v / 1e9);
-    case 'bytes': case 'decbytes': return unit === 'bytes' ? scaled(v, 1024, IEC, '', decimals) : scaled(v, 1000, SI, 'B', decimals);
+    case 'bytes': return scaled(v, 1024, IEC, 'B', decimals);
+    case 'decbytes': return scaled(v, 1000, SI, 'B', decimals);
     case 'bits': return scaled(v, 1000, SI, 'b', decimals);
-    case 'Bps': case 'binBps': return scaled(v, 1024, IEC, '/s', decimals);
+    case 'Bps': case 'binBps': return scaled(v, 1024, IEC, 'B/s', decimals);
     case 'bps': return scaled(v, 1000, SI, 'b/s', decimals);
     case 'reqps': return short(v, decimals) + ' req/s';
     case 'ops': return short(v, decimals) + ' ops/s';

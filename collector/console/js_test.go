@@ -1,0 +1,97 @@
+package console_test
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"regexp"
+	"testing"
+
+	"github.com/telltale-dev/telltale/collector/console"
+)
+
+// The console's pure JavaScript (template variables, intervals, variable
+// queries, legends, units, relative times, safe links and Markdown) run in
+// Chromium as the page loads them: each case evaluates an expression over
+// the modules and compares its JSON.
+func TestJavaScriptModules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	chromium(t)
+	c, err := console.New(console.Options{Dashboards: []console.Dashboard{{UID: "x", Title: "X", JSON: []byte(`{"uid":"x","panels":[]}`)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c.Handler())
+	t.Cleanup(srv.Close)
+	b := newBrowser(t)
+	b.open(srv.URL + "/")
+	eval[bool](b, `(async () => {
+		const [V, U, F, C] = await Promise.all(['vars', 'units', 'format', 'chart'].map(m => import('/static/' + m + '.js')));
+		Object.assign(window, {V, U, F, C});
+		return true;
+	})()`)
+
+	f := func(expr, want string) {
+		t.Helper()
+		got := eval[json.RawMessage](b, `JSON.stringify(`+expr+`)`)
+		var s string
+		if err := json.Unmarshal(got, &s); err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		if s != want {
+			t.Errorf("%s:\ngot  %s\nwant %s", expr, s, want)
+		}
+	}
+	// Template variables, escaped as Grafana does for Prometheus.
+	multi := `{values: ['a.b', 'c'], options: ['a.b', 'c', 'd'], multi: true, includeAll: true}`
+	f(`V.interpolate('rate(x{a=~"$v"}[$__rate_interval])', {v: `+multi+`, __rate_interval: '40s'})`, `"rate(x{a=~\"(a\\\\.b|c)\"}[40s])"`)
+	f(`V.interpolate('x{a=~"${v}"}', {v: {values: ['a.b'], multi: true}})`, `"x{a=~\"a\\\\.b\"}"`)
+	f(`V.interpolate('x{a=~"[[v]]"}', {v: {all: true, allValue: '.*', options: ['p', 'q'], values: ['p', 'q'], multi: true, includeAll: true}})`, `"x{a=~\".*\"}"`)
+	f(`V.interpolate('$v', {v: {all: true, allValue: null, options: ['p', 'q'], multi: true, includeAll: true}})`, `"(p|q)"`)
+	f(`V.interpolate('x{s=~"$service"}', {service: {values: ['shop']}})`, `"x{s=~\"shop\"}"`)
+	f(`V.interpolate("x{s='$service'}", {service: {values: ["it's"]}})`, `"x{s='it\\\\'s'}"`)
+	f(`V.interpolate('${v:csv}|${v:pipe}|${v:regex}', {v: `+multi+`})`, `"a.b,c|a.b|c|(a\\.b|c)"`)
+	f(`V.interpolate('$nope ${nope} $__interval', {__interval: '10s'})`, `"$nope ${nope} 10s"`)
+	f(`V.interpolate('$servicex', {service: {values: ['shop']}})`, `"$servicex"`)
+	f(`V.builtins(0, 15 * 60e3, 10e3)`, `{"__interval":"10s","__interval_ms":"10000","__rate_interval":"40s","__rate_interval_ms":"40000","__range":"15m","__range_s":"900","__range_ms":"900000"}`)
+	f(`V.builtins(0, 24 * 3600e3, 120e3).__rate_interval`, `"130s"`)
+	f(`[V.intervalFor(15 * 60e3, 600), V.intervalFor(6 * 3600e3, 600), V.intervalFor(24 * 3600e3, 1200), V.intervalFor(3600e3, 0)]`, `[10000,30000,60000,10000]`)
+	f(`[V.promDuration(90000), V.promDuration(3600000), V.promDuration(500), V.promDuration(86400000), V.promDuration(60000)]`, `["90s","1h","500ms","1d","1m"]`)
+	// label_values() variable queries.
+	f(`V.parseVariableQuery('label_values(telltale_build_info{service=~"$service"}, env)')`, `{"kind":"label_values","label":"env","selector":"telltale_build_info{service=~\"$service\"}"}`)
+	f(`V.parseVariableQuery({query: 'label_values(instance)'})`, `{"kind":"label_values","label":"instance","selector":""}`)
+	f(`V.parseVariableQuery('label_values(up{a="x,y", b=~"(p,q)"}, job)')`, `{"kind":"label_values","label":"job","selector":"up{a=\"x,y\", b=~\"(p,q)\"}"}`)
+	f(`(() => { try { V.parseVariableQuery('query_result(up)'); return 'no error'; } catch (e) { return e.message; } })()`, `"variable query \"query_result(up)\" is not supported by the console: use label_values(selector, label)"`)
+	f(`(() => { try { V.parseVariableQuery('label_values(up, bad-label)'); return 'no error'; } catch (e) { return e.message; } })()`, `"variable query \"label_values(up, bad-label)\": \"bad-label\" is not a label name"`)
+	// Legends.
+	f(`V.legend('{{instance}} {{ mode }}', {instance: 'vm', mode: 'user'}, 'e')`, `"vm user"`)
+	f(`V.legend('', {__name__: 'up', job: 'a', instance: 'b'}, 'e')`, `"up{instance=\"b\", job=\"a\"}"`)
+	f(`V.legend('__auto', {}, 'sum(x)')`, `"sum(x)"`)
+	f(`V.legend('{{missing}}', {__name__: 'up'}, 'e')`, `"up"`)
+	// Units.
+	f(`[0.1234, 0.0123, 1].map(v => U.format(v, 'percentunit'))`, `["12.3%","1.23%","100%"]`)
+	f(`[512, 1536, 3 * 1024 ** 3].map(v => U.format(v, 'bytes'))`, `["512 B","1.5 KiB","3 GiB"]`)
+	f(`[2048, 5e6].map(v => U.format(v, 'Bps'))`, `["2 KiB/s","4.77 MiB/s"]`)
+	f(`[0.25, 90, 5e-7, 0, 7200].map(v => U.format(v, 's'))`, `["250 ms","1.5 min","500 ns","0 s","2 hour"]`)
+	f(`[1234567, 25.4, 0.5, 0].map(v => U.format(v, 'short'))`, `["1.23 M","25.4","0.5","0"]`)
+	f(`[U.format(25.4, 'reqps'), U.format(1500, 'ops'), U.format('7', 'none')]`, `["25.4 req/s","1.5 K ops/s","7"]`)
+	f(`[U.format(NaN), U.format(null), U.format(Infinity), U.format(-Infinity)]`, `["NaN","-","+Inf","-Inf"]`)
+	if got := eval[string](b, `U.format(1714564800000, 'dateTimeAsIso')`); !regexp.MustCompile(`^2024-05-0[12] \d\d:\d\d:00$`).MatchString(got) {
+		t.Errorf("format(1714564800000, dateTimeAsIso): got %q; want 2024-05-01 12:00:00 in local time", got)
+	}
+	// Relative times, links, Markdown.
+	f(`[F.relTime(1e6 - 5 * 60e3, 1e6), F.relTime(1e6 - 3e3, 1e6), F.relTime(1e6 + 120e3, 1e6), F.relTime(0, 3 * 86400e3), F.relTime(0, 7200e3), F.relTime(0, 42e3)]`,
+		`["5m ago","just now","in 2m","3d ago","2h ago","42s ago"]`)
+	f(`[F.safeURL('javascript:alert(1)'), F.safeURL('https://x.example/y?z=1'), F.safeURL('data:text/html,x'), F.safeURL('/api/v1/deploys', 'http://h:1/')]`,
+		`[null,"https://x.example/y?z=1",null,"http://h:1/api/v1/deploys"]`)
+	f(`(() => { const d = document.createElement('div'); d.append(F.markdown('**b** and *i* [l](javascript:x) [ok](https://e.example) `+"`c`"+`\nnext\n\n- item')); return d.innerHTML; })()`,
+		`"<p><strong>b</strong> and <em>i</em> l <a href=\"https://e.example/\" target=\"_blank\" rel=\"noopener noreferrer\">ok</a> <code>c</code><br>next</p><p>• item</p>"`)
+	f(`(() => { const d = document.createElement('div'); d.append(F.markdown('<img src=x onerror=alert(1)>')); return d.innerHTML; })()`,
+		`"<p>&lt;img src=x onerror=alert(1)&gt;</p>"`)
+	// Deploy texts on markers.
+	f(`C.deployTitle({service: 'api', version: 'v1.4.2', who: 'octocat'})`, `"api v1.4.2 by octocat"`)
+	f(`C.deployTitle({service: 'api'})`, `"api (no version)"`)
+	f(`C.deployText({service: 'api', version: 'v1', who: 'me', env: 'prod', commit: 'abc', status: 'failed', message: 'Fix it', time: '2024-05-01T12:00:00Z', end_time: '2024-05-01T12:07:00Z'}, Date.parse('2024-05-01T12:10:00Z')).replace(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/, 'T')`,
+		`"api v1 by me\nprod · commit abc · failed\nT (10m ago), took 7 min\nFix it"`)
+}
