@@ -41,7 +41,6 @@ type agent struct {
 	hostErr   string
 	cycles    *metrics.Counter
 	collectMs *metrics.PrometheusHistogram
-	lastCycle time.Duration
 }
 
 // runAgent wires the components and runs until ctx is done. On the way out
@@ -143,8 +142,7 @@ func (a *agent) cycle(ctx context.Context, now time.Time) {
 		a.scraper.Scrape(ctx, now, &a.batch)
 		a.submit()
 	}
-	a.lastCycle = time.Since(start)
-	a.collectMs.Update(a.lastCycle.Seconds())
+	a.collectMs.UpdateDuration(start)
 }
 
 func (a *agent) submit() {
