@@ -6,16 +6,20 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/telltale-dev/telltale/annotator/deploys"
 	"github.com/telltale-dev/telltale/annotator/grafana"
+	"github.com/telltale-dev/telltale/annotator/impact"
+	"github.com/telltale-dev/telltale/annotator/impact/promq"
 	"github.com/telltale-dev/telltale/collector/auth"
 )
 
 // addDeploys wires the deploy API and log: POST/PATCH need the deploy
 // scope, GET the read scope. Deploys go to the storage (deploy series), to
 // Grafana when -grafana.url is set, to -deploy.webhook targets, and to live
-// tail clients.
+// tail clients. With -impact.enabled each deploy's impact is analysed on
+// the collector's own PromQL engine once -impact.window has passed.
 func (a *app) addDeploys(ctx context.Context) error {
 	opts := deploys.Options{
 		DBPath:  a.cfg.deployDB,
@@ -45,6 +49,13 @@ func (a *app) addDeploys(ctx context.Context) error {
 			return fmt.Errorf("-deploy.webhook=%q: want slack=<url> or json=<url>", w)
 		}
 		opts.Webhooks = append(opts.Webhooks, deploys.WebhookConfig{URL: u, Format: format})
+	}
+	if a.cfg.impactEnabled {
+		im, err := a.impactOptions()
+		if err != nil {
+			return err
+		}
+		opts.Impact = im
 	}
 	svc, err := deploys.Open(ctx, opts)
 	if err != nil {
@@ -82,4 +93,56 @@ func grafanaToken(file string) (string, error) {
 		return t, nil
 	}
 	return "", fmt.Errorf("-grafana.url is set but no token: set -grafana.token-file or TELLTALE_GRAFANA_TOKEN to a Grafana service account token (Editor role)")
+}
+
+// impactOptions builds the deploy impact settings from -impact.config and
+// -impact.window, analysing with the collector's query engine and storage.
+func (a *app) impactOptions() (*deploys.ImpactOptions, error) {
+	var cfg *impact.Config
+	if a.cfg.impactConfig != "" {
+		c, err := impact.LoadConfig(a.cfg.impactConfig)
+		if err != nil {
+			return nil, fmt.Errorf("-impact.config: %w", err)
+		}
+		cfg = c
+	}
+	if cfg == nil || a.cfg.impactWindow.set {
+		c, err := cfg.WithWindow(a.cfg.impactWindow.d)
+		if err != nil {
+			return nil, fmt.Errorf("-impact.window=%v: %w", a.cfg.impactWindow.d, err)
+		}
+		cfg = c
+	}
+	rate := cfg.Signals("", "")[0].Query // shows the rate window in use
+	a.log.Info("deploy impact analysis on", "component", "deploys", "window", cfg.Window, "step", cfg.Step,
+		"services_configured", len(cfg.Services), "request_rate_query", rate)
+	return &deploys.ImpactOptions{
+		Querier: promq.New(a.query.Engine(), a.query.Queryable()),
+		Config:  cfg,
+	}, nil
+}
+
+// windowFlag is a duration flag that knows whether it was given.
+type windowFlag struct {
+	d   time.Duration
+	set bool
+}
+
+// init sets the default and returns f for flag.Var.
+func (f *windowFlag) init(d time.Duration) *windowFlag { f.d = d; return f }
+
+func (f *windowFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return f.d.String()
+}
+
+func (f *windowFlag) Set(v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("want a duration such as 15m: %w", err)
+	}
+	f.d, f.set = d, true
+	return nil
 }

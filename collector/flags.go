@@ -47,6 +47,10 @@ type config struct {
 	grafanaTokenFile string
 	webhooks         stringList
 
+	impactEnabled bool
+	impactWindow  windowFlag
+	impactConfig  string
+
 	tailMaxClients   int
 	tailMaxSelectors int
 	tailQueueSize    int
@@ -93,6 +97,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.grafanaURL, "grafana.url", "", "Grafana base URL; when set every deploy becomes a Grafana annotation and console panels link to Grafana")
 	fs.StringVar(&c.grafanaTokenFile, "grafana.token-file", "", "file with a Grafana service account token (Editor role); or set TELLTALE_GRAFANA_TOKEN")
 
+	fs.BoolVar(&c.impactEnabled, "impact.enabled", true, "analyse what each deploy did to its service's key signals once -impact.window has passed after it (GET /api/v1/deploys/<id>/impact)")
+	fs.Var(c.impactWindow.init(15*time.Minute), "impact.window", "`duration` of the before and after windows of deploy impact analysis, 1m..6h; overrides the window of -impact.config when given")
+	fs.StringVar(&c.impactConfig, "impact.config", "", "optional YAML file of deploy impact settings: window, step, rate_window and extra or retuned signals per service")
 	fs.Var(&c.webhooks, "deploy.webhook", "chat webhook told about every deploy, as slack=<url> (Slack-compatible JSON) or json=<url> (the deploy object); repeatable")
 	fs.IntVar(&c.tailMaxClients, "tail.max-clients", 100, "most live-tail websocket clients at once; more get 503")
 	fs.IntVar(&c.tailMaxSelectors, "tail.max-selectors", 10, "most match[] selectors per live-tail client")
