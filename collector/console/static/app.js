@@ -153,6 +153,13 @@ async function loadDashboards() {
   return dashboards;
 }
 
+// urlVarsOf reads the var-<name> parameters: name -> [values].
+function urlVarsOf(params) {
+  const vars = new Map();
+  for (const [k, v] of params) if (k.startsWith('var-')) vars.set(k.slice(4), [...(vars.get(k.slice(4)) || []), v]);
+  return vars;
+}
+
 async function render(force) {
   const next = parseRoute();
   const same = route && view && next.page === route.page && next.uid === route.uid;
@@ -161,6 +168,7 @@ async function render(force) {
   document.getElementById('refresh').value = refreshKey();
   renderTabs();
   if (same && !force) {
+    if (view.ctx) view.ctx.urlVars = urlVarsOf(route.params); // the URL's var-<name> may have changed
     refresh();
     return;
   }
@@ -195,10 +203,8 @@ async function render(force) {
       return;
     }
     document.title = `${dash.title} · Telltale`;
-    const urlVars = new Map();
-    for (const [k, v] of route.params) if (k.startsWith('var-')) urlVars.set(k.slice(4), [...(urlVars.get(k.slice(4)) || []), v]);
     view = new DashboardView(root, dash, {
-      config, state, onDeployClick, urlVars,
+      config, state, onDeployClick, urlVars: urlVarsOf(route.params),
       setUrlVar: (name, values) => {
         setParams({ ['var-' + name]: values });
         view.ctx.urlVars.set(name, values);
