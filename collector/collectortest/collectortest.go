@@ -81,7 +81,13 @@ func Start(t testing.TB, args ...string) *Instance {
 // StartIn is Start with the data directory given, for restarts.
 func StartIn(t testing.TB, dataDir string, args ...string) *Instance {
 	t.Helper()
-	addr := FreeAddr(t)
+	return StartOn(t, FreeAddr(t), dataDir, args...)
+}
+
+// StartOn is StartIn listening on addr, so a restarted collector is where
+// its senders expect it.
+func StartOn(t testing.TB, addr, dataDir string, args ...string) *Instance {
+	t.Helper()
 	full := []string{"-listen", addr, "-data", dataDir, "-host-metrics=false", "-log.level", "debug"}
 	full = append(full, args...)
 	in := &Instance{t: t, URL: "http://" + addr, Addr: addr, DataDir: dataDir, Args: args,
