@@ -18,11 +18,18 @@ func (a *app) addHostMetrics(ctx context.Context) error {
 	errs := a.set.NewCounter("telltale_collector_host_metrics_errors_total")
 	a.workers = append(a.workers, func(ctx context.Context) error {
 		var b samples.Batch
+		lastErr := ""
 		collect := func(now time.Time) {
 			b.Reset()
 			if err := hc.Collect(now, &b); err != nil {
 				errs.Inc()
-				a.log.Warn("cannot read host metrics", "component", "hostmetrics", "err", err)
+				// A source that stays unreadable is logged once, not every interval.
+				if msg := err.Error(); msg != lastErr {
+					lastErr = msg
+					a.log.Warn("cannot read some host metrics; the rest are stored", "component", "hostmetrics", "err", err)
+				}
+			} else {
+				lastErr = ""
 			}
 			if b.Len() == 0 {
 				return
