@@ -159,17 +159,18 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		return ctx.Err()
 	}
 	if c.cpuProfile != "" {
-		if i := slices.IndexFunc(scenarios, func(s scenario.Scenario) bool { return s.Group == "ingest" }); i >= 0 {
-			fmt.Fprintf(stderr, "bench: profiling the collector under %s\n", scenarios[i].Name)
-			r, top, err := scenario.Profile(ctx, env, &scenarios[i], rep.Results, c.cpuProfile)
-			if err != nil {
-				fmt.Fprintf(stderr, "bench: no profile: %v\n", err)
-			} else {
-				rep.Profile, rep.ProfileRun = top, fmt.Sprintf("an extra %s run against Telltale (%s)", r.Scenario, scenario.Summary(&scenarios[i], r))
-				rep.ProfileCommand = fmt.Sprintf("curl %s/debug/pprof/profile?seconds=%d", "<collector>", env.ProfileSeconds)
-			}
+		// Three times the samples of a measured pass: a few seconds of
+		// profile even when ingestion runs at millions of samples/s.
+		series, samples := sizes.IngestSeries[0], 3*sizes.IngestSamples
+		fmt.Fprintf(stderr, "bench: profiling the collector under remote-write ingestion (%d series, %d samples)\n", series, samples)
+		ps, r, top, err := scenario.Profile(ctx, env, series, samples, rep.Results, c.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: no profile: %v\n", err)
 		} else {
-			fmt.Fprintf(stderr, "bench: -cpuprofile needs the ingest scenario\n")
+			rep.Profile = top
+			rep.ProfileRun = fmt.Sprintf("an extra remote-write ingestion run against Telltale: %d series, %d measured samples, %s",
+				series, samples, strings.ReplaceAll(strings.ReplaceAll(scenario.Summary(ps, r), "\n", " "), "; ", ", "))
+			rep.ProfileCommand = fmt.Sprintf("GET <collector>/debug/pprof/profile?seconds=%d", env.ProfileSeconds)
 		}
 	}
 	rep.Finished = time.Now()

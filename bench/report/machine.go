@@ -84,7 +84,7 @@ func parseMemTotal(r io.Reader) int64 {
 				return 0
 			}
 			kb, err := strconv.ParseInt(f[0], 10, 64)
-			if err != nil {
+			if err != nil || kb < 0 || kb > 1<<50 {
 				return 0
 			}
 			return kb << 10

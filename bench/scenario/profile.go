@@ -6,9 +6,9 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"slices"
 	"time"
 
+	"github.com/telltale-dev/telltale/bench/load"
 	"github.com/telltale-dev/telltale/bench/peer"
 )
 
@@ -29,26 +29,32 @@ func fetchProfile(ctx context.Context, p *peer.Process, seconds int, file string
 	return nil
 }
 
-// Profile runs scenario s once more against Telltale while a CPU profile of
-// the collector is taken into file, covering the measured pass (its length
-// is estimated from results). It returns the profile summarised by
-// `go tool pprof -top` (flat and cumulative).
-func Profile(ctx context.Context, env *Env, s *Scenario, results []Result, file string) (Result, string, error) {
-	var secs []float64
+// Profile runs remote-write ingestion of series series once more against
+// Telltale, with samples samples in the measured pass, while a CPU profile
+// of the collector is taken into file over the measured pass (its length is
+// estimated from the rate results show for that scenario). It returns the
+// scenario it ran, the run and the profile summarised by `go tool pprof -top` (flat and
+// cumulative).
+func Profile(ctx context.Context, env *Env, series, samples int, results []Result, file string) (*Scenario, Result, string, error) {
+	sz := env.Sizes
+	sz.IngestSamples = samples
+	s := ingestScenario(sz, series, load.RemoteWrite, nil)
+	var rates []float64
 	for _, r := range results {
 		if r.Scenario == s.Name && r.System == peer.Telltale && r.Err == "" && r.Values["samples_per_s"] > 0 {
-			secs = append(secs, float64(r.Sent)/r.Values["samples_per_s"])
+			rates = append(rates, r.Values["samples_per_s"])
 		}
 	}
 	seconds := 5
-	if len(secs) > 0 {
-		seconds = int(math.Ceil(slices.Min(secs)))
+	if len(rates) > 0 {
+		seconds = int(math.Ceil(float64(samples) / Quantile(rates, 0.5)))
 	}
+	s.Name += "-profile" // its own streams
 	env.ProfileFile, env.ProfileSeconds = file, max(seconds, 1)
 	defer func() { env.ProfileFile = "" }()
 	r := s.Run(ctx, env, peer.Telltale, -1)
 	if r.Err != "" {
-		return r, "", fmt.Errorf("profiled run: %s", r.Err)
+		return &s, r, "", fmt.Errorf("profiled run: %s", r.Err)
 	}
 	var out []byte
 	for _, cum := range []bool{false, true} {
@@ -61,10 +67,10 @@ func Profile(ctx context.Context, env *Env, s *Scenario, results []Result, file 
 		b, err := exec.CommandContext(cctx, "go", args...).Output()
 		cancel()
 		if err != nil {
-			return r, "", fmt.Errorf("go tool pprof -top %s: %w", file, err)
+			return &s, r, "", fmt.Errorf("go tool pprof -top %s: %w", file, err)
 		}
 		out = append(out, b...)
 		out = append(out, '\n')
 	}
-	return r, string(out), nil
+	return &s, r, string(out), nil
 }

@@ -58,8 +58,8 @@ type Sizes struct {
 func FullSizes() Sizes {
 	return Sizes{
 		Senders: 4, PerRequest: 2000,
-		IngestSeries: []int{10_000, 100_000}, IngestSamples: 1_000_000,
-		TextSeries: 10_000, TextSamples: 500_000,
+		IngestSeries: []int{10_000, 100_000}, IngestSamples: 2_000_000,
+		TextSeries: 10_000, TextSamples: 1_000_000,
 		QuerySeries: 2_000, QuerySpan: time.Hour + 5*time.Minute, QueryRuns: 20, QueryStep: 15 * time.Second,
 		MemorySeries: 100_000, MemorySteps: 3, Settle: 10 * time.Second,
 		DiskSeries: 2_000, DiskSpan: 3*time.Hour + 30*time.Minute,

@@ -124,6 +124,10 @@ func ingestScenario(sz Sizes, series int, f load.Format, peers []peer.Kind) Scen
 	s.run = func(ctx context.Context, env *Env, k peer.Kind) (Result, error) {
 		var r Result
 		set := env.set(series, steps)
+		name := name
+		if env.ProfileFile != "" {
+			name += "-profile"
+		}
 		warm, err := env.plan(name+"/warm", load.Plan{Set: set, Senders: env.Sizes.Senders, Steps: 1, PerRequest: env.Sizes.PerRequest, Format: f})
 		if err != nil {
 			return r, err
@@ -197,7 +201,9 @@ func queryScenario(sz Sizes, peers []peer.Kind) Scenario {
 	var what strings.Builder
 	fmt.Fprintf(&what, "%d series (%d instances: request counters, 12-bucket latency histograms, CPU seconds) are loaded for %v at 10 s resolution "+
 		"(%d samples, counted back); then each query runs once untimed and %d times timed, one after another, as `query_range` over the last hour "+
-		"at a %v step (what a Grafana panel asks). Figures are the median and p90 of the wall time per call measured by the client. "+
+		"at a %v step (what a Grafana panel asks). Figures are the median and p90 of the wall time per call measured by the client, "+
+		"and the server process' CPU time over the timed runs ÷ runs (steadier than wall time on a shared machine; a system that "+
+		"evaluates on both cores spends more CPU than wall time). "+
 		"VictoriaMetrics gets `nocache=1` so its result cache does not answer. Queries:\n",
 		sz.QuerySeries, sz.QuerySeries/load.PerInstance, sz.QuerySpan, sz.QuerySeries*steps, sz.QueryRuns, sz.QueryStep)
 	var metrics []Metric
@@ -205,7 +211,8 @@ func queryScenario(sz Sizes, peers []peer.Kind) Scenario {
 		fmt.Fprintf(&what, "- %s: `%s`\n", q.label, q.q)
 		metrics = append(metrics,
 			Metric{Key: q.key + "_p50_ms", Label: q.label + ": median ms", Lower: true},
-			Metric{Key: q.key + "_p90_ms", Label: q.label + ": p90 ms", Lower: true})
+			Metric{Key: q.key + "_p90_ms", Label: q.label + ": p90 ms", Lower: true},
+			Metric{Key: q.key + "_cpu_ms", Label: q.label + ": server CPU-ms per query", Lower: true})
 	}
 	s := Scenario{Name: "query", Group: "query", Title: "query_range latency over a loaded hour", What: what.String(),
 		Metrics: metrics, Subject: peer.Telltale, Peers: peers}
@@ -236,7 +243,13 @@ func queryScenario(sz Sizes, peers []peer.Kind) Scenario {
 		for _, q := range queries {
 			var ms []float64
 			var series int
+			var u0 peer.Usage
 			for i := 0; i <= env.Sizes.QueryRuns; i++ {
+				if i == 1 {
+					if u0, err = p.Usage(); err != nil {
+						return r, err
+					}
+				}
 				t0 := time.Now()
 				n, _, err := qc.Range(ctx, q.q, start, end, env.Sizes.QueryStep)
 				if err != nil {
@@ -247,6 +260,11 @@ func queryScenario(sz Sizes, peers []peer.Kind) Scenario {
 				}
 				series = n
 			}
+			u1, err := p.Usage()
+			if err != nil {
+				return r, err
+			}
+			r.Values[q.key+"_cpu_ms"] = (u1.CPU - u0.CPU) * 1e3 / float64(env.Sizes.QueryRuns)
 			r.Values[q.key+"_p50_ms"] = Quantile(ms, 0.5)
 			r.Values[q.key+"_p90_ms"] = Quantile(ms, 0.9)
 			r.Values[q.key+"_series"] = float64(series)

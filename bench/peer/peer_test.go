@@ -1,0 +1,131 @@
+package peer
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestBlocksReadsMeta(t *testing.T) {
+	bs, err := Blocks("testdata/tsdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 1 {
+		t.Fatalf("got %d blocks; want 1 (wal is not a block)", len(bs))
+	}
+	b := bs[0]
+	if b.Samples != 546000 || b.Series != 2000 || b.MinTime != 1700000000000 || b.MaxTime != 1700007200000 {
+		t.Fatalf("got %+v; want the meta.json figures", b)
+	}
+	// index (5000 bytes) and meta.json take at least their length on disk.
+	if b.Bytes < 5000 {
+		t.Fatalf("block bytes %d; want at least 5000", b.Bytes)
+	}
+	total, err := DiskUsage("testdata/tsdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total < b.Bytes+3000 {
+		t.Fatalf("data dir %d bytes; want at least the block (%d) and the wal (3000)", total, b.Bytes)
+	}
+}
+
+func TestBlocksBadMeta(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "b1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b1", "meta.json"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Blocks(dir); err == nil || !strings.Contains(err.Error(), "bad meta.json") {
+		t.Fatalf("got %v; want a bad meta.json error", err)
+	}
+	if _, err := Blocks(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("listing a missing directory succeeded")
+	}
+}
+
+func TestParseModVersion(t *testing.T) {
+	f := func(out, want string) {
+		t.Helper()
+		if got := parseModVersion(out); got != want {
+			t.Fatalf("got %q; want %q", got, want)
+		}
+	}
+	f("/bin/node_exporter: go1.26.8\n\tpath\tgithub.com/prometheus/node_exporter\n\tmod\tgithub.com/prometheus/node_exporter\tv1.12.1\th1:abc=\n\tdep\tx\tv1\n",
+		"github.com/prometheus/node_exporter v1.12.1")
+	f("/bin/x: go1.26.8\n\tpath\tx\n", "unknown")
+}
+
+func TestStartReportsAnEarlyExit(t *testing.T) {
+	_, err := Start(t.Context(), Spec{Kind: Telltale, Binary: "/bin/false", Dir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "exited while starting") {
+		t.Fatalf("got %v; want exited while starting", err)
+	}
+	_, err = Start(t.Context(), Spec{Kind: Telltale, Binary: filepath.Join(t.TempDir(), "nope"), Dir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "bench install") {
+		t.Fatalf("got %v; want a hint to install", err)
+	}
+	_, err = Start(t.Context(), Spec{Kind: "influxdb", Binary: "/bin/true", Dir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "unknown system") {
+		t.Fatalf("got %v; want unknown system", err)
+	}
+}
+
+func TestPidUsageOfSelf(t *testing.T) {
+	u, err := PidUsage(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.RSS < 1<<20 || u.CPU < 0 {
+		t.Fatalf("got %+v; want an RSS of at least 1 MiB for a Go test binary", u)
+	}
+}
+
+func TestModules(t *testing.T) {
+	for _, k := range []Kind{VictoriaMetrics, NodeExporter, Prometheus} {
+		m, ok := ModuleFor(k)
+		if !ok || !strings.Contains(m.Path, "@v") || m.Binary == "" {
+			t.Fatalf("%s: got %+v, %v; want a pinned module", k, m, ok)
+		}
+	}
+	if _, ok := ModuleFor(Telltale); ok {
+		t.Fatal("Telltale is built, not installed")
+	}
+	t.Setenv("TELLTALE_TOOLS", "/x/y")
+	if got := DefaultBinDir(); got != "/x/y" {
+		t.Fatalf("DefaultBinDir with TELLTALE_TOOLS: got %q; want /x/y", got)
+	}
+}
+
+func TestStrippedSize(t *testing.T) {
+	// A binary with symbols and DWARF (go test binaries have none).
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { println(\"hi\") }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	self := filepath.Join(dir, "hello")
+	if err := Build(t.Context(), dir, ".", self); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, stripped, err := StrippedSize(t.Context(), self, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stripped && (size <= 0 || size >= st.Size()) {
+		t.Fatalf("stripped size %d; want between 0 and the unstripped %d", size, st.Size())
+	}
+	if !stripped && size != st.Size() {
+		t.Fatalf("without strip: got %d; want the file size %d", size, st.Size())
+	}
+}
