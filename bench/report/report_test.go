@@ -19,10 +19,10 @@ import (
 func sample() *Report {
 	scs := []scenario.Scenario{
 		{Name: "ingest-10k", Title: "Ingest", What: "what ingest measures", Subject: peer.Telltale,
-			Peers: []peer.Kind{peer.VictoriaMetrics, peer.Prometheus},
+			Peers:   []peer.Kind{peer.VictoriaMetrics, peer.Prometheus},
 			Metrics: []scenario.Metric{{Key: "rate", Label: "samples/s"}, {Key: "cpu", Label: "CPU-s per 1M", Lower: true}}},
 		{Name: "disk", Title: "Disk", What: "what disk measures", Subject: peer.Telltale, Peers: []peer.Kind{peer.VictoriaMetrics},
-			Metrics: []scenario.Metric{{Key: "bps", Label: "bytes/sample", Lower: true}},
+			Metrics:       []scenario.Metric{{Key: "bps", Label: "bytes/sample", Lower: true}},
 			NotComparable: map[peer.Kind]string{peer.Prometheus: "because"}},
 	}
 	res := func(s string, k peer.Kind, round int, vals map[string]float64) scenario.Result {
