@@ -57,10 +57,14 @@ func newImpactRunner(o ImpactOptions, now func() time.Time, set *metrics.Set) (*
 	if cfg == nil {
 		cfg = &impact.Config{}
 	}
-	if cfg.Window == 0 {
+	if cfg.Window == 0 || cfg.Step == 0 {
+		w := cfg.Window
+		if w == 0 {
+			w = impact.DefaultWindow
+		}
 		var err error
-		if cfg, err = cfg.WithWindow(impact.DefaultWindow); err != nil {
-			return nil, err
+		if cfg, err = cfg.WithWindow(w); err != nil {
+			return nil, fmt.Errorf("deploy impact config: %w", err)
 		}
 	}
 	opts := o.Analyze

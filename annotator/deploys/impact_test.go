@@ -461,3 +461,19 @@ func TestImpactOptionsErrors(t *testing.T) {
 		t.Fatalf("no querier: got %v; want an error", err)
 	}
 }
+
+// TestImpactConfigLiteral: a Config built in code with a short window and
+// no step gets the step and rate window for that window.
+func TestImpactConfigLiteral(t *testing.T) {
+	clk := newClock(t0.Add(time.Hour))
+	q := &fakeQuerier{}
+	e := newEnv(t, Options{Now: clk.now, Impact: &ImpactOptions{Querier: q, Config: &impact.Config{Window: 2 * time.Minute}}}, false)
+	e.post(`{"id":"s","service":"steady","env":"prod","time":"2024-05-01T12:00:00Z"}`, 201)
+	e.round(targetImpact)
+	_, ans, _ := e.impactOf("s")
+	rep := report(t, ans)
+	if ans.Status != deployapi.ImpactDone || rep.Window != impact.Duration(2*time.Minute) || rep.Step != impact.Duration(2*time.Second) ||
+		!strings.Contains(rep.Signals[0].Query, "[8s]") {
+		t.Fatalf("got %+v window %v step %v query %q; want done over 2m at 2s with 8s rates", ans.Impact, rep.Window, rep.Step, rep.Signals[0].Query)
+	}
+}
