@@ -1,10 +1,15 @@
-// Package collectortest builds the real collector binary and runs it for
-// end-to-end tests: each Instance is a separate process on a free loopback
-// port with its own data directory, stopped (or killed) by the test.
+// Package collectortest is test support for the collector and its
+// packages. It builds the real collector binary and runs it for end-to-end
+// tests: each Instance is a separate process on a free loopback port with
+// its own data directory, stopped (or killed) by the test. For handler
+// tests that need no process, MemStore and NopStore stand in for the
+// storage behind ingest.Writer.
 package collectortest
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,11 +21,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/prometheus/model/labels"
+	promstorage "github.com/prometheus/prometheus/storage"
+
+	"github.com/telltale-dev/telltale/samples"
 )
 
 var (
@@ -256,3 +269,134 @@ func (in *Instance) Post(ctx context.Context, path string, body []byte, headers 
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// Metric returns the value of the series name (as written in the
+// exposition) in set, or -1 when set has none.
+func Metric(set *metrics.Set, name string) float64 {
+	var buf bytes.Buffer
+	set.WritePrometheus(&buf)
+	return metricValue(&buf, name)
+}
+
+// metricValue returns the value of the first line of the text exposition r
+// that is series name with a number, or -1.
+func metricValue(r io.Reader, name string) float64 {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), name+" "); ok {
+			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+// Gzip returns b gzip-compressed, as a sender with Content-Encoding: gzip
+// sends it.
+func Gzip(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// MemStore is an ingest.Appendable that keeps committed samples in memory,
+// by label set in Prometheus notation ({__name__="up", job="x"}). Only
+// Append, Commit and Rollback of its appenders may be called, which is all
+// ingest.Writer uses. It is safe for concurrent use.
+type MemStore struct {
+	mu        sync.Mutex
+	series    map[string][]samples.Sample
+	commitErr error
+}
+
+// NewMemStore returns an empty MemStore.
+func NewMemStore() *MemStore { return &MemStore{series: map[string][]samples.Sample{}} }
+
+// Appender implements ingest.Appendable.
+func (s *MemStore) Appender(context.Context) promstorage.Appender { return &memAppender{s: s} }
+
+// SetCommitErr makes every later Commit fail with err (nil: succeed again),
+// as a full disk would.
+func (s *MemStore) SetCommitErr(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.commitErr = err
+}
+
+// Snapshot returns a copy of the committed samples by label set.
+func (s *MemStore) Snapshot() map[string][]samples.Sample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]samples.Sample, len(s.series))
+	for k, v := range s.series {
+		out[k] = append([]samples.Sample(nil), v...)
+	}
+	return out
+}
+
+// Names returns the committed label sets, sorted.
+func (s *MemStore) Names() []string {
+	var out []string
+	for k := range s.Snapshot() {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+type memAppender struct {
+	promstorage.Appender // nil: only the methods below are used by ingest.Writer
+	s                    *MemStore
+	pending              []pendingSample
+}
+
+type pendingSample struct {
+	lset string
+	s    samples.Sample
+}
+
+func (a *memAppender) Append(_ promstorage.SeriesRef, l labels.Labels, t int64, v float64) (promstorage.SeriesRef, error) {
+	a.pending = append(a.pending, pendingSample{l.String(), samples.Sample{T: t, V: v}})
+	return promstorage.SeriesRef(l.Hash()), nil
+}
+
+func (a *memAppender) Commit() error {
+	a.s.mu.Lock()
+	defer a.s.mu.Unlock()
+	if a.s.commitErr != nil {
+		return a.s.commitErr
+	}
+	for _, p := range a.pending {
+		a.s.series[p.lset] = append(a.s.series[p.lset], p.s)
+	}
+	return nil
+}
+
+func (a *memAppender) Rollback() error { a.pending = nil; return nil }
+
+// NopStore is an ingest.Appendable that drops everything, for benchmarks
+// of the path up to the storage. The zero value is ready for use.
+type NopStore struct{}
+
+// Appender implements ingest.Appendable.
+func (NopStore) Appender(context.Context) promstorage.Appender { return nopAppender{} }
+
+type nopAppender struct{ promstorage.Appender }
+
+func (nopAppender) Append(ref promstorage.SeriesRef, l labels.Labels, _ int64, _ float64) (promstorage.SeriesRef, error) {
+	if ref == 0 {
+		ref = promstorage.SeriesRef(l.Hash())
+	}
+	return ref, nil
+}
+func (nopAppender) Commit() error   { return nil }
+func (nopAppender) Rollback() error { return nil }

@@ -2,12 +2,12 @@ package influx
 
 import (
 	"bytes"
-	"compress/gzip"
 	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/telltale-dev/telltale/collector/collectortest"
 	"github.com/telltale-dev/telltale/collector/ingest"
 )
 
@@ -52,13 +52,9 @@ func BenchmarkWrite(b *testing.B) {
 			body, n := telegrafBody(50, time.Now(), c.dbTags)
 			raw := len(body)
 			if c.gz {
-				var buf bytes.Buffer
-				zw := gzip.NewWriter(&buf)
-				_, _ = zw.Write(body)
-				_ = zw.Close()
-				body = buf.Bytes()
+				body = collectortest.Gzip(b, body)
 			}
-			w := ingest.NewWriter(nopStore{}, ingest.Options{Limits: ingest.Limits{MaxLabelsPerSeries: 40}})
+			w := ingest.NewWriter(collectortest.NopStore{}, ingest.Options{Limits: ingest.Limits{MaxLabelsPerSeries: 40}})
 			h := NewHandler(ingest.NewHandlers(w, ingest.HTTPOptions{}), Options{MaxLineLen: 256 << 10})
 			rw := &benchResponse{h: http.Header{}}
 			serve := func() {

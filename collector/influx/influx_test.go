@@ -2,7 +2,6 @@ package influx
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/telltale-dev/telltale/collector/auth"
+	"github.com/telltale-dev/telltale/collector/collectortest"
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/samples"
 )
@@ -25,7 +25,7 @@ var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 type testServer struct {
 	url    string
-	store  *memStore
+	store  *collectortest.MemStore
 	set    *metrics.Set
 	writer *ingest.Writer
 	ready  bool
@@ -33,7 +33,7 @@ type testServer struct {
 
 func newTestServer(t *testing.T, hopts ingest.HTTPOptions, limits ingest.Limits, opts Options) *testServer {
 	t.Helper()
-	ts := &testServer{store: newMemStore(), set: metrics.NewSet(), ready: true}
+	ts := &testServer{store: collectortest.NewMemStore(), set: metrics.NewSet(), ready: true}
 	ts.writer = ingest.NewWriter(ts.store, ingest.Options{Limits: limits, Metrics: ts.set, Now: func() time.Time { return testNow }})
 	hopts.Metrics = ts.set
 	opts.Now = func() time.Time { return testNow }
@@ -78,36 +78,13 @@ func (ts *testServer) do(t *testing.T, method, pathQuery string, body []byte, he
 	return response{resp.StatusCode, resp.Header, string(b)}
 }
 
-func (ts *testServer) counter(name string) float64 {
-	var buf bytes.Buffer
-	ts.set.WritePrometheus(&buf)
-	for _, line := range strings.Split(buf.String(), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			var f float64
-			if err := json.Unmarshal([]byte(v), &f); err == nil {
-				return f
-			}
-		}
-	}
-	return -1
-}
-
-func gzipped(t *testing.T, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	_, _ = zw.Write(b)
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+func (ts *testServer) counter(name string) float64 { return collectortest.Metric(ts.set, name) }
 
 // checkSeries compares what the store holds with want (label set in
 // Prometheus notation -> one sample).
-func checkSeries(t *testing.T, store *memStore, want map[string]samples.Sample) {
+func checkSeries(t *testing.T, store *collectortest.MemStore, want map[string]samples.Sample) {
 	t.Helper()
-	got := store.snapshot()
+	got := store.Snapshot()
 	for k, w := range want {
 		ss := got[k]
 		if len(ss) != 1 || ss[0] != w {
@@ -187,7 +164,7 @@ func TestWriteDBLabelCache(t *testing.T) {
 			t.Fatalf("%s: got status %d (%s); want 204", q, r.status, r.body)
 		}
 	}
-	got := ts.store.snapshot()
+	got := ts.store.Snapshot()
 	want := map[string]int{
 		`{__name__="m_v", db="a", host="h"}`: 2,
 		`{__name__="m_v", db="b", host="h"}`: 1,
@@ -196,11 +173,11 @@ func TestWriteDBLabelCache(t *testing.T) {
 	}
 	for k, n := range want {
 		if len(got[k]) != n {
-			t.Errorf("series %s: got %d samples; want %d (all: %v)", k, len(got[k]), n, ts.store.names())
+			t.Errorf("series %s: got %d samples; want %d (all: %v)", k, len(got[k]), n, ts.store.Names())
 		}
 	}
 	if len(got) != len(want) {
-		t.Errorf("got series %v; want %d", ts.store.names(), len(want))
+		t.Errorf("got series %v; want %d", ts.store.Names(), len(want))
 	}
 }
 
@@ -228,7 +205,7 @@ func TestWritePrecision(t *testing.T) {
 
 func TestWriteGzip(t *testing.T) {
 	ts := newTestServer(t, ingest.HTTPOptions{}, ingest.Limits{}, Options{})
-	r := ts.do(t, "POST", "/api/v2/write?bucket=b&precision=s", gzipped(t, []byte("m,host=a v=2.5 1772366400\n")), "Content-Encoding", "gzip")
+	r := ts.do(t, "POST", "/api/v2/write?bucket=b&precision=s", collectortest.Gzip(t, []byte("m,host=a v=2.5 1772366400\n")), "Content-Encoding", "gzip")
 	if r.status != http.StatusNoContent {
 		t.Fatalf("got status %d (%s); want 204", r.status, r.body)
 	}
@@ -255,7 +232,7 @@ func TestWriteBadInput(t *testing.T) {
 		{"gzip garbage", "POST", "", []byte("certainly not gzip"), []string{"Content-Encoding", "gzip"}, 400, "invalid", []string{"gzip"}},
 		{"unknown encoding", "POST", "", []byte("m v=1"), []string{"Content-Encoding", "zstd"}, 415, "unsupported media type", []string{`Content-Encoding "zstd"`}},
 		{"too large", "POST", "", bytes.Repeat([]byte("m v=1\n"), 1000), nil, 413, "request too large", []string{"-ingest.max-body-bytes=4096"}},
-		{"decompresses too large", "POST", "", gzipped(t, bytes.Repeat([]byte("m v=1\n"), 20000)), []string{"Content-Encoding", "gzip"}, 413, "request too large", []string{"-ingest.max-decoded-bytes=65536"}},
+		{"decompresses too large", "POST", "", collectortest.Gzip(t, bytes.Repeat([]byte("m v=1\n"), 20000)), []string{"Content-Encoding", "gzip"}, 413, "request too large", []string{"-ingest.max-decoded-bytes=65536"}},
 		{"method", "GET", "", nil, nil, 405, "method not allowed", []string{"uses POST"}},
 	}
 	for _, c := range cases {
@@ -294,7 +271,7 @@ func TestWriteBadInput(t *testing.T) {
 		})
 	}
 	// The good first lines of the bad bodies were not written either.
-	if got := ts.store.names(); len(got) != 0 {
+	if got := ts.store.Names(); len(got) != 0 {
 		t.Fatalf("bad requests wrote series %v", got)
 	}
 }
@@ -314,7 +291,7 @@ func TestWriteUnavailable(t *testing.T) {
 	})
 	t.Run("storage", func(t *testing.T) {
 		ts := newTestServer(t, ingest.HTTPOptions{}, ingest.Limits{}, Options{})
-		ts.store.commitErr = errors.New("disk full")
+		ts.store.SetCommitErr(errors.New("disk full"))
 		r := ts.do(t, "POST", "/write", []byte("m v=1"))
 		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.body, "disk full") {
 			t.Fatalf("got %d Retry-After %q %s; want 503, Retry-After and the storage error", r.status, r.header.Get("Retry-After"), r.body)

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/telltale-dev/telltale/collector/collectortest"
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/samples"
 )
@@ -120,7 +121,7 @@ func BenchmarkDecodeConvert(b *testing.B) {
 // everything.
 func BenchmarkHandler(b *testing.B) {
 	body := encode(b, benchMetrics(testTime), Protobuf)
-	w := ingest.NewWriter(nopStore{}, ingest.Options{Limits: ingest.Limits{MaxLabelsPerSeries: 40}, Now: func() time.Time { return testTime }})
+	w := ingest.NewWriter(collectortest.NopStore{}, ingest.Options{Limits: ingest.Limits{MaxLabelsPerSeries: 40}, Now: func() time.Time { return testTime }})
 	h := NewHandler(ingest.NewHandlers(w, ingest.HTTPOptions{}), Options{})
 	rw := &benchResponse{h: http.Header{}}
 	serve := func() {

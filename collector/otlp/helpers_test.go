@@ -1,19 +1,13 @@
 package otlp
 
 import (
-	"bytes"
-	"compress/gzip"
-	"context"
 	"flag"
 	"os"
 	"path/filepath"
-	"sort"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	promstorage "github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
@@ -187,19 +181,6 @@ func encode(t testing.TB, md pmetric.Metrics, f Format) []byte {
 	return b
 }
 
-func gzipped(t testing.TB, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if _, err := zw.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // testdataRequests are the fuzz seeds and golden requests in testdata/.
 func testdataRequests() map[string]pmetric.Metrics {
 	return map[string]pmetric.Metrics{
@@ -280,81 +261,5 @@ func seriesOf(b *samples.Batch) map[string][]samples.Sample {
 	}
 	return out
 }
-
-// memStore is an ingest.Appendable keeping committed samples in memory.
-type memStore struct {
-	mu        sync.Mutex
-	series    map[string][]samples.Sample
-	commitErr error
-}
-
-func newMemStore() *memStore { return &memStore{series: map[string][]samples.Sample{}} }
-
-func (s *memStore) Appender(context.Context) promstorage.Appender { return &memAppender{s: s} }
-
-func (s *memStore) snapshot() map[string][]samples.Sample {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string][]samples.Sample, len(s.series))
-	for k, v := range s.series {
-		out[k] = append([]samples.Sample(nil), v...)
-	}
-	return out
-}
-
-func (s *memStore) names() []string {
-	var out []string
-	for k := range s.snapshot() {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-type memAppender struct {
-	promstorage.Appender // nil: only the methods below are used by ingest.Writer
-	s                    *memStore
-	pending              []pendingSample
-}
-
-type pendingSample struct {
-	lset string
-	s    samples.Sample
-}
-
-func (a *memAppender) Append(_ promstorage.SeriesRef, l labels.Labels, t int64, v float64) (promstorage.SeriesRef, error) {
-	a.pending = append(a.pending, pendingSample{l.String(), samples.Sample{T: t, V: v}})
-	return promstorage.SeriesRef(l.Hash()), nil
-}
-
-func (a *memAppender) Commit() error {
-	a.s.mu.Lock()
-	defer a.s.mu.Unlock()
-	if a.s.commitErr != nil {
-		return a.s.commitErr
-	}
-	for _, p := range a.pending {
-		a.s.series[p.lset] = append(a.s.series[p.lset], p.s)
-	}
-	return nil
-}
-
-func (a *memAppender) Rollback() error { a.pending = nil; return nil }
-
-// nopStore is an ingest.Appendable that drops everything, for benchmarks.
-type nopStore struct{}
-
-func (nopStore) Appender(context.Context) promstorage.Appender { return nopAppender{} }
-
-type nopAppender struct{ promstorage.Appender }
-
-func (nopAppender) Append(ref promstorage.SeriesRef, l labels.Labels, _ int64, _ float64) (promstorage.SeriesRef, error) {
-	if ref == 0 {
-		ref = promstorage.SeriesRef(l.Hash())
-	}
-	return ref, nil
-}
-func (nopAppender) Commit() error   { return nil }
-func (nopAppender) Rollback() error { return nil }
 
 func pcommonTime(t time.Time) pcommon.Timestamp { return pcommon.NewTimestampFromTime(t) }

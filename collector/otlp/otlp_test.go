@@ -16,19 +16,20 @@ import (
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/telltale-dev/telltale/collector/collectortest"
 	"github.com/telltale-dev/telltale/collector/ingest"
 )
 
 type testServer struct {
 	url    string
-	store  *memStore
+	store  *collectortest.MemStore
 	set    *metrics.Set
 	writer *ingest.Writer
 }
 
 func newTestServer(t *testing.T, hopts ingest.HTTPOptions, limits ingest.Limits) *testServer {
 	t.Helper()
-	ts := &testServer{store: newMemStore(), set: metrics.NewSet()}
+	ts := &testServer{store: collectortest.NewMemStore(), set: metrics.NewSet()}
 	ts.writer = ingest.NewWriter(ts.store, ingest.Options{Limits: limits, Metrics: ts.set, Now: func() time.Time { return testTime }})
 	hopts.Metrics = ts.set
 	h := NewHandler(ingest.NewHandlers(ts.writer, hopts), Options{})
@@ -72,19 +73,7 @@ func (ts *testServer) post(t *testing.T, method, path, contentType, encoding str
 }
 
 // counter returns the value of a metric line of the set, or -1.
-func (ts *testServer) counter(name string) float64 {
-	var buf bytes.Buffer
-	ts.set.WritePrometheus(&buf)
-	for _, line := range strings.Split(buf.String(), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			var f float64
-			if err := json.Unmarshal([]byte(v), &f); err == nil {
-				return f
-			}
-		}
-	}
-	return -1
-}
+func (ts *testServer) counter(name string) float64 { return collectortest.Metric(ts.set, name) }
 
 func decodeResponse(t *testing.T, f Format, body []byte) pmetricotlp.ExportResponse {
 	t.Helper()
@@ -107,7 +96,7 @@ func TestHandlerWrites(t *testing.T) {
 		ts := newTestServer(t, ingest.HTTPOptions{}, ingest.Limits{})
 		body, enc := encode(t, testMetrics(testTime), format), ""
 		if gz {
-			body, enc = gzipped(t, body), "gzip"
+			body, enc = collectortest.Gzip(t, body), "gzip"
 		}
 		r := ts.post(t, http.MethodPost, path, format.ContentType()+"; charset=utf-8", enc, body)
 		if r.status != http.StatusOK {
@@ -120,10 +109,10 @@ func TestHandlerWrites(t *testing.T) {
 		if n := resp.PartialSuccess().RejectedDataPoints(); n != 0 || resp.PartialSuccess().ErrorMessage() != "" {
 			t.Fatalf("got partial success %d %q; want none", n, resp.PartialSuccess().ErrorMessage())
 		}
-		got := ts.store.snapshot()
+		got := ts.store.Snapshot()
 		want := testSeries()
 		if len(got) != len(want) {
-			t.Fatalf("got %d series %v; want %d", len(got), ts.store.names(), len(want))
+			t.Fatalf("got %d series %v; want %d", len(got), ts.store.Names(), len(want))
 		}
 		for k, v := range want {
 			if ss := got[k]; len(ss) != 1 || ss[0].V != v || ss[0].T != testTime.UnixMilli() {
@@ -154,7 +143,7 @@ func TestHandlerPartialSuccess(t *testing.T) {
 		if ps.RejectedDataPoints() != 4 || !strings.Contains(ps.ErrorMessage(), "4 of 5 data points rejected") {
 			t.Fatalf("got partial success %d %q; want 4 rejected with a message", ps.RejectedDataPoints(), ps.ErrorMessage())
 		}
-		if got := ts.store.names(); len(got) != 1 || got[0] != `{__name__="ok", job="mixed"}` {
+		if got := ts.store.Names(); len(got) != 1 || got[0] != `{__name__="ok", job="mixed"}` {
 			t.Fatalf("got series %v; want only ok{job=\"mixed\"}", got)
 		}
 		for reason, want := range map[string]float64{ReasonDelta: 2, ReasonExponentialHistogram: 1, ReasonInvalidMetric: 1} {
@@ -204,7 +193,7 @@ func TestHandlerBadInput(t *testing.T) {
 		{"wrong content type", "POST", "text/plain", "", []byte("x"), 415, JSON, `Content-Type "text/plain"; OTLP/HTTP needs application/x-protobuf or application/json`},
 		{"no content type", "POST", "", "", []byte("x"), 415, JSON, "no Content-Type"},
 		{"too large", "POST", pb, "", bytes.Repeat([]byte{0x0a, 0x00}, 4<<10), 413, Protobuf, "-ingest.max-body-bytes=4096"},
-		{"decompresses too large", "POST", pb, "gzip", gzipped(t, big), 413, Protobuf, "-ingest.max-decoded-bytes=65536"},
+		{"decompresses too large", "POST", pb, "gzip", collectortest.Gzip(t, big), 413, Protobuf, "-ingest.max-decoded-bytes=65536"},
 		{"gzip garbage", "POST", pb, "gzip", []byte("not gzip at all"), 400, Protobuf, "gzip"},
 		{"unknown encoding", "POST", js, "br", []byte("{}"), 415, JSON, `Content-Encoding "br"`},
 		{"method", "GET", pb, "", nil, 405, Protobuf, "OTLP/HTTP export uses POST"},
@@ -227,7 +216,7 @@ func TestHandlerBadInput(t *testing.T) {
 			}
 		})
 	}
-	if got := ts.store.names(); len(got) != 0 {
+	if got := ts.store.Names(); len(got) != 0 {
 		t.Fatalf("bad requests wrote series %v", got)
 	}
 	if n := ts.counter(`telltale_ingest_failed_requests_total{endpoint="otlp",reason="bad_request"}`); n != 3 {
@@ -253,7 +242,7 @@ func TestHandlerUnavailable(t *testing.T) {
 	})
 	t.Run("storage", func(t *testing.T) {
 		ts := newTestServer(t, ingest.HTTPOptions{}, ingest.Limits{})
-		ts.store.commitErr = errors.New("disk full")
+		ts.store.SetCommitErr(errors.New("disk full"))
 		r := ts.post(t, http.MethodPost, Path, JSON.ContentType(), "", encode(t, testMetrics(testTime), JSON))
 		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
 			t.Fatalf("got status %d Retry-After %q (%s); want 503 with Retry-After", r.status, r.header.Get("Retry-After"), r.body)
@@ -277,7 +266,7 @@ func TestHandlerInvalidSample(t *testing.T) {
 	if _, msg := statusMessage(t, Protobuf, r.body); !strings.Contains(msg, "-ingest.max-future-drift") {
 		t.Fatalf("got message %q; want it to name -ingest.max-future-drift", msg)
 	}
-	if got := ts.store.names(); len(got) != 0 {
+	if got := ts.store.Names(); len(got) != 0 {
 		t.Fatalf("failed request wrote series %v", got)
 	}
 }
