@@ -65,6 +65,14 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
+// RemoveBinary deletes what Binary built, if anything; call it from
+// TestMain after m.Run so test runs leave no binaries in the temp dir.
+func RemoveBinary() {
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
 func moduleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
@@ -78,8 +86,7 @@ type Instance struct {
 	DataDir string
 	Args    []string
 	cmd     *exec.Cmd
-	log     *bytes.Buffer
-	logMu   *sync.Mutex
+	log     *SyncBuffer
 	done    chan struct{}
 }
 
@@ -104,10 +111,9 @@ func StartOn(t testing.TB, addr, dataDir string, args ...string) *Instance {
 	full := []string{"-listen", addr, "-data", dataDir, "-host-metrics=false", "-log.level", "debug"}
 	full = append(full, args...)
 	in := &Instance{t: t, URL: "http://" + addr, Addr: addr, DataDir: dataDir, Args: args,
-		log: &bytes.Buffer{}, logMu: &sync.Mutex{}, done: make(chan struct{})}
+		log: &SyncBuffer{}, done: make(chan struct{})}
 	in.cmd = exec.Command(Binary(t), full...)
-	w := &lockedWriter{mu: in.logMu, w: in.log}
-	in.cmd.Stdout, in.cmd.Stderr = w, w
+	in.cmd.Stdout, in.cmd.Stderr = in.log, in.log
 	if err := in.cmd.Start(); err != nil {
 		t.Fatalf("start collector: %v", err)
 	}
@@ -145,11 +151,7 @@ func (in *Instance) WaitReady() {
 }
 
 // Log returns what the collector printed so far.
-func (in *Instance) Log() string {
-	in.logMu.Lock()
-	defer in.logMu.Unlock()
-	return in.log.String()
-}
+func (in *Instance) Log() string { return in.log.String() }
 
 // Stop sends SIGTERM and waits for a clean exit (up to 30 s, then kills).
 func (in *Instance) Stop() {
@@ -173,6 +175,14 @@ func (in *Instance) Kill() {
 	<-in.done
 }
 
+// Signal sends sig to the collector without waiting for it to end, for
+// tests of what it does on the way out; Exited and ExitCode tell how it
+// ended.
+func (in *Instance) Signal(sig os.Signal) { _ = in.cmd.Process.Signal(sig) }
+
+// Exited returns a channel that is closed once the process has ended.
+func (in *Instance) Exited() <-chan struct{} { return in.done }
+
 // ExitCode returns the exit code after the process ended.
 func (in *Instance) ExitCode() int {
 	<-in.done
@@ -190,15 +200,26 @@ func FreeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
+// SyncBuffer is a bytes.Buffer safe for concurrent use: what a process's
+// output or a logger is written to while the test reads it. The zero value
+// is ready for use.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // Result is one series of a query result.
@@ -268,6 +289,23 @@ func (in *Instance) Post(ctx context.Context, path string, body []byte, headers 
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// Metric returns the value of the series name (as written in the
+// exposition, e.g. `telltale_ingest_samples_total{endpoint="otlp"}`) on the
+// collector's /metrics, or -1 when it has none.
+func (in *Instance) Metric(ctx context.Context, name string) float64 {
+	in.t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, in.URL+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		in.t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		in.t.Fatalf("GET /metrics: status %d", resp.StatusCode)
+	}
+	return metricValue(resp.Body, name)
 }
 
 // Metric returns the value of the series name (as written in the

@@ -5,13 +5,11 @@ package tail_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,182 +24,57 @@ import (
 	"github.com/golang/snappy"
 	"github.com/gorilla/websocket"
 
+	"github.com/telltale-dev/telltale/collector/collectortest"
 	"github.com/telltale-dev/telltale/collector/tail"
 	"github.com/telltale-dev/telltale/collector/tail/client"
 	"github.com/telltale-dev/telltale/protoparser/remotewrite"
 	"github.com/telltale-dev/telltale/samples"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	binDir    string
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	collectortest.RemoveBinary()
 	os.Exit(code)
 }
 
-// collectorBinary builds ./collector once per test run.
-func collectorBinary(t *testing.T) string {
+// startCollector runs the collector with args added to the test defaults,
+// waits until /readyz answers, and at the end of the test checks that it
+// stops within 30 s of SIGTERM.
+func startCollector(t *testing.T, args ...string) *collectortest.Instance {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test builds the collector; skipped with -short")
 	}
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "telltale-tail-e2e")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "collector")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/telltale-dev/telltale/collector").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build ./collector: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-type collectorProc struct {
-	url    string
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	done   chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// startCollector runs the collector with args added to the test defaults
-// and waits until /readyz answers.
-func startCollector(t *testing.T, args ...string) *collectorProc {
-	t.Helper()
-	bin := collectorBinary(t)
-	addr := freePort(t)
-	args = append([]string{"-listen", addr, "-data", t.TempDir(), "-host-metrics=false", "-log.level=warn"}, args...)
-	cmd := exec.Command(bin, args...)
-	c := &collectorProc{url: "http://" + addr, cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stderr = c.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { c.done <- cmd.Wait() }()
+	c := collectortest.Start(t, append([]string{"-log.level=warn"}, args...)...)
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		c.Signal(syscall.SIGTERM)
 		select {
-		case <-c.done:
+		case <-c.Exited():
 		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
 			t.Errorf("collector did not stop within 30s of SIGTERM")
 		}
-		if t.Failed() {
-			t.Logf("collector stderr:\n%s", c.stderr.String())
-		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(c.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return c
-			}
-		}
-		select {
-		case err := <-c.done:
-			t.Fatalf("collector exited before it was ready: %v\n%s", err, c.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("collector not ready within 30s:\n%s", c.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return c
 }
 
 // remoteWrite pushes b with Prometheus remote write 1.0.
-func (c *collectorProc) remoteWrite(t *testing.T, b *samples.Batch) {
+func remoteWrite(t *testing.T, c *collectortest.Instance, b *samples.Batch) {
 	t.Helper()
 	body := snappy.Encode(nil, remotewrite.AppendV1(nil, b))
-	req, _ := http.NewRequest(http.MethodPost, c.url+"/api/v1/write", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("remote write: %v", err)
-	}
-	msg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("remote write: got %d %s; want 2xx", resp.StatusCode, msg)
+	status, msg := c.Post(t.Context(), "/api/v1/write", body, map[string]string{
+		"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy", "X-Prometheus-Remote-Write-Version": "0.1.0"})
+	if status/100 != 2 {
+		t.Fatalf("remote write: got %d %s; want 2xx", status, msg)
 	}
 }
 
 // importText pushes Prometheus text exposition.
-func (c *collectorProc) importText(t *testing.T, text string) {
+func importText(t *testing.T, c *collectortest.Instance, text string) {
 	t.Helper()
-	resp, err := http.Post(c.url+"/api/v1/import/prometheus", "text/plain", strings.NewReader(text))
-	if err != nil {
-		t.Fatalf("import: %v", err)
+	status, msg := c.Post(t.Context(), "/api/v1/import/prometheus", []byte(text), map[string]string{"Content-Type": "text/plain"})
+	if status/100 != 2 {
+		t.Fatalf("import %q: got %d %s; want 2xx", text, status, msg)
 	}
-	msg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("import %q: got %d %s; want 2xx", text, resp.StatusCode, msg)
-	}
-}
-
-func (c *collectorProc) metric(t *testing.T, name string) float64 {
-	t.Helper()
-	resp, err := http.Get(c.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			var f float64
-			fmt.Sscan(v, &f)
-			return f
-		}
-	}
-	return -1
 }
 
 // nextSamples reads samples messages from c until n samples came, and
@@ -220,11 +93,11 @@ func nextSamples(t *testing.T, c *client.Conn, n int) string {
 	}, n)
 }
 
-func dialCollector(t *testing.T, c *collectorProc, sels ...string) *client.Conn {
+func dialCollector(t *testing.T, c *collectortest.Instance, sels ...string) *client.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
-	conn, err := client.Dial(ctx, client.Options{URL: c.url, Selectors: sels})
+	conn, err := client.Dial(ctx, client.Options{URL: c.URL, Selectors: sels})
 	if err != nil {
 		t.Fatalf("subscribe %v: %v", sels, err)
 	}
@@ -250,7 +123,7 @@ func TestE2ETailSeesExactlyTheMatchingSamples(t *testing.T) {
 	add("e2e_requests_total", "db", 20)
 	add("e2e_other", "api", 30)
 	add("e2e_up", "db", 1)
-	c.remoteWrite(t, &b)
+	remoteWrite(t, c, &b)
 	want := fmt.Sprintf("e2e_requests_total{job=\"api\"} %d 10\ne2e_requests_total{job=\"api\"} %d 11\ne2e_up{job=\"db\"} %d 1", now-2000, now-1000, now-1000)
 	if got := nextSamples(t, sub, 3); got != want {
 		t.Fatalf("remote write:\ngot\n%s\nwant\n%s", got, want)
@@ -258,24 +131,23 @@ func TestE2ETailSeesExactlyTheMatchingSamples(t *testing.T) {
 
 	// A write with no match sends nothing: the next message is the one
 	// after it.
-	c.importText(t, fmt.Sprintf("e2e_other{job=\"api\"} 1 %d\ne2e_requests_total{job=\"db\"} 2 %d\n", now, now))
-	c.importText(t, fmt.Sprintf("e2e_requests_total{job=\"api\"} 12 %d\ne2e_other{job=\"x\"} 3 %d\n", now, now))
+	importText(t, c, fmt.Sprintf("e2e_other{job=\"api\"} 1 %d\ne2e_requests_total{job=\"db\"} 2 %d\n", now, now))
+	importText(t, c, fmt.Sprintf("e2e_requests_total{job=\"api\"} 12 %d\ne2e_other{job=\"x\"} 3 %d\n", now, now))
 	if got, want := nextSamples(t, sub, 1), fmt.Sprintf(`e2e_requests_total{job="api"} %d 12`, now); got != want {
 		t.Fatalf("text import:\ngot\n%s\nwant\n%s", got, want)
 	}
 
 	// A graceful stop says goodbye to clients before exiting.
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	c.Signal(syscall.SIGTERM)
 	_, raw, err := sub.Next()
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != tail.CloseShutdown || ce.Text != "server shutting down" {
 		t.Fatalf("on SIGTERM: got %s %v; want close 1001 \"server shutting down\"", raw, err)
 	}
 	select {
-	case err := <-c.done:
-		c.done <- err
-		if err != nil {
-			t.Fatalf("collector exit after SIGTERM: %v", err)
+	case <-c.Exited():
+		if code := c.ExitCode(); code != 0 {
+			t.Fatalf("collector exit after SIGTERM: code %d; want 0", code)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("collector still running 30s after SIGTERM")
@@ -285,7 +157,7 @@ func TestE2ETailSeesExactlyTheMatchingSamples(t *testing.T) {
 func TestE2EDeploysReachTheTail(t *testing.T) {
 	c := startCollector(t)
 	sub := dialCollector(t, c, `e2e_up`)
-	resp, err := http.Post(c.url+"/api/v1/deploys", "application/json",
+	resp, err := http.Post(c.URL+"/api/v1/deploys", "application/json",
 		strings.NewReader(`{"service":"api","env":"prod","version":"1.2.3","who":"alice","message":"e2e"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -316,20 +188,20 @@ func TestE2EDeploysReachTheTail(t *testing.T) {
 
 func TestE2ETailCommand(t *testing.T) {
 	c := startCollector(t)
-	bin := collectorBinary(t)
+	bin := collectortest.Binary(t)
 	type proc struct {
 		cmd *exec.Cmd
 		out *bufio.Scanner
-		err *syncBuffer
+		err *collectortest.SyncBuffer
 	}
 	run := func(args ...string) *proc {
-		cmd := exec.Command(bin, append([]string{"tail", "-collector", c.url}, args...)...)
+		cmd := exec.Command(bin, append([]string{"tail", "-collector", c.URL}, args...)...)
 		cmd.Env = append(os.Environ(), "NO_COLOR=1")
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &proc{cmd: cmd, out: bufio.NewScanner(stdout), err: &syncBuffer{}}
+		p := &proc{cmd: cmd, out: bufio.NewScanner(stdout), err: &collectortest.SyncBuffer{}}
 		cmd.Stderr = p.err
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -352,7 +224,7 @@ func TestE2ETailCommand(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	ts := time.Now().Truncate(time.Second).UnixMilli()
-	c.importText(t, fmt.Sprintf("e2e_cli{job=\"db\"} 1 %d\ne2e_cli{job=\"api\"} 2.5 %d\n", ts, ts))
+	importText(t, c, fmt.Sprintf("e2e_cli{job=\"db\"} 1 %d\ne2e_cli{job=\"api\"} 2.5 %d\n", ts, ts))
 
 	if !jsonTail.out.Scan() {
 		t.Fatalf("no JSON line after the import; stderr: %s", jsonTail.err.String())
@@ -377,7 +249,7 @@ func TestE2ETailCommand(t *testing.T) {
 
 func TestE2ERejectsBadSubscriptions(t *testing.T) {
 	c := startCollector(t, "-tail.max-selectors=2", "-tail.max-clients=1")
-	ws := "ws" + strings.TrimPrefix(c.url, "http") + "/api/v1/tail?"
+	ws := "ws" + strings.TrimPrefix(c.URL, "http") + "/api/v1/tail?"
 	f := func(query string, header http.Header, wantStatus int, wantBody string) {
 		t.Helper()
 		conn, resp, err := websocket.DefaultDialer.Dial(ws+query, header)
@@ -408,7 +280,7 @@ func TestE2ETailNeedsTheReadScope(t *testing.T) {
 	c := startCollector(t, "-auth.tokens-file", tokens)
 	f := func(token string, wantStatus int) {
 		t.Helper()
-		_, err := client.Dial(t.Context(), client.Options{URL: c.url, Selectors: []string{"up"}, Token: token})
+		_, err := client.Dial(t.Context(), client.Options{URL: c.URL, Selectors: []string{"up"}, Token: token})
 		var he *client.HandshakeError
 		if !errors.As(err, &he) || he.StatusCode != wantStatus {
 			t.Fatalf("token %q: got %v; want %d", token, err, wantStatus)
@@ -416,13 +288,13 @@ func TestE2ETailNeedsTheReadScope(t *testing.T) {
 	}
 	f("", 401)
 	f("writer-token-0123456789", 403)
-	conn, err := client.Dial(t.Context(), client.Options{URL: c.url, Selectors: []string{"up"}, Token: "reader-token-0123456789"})
+	conn, err := client.Dial(t.Context(), client.Options{URL: c.URL, Selectors: []string{"up"}, Token: "reader-token-0123456789"})
 	if err != nil {
 		t.Fatalf("read token in the Authorization header: %v", err)
 	}
 	conn.Close()
 	// Browsers cannot set headers on websockets: ?access_token= works too.
-	ws := "ws" + strings.TrimPrefix(c.url, "http") + "/api/v1/tail?match[]=up&access_token=reader-token-0123456789"
+	ws := "ws" + strings.TrimPrefix(c.URL, "http") + "/api/v1/tail?match[]=up&access_token=reader-token-0123456789"
 	wc, resp, err := websocket.DefaultDialer.Dial(ws, nil)
 	if err != nil {
 		t.Fatalf("read token as access_token: %v (%s)", err, body(resp))
@@ -433,7 +305,7 @@ func TestE2ETailNeedsTheReadScope(t *testing.T) {
 func TestE2EIngestWithAHundredClientsSomeStuck(t *testing.T) {
 	c := startCollector(t, "-tail.queue-size=8")
 	sel := url.Values{"match[]": {`{__name__=~"e2e_load_.*"}`}}.Encode()
-	ws := "ws" + strings.TrimPrefix(c.url, "http") + "/api/v1/tail?" + sel
+	ws := "ws" + strings.TrimPrefix(c.URL, "http") + "/api/v1/tail?" + sel
 	var readers sync.WaitGroup
 	var conns []*websocket.Conn
 	t.Cleanup(func() {
@@ -475,14 +347,14 @@ func TestE2EIngestWithAHundredClientsSomeStuck(t *testing.T) {
 				b.AddSample(now-int64((writes-w)*perSeries-k), float64(k))
 			}
 		}
-		c.remoteWrite(t, &b)
+		remoteWrite(t, c, &b)
 	}
 	total := writes * nSeries * perSeries
-	if got := c.metric(t, `telltale_ingest_samples_total{endpoint="remote_write"}`); got != float64(total) {
+	if got := c.Metric(t.Context(), `telltale_ingest_samples_total{endpoint="remote_write"}`); got != float64(total) {
 		t.Fatalf("samples ingested: got %g; want %d", got, total)
 	}
-	dropped := c.metric(t, "telltale_tail_dropped_samples_total")
-	sent := c.metric(t, "telltale_tail_samples_sent_total")
+	dropped := c.Metric(t.Context(), "telltale_tail_dropped_samples_total")
+	sent := c.Metric(t.Context(), "telltale_tail_samples_sent_total")
 	if dropped <= 0 {
 		t.Fatalf("telltale_tail_dropped_samples_total with 50 stuck clients and -tail.queue-size=8: got %g; want > 0", dropped)
 	}
@@ -490,16 +362,16 @@ func TestE2EIngestWithAHundredClientsSomeStuck(t *testing.T) {
 
 	// The stuck clients go; the tail still serves a new client.
 	waitFor(t, "stuck clients to be disconnected", func() bool {
-		return max(0, c.metric(t, `telltale_tail_disconnects_total{reason="write_timeout"}`))+max(0, c.metric(t, `telltale_tail_disconnects_total{reason="slow_client"}`)) > 0
+		return max(0, c.Metric(t.Context(), `telltale_tail_disconnects_total{reason="write_timeout"}`))+max(0, c.Metric(t.Context(), `telltale_tail_disconnects_total{reason="slow_client"}`)) > 0
 	})
-	for i := 0; c.metric(t, "telltale_tail_clients") >= 100; i++ {
+	for i := 0; c.Metric(t.Context(), "telltale_tail_clients") >= 100; i++ {
 		if i == 3000 {
 			t.Fatalf("still 100 clients after 30s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	fresh := dialCollector(t, c, "e2e_load_0")
-	c.importText(t, fmt.Sprintf("e2e_load_0{pad=\"x\"} 7 %d\n", time.Now().UnixMilli()))
+	importText(t, c, fmt.Sprintf("e2e_load_0{pad=\"x\"} 7 %d\n", time.Now().UnixMilli()))
 	if got := nextSamples(t, fresh, 1); !strings.Contains(got, `e2e_load_0{pad="x"}`) {
 		t.Fatalf("fresh client after the load: got %s", got)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/telltale-dev/telltale/collector/collectortest"
 	"github.com/telltale-dev/telltale/collector/tail"
 	"github.com/telltale-dev/telltale/samples"
 )
@@ -88,20 +89,6 @@ func read(t *testing.T, c *websocket.Conn) tail.Message {
 		t.Fatalf("message is not JSON: %v: %s", err, raw)
 	}
 	return m
-}
-
-// metric returns the value of the named series in set, or -1.
-func metric(set *metrics.Set, name string) float64 {
-	var buf bytes.Buffer
-	set.WritePrometheus(&buf)
-	for line := range strings.Lines(buf.String()) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
-			var f float64
-			fmt.Sscan(v, &f)
-			return f
-		}
-	}
-	return -1
 }
 
 // waitFor polls cond until it holds or 10s passed.
@@ -185,8 +172,8 @@ func TestTailStreamsOnlyMatchingSamples(t *testing.T) {
 	}
 	// The server counts a message once its write returned, which may be
 	// after the client read it.
-	waitFor(t, "telltale_tail_samples_sent_total 3", func() bool { return metric(th.set, "telltale_tail_samples_sent_total") == 3 })
-	if got := metric(th.set, "telltale_tail_clients"); got != 1 {
+	waitFor(t, "telltale_tail_samples_sent_total 3", func() bool { return collectortest.Metric(th.set, "telltale_tail_samples_sent_total") == 3 })
+	if got := collectortest.Metric(th.set, "telltale_tail_clients"); got != 1 {
 		t.Fatalf("telltale_tail_clients: got %g; want 1", got)
 	}
 }
@@ -256,7 +243,7 @@ func TestTailRejectsBadRequestsBeforeUpgrade(t *testing.T) {
 	if resp.StatusCode != 405 {
 		t.Fatalf("POST: got %s; want 405", body(resp))
 	}
-	if got := metric(th.set, `telltale_tail_rejected_total{reason="bad_selector"}`); got != 5 {
+	if got := collectortest.Metric(th.set, `telltale_tail_rejected_total{reason="bad_selector"}`); got != 5 {
 		t.Fatalf(`telltale_tail_rejected_total{reason="bad_selector"}: got %g; want 5`, got)
 	}
 
@@ -305,15 +292,15 @@ func TestTailCloseSaysGoodbyeAndWaits(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "3 clients", func() bool { return metric(th.set, "telltale_tail_clients") == 3 })
+	waitFor(t, "3 clients", func() bool { return collectortest.Metric(th.set, "telltale_tail_clients") == 3 })
 	if err := th.Close(t.Context()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	// Close returned: every client's goroutines have ended.
-	if got := metric(th.set, "telltale_tail_clients"); got != 0 {
+	if got := collectortest.Metric(th.set, "telltale_tail_clients"); got != 0 {
 		t.Fatalf("telltale_tail_clients after Close: got %g; want 0", got)
 	}
-	if got := metric(th.set, `telltale_tail_disconnects_total{reason="shutdown"}`); got != 3 {
+	if got := collectortest.Metric(th.set, `telltale_tail_disconnects_total{reason="shutdown"}`); got != 3 {
 		t.Fatalf(`disconnects{reason="shutdown"} after Close: got %g; want 3`, got)
 	}
 	wg.Wait()
@@ -341,7 +328,7 @@ func TestTailCloseGivesUpOnStuckClients(t *testing.T) {
 	if err := th.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Close with a stuck client: got %v; want DeadlineExceeded", err)
 	}
-	if got := metric(th.set, "telltale_tail_clients"); got != 0 {
+	if got := collectortest.Metric(th.set, "telltale_tail_clients"); got != 0 {
 		t.Fatalf("telltale_tail_clients after Close: got %g; want 0", got)
 	}
 }
@@ -366,14 +353,14 @@ func TestTailSlowClientIsToldWhatItMissed(t *testing.T) {
 	// The client reads nothing while ingest goes on: socket buffers and
 	// the queue fill up, then messages are dropped; Observe never waits.
 	observed := 0
-	for i := 0; metric(th.set, "telltale_tail_dropped_total") < 3; i++ {
+	for i := 0; collectortest.Metric(th.set, "telltale_tail_dropped_total") < 3; i++ {
 		if i == 10_000 {
 			t.Fatalf("no drops after %d writes of 64 samples to a client that reads nothing", i)
 		}
 		th.Observe(bigBatch(64, int64(i)*64))
 		observed += 64
 	}
-	dropped := metric(th.set, "telltale_tail_dropped_samples_total")
+	dropped := collectortest.Metric(th.set, "telltale_tail_dropped_samples_total")
 	// Now it reads: every sample is either received or reported missed.
 	received, reported, notices := 0, 0, 0
 	for received+reported < observed {
@@ -409,10 +396,10 @@ func TestTailStuckClientIsDisconnected(t *testing.T) {
 		}
 	}
 	waitFor(t, "the disconnect to be counted", func() bool {
-		return max(0, metric(th.set, `telltale_tail_disconnects_total{reason="slow_client"}`))+
-			max(0, metric(th.set, `telltale_tail_disconnects_total{reason="write_timeout"}`)) == 1
+		return max(0, collectortest.Metric(th.set, `telltale_tail_disconnects_total{reason="slow_client"}`))+
+			max(0, collectortest.Metric(th.set, `telltale_tail_disconnects_total{reason="write_timeout"}`)) == 1
 	})
-	waitFor(t, "no clients", func() bool { return metric(th.set, "telltale_tail_clients") == 0 })
+	waitFor(t, "no clients", func() bool { return collectortest.Metric(th.set, "telltale_tail_clients") == 0 })
 }
 
 func TestTailPingsKeepReadersAndDropSilentOnes(t *testing.T) {
@@ -433,7 +420,7 @@ func TestTailPingsKeepReadersAndDropSilentOnes(t *testing.T) {
 	}()
 	th.dial(t, "up") // reads nothing, so it never answers a ping
 	waitFor(t, "the silent client to be dropped", func() bool {
-		return metric(th.set, `telltale_tail_disconnects_total{reason="ping_timeout"}`) == 1
+		return collectortest.Metric(th.set, `telltale_tail_disconnects_total{reason="ping_timeout"}`) == 1
 	})
 	time.Sleep(time.Second) // 10 ping intervals, 2 pong deadlines
 	th.Observe(batch(series{1, []string{"__name__", "up"}, 1000, 1}))
@@ -442,7 +429,7 @@ func TestTailPingsKeepReadersAndDropSilentOnes(t *testing.T) {
 	if r.err != nil || json.Unmarshal(r.raw, &m) != nil || m.Type != tail.TypeSamples {
 		t.Fatalf("reading client after 10 ping intervals: got %s, %v; want a samples message", r.raw, r.err)
 	}
-	if got := metric(th.set, `telltale_tail_disconnects_total{reason="ping_timeout"}`); got != 1 {
+	if got := collectortest.Metric(th.set, `telltale_tail_disconnects_total{reason="ping_timeout"}`); got != 1 {
 		t.Fatalf("ping timeouts: got %g; want 1 (only the silent client)", got)
 	}
 }
