@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -446,9 +447,9 @@ func (a *batchAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64
 	b.StartSeries(nil)
 	ls.Range(func(l labels.Label) {
 		b.AddLabel(l.Name, l.Value)
-		kb = appendUvarint(kb, uint64(len(l.Name)))
+		kb = binary.AppendUvarint(kb, uint64(len(l.Name)))
 		kb = append(kb, l.Name...)
-		kb = appendUvarint(kb, uint64(len(l.Value)))
+		kb = binary.AppendUvarint(kb, uint64(len(l.Value)))
 		kb = append(kb, l.Value...)
 	})
 	b.KeyBuf = kb
@@ -463,11 +464,3 @@ func (a *batchAppender) Commit() error { return nil }
 
 // Rollback implements storage.AppenderV2; Convert truncates the batch.
 func (a *batchAppender) Rollback() error { return nil }
-
-func appendUvarint(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
-}

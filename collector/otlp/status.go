@@ -1,6 +1,7 @@
 package otlp
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"net/http"
 )
@@ -49,11 +50,11 @@ func encodeStatus(f Format, code int32, msg string) []byte {
 	b := make([]byte, 0, len(msg)+16)
 	if code != 0 {
 		b = append(b, 0x08) // field 1, varint
-		b = appendUvarint(b, uint64(uint32(code)))
+		b = binary.AppendUvarint(b, uint64(uint32(code)))
 	}
 	if msg != "" {
 		b = append(b, 0x12) // field 2, length-delimited
-		b = appendUvarint(b, uint64(len(msg)))
+		b = binary.AppendUvarint(b, uint64(len(msg)))
 		b = append(b, msg...)
 	}
 	return b

@@ -22,6 +22,7 @@ package influx
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -89,7 +90,7 @@ func (p *Parser) Parse(data []byte, precision string, now int64, dst *samples.Ba
 		p.extra = appendString(p.extra, l.Name)
 		p.extra = appendString(p.extra, l.Value)
 	}
-	p.keyPrefix = appendUvarint(append(p.keyPrefix[:0], 4), uint64(len(p.extra)))
+	p.keyPrefix = binary.AppendUvarint(append(p.keyPrefix[:0], 4), uint64(len(p.extra)))
 	p.keyPrefix = append(p.keyPrefix, p.extra...)
 
 	lineNo := 1
@@ -290,7 +291,7 @@ func (p *Parser) emit(measurement, series []byte, t int64, dst *samples.Batch) {
 		// Key.
 		n := len(dst.KeyBuf)
 		kb := append(dst.KeyBuf, p.keyPrefix...)
-		kb = appendUvarint(kb, uint64(len(series)))
+		kb = binary.AppendUvarint(kb, uint64(len(series)))
 		kb = append(kb, series...)
 		kb = append(kb, f.key...)
 		dst.KeyBuf = kb
@@ -422,14 +423,6 @@ func clip(b []byte) string {
 	return fmt.Sprintf("%q", b)
 }
 
-func appendUvarint(b []byte, x uint64) []byte {
-	for x >= 0x80 {
-		b = append(b, byte(x)|0x80)
-		x >>= 7
-	}
-	return append(b, byte(x))
-}
-
 func appendString(b []byte, s string) []byte {
-	return append(appendUvarint(b, uint64(len(s))), s...)
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }

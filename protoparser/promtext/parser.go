@@ -24,6 +24,7 @@ package promtext
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -74,7 +75,7 @@ func (p *Parser) Parse(data []byte, defaultTimestamp int64, dst *samples.Batch) 
 	p.keyPrefix = p.keyPrefix[:0]
 	if len(p.ExtraLabels) > 0 {
 		p.keyPrefix = append(p.keyPrefix, 3)
-		p.keyPrefix = appendUvarint(p.keyPrefix, uint64(len(p.ExtraLabels)))
+		p.keyPrefix = binary.AppendUvarint(p.keyPrefix, uint64(len(p.ExtraLabels)))
 		for _, l := range p.ExtraLabels {
 			p.keyPrefix = appendString(p.keyPrefix, l.Name)
 			p.keyPrefix = appendString(p.keyPrefix, l.Value)
@@ -519,14 +520,6 @@ func clip(b []byte) string {
 	return fmt.Sprintf("%q", b)
 }
 
-func appendUvarint(b []byte, x uint64) []byte {
-	for x >= 0x80 {
-		b = append(b, byte(x)|0x80)
-		x >>= 7
-	}
-	return append(b, byte(x))
-}
-
 func appendString(b []byte, s string) []byte {
-	return append(appendUvarint(b, uint64(len(s))), s...)
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }

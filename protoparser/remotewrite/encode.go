@@ -1,6 +1,7 @@
 package remotewrite
 
 import (
+	"encoding/binary"
 	"sync"
 
 	"github.com/telltale-dev/telltale/samples"
@@ -24,10 +25,10 @@ func AppendV1(dst []byte, b *samples.Batch) []byte {
 			n += 1 + varintLen(uint64(m)) + m
 		}
 		dst = append(dst, 0x0a)
-		dst = appendVarint(dst, uint64(n))
+		dst = binary.AppendUvarint(dst, uint64(n))
 		for _, l := range labels {
 			dst = append(dst, 0x0a)
-			dst = appendVarint(dst, uint64(stringFieldLen(l.Name)+stringFieldLen(l.Value)))
+			dst = binary.AppendUvarint(dst, uint64(stringFieldLen(l.Name)+stringFieldLen(l.Value)))
 			dst = appendStringField(dst, 0x0a, l.Name)
 			dst = appendStringField(dst, 0x12, l.Value)
 		}
@@ -42,10 +43,10 @@ func AppendV1(dst []byte, b *samples.Batch) []byte {
 			n += 1 + varintLen(typ)
 		}
 		dst = append(dst, 0x1a)
-		dst = appendVarint(dst, uint64(n))
+		dst = binary.AppendUvarint(dst, uint64(n))
 		if typ != 0 {
 			dst = append(dst, 0x08)
-			dst = appendVarint(dst, typ)
+			dst = binary.AppendUvarint(dst, typ)
 		}
 		dst = appendStringField(dst, 0x12, md.Name)
 		dst = appendStringField(dst, 0x22, md.Help)
@@ -132,7 +133,7 @@ func AppendV2(dst []byte, b *samples.Batch) []byte {
 	}
 	for _, s := range e.symbols {
 		dst = append(dst, 0x22)
-		dst = appendVarint(dst, uint64(len(s)))
+		dst = binary.AppendUvarint(dst, uint64(len(s)))
 		dst = append(dst, s...)
 	}
 	refs := e.refs
@@ -167,30 +168,30 @@ func AppendV2(dst []byte, b *samples.Batch) []byte {
 		}
 
 		dst = append(dst, 0x2a)
-		dst = appendVarint(dst, uint64(n))
+		dst = binary.AppendUvarint(dst, uint64(n))
 		if packed > 0 {
 			dst = append(dst, 0x0a)
-			dst = appendVarint(dst, uint64(packed))
+			dst = binary.AppendUvarint(dst, uint64(packed))
 			for _, r := range lrefs {
-				dst = appendVarint(dst, uint64(r))
+				dst = binary.AppendUvarint(dst, uint64(r))
 			}
 		}
 		for _, x := range b.SeriesSamples(s) {
 			dst = appendSample(dst, x.T, x.V)
 		}
 		dst = append(dst, 0x2a)
-		dst = appendVarint(dst, uint64(mdLen))
+		dst = binary.AppendUvarint(dst, uint64(mdLen))
 		if typ != 0 {
 			dst = append(dst, 0x08)
-			dst = appendVarint(dst, typ)
+			dst = binary.AppendUvarint(dst, typ)
 		}
 		if help != 0 {
 			dst = append(dst, 0x18)
-			dst = appendVarint(dst, help)
+			dst = binary.AppendUvarint(dst, help)
 		}
 		if unit != 0 {
 			dst = append(dst, 0x20)
-			dst = appendVarint(dst, unit)
+			dst = binary.AppendUvarint(dst, unit)
 		}
 	}
 	return dst

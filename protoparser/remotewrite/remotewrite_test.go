@@ -2,6 +2,7 @@ package remotewrite
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -211,7 +212,7 @@ func TestHistogramsAndExemplarsSkipped(t *testing.T) {
 		return appendStringField(appendStringField(nil, 0x0a, n), 0x12, v)
 	}
 	msg := func(tag byte, body []byte) []byte {
-		return append(appendVarint([]byte{tag}, uint64(len(body))), body...)
+		return append(binary.AppendUvarint([]byte{tag}, uint64(len(body))), body...)
 	}
 	var ts1, ts2 []byte
 	ts1 = append(ts1, msg(0x0a, label("__name__", "a"))...)
@@ -258,11 +259,11 @@ func TestDecodeSnappy(t *testing.T) {
 		t.Fatalf("got %v; want ErrTooLarge naming the size %d", err, len(raw))
 	}
 	// A header claiming 4 GiB must be refused before any allocation.
-	huge := appendVarint(nil, 1<<32-1)
+	huge := binary.AppendUvarint(nil, 1<<32-1)
 	if _, err := DecodeSnappy(nil, huge, 1<<20); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("got %v; want ErrTooLarge", err)
 	}
-	for _, bad := range [][]byte{nil, {0xff}, append(appendVarint(nil, 100), 0xff, 0xff)} {
+	for _, bad := range [][]byte{nil, {0xff}, append(binary.AppendUvarint(nil, 100), 0xff, 0xff)} {
 		if _, err := DecodeSnappy(nil, bad, 1<<20); err == nil || errors.Is(err, ErrTooLarge) {
 			t.Fatalf("DecodeSnappy(%x): got %v; want a snappy error", bad, err)
 		}
@@ -275,7 +276,7 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	msg := func(tag byte, body ...[]byte) []byte {
 		b := bytes.Join(body, nil)
-		return append(appendVarint([]byte{tag}, uint64(len(b))), b...)
+		return append(binary.AppendUvarint([]byte{tag}, uint64(len(b))), b...)
 	}
 	f := func(decode func([]byte, *samples.Batch) (Stats, error), data []byte, want string) {
 		t.Helper()
@@ -340,7 +341,7 @@ func TestUnknownFieldsSkipped(t *testing.T) {
 	sample := append([]byte{0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, 0x05}, unknown...)
 	msg := func(tag byte, body ...[]byte) []byte {
 		b := bytes.Join(body, nil)
-		return append(appendVarint([]byte{tag}, uint64(len(b))), b...)
+		return append(binary.AppendUvarint([]byte{tag}, uint64(len(b))), b...)
 	}
 	req := append(msg(0x0a, msg(0x0a, label), msg(0x12, sample), unknown), unknown...)
 	var b samples.Batch

@@ -119,14 +119,6 @@ func varintLen(x uint64) int {
 	return (bits.Len64(x|1) + 6) / 7
 }
 
-func appendVarint(dst []byte, x uint64) []byte {
-	for x >= 0x80 {
-		dst = append(dst, byte(x)|0x80)
-		x >>= 7
-	}
-	return append(dst, byte(x))
-}
-
 // stringFieldLen is the encoded size of a proto3 string field (tag below 16),
 // which is omitted when empty.
 func stringFieldLen(s string) int {
@@ -141,7 +133,7 @@ func appendStringField(dst []byte, tag byte, s string) []byte {
 		return dst
 	}
 	dst = append(dst, tag)
-	dst = appendVarint(dst, uint64(len(s)))
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
 }
 
@@ -160,14 +152,14 @@ func sampleLen(t int64, v float64) int {
 
 func appendSample(dst []byte, t int64, v float64) []byte {
 	dst = append(dst, 0x12) // field 2 of TimeSeries in both versions
-	dst = appendVarint(dst, uint64(sampleLen(t, v)))
+	dst = binary.AppendUvarint(dst, uint64(sampleLen(t, v)))
 	if v != 0 {
 		dst = append(dst, 0x09)
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
 	}
 	if t != 0 {
 		dst = append(dst, 0x10)
-		dst = appendVarint(dst, uint64(t))
+		dst = binary.AppendUvarint(dst, uint64(t))
 	}
 	return dst
 }
