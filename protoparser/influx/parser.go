@@ -28,6 +28,7 @@ import (
 	"math"
 	"unsafe"
 
+	"github.com/telltale-dev/telltale/protoparser/internal/excerpt"
 	"github.com/telltale-dev/telltale/protoparser/internal/numparse"
 	"github.com/telltale-dev/telltale/samples"
 )
@@ -169,7 +170,7 @@ func (p *Parser) parseLine(data []byte, start int, div, mul, now int64, dst *sam
 	// Measurement and tags.
 	i := scanName(data, start, ',', ',')
 	if i == start {
-		return 0, 0, fmt.Errorf("missing measurement in %s", clip(line))
+		return 0, 0, fmt.Errorf("missing measurement in %s", excerpt.Quote(line))
 	}
 	measurement := data[start:i]
 	p.tags = p.tags[:0]
@@ -177,22 +178,22 @@ func (p *Parser) parseLine(data []byte, start int, div, mul, now int64, dst *sam
 		ks := i + 1
 		i = scanName(data, ks, '=', ',')
 		if i == len(data) || data[i] != '=' {
-			return 0, 0, fmt.Errorf("tag %s has no '=' in %s: want tag=value", clip(data[ks:i]), clip(line))
+			return 0, 0, fmt.Errorf("tag %s has no '=' in %s: want tag=value", excerpt.Quote(data[ks:i]), excerpt.Quote(line))
 		}
 		key := data[ks:i]
 		vs := i + 1
 		i = scanName(data, vs, ',', ',')
 		if len(key) == 0 {
-			return 0, 0, fmt.Errorf("empty tag key in %s", clip(line))
+			return 0, 0, fmt.Errorf("empty tag key in %s", excerpt.Quote(line))
 		}
 		if i == vs {
-			return 0, 0, fmt.Errorf("tag %s has no value in %s: drop the tag or give it a value", clip(key), clip(line))
+			return 0, 0, fmt.Errorf("tag %s has no value in %s: drop the tag or give it a value", excerpt.Quote(key), excerpt.Quote(line))
 		}
 		p.tags = append(p.tags, samples.Label{Name: unescape(key, dst), Value: unescape(data[vs:i], dst)})
 	}
 	series := data[start:i]
 	if i == len(data) || data[i] != ' ' {
-		return 0, 0, fmt.Errorf("missing fields in %s: want measurement[,tag=value...] field=value[,field=value...] [timestamp]", clip(line))
+		return 0, 0, fmt.Errorf("missing fields in %s: want measurement[,tag=value...] field=value[,field=value...] [timestamp]", excerpt.Quote(line))
 	}
 	for i < len(data) && data[i] == ' ' {
 		i++
@@ -207,12 +208,12 @@ func (p *Parser) parseLine(data []byte, start int, div, mul, now int64, dst *sam
 		key := data[ks:i]
 		if i == len(data) || data[i] != '=' {
 			if len(key) == 0 {
-				return 0, 0, fmt.Errorf("missing fields in %s: want measurement[,tag=value...] field=value[,field=value...] [timestamp]", clip(line))
+				return 0, 0, fmt.Errorf("missing fields in %s: want measurement[,tag=value...] field=value[,field=value...] [timestamp]", excerpt.Quote(line))
 			}
-			return 0, 0, fmt.Errorf("field %s has no '=' in %s: want field=value", clip(key), clip(line))
+			return 0, 0, fmt.Errorf("field %s has no '=' in %s: want field=value", excerpt.Quote(key), excerpt.Quote(line))
 		}
 		if len(key) == 0 {
-			return 0, 0, fmt.Errorf("empty field key in %s", clip(line))
+			return 0, 0, fmt.Errorf("empty field key in %s", excerpt.Quote(line))
 		}
 		i++
 		if i < len(data) && data[i] == '"' {
@@ -229,7 +230,7 @@ func (p *Parser) parseLine(data []byte, start int, div, mul, now int64, dst *sam
 				j++
 			}
 			if j >= len(data) {
-				return 0, 0, fmt.Errorf("string value of field %s has no closing '\"' in %s", clip(key), clip(line))
+				return 0, 0, fmt.Errorf("string value of field %s has no closing '\"' in %s", excerpt.Quote(key), excerpt.Quote(line))
 			}
 			i = j + 1
 			st.SkippedStrings++
@@ -240,7 +241,7 @@ func (p *Parser) parseLine(data []byte, start int, div, mul, now int64, dst *sam
 			}
 			v, err := parseValue(data[vs:i])
 			if err != nil {
-				return 0, 0, fmt.Errorf("cannot parse value %s of field %s in %s: %w", clip(data[vs:i]), clip(key), clip(line), err)
+				return 0, 0, fmt.Errorf("cannot parse value %s of field %s in %s: %w", excerpt.Quote(data[vs:i]), excerpt.Quote(key), excerpt.Quote(line), err)
 			}
 			p.fields = append(p.fields, field{key: key, value: v})
 		}
@@ -263,17 +264,17 @@ func (p *Parser) parseLine(data []byte, start int, div, mul, now int64, dst *sam
 		}
 		n, err := numparse.ParseInt(data[ts:i])
 		if err != nil {
-			return 0, 0, fmt.Errorf("cannot parse timestamp %s in %s: want an integer in the request's precision", clip(data[ts:i]), clip(line))
+			return 0, 0, fmt.Errorf("cannot parse timestamp %s in %s: want an integer in the request's precision", excerpt.Quote(data[ts:i]), excerpt.Quote(line))
 		}
 		if mul > 1 && (n > math.MaxInt64/mul || n < math.MinInt64/mul) {
-			return 0, 0, fmt.Errorf("timestamp %s in %s is out of range", clip(data[ts:i]), clip(line))
+			return 0, 0, fmt.Errorf("timestamp %s in %s is out of range", excerpt.Quote(data[ts:i]), excerpt.Quote(line))
 		}
 		t = n / div * mul
 		for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r') {
 			i++
 		}
 		if i < len(data) && data[i] != '\n' {
-			return 0, 0, fmt.Errorf("unexpected text %s after the timestamp in %s", clip(data[i:]), clip(line))
+			return 0, 0, fmt.Errorf("unexpected text %s after the timestamp in %s", excerpt.Quote(data[i:]), excerpt.Quote(line))
 		}
 	}
 
@@ -412,15 +413,6 @@ func appendUnescaped(dst, b []byte) []byte {
 		dst = append(dst, c)
 	}
 	return dst
-}
-
-// clip quotes b for an error message, cut to 64 bytes.
-func clip(b []byte) string {
-	const max = 64
-	if len(b) > max {
-		return fmt.Sprintf("%q...", b[:max])
-	}
-	return fmt.Sprintf("%q", b)
 }
 
 func appendString(b []byte, s string) []byte {

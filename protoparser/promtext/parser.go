@@ -30,6 +30,7 @@ import (
 	"math"
 	"unsafe"
 
+	"github.com/telltale-dev/telltale/protoparser/internal/excerpt"
 	"github.com/telltale-dev/telltale/protoparser/internal/numparse"
 	"github.com/telltale-dev/telltale/samples"
 )
@@ -148,7 +149,7 @@ func (p *Parser) parseSample(s []byte, defaultTimestamp int64, dst *samples.Batc
 			i++
 		}
 		if i == 0 || s[0] >= '0' && s[0] <= '9' {
-			return fmt.Errorf("invalid metric name at %s: want [a-zA-Z_:][a-zA-Z0-9_:]*, or a quoted name in braces such as {\"my.metric\"}", clip(s))
+			return fmt.Errorf("invalid metric name at %s: want [a-zA-Z_:][a-zA-Z0-9_:]*, or a quoted name in braces such as {\"my.metric\"}", excerpt.Quote(s))
 		}
 		name = bytesToString(s[:i])
 		keyEnd = i
@@ -160,11 +161,11 @@ func (p *Parser) parseSample(s []byte, defaultTimestamp int64, dst *samples.Batc
 			}
 			keyEnd = i
 		} else if j == i && i < len(s) {
-			return fmt.Errorf("invalid character %q after metric name %q in %s", s[i], name, clip(s))
+			return fmt.Errorf("invalid character %q after metric name %q in %s", s[i], name, excerpt.Quote(s))
 		}
 	}
 	if name == "" {
-		return fmt.Errorf("metric name missing in %s: put it before the braces or quoted inside them, as {\"my.metric\", a=\"b\"}", clip(s))
+		return fmt.Errorf("metric name missing in %s: put it before the braces or quoted inside them, as {\"my.metric\", a=\"b\"}", excerpt.Quote(s))
 	}
 	if p.overridden("__name__") {
 		copy(dst.Labels[labelsStart:], dst.Labels[labelsStart+1:])
@@ -186,9 +187,9 @@ func (p *Parser) parseSample(s []byte, defaultTimestamp int64, dst *samples.Batc
 	v, err := numparse.ParseFloat(s[start:i])
 	if err != nil {
 		if errors.Is(err, numparse.ErrRange) {
-			return fmt.Errorf("value %s of metric %q is out of the float64 range", clip(s[start:i]), name)
+			return fmt.Errorf("value %s of metric %q is out of the float64 range", excerpt.Quote(s[start:i]), name)
 		}
-		return fmt.Errorf("cannot parse value %s of metric %q: want a float such as 1.5, NaN or +Inf", clip(s[start:i]), name)
+		return fmt.Errorf("cannot parse value %s of metric %q: want a float such as 1.5, NaN or +Inf", excerpt.Quote(s[start:i]), name)
 	}
 
 	// Optional timestamp, then an optional exemplar (" # {trace_id=...} 1"),
@@ -205,7 +206,7 @@ func (p *Parser) parseSample(s []byte, defaultTimestamp int64, dst *samples.Batc
 		}
 		i = skipSpace(s, i)
 		if i < len(s) && s[i] != '#' {
-			return fmt.Errorf("unexpected text %s after the sample of metric %q: want name{labels} value [timestamp]", clip(s[i:]), name)
+			return fmt.Errorf("unexpected text %s after the sample of metric %q: want name{labels} value [timestamp]", excerpt.Quote(s[i:]), name)
 		}
 	}
 
@@ -252,14 +253,14 @@ func (p *Parser) parseTimestamp(b []byte, name string) (int64, error) {
 	if p.OpenMetrics {
 		f, err := numparse.ParseFloat(b)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > math.MaxInt64/1000 {
-			return 0, fmt.Errorf("cannot parse timestamp %s of metric %q: want seconds since the Unix epoch such as 1700000000.123 (OpenMetrics)", clip(b), name)
+			return 0, fmt.Errorf("cannot parse timestamp %s of metric %q: want seconds since the Unix epoch such as 1700000000.123 (OpenMetrics)", excerpt.Quote(b), name)
 		}
 		return int64(math.Round(f * 1000)), nil
 	}
 	t, err := numparse.ParseInt(b)
 	if err != nil {
 		return 0, fmt.Errorf("cannot parse timestamp %s of metric %q: want integer milliseconds since the Unix epoch such as 1700000000123 "+
-			"(an OpenMetrics body, with timestamps in seconds, must be sent with Content-Type application/openmetrics-text)", clip(b), name)
+			"(an OpenMetrics body, with timestamps in seconds, must be sent with Content-Type application/openmetrics-text)", excerpt.Quote(b), name)
 	}
 	return t, nil
 }
@@ -270,7 +271,7 @@ func (p *Parser) parseLabels(s []byte, i int, name string, dst *samples.Batch) (
 	for {
 		i = skipSpace(s, i)
 		if i == len(s) {
-			return 0, "", fmt.Errorf("missing '}' at the end of the labels of %s", clip(s))
+			return 0, "", fmt.Errorf("missing '}' at the end of the labels of %s", excerpt.Quote(s))
 		}
 		if s[i] == '}' {
 			return i + 1, name, nil
@@ -279,16 +280,16 @@ func (p *Parser) parseLabels(s []byte, i int, name string, dst *samples.Batch) (
 		if s[i] == '"' {
 			str, next, err := unquote(s, i, dst)
 			if err != nil {
-				return 0, "", fmt.Errorf("%w in the labels of %s", err, clip(s))
+				return 0, "", fmt.Errorf("%w in the labels of %s", err, excerpt.Quote(s))
 			}
 			i = skipSpace(s, next)
 			if i < len(s) && (s[i] == ',' || s[i] == '}') {
 				// {"my.metric", ...}: the metric name.
 				if name != "" {
-					return 0, "", fmt.Errorf("metric name given twice (%q and %q) in %s", name, str, clip(s))
+					return 0, "", fmt.Errorf("metric name given twice (%q and %q) in %s", name, str, excerpt.Quote(s))
 				}
 				if str == "" {
-					return 0, "", fmt.Errorf("empty metric name in %s", clip(s))
+					return 0, "", fmt.Errorf("empty metric name in %s", excerpt.Quote(s))
 				}
 				name = str
 				if s[i] == ',' {
@@ -298,7 +299,7 @@ func (p *Parser) parseLabels(s []byte, i int, name string, dst *samples.Batch) (
 			}
 			lname = str
 			if lname == "" {
-				return 0, "", fmt.Errorf("empty label name in %s", clip(s))
+				return 0, "", fmt.Errorf("empty label name in %s", excerpt.Quote(s))
 			}
 		} else {
 			start := i
@@ -306,21 +307,21 @@ func (p *Parser) parseLabels(s []byte, i int, name string, dst *samples.Batch) (
 				i++
 			}
 			if i == start || s[start] >= '0' && s[start] <= '9' {
-				return 0, "", fmt.Errorf("invalid label name at %s: want [a-zA-Z_][a-zA-Z0-9_]*, or a quoted name such as \"my.label\"", clip(s[start:]))
+				return 0, "", fmt.Errorf("invalid label name at %s: want [a-zA-Z_][a-zA-Z0-9_]*, or a quoted name such as \"my.label\"", excerpt.Quote(s[start:]))
 			}
 			lname = bytesToString(s[start:i])
 			i = skipSpace(s, i)
 		}
 		if i == len(s) || s[i] != '=' {
-			return 0, "", fmt.Errorf("missing '=' after label name %q in %s", lname, clip(s))
+			return 0, "", fmt.Errorf("missing '=' after label name %q in %s", lname, excerpt.Quote(s))
 		}
 		i = skipSpace(s, i+1)
 		if i == len(s) || s[i] != '"' {
-			return 0, "", fmt.Errorf("value of label %q must be in double quotes in %s", lname, clip(s))
+			return 0, "", fmt.Errorf("value of label %q must be in double quotes in %s", lname, excerpt.Quote(s))
 		}
 		value, next, err := unquote(s, i, dst)
 		if err != nil {
-			return 0, "", fmt.Errorf("%w: value of label %q in %s", err, lname, clip(s))
+			return 0, "", fmt.Errorf("%w: value of label %q in %s", err, lname, excerpt.Quote(s))
 		}
 		if !p.overridden(lname) {
 			dst.Labels = append(dst.Labels, samples.Label{Name: lname, Value: value})
@@ -334,9 +335,9 @@ func (p *Parser) parseLabels(s []byte, i int, name string, dst *samples.Batch) (
 			return i + 1, name, nil
 		}
 		if i == len(s) {
-			return 0, "", fmt.Errorf("missing '}' at the end of the labels of %s", clip(s))
+			return 0, "", fmt.Errorf("missing '}' at the end of the labels of %s", excerpt.Quote(s))
 		}
-		return 0, "", fmt.Errorf("want ',' or '}' after label %q, got %s", lname, clip(s[i:]))
+		return 0, "", fmt.Errorf("want ',' or '}' after label %q, got %s", lname, excerpt.Quote(s[i:]))
 	}
 }
 
@@ -419,10 +420,10 @@ func (p *Parser) parseComment(s []byte, dst *samples.Batch) (eof bool, err error
 	if i < len(s) && s[i] == '"' {
 		str, next, err := unquote(s, i, dst)
 		if err != nil {
-			return false, fmt.Errorf("%w in the metric name of %s", err, clip(s))
+			return false, fmt.Errorf("%w in the metric name of %s", err, excerpt.Quote(s))
 		}
 		if str == "" {
-			return false, fmt.Errorf("empty metric name in %s", clip(s))
+			return false, fmt.Errorf("empty metric name in %s", excerpt.Quote(s))
 		}
 		name, i = str, next
 	} else {
@@ -431,12 +432,12 @@ func (p *Parser) parseComment(s []byte, dst *samples.Batch) (eof bool, err error
 			i++
 		}
 		if i == start || s[start] >= '0' && s[start] <= '9' {
-			return false, fmt.Errorf("invalid metric name in %s: want # %s name ..., the name matching [a-zA-Z_:][a-zA-Z0-9_:]* or quoted", clip(s), kw)
+			return false, fmt.Errorf("invalid metric name in %s: want # %s name ..., the name matching [a-zA-Z_:][a-zA-Z0-9_:]* or quoted", excerpt.Quote(s), kw)
 		}
 		name = bytesToString(s[start:i])
 	}
 	if i < len(s) && s[i] != ' ' && s[i] != '\t' && s[i] != '\r' {
-		return false, fmt.Errorf("want a space after the metric name in %s", clip(s))
+		return false, fmt.Errorf("want a space after the metric name in %s", excerpt.Quote(s))
 	}
 	i = skipSpace(s, i)
 	rest := s[i:]
@@ -448,7 +449,7 @@ func (p *Parser) parseComment(s []byte, dst *samples.Batch) (eof bool, err error
 		rest = bytes.TrimRight(rest, " \t\r")
 		typ, ok := metricTypes[string(rest)]
 		if !ok {
-			return false, fmt.Errorf("unknown metric type %s in %s: want counter, gauge, histogram, summary, untyped (or an OpenMetrics type)", clip(rest), clip(s))
+			return false, fmt.Errorf("unknown metric type %s in %s: want counter, gauge, histogram, summary, untyped (or an OpenMetrics type)", excerpt.Quote(rest), excerpt.Quote(s))
 		}
 		md.Type = typ
 		p.family, p.familyTyp = name, typ
@@ -509,15 +510,6 @@ func bytesToString(b []byte) string {
 		return ""
 	}
 	return unsafe.String(&b[0], len(b))
-}
-
-// clip quotes b for an error message, cut to 64 bytes.
-func clip(b []byte) string {
-	const max = 64
-	if len(b) > max {
-		return fmt.Sprintf("%q...", b[:max])
-	}
-	return fmt.Sprintf("%q", b)
 }
 
 func appendString(b []byte, s string) []byte {
