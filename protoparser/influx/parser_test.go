@@ -4,12 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/telltale-dev/telltale/protoparser/internal/parsertest"
 	"github.com/telltale-dev/telltale/samples"
 )
 
@@ -186,7 +185,7 @@ func TestKeys(t *testing.T) {
 	if _, err := p.Parse([]byte(in), "", 0, &b); err != nil {
 		t.Fatal(err)
 	}
-	checkKeys(t, &b)
+	parsertest.CheckKeys(t, &b)
 	s := b.Series
 	if string(s[0].Key) != string(s[3].Key) {
 		t.Fatalf("got keys %q and %q for the same series; want equal", s[0].Key, s[3].Key)
@@ -198,19 +197,6 @@ func TestKeys(t *testing.T) {
 		if string(s[j[0]].Key) == string(s[j[1]].Key) {
 			t.Fatalf("case %d: got equal keys %q for different series", i, s[j[0]].Key)
 		}
-	}
-}
-
-func checkKeys(t *testing.T, b *samples.Batch) {
-	t.Helper()
-	seen := map[string]string{}
-	for i := range b.Series {
-		s := &b.Series[i]
-		lbls := fmt.Sprintf("%q", b.SeriesLabels(s))
-		if prev, ok := seen[string(s.Key)]; ok && prev != lbls {
-			t.Fatalf("key %q used for %s and %s", s.Key, prev, lbls)
-		}
-		seen[string(s.Key)] = lbls
 	}
 }
 
@@ -249,24 +235,8 @@ func appendLines(dst []byte, b *samples.Batch) []byte {
 	return dst
 }
 
-func seeds(tb testing.TB) [][]byte {
-	names, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(names) == 0 {
-		tb.Fatalf("no testdata/*.txt (%v)", err)
-	}
-	var out [][]byte
-	for _, n := range names {
-		data, err := os.ReadFile(n)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, data)
-	}
-	return out
-}
-
 func TestTestdata(t *testing.T) {
-	for _, data := range seeds(t) {
+	for _, data := range parsertest.Files(t, "testdata/*.txt", "") {
 		var p Parser
 		var b samples.Batch
 		if _, err := p.Parse(data, "", 0, &b); err != nil {
@@ -275,12 +245,12 @@ func TestTestdata(t *testing.T) {
 		if b.Len() == 0 {
 			t.Fatalf("no samples in\n%s", data)
 		}
-		checkKeys(t, &b)
+		parsertest.CheckKeys(t, &b)
 	}
 }
 
 func FuzzParse(f *testing.F) {
-	for _, data := range seeds(f) {
+	for _, data := range parsertest.Files(f, "testdata/*.txt", "") {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -293,7 +263,7 @@ func FuzzParse(f *testing.F) {
 		if st.SkippedStrings < 0 || len(b.Series) != b.Len() {
 			t.Fatalf("got %d series and %d samples; want one sample per series", len(b.Series), b.Len())
 		}
-		checkKeys(t, &b)
+		parsertest.CheckKeys(t, &b)
 		for i := range b.Samples {
 			if math.IsNaN(b.Samples[i].V) || math.IsInf(b.Samples[i].V, 0) {
 				t.Fatalf("got value %v; line protocol has no NaN or Inf", b.Samples[i].V)

@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/telltale-dev/telltale/protoparser/internal/parsertest"
 	"github.com/telltale-dev/telltale/samples"
 )
 
@@ -305,26 +304,9 @@ bare -0 6
 	}
 }
 
-// seeds returns the example bodies under testdata.
-func seeds(tb testing.TB) [][]byte {
-	names, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(names) == 0 {
-		tb.Fatalf("no testdata/*.txt (%v)", err)
-	}
-	var out [][]byte
-	for _, n := range names {
-		data, err := os.ReadFile(n)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, data)
-	}
-	return out
-}
-
 // TestTestdata parses every example body.
 func TestTestdata(t *testing.T) {
-	for _, data := range seeds(t) {
+	for _, data := range parsertest.Files(t, "testdata/*.txt", "") {
 		var p Parser
 		var b samples.Batch
 		if err := p.Parse(data, 0, &b); err != nil {
@@ -336,21 +318,8 @@ func TestTestdata(t *testing.T) {
 	}
 }
 
-func checkKeys(t *testing.T, b *samples.Batch) {
-	t.Helper()
-	seen := map[string]string{}
-	for i := range b.Series {
-		s := &b.Series[i]
-		lbls := fmt.Sprintf("%q", b.SeriesLabels(s))
-		if prev, ok := seen[string(s.Key)]; ok && prev != lbls {
-			t.Fatalf("key %q used for %s and %s", s.Key, prev, lbls)
-		}
-		seen[string(s.Key)] = lbls
-	}
-}
-
 func FuzzParse(f *testing.F) {
-	for _, data := range seeds(f) {
+	for _, data := range parsertest.Files(f, "testdata/*.txt", "") {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -363,7 +332,7 @@ func FuzzParse(f *testing.F) {
 			if err := p.Parse(data, 7, &b); err != nil {
 				return
 			}
-			checkKeys(t, &b)
+			parsertest.CheckKeys(t, &b)
 			want := render(&b)
 			text := Append(nil, &b, true)
 			var b2 samples.Batch

@@ -7,12 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/golang/snappy"
+	"github.com/telltale-dev/telltale/protoparser/internal/parsertest"
 	"github.com/telltale-dev/telltale/samples"
 )
 
@@ -354,42 +353,8 @@ func TestUnknownFieldsSkipped(t *testing.T) {
 	}
 }
 
-// testdataFiles returns the request bodies under testdata with suffix.
-func testdataFiles(tb testing.TB, suffix string) [][]byte {
-	names, err := filepath.Glob("testdata/*" + suffix)
-	if err != nil || len(names) == 0 {
-		tb.Fatalf("no testdata/*%s files (%v): run go test -run TestPrometheusCompat -update", suffix, err)
-	}
-	var out [][]byte
-	for _, n := range names {
-		data, err := os.ReadFile(n)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, data)
-	}
-	return out
-}
-
-// checkKeys fails when two series of b have equal keys but different labels.
-func checkKeys(t *testing.T, b *samples.Batch) {
-	t.Helper()
-	seen := map[string]string{}
-	for i := range b.Series {
-		s := &b.Series[i]
-		if len(s.Key) == 0 {
-			continue
-		}
-		lbls := fmt.Sprintf("%q", b.SeriesLabels(s))
-		if prev, ok := seen[string(s.Key)]; ok && prev != lbls {
-			t.Fatalf("key %q used for %s and %s", s.Key, prev, lbls)
-		}
-		seen[string(s.Key)] = lbls
-	}
-}
-
 func FuzzDecodeV1(f *testing.F) {
-	for _, data := range testdataFiles(f, ".v1.pb") {
+	for _, data := range parsertest.Files(f, "testdata/*.v1.pb", "run go test -run TestPrometheusCompat -update") {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -401,7 +366,7 @@ func FuzzDecodeV1(f *testing.F) {
 		if st.Samples != b.Len() {
 			t.Fatalf("got Stats.Samples %d; want %d", st.Samples, b.Len())
 		}
-		checkKeys(t, &b)
+		parsertest.CheckKeys(t, &b)
 		var b2 samples.Batch
 		if _, err := DecodeV1(AppendV1(nil, &b), &b2); err != nil {
 			t.Fatalf("re-encoded request does not decode: %v", err)
@@ -416,7 +381,7 @@ func FuzzDecodeV1(f *testing.F) {
 }
 
 func FuzzDecodeV2(f *testing.F) {
-	for _, data := range testdataFiles(f, ".v2.pb") {
+	for _, data := range parsertest.Files(f, "testdata/*.v2.pb", "run go test -run TestPrometheusCompat -update") {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -428,7 +393,7 @@ func FuzzDecodeV2(f *testing.F) {
 		if st.Samples != b.Len() {
 			t.Fatalf("got Stats.Samples %d; want %d", st.Samples, b.Len())
 		}
-		checkKeys(t, &b)
+		parsertest.CheckKeys(t, &b)
 		var b2 samples.Batch
 		if _, err := DecodeV2(AppendV2(nil, &b), &b2); err != nil {
 			t.Fatalf("re-encoded request does not decode: %v", err)

@@ -1,0 +1,58 @@
+// Package parsertest holds what the tests of Telltale's parsers and
+// decoders share: reading the example bodies and fuzz seeds under testdata/,
+// and checking the series-key contract of samples.Series (equal keys mean
+// equal label sets). It is imported by tests only.
+package parsertest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/telltale-dev/telltale/samples"
+)
+
+// Files returns the contents of the files matching pattern (a
+// filepath.Glob pattern such as "testdata/*.txt"), failing tb when there
+// are none: a missing seed corpus would let a fuzz target pass on nothing.
+// howToMake, when not "", tells how to create them and ends the message.
+func Files(tb testing.TB, pattern, howToMake string) [][]byte {
+	tb.Helper()
+	names, err := filepath.Glob(pattern)
+	if err != nil || len(names) == 0 {
+		msg := fmt.Sprintf("no files match %s (%v)", pattern, err)
+		if howToMake != "" {
+			msg += ": " + howToMake
+		}
+		tb.Fatal(msg)
+	}
+	var out [][]byte
+	for _, n := range names {
+		data, err := os.ReadFile(n)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, data)
+	}
+	return out
+}
+
+// CheckKeys fails tb when two series of b have equal keys but different
+// labels, which would make a writer's series-ref cache mix them up. Empty
+// keys are not compared: they turn the cache off for their series.
+func CheckKeys(tb testing.TB, b *samples.Batch) {
+	tb.Helper()
+	seen := map[string]string{}
+	for i := range b.Series {
+		s := &b.Series[i]
+		if len(s.Key) == 0 {
+			continue
+		}
+		lbls := fmt.Sprintf("%q", b.SeriesLabels(s))
+		if prev, ok := seen[string(s.Key)]; ok && prev != lbls {
+			tb.Fatalf("key %q used for %s and %s", s.Key, prev, lbls)
+		}
+		seen[string(s.Key)] = lbls
+	}
+}
