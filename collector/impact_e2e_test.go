@@ -146,11 +146,9 @@ func TestImpactEndToEnd(t *testing.T) {
 		t.Errorf("shop-b p50 latency: got %s; want unchanged or regressed", v)
 	}
 	t.Logf("shop-b: %s", ans.Summary)
-	{
-		for _, s := range rep.Signals {
-			t.Logf("%s: %s %v → %v p=%v boot p=%v τ=%v n=%d/%d note %q", s.Name, s.Verdict, s.Before.Median, s.After.Median,
-				s.PValue, s.BootstrapP, s.Autocorr, s.Before.N, s.After.N, s.Note)
-		}
+	for _, s := range rep.Signals {
+		t.Logf("%s: %s %v → %v p=%v boot p=%v τ=%v n=%d/%d note %q", s.Name, s.Verdict, s.Before.Median, s.After.Median,
+			s.PValue, s.BootstrapP, s.Autocorr, s.Before.N, s.After.N, s.Note)
 	}
 	if ans.Verdict != "regressed" || !regexp.MustCompile(`^error ratio [0-9.]+% → [0-9.]+% ▲ regressed; `).MatchString(ans.Summary) {
 		t.Errorf("shop-b: got %s %q; want regressed, the error ratio first", ans.Verdict, ans.Summary)
