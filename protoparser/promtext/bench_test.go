@@ -62,10 +62,16 @@ func TestWriteVMTestdata(t *testing.T) {
 	}
 }
 
-func BenchmarkParse(b *testing.B) {
+func BenchmarkParse(b *testing.B) { benchParse(b, &Parser{}) }
+
+func BenchmarkParseExtraLabels(b *testing.B) {
+	benchParse(b, &Parser{ExtraLabels: []samples.Label{{Name: "job", Value: "app"}, {Name: "instance", Value: "host-1:8080"}}})
+}
+
+// benchParse measures p on a VictoriaMetrics/metrics push of 2000 lines.
+func benchParse(b *testing.B, p *Parser) {
 	body := vmBody(2000)
 	lines := bytes.Count(body, []byte("\n"))
-	var p Parser
 	var dst samples.Batch
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
@@ -77,21 +83,6 @@ func BenchmarkParse(b *testing.B) {
 	}
 	b.ReportMetric(float64(dst.Len())*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(lines), "ns/line")
-}
-
-func BenchmarkParseExtraLabels(b *testing.B) {
-	body := vmBody(2000)
-	p := Parser{ExtraLabels: []samples.Label{{Name: "job", Value: "app"}, {Name: "instance", Value: "host-1:8080"}}}
-	var dst samples.Batch
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		dst.Reset()
-		if err := p.Parse(body, 1700000000000, &dst); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(dst.Len())*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
 }
 
 func BenchmarkAppend(b *testing.B) {
