@@ -243,20 +243,9 @@ func (h *Handler) parseError(err error) error {
 }
 
 func (h *Handler) put(st *state) {
-	st.batch.Reset()
-	st.out.Reset()
-	if cap(st.body.Raw) > 8<<20 {
-		st.body.Raw = nil
-	}
-	if cap(st.body.Decoded) > 32<<20 {
-		st.body.Decoded = nil
-	}
-	if cap(st.batch.Samples) > 1<<20 {
-		st.batch = samples.Batch{}
-	}
-	if cap(st.out.Samples) > 1<<20 {
-		st.out = samples.Batch{}
-	}
+	st.body.Trim()
+	ingest.ResetBatch(&st.batch)
+	ingest.ResetBatch(&st.out)
 	h.pool.Put(st)
 }
 
@@ -278,27 +267,24 @@ func parsePrecision(p string) (string, error) {
 // fail answers a failed write in the shape of the API version, counted and
 // logged as every write endpoint's failures are.
 func (h *Handler) fail(w http.ResponseWriter, version api, err error) {
-	status := h.in.Reject(endpoint, err)
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", ingest.RetryAfterSeconds)
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
 	msg := err.Error()
-	var body []byte
 	if version == v1 {
 		w.Header().Set("X-Influxdb-Error", firstLine(msg))
-		body, _ = json.Marshal(struct {
-			Error string `json:"error"`
-		}{msg})
-	} else {
-		body, _ = json.Marshal(struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		}{errorCode(status), msg})
 	}
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	h.in.FailWith(w, endpoint, err, "application/json; charset=utf-8", func(status int) []byte {
+		var body []byte
+		if version == v1 {
+			body, _ = json.Marshal(struct {
+				Error string `json:"error"`
+			}{msg})
+		} else {
+			body, _ = json.Marshal(struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			}{errorCode(status), msg})
+		}
+		return append(body, '\n')
+	})
 }
 
 // errorCode is the InfluxDB 2.x error code for an HTTP status.

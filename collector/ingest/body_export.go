@@ -2,10 +2,15 @@ package ingest
 
 // This file exports what the Influx and OTLP endpoints (collector/influx,
 // collector/otlp) reuse from the shared handlers, so every write endpoint
-// reads bodies under the same limits and is counted under the same metrics.
-// It only wraps the unexported code in http.go.
+// reads bodies under the same limits, is counted under the same metrics and
+// answers overload the same way. It wraps the unexported code in http.go and
+// holds what those endpoints' pooled request states share.
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/telltale-dev/telltale/samples"
+)
 
 // ErrMethodNotAllowed marks a request with an HTTP method the endpoint does
 // not serve: StatusOf maps it to 405.
@@ -31,6 +36,30 @@ func (h *Handlers) ReadBody(r *http.Request, bufs *BodyBuffers) ([]byte, error) 
 	data, err := h.readDecoded(r, &rb)
 	bufs.Raw, bufs.Decoded = rb.body, rb.decoded
 	return data, err
+}
+
+// Trim drops the buffers an unusually large request grew (Raw over 8 MiB,
+// Decoded over 32 MiB), the bounds the Prometheus endpoints keep too, so a
+// pooled request state does not hold on to them. Call it before putting the
+// state back into its pool.
+func (b *BodyBuffers) Trim() {
+	if cap(b.Raw) > 8<<20 {
+		b.Raw = nil
+	}
+	if cap(b.Decoded) > 32<<20 {
+		b.Decoded = nil
+	}
+}
+
+// ResetBatch empties b for the next request of a pooled state; a batch an
+// unusually large request grew past 1Mi samples is dropped instead, so the
+// pool does not hold on to its memory.
+func ResetBatch(b *samples.Batch) {
+	if cap(b.Samples) > 1<<20 {
+		*b = samples.Batch{}
+		return
+	}
+	b.Reset()
 }
 
 // CountRequest counts one request to endpoint (telltale_ingest_requests_total).
@@ -60,6 +89,22 @@ func (h *Handlers) CountSamples(endpoint string, n int) {
 func (h *Handlers) Reject(endpoint string, err error) int {
 	h.fail(nopResponseWriter{}, endpoint, err)
 	return StatusOf(err)
+}
+
+// FailWith answers a failed request for protocols that prescribe their own
+// error body (InfluxDB's JSON errors, OTLP's google.rpc.Status): counted and
+// logged as Fail does, the status from StatusOf, Retry-After on 503, then
+// the body that body returns for that status, as contentType. Headers the
+// protocol adds must be set on w before the call.
+func (h *Handlers) FailWith(w http.ResponseWriter, endpoint string, err error, contentType string, body func(status int) []byte) {
+	status := h.Reject(endpoint, err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", RetryAfterSeconds)
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(body(status))
 }
 
 // RetryAfterSeconds is the Retry-After value Fail sends with a 503.

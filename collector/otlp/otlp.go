@@ -165,16 +165,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) put(st *state) {
-	st.batch.Reset()
-	if cap(st.body.Raw) > 8<<20 {
-		st.body.Raw = nil
-	}
-	if cap(st.body.Decoded) > 32<<20 {
-		st.body.Decoded = nil
-	}
-	if cap(st.batch.Samples) > 1<<20 {
-		st.batch = samples.Batch{}
-	}
+	st.body.Trim()
+	ingest.ResetBatch(&st.batch)
 	h.pool.Put(st)
 }
 
@@ -208,14 +200,9 @@ func (h *Handler) respond(w http.ResponseWriter, f Format, res Result) {
 // google.rpc.Status body in format f, counted and logged as every write
 // endpoint's failures are.
 func (h *Handler) fail(w http.ResponseWriter, f Format, err error) {
-	status := h.in.Reject(endpoint, err)
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", ingest.RetryAfterSeconds)
-	}
-	w.Header().Set("Content-Type", f.ContentType())
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(encodeStatus(f, grpcCode(status), err.Error()))
+	h.in.FailWith(w, endpoint, err, f.ContentType(), func(status int) []byte {
+		return encodeStatus(f, grpcCode(status), err.Error())
+	})
 }
 
 // requestFormat maps a Content-Type to the body format. An unknown type is
