@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/telltale-dev/telltale/collector/collectortest"
 	"github.com/telltale-dev/telltale/protoparser/remotewrite"
 	"github.com/telltale-dev/telltale/samples"
 )
@@ -254,30 +254,8 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 type agentProc struct {
 	cmd    *exec.Cmd
 	listen string
-	mu     sync.Mutex
-	log    bytes.Buffer
+	log    collectortest.SyncBuffer // stdout and stderr
 	done   chan error
-}
-
-func (p *agentProc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.Write(b)
-}
-
-func (p *agentProc) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func fixtureRoot(t *testing.T) string {
@@ -290,9 +268,9 @@ func fixtureRoot(t *testing.T) string {
 
 func startAgent(t *testing.T, args ...string) *agentProc {
 	t.Helper()
-	p := &agentProc{listen: freePort(t), done: make(chan error, 1)}
+	p := &agentProc{listen: collectortest.FreeAddr(t), done: make(chan error, 1)}
 	p.cmd = exec.Command(buildAgent(t), append([]string{"-listen", p.listen, "-log-level", "debug"}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +279,7 @@ func startAgent(t *testing.T, args ...string) *agentProc {
 		p.cmd.Process.Kill()
 		<-p.done
 		if t.Failed() {
-			t.Logf("agent log (%v):\n%s", p.cmd.Args, p.logs())
+			t.Logf("agent log (%v):\n%s", p.cmd.Args, p.log.String())
 		}
 	})
 	return p
