@@ -80,6 +80,17 @@ func trimLine(line []byte) []byte {
 	return line[skipBlanks(line, 0):]
 }
 
+// nextField skips the blanks at b[i:] and returns the run of non-blank bytes
+// after them (empty at the end of b) and the index after it.
+func nextField(b []byte, i int) ([]byte, int) {
+	i = skipBlanks(b, i)
+	start := i
+	for i < len(b) && !isBlank(b[i]) {
+		i++
+	}
+	return b[start:i], i
+}
+
 func isBlankOrComment(line []byte) bool {
 	line = trimLine(line)
 	return len(line) == 0 || line[0] == '#'
@@ -117,18 +128,8 @@ func appendLine(dst, line []byte, add []constLabel, ts int64) (_ []byte, ok bool
 		i = end + 1
 	}
 	// value and optional timestamp
-	i = skipBlanks(line, i)
-	vStart := i
-	for i < len(line) && !isBlank(line[i]) {
-		i++
-	}
-	value := line[vStart:i]
-	i = skipBlanks(line, i)
-	tStart := i
-	for i < len(line) && !isBlank(line[i]) {
-		i++
-	}
-	stamp := line[tStart:i]
+	value, i := nextField(line, i)
+	stamp, i := nextField(line, i)
 	if len(value) == 0 || skipBlanks(line, i) != len(line) {
 		return dst, false
 	}
