@@ -146,7 +146,11 @@ export class DashboardView {
       let values, all = false;
       const cur = v.current?.value;
       const curValues = cur === undefined || cur === null ? [] : Array.isArray(cur) ? cur : [cur];
-      if (sel && sel.length) {
+      // As Grafana: a selection (from the URL) that is not among the
+      // options falls back to the default, so a chained variable (env
+      // after service) follows its parent.
+      const selOK = sel && sel.length && (!options.length || sel.every(x => options.includes(x) || (x === '$__all' && includeAll)));
+      if (selOK) {
         if (sel.includes('$__all') && includeAll) all = true;
         values = sel.filter(x => x !== '$__all');
       } else if (curValues.includes('$__all') && includeAll) {
