@@ -186,7 +186,7 @@ func TestAckAfterDropIsNoop(t *testing.T) {
 }
 
 // segFiles lists the segment files in order.
-func segFiles(t *testing.T, dir string) []string {
+func segFiles(t testing.TB, dir string) []string {
 	t.Helper()
 	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
 	if err != nil {
@@ -196,19 +196,41 @@ func segFiles(t *testing.T, dir string) []string {
 	return segs
 }
 
-func TestCorruptRecordSkipped(t *testing.T) {
+// spoolWith returns a spool directory holding records 0 to n-1, closed.
+func spoolWith(t testing.TB, n int) string {
+	t.Helper()
 	dir := t.TempDir()
 	s, _ := open(t, dir, nil)
-	for i := range 5 {
-		s.Append(rec(i))
+	for i := range n {
+		if err := s.Append(rec(i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.Close()
+	return dir
+}
+
+// rewriteSegment replaces the first segment file of dir by what edit makes
+// of it, as a crash or a bad disk would.
+func rewriteSegment(t testing.TB, dir string, edit func(data []byte) []byte) {
+	t.Helper()
 	seg := segFiles(t, dir)[0]
-	data, _ := os.ReadFile(seg)
-	// Flip a payload byte of record 2.
-	i := bytes.Index(data, rec(2))
-	data[i+3] ^= 0xff
-	os.WriteFile(seg, data, 0o600)
+	data, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(seg, edit(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCorruptRecordSkipped(t *testing.T) {
+	dir := spoolWith(t, 5)
+	rewriteSegment(t, dir, func(data []byte) []byte {
+		// Flip a payload byte of record 2.
+		data[bytes.Index(data, rec(2))+3] ^= 0xff
+		return data
+	})
 
 	s, set := open(t, dir, nil)
 	defer s.Close()
@@ -222,22 +244,17 @@ func TestCorruptRecordSkipped(t *testing.T) {
 }
 
 func TestCorruptLengthResyncs(t *testing.T) {
-	dir := t.TempDir()
-	s, _ := open(t, dir, nil)
-	for i := range 4 {
-		s.Append(rec(i))
-	}
-	s.Close()
-	seg := segFiles(t, dir)[0]
-	data, _ := os.ReadFile(seg)
-	// Make record 1's length huge: the reader must find record 2 by its
-	// magic, not by the length.
-	i := bytes.Index(data, rec(1))
-	data[i-headerLen+4] = 0xff
-	data[i-headerLen+7] = 0x00
-	os.WriteFile(seg, data, 0o600)
+	dir := spoolWith(t, 4)
+	rewriteSegment(t, dir, func(data []byte) []byte {
+		// Make record 1's length huge: the reader must find record 2 by
+		// its magic, not by the length.
+		i := bytes.Index(data, rec(1))
+		data[i-headerLen+4] = 0xff
+		data[i-headerLen+7] = 0x00
+		return data
+	})
 
-	s, _ = open(t, dir, nil)
+	s, _ := open(t, dir, nil)
 	defer s.Close()
 	if got := drain(t, s, 10); !slices.Equal(got, []string{string(rec(0)), string(rec(2)), string(rec(3))}) {
 		t.Errorf("got %q; want records 0 2 3", got)
@@ -245,18 +262,11 @@ func TestCorruptLengthResyncs(t *testing.T) {
 }
 
 func TestTornTail(t *testing.T) {
-	dir := t.TempDir()
-	s, _ := open(t, dir, nil)
-	for i := range 3 {
-		s.Append(rec(i))
-	}
-	s.Close()
+	dir := spoolWith(t, 3)
 	// A kill during write(2) of record 2: half of it on disk.
-	seg := segFiles(t, dir)[0]
-	data, _ := os.ReadFile(seg)
-	os.WriteFile(seg, data[:len(data)-len(rec(2))/2], 0o600)
+	rewriteSegment(t, dir, func(data []byte) []byte { return data[:len(data)-len(rec(2))/2] })
 
-	s, _ = open(t, dir, nil)
+	s, _ := open(t, dir, nil)
 	defer s.Close()
 	s.Append(rec(3)) // goes into a new segment, after the torn one
 	if got := drain(t, s, 10); !slices.Equal(got, []string{string(rec(0)), string(rec(1)), string(rec(3))}) {
@@ -347,13 +357,8 @@ func TestGauges(t *testing.T) {
 // reads it to the end: no panic, no endless loop, every record returned is
 // one that was validly framed.
 func FuzzSegment(f *testing.F) {
-	dir := f.TempDir()
-	s, _ := open(f, dir, nil)
-	for i := range 3 {
-		s.Append(rec(i))
-	}
-	s.Close()
-	for _, p := range segFilesF(f, dir) {
+	dir := spoolWith(f, 3)
+	for _, p := range segFiles(f, dir) {
 		data, _ := os.ReadFile(p)
 		f.Add(data)
 	}
@@ -383,11 +388,6 @@ func FuzzSegment(f *testing.F) {
 		}
 		t.Fatalf("more records than bytes in a %d-byte segment", len(data))
 	})
-}
-
-func segFilesF(f *testing.F, dir string) []string {
-	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
-	return segs
 }
 
 func BenchmarkAppendPeekAck(b *testing.B) {
