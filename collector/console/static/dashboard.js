@@ -184,6 +184,10 @@ export class DashboardView {
       sel.addEventListener('change', () => this.ctx.setUrlVar(name, [sel.value]));
       items.push(el('label', { class: v.error ? 'var var-error' : 'var' }, def.label || name, sel));
       if (v.error) items.push(el('span', { class: 'error small' }, v.error));
+      else if (!v.options.length && def.type === 'query') {
+        items.push(el('span', { class: 'muted small', dataset: { emptyVar: name } },
+          `no ${name} in this range: nothing matches ${def.definition || def.query}`));
+      }
     }
     this.varBar.replaceChildren(...items);
   }
