@@ -54,6 +54,9 @@ type config struct {
 	tailMaxClients   int
 	tailMaxSelectors int
 	tailQueueSize    int
+	tailMaxLag       time.Duration
+	tailWriteTimeout time.Duration
+	tailPing         time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -104,6 +107,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.tailMaxClients, "tail.max-clients", 100, "most live-tail websocket clients at once; more get 503")
 	fs.IntVar(&c.tailMaxSelectors, "tail.max-selectors", 10, "most match[] selectors per live-tail client")
 	fs.IntVar(&c.tailQueueSize, "tail.queue-size", 256, "messages buffered per live-tail client; on overflow the client is told what it missed")
+	fs.DurationVar(&c.tailMaxLag, "tail.max-lag", 30*time.Second, "a live-tail client whose queue stays full this long is disconnected")
+	fs.DurationVar(&c.tailWriteTimeout, "tail.write-timeout", 10*time.Second, "longest time writing one message to a live-tail client may take before it is disconnected")
+	fs.DurationVar(&c.tailPing, "tail.ping-interval", 30*time.Second, "how often live-tail clients are pinged; one silent for this plus -tail.write-timeout is dropped")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
