@@ -23,7 +23,7 @@ import (
 func (a *app) addDeploys(ctx context.Context) error {
 	opts := deploys.Options{
 		DBPath:  a.cfg.deployDB,
-		Logger:  a.log.With("component", "deploys"),
+		Logger:  a.log, // the deploys package adds component=deploys
 		Metrics: a.set,
 		Writer:  a.writer,
 		OnRecorded: func(d deploys.Deploy) {
