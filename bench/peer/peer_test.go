@@ -1,10 +1,12 @@
 package peer
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestBlocksReadsMeta(t *testing.T) {
@@ -83,6 +85,19 @@ func TestPidUsageOfSelf(t *testing.T) {
 	if u.RSS < 1<<20 || u.CPU < 0 {
 		t.Fatalf("got %+v; want an RSS of at least 1 MiB for a Go test binary", u)
 	}
+	// Burn some CPU: the run time must grow by about as much.
+	end := time.Now().Add(50 * time.Millisecond)
+	x := 0
+	for time.Now().Before(end) {
+		x++
+	}
+	v, err := PidUsage(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := v.RunTime - u.RunTime; d < 0.03 {
+		t.Fatalf("run time grew %.3fs over a 50 ms busy loop (%d turns); want about 0.05s", d, x)
+	}
 }
 
 func TestModules(t *testing.T) {
@@ -128,4 +143,42 @@ func TestStrippedSize(t *testing.T) {
 	if !stripped && size != st.Size() {
 		t.Fatalf("without strip: got %d; want the file size %d", size, st.Size())
 	}
+}
+
+func TestParseSchedstat(t *testing.T) {
+	b, err := os.ReadFile("testdata/schedstat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns, err := parseSchedstat(b); err != nil || ns != 195624018 {
+		t.Fatalf("got %d, %v; want 195624018", ns, err)
+	}
+	f := func(in, want string) {
+		t.Helper()
+		if _, err := parseSchedstat([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("parseSchedstat(%q): got %v; want an error containing %q", in, err, want)
+		}
+	}
+	f("1 2", "want 3")
+	f("x 2 3", `run time "x"`)
+	f("-1 2 3", `run time "-1"`)
+}
+
+// FuzzParseSchedstat: no panics; a parsed run time re-formats to the field.
+func FuzzParseSchedstat(f *testing.F) {
+	b, err := os.ReadFile("testdata/schedstat")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte("0 0 0"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ns, err := parseSchedstat(b)
+		if err != nil {
+			return
+		}
+		if got := strings.Fields(string(b))[0]; strings.TrimLeft(got, "+0") != strings.TrimLeft(fmt.Sprint(ns), "0") {
+			t.Fatalf("parsed %q as %d", got, ns)
+		}
+	})
 }

@@ -109,7 +109,7 @@ func (r *Report) Chart(file string) error {
 	lo, hi = math.Floor(lo)-0.5, math.Ceil(hi)+1
 	p.X.Min, p.X.Max = lo, hi
 	p.X.Tick.Marker = log2Ticks{}
-	p.Legend.Top = true
+	p.Legend.Top = false // bottom right, clear of the labels
 	p.Legend.Left = false
 	p.Add(plotter.NewGrid())
 	height := vg.Length(len(rows))*vg.Points(16) + 2*vg.Inch

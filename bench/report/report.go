@@ -325,9 +325,9 @@ func (r *Report) verification(s string, k peer.Kind) string {
 	}
 	slices.Sort(sent)
 	sent = slices.Compact(sent)
-	what := fmt.Sprintf("%s %s", scenario.FormatValue(float64(sent[0])), unit)
+	what := fmt.Sprintf("%s %s", scenario.FormatCount(sent[0]), unit)
 	if len(sent) > 1 {
-		what = fmt.Sprintf("%s–%s %s", scenario.FormatValue(float64(sent[0])), scenario.FormatValue(float64(sent[len(sent)-1])), unit)
+		what = fmt.Sprintf("%s–%s %s", scenario.FormatCount(sent[0]), scenario.FormatCount(sent[len(sent)-1]), unit)
 	}
 	if ok == runs {
 		return fmt.Sprintf("✓ %d/%d runs, %s each", ok, runs, what)

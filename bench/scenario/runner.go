@@ -75,7 +75,7 @@ func firstLine(s string) string {
 // separators for large numbers.
 func FormatValue(v float64) string {
 	switch {
-	case v >= 100_000:
+	case v >= 10_000:
 		return groupThousands(fmt.Sprintf("%.0f", v))
 	case v >= 100:
 		return fmt.Sprintf("%.0f", v)
@@ -98,6 +98,14 @@ func groupThousands(s string) string {
 		out = append(out, s[i])
 	}
 	return string(out)
+}
+
+// FormatCount prints a count with thousands separators.
+func FormatCount(n int64) string {
+	if n < 0 {
+		return "-" + groupThousands(fmt.Sprint(-n))
+	}
+	return groupThousands(fmt.Sprint(n))
 }
 
 // ParsePeers parses -peers, e.g. "vm,prometheus,node_exporter".

@@ -180,6 +180,13 @@ func TestFormatValue(t *testing.T) {
 	f(1.234, "1.23")
 	f(0.01234, "0.0123")
 	f(0, "0")
+	f(73053, "73,053")
+	if got := FormatCount(2010000); got != "2,010,000" {
+		t.Fatalf("FormatCount: got %q", got)
+	}
+	if got := FormatCount(6); got != "6" {
+		t.Fatalf("FormatCount(6): got %q", got)
+	}
 }
 
 func TestMetricValue(t *testing.T) {
