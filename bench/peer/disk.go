@@ -51,6 +51,8 @@ type Block struct {
 	Samples int64
 	Series  int64
 	Bytes   int64 // on disk: chunks, index, meta, tombstones
+	// ChunkBytes and IndexBytes are the parts of Bytes in chunks/ and index.
+	ChunkBytes, IndexBytes int64
 }
 
 // Blocks returns the persisted blocks of the Prometheus TSDB in dir (the
@@ -88,8 +90,16 @@ func Blocks(dir string) ([]Block, error) {
 		if err != nil {
 			return nil, err
 		}
+		chunks, err := DiskUsage(filepath.Join(bd, "chunks"))
+		if err != nil {
+			return nil, err
+		}
+		index, err := DiskUsage(filepath.Join(bd, "index"))
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, Block{Dir: bd, MinTime: meta.MinTime, MaxTime: meta.MaxTime,
-			Samples: meta.Stats.NumSamples, Series: meta.Stats.NumSeries, Bytes: size})
+			Samples: meta.Stats.NumSamples, Series: meta.Stats.NumSeries, Bytes: size, ChunkBytes: chunks, IndexBytes: index})
 	}
 	return out, nil
 }

@@ -22,8 +22,8 @@ func TestBlocksReadsMeta(t *testing.T) {
 		t.Fatalf("got %+v; want the meta.json figures", b)
 	}
 	// index (5000 bytes) and meta.json take at least their length on disk.
-	if b.Bytes < 5000 {
-		t.Fatalf("block bytes %d; want at least 5000", b.Bytes)
+	if b.Bytes < 5000 || b.IndexBytes < 5000 || b.IndexBytes > b.Bytes || b.ChunkBytes != 0 {
+		t.Fatalf("block bytes %d, index %d, chunks %d; want at least 5000, the index at least 5000 of them, no chunks", b.Bytes, b.IndexBytes, b.ChunkBytes)
 	}
 	total, err := DiskUsage("testdata/tsdb")
 	if err != nil {

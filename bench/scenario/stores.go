@@ -401,16 +401,19 @@ func diskScenario(sz Sizes, peers []peer.Kind) Scenario {
 			if err != nil {
 				return r, err
 			}
-			var bytes, samples int64
+			var bytes, samples, chunks, index int64
 			for _, b := range blocks {
 				bytes += b.Bytes
 				samples += b.Samples
+				chunks += b.ChunkBytes
+				index += b.IndexBytes
 			}
 			if samples == 0 {
 				return r, fmt.Errorf("%s's blocks hold no samples", k.Title())
 			}
 			r.Values["compacted_bytes_per_sample"] = float64(bytes) / float64(samples)
-			r.Notes = append(r.Notes, fmt.Sprintf("%d block(s): %d samples in %d bytes", len(blocks), samples, bytes))
+			r.Notes = append(r.Notes, fmt.Sprintf("%d block(s): %d samples in %d bytes (chunks %.2f bytes/sample, index %.2f)",
+				len(blocks), samples, bytes, float64(chunks)/float64(samples), float64(index)/float64(samples)))
 		default:
 			r.Values["compacted_bytes_per_sample"] = r.Values["dir_bytes_per_sample"]
 		}
