@@ -70,6 +70,28 @@ func promV2(ss []series, md []samples.Metadata) *writev2.Request {
 	return req
 }
 
+// sameAsPrometheus decodes data, Prometheus' encoding of testSeries and
+// testMetadata, with Decode<version> and checks it gives them back; then it
+// checks that Append<version> writes the very same bytes, and returns them.
+func sameAsPrometheus(t *testing.T, version string, data []byte, decode func([]byte, *samples.Batch) (Stats, error), encode func([]byte, *samples.Batch) []byte) []byte {
+	t.Helper()
+	var b samples.Batch
+	if _, err := decode(data, &b); err != nil {
+		t.Fatalf("Decode%s of Prometheus' bytes: %v", version, err)
+	}
+	if d := diffSeries(fromBatch(&b), testSeries); d != "" {
+		t.Fatal(d)
+	}
+	if fmt.Sprint(b.Metadata) != fmt.Sprint(testMetadata) {
+		t.Fatalf("got metadata %q; want %q", b.Metadata, testMetadata)
+	}
+	ours := encode(nil, toBatch(testSeries, testMetadata))
+	if !bytes.Equal(ours, data) {
+		t.Fatalf("Append%s wrote\n%x\nPrometheus writes\n%x", version, ours, data)
+	}
+	return ours
+}
+
 // TestPrometheusCompatV1 decodes what Prometheus encodes, and checks that
 // AppendV1 writes the very same bytes.
 func TestPrometheusCompatV1(t *testing.T) {
@@ -78,20 +100,7 @@ func TestPrometheusCompatV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b samples.Batch
-	if _, err := DecodeV1(data, &b); err != nil {
-		t.Fatalf("DecodeV1 of Prometheus' bytes: %v", err)
-	}
-	if d := diffSeries(fromBatch(&b), testSeries); d != "" {
-		t.Fatal(d)
-	}
-	if fmt.Sprint(b.Metadata) != fmt.Sprint(testMetadata) {
-		t.Fatalf("got metadata %q; want %q", b.Metadata, testMetadata)
-	}
-	ours := AppendV1(nil, toBatch(testSeries, testMetadata))
-	if !bytes.Equal(ours, data) {
-		t.Fatalf("AppendV1 wrote\n%x\nPrometheus writes\n%x", ours, data)
-	}
+	ours := sameAsPrometheus(t, "V1", data, DecodeV1, AppendV1)
 	var got prompb.WriteRequest
 	if err := got.Unmarshal(ours); err != nil {
 		t.Fatalf("Prometheus cannot decode AppendV1's bytes: %v", err)
@@ -109,20 +118,7 @@ func TestPrometheusCompatV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b samples.Batch
-	if _, err := DecodeV2(data, &b); err != nil {
-		t.Fatalf("DecodeV2 of Prometheus' bytes: %v", err)
-	}
-	if d := diffSeries(fromBatch(&b), testSeries); d != "" {
-		t.Fatal(d)
-	}
-	if fmt.Sprint(b.Metadata) != fmt.Sprint(testMetadata) {
-		t.Fatalf("got metadata %q; want %q", b.Metadata, testMetadata)
-	}
-	ours := AppendV2(nil, toBatch(testSeries, testMetadata))
-	if !bytes.Equal(ours, data) {
-		t.Fatalf("AppendV2 wrote\n%x\nPrometheus writes\n%x", ours, data)
-	}
+	ours := sameAsPrometheus(t, "V2", data, DecodeV2, AppendV2)
 	var got writev2.Request
 	if err := got.Unmarshal(ours); err != nil {
 		t.Fatalf("Prometheus cannot decode AppendV2's bytes: %v", err)

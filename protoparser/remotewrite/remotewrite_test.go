@@ -104,41 +104,30 @@ var testMetadata = []samples.Metadata{
 	{Name: "req_duration_seconds", Type: "histogram", Help: "How long requests take.", Unit: "seconds"},
 }
 
-func TestRoundTripV1(t *testing.T) {
-	data := AppendV1(nil, toBatch(testSeries, testMetadata))
-	var b samples.Batch
-	st, err := DecodeV1(data, &b)
-	if err != nil {
-		t.Fatalf("DecodeV1: %v", err)
+// TestRoundTrip encodes series and metadata with each version and decodes
+// them back unchanged. In 2.0 metadata travels per series and folds back
+// into one entry per family.
+func TestRoundTrip(t *testing.T) {
+	f := func(version string, encode func([]byte, *samples.Batch) []byte, decode func([]byte, *samples.Batch) (Stats, error)) {
+		t.Helper()
+		data := encode(nil, toBatch(testSeries, testMetadata))
+		var b samples.Batch
+		st, err := decode(data, &b)
+		if err != nil {
+			t.Fatalf("%s: decode: %v", version, err)
+		}
+		if d := diffSeries(fromBatch(&b), testSeries); d != "" {
+			t.Fatalf("%s: %s", version, d)
+		}
+		if st.Samples != b.Len() || st.Histograms != 0 || st.Exemplars != 0 {
+			t.Fatalf("%s: got stats %+v; want Samples=%d and nothing else", version, st, b.Len())
+		}
+		if fmt.Sprint(b.Metadata) != fmt.Sprint(testMetadata) {
+			t.Fatalf("%s: got metadata %q; want %q", version, b.Metadata, testMetadata)
+		}
 	}
-	if d := diffSeries(fromBatch(&b), testSeries); d != "" {
-		t.Fatal(d)
-	}
-	if st.Samples != b.Len() || st.Histograms != 0 || st.Exemplars != 0 {
-		t.Fatalf("got stats %+v; want Samples=%d and nothing else", st, b.Len())
-	}
-	if fmt.Sprint(b.Metadata) != fmt.Sprint(testMetadata) {
-		t.Fatalf("got metadata %q; want %q", b.Metadata, testMetadata)
-	}
-}
-
-func TestRoundTripV2(t *testing.T) {
-	data := AppendV2(nil, toBatch(testSeries, testMetadata))
-	var b samples.Batch
-	st, err := DecodeV2(data, &b)
-	if err != nil {
-		t.Fatalf("DecodeV2: %v", err)
-	}
-	if d := diffSeries(fromBatch(&b), testSeries); d != "" {
-		t.Fatal(d)
-	}
-	if st.Samples != b.Len() || st.Histograms != 0 || st.Exemplars != 0 {
-		t.Fatalf("got stats %+v; want Samples=%d and nothing else", st, b.Len())
-	}
-	// Per-series metadata folds back into one entry per family.
-	if fmt.Sprint(b.Metadata) != fmt.Sprint(testMetadata) {
-		t.Fatalf("got metadata %q; want %q", b.Metadata, testMetadata)
-	}
+	f("1.0", AppendV1, DecodeV1)
+	f("2.0", AppendV2, DecodeV2)
 }
 
 // TestDecodeAppends checks that decoding into a non-empty Batch appends.
