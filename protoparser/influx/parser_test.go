@@ -14,21 +14,7 @@ import (
 
 // render prints a batch one series per line as name="value",... t v.
 func render(b *samples.Batch) string {
-	var sb strings.Builder
-	for i := range b.Series {
-		s := &b.Series[i]
-		for j, l := range b.SeriesLabels(s) {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			fmt.Fprintf(&sb, "%s=%q", l.Name, l.Value)
-		}
-		for _, x := range b.SeriesSamples(s) {
-			fmt.Fprintf(&sb, " %d %s", x.T, strconv.FormatFloat(x.V, 'g', -1, 64))
-		}
-		sb.WriteByte('\n')
-	}
-	return sb.String()
+	return parsertest.Render(b, func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) })
 }
 
 func TestParse(t *testing.T) {

@@ -11,27 +11,10 @@ import (
 	"github.com/telltale-dev/telltale/samples"
 )
 
-// render prints a batch one series per line as name=value,...|t|v, with
-// metadata after, so tests compare readable text.
+// render prints a batch one series per line as name="value",... t v, values
+// as the exposition writes them, with metadata after.
 func render(b *samples.Batch) string {
-	var sb strings.Builder
-	for i := range b.Series {
-		s := &b.Series[i]
-		for j, l := range b.SeriesLabels(s) {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			fmt.Fprintf(&sb, "%s=%q", l.Name, l.Value)
-		}
-		for _, x := range b.SeriesSamples(s) {
-			fmt.Fprintf(&sb, " %d %s", x.T, AppendFloat(nil, x.V))
-		}
-		sb.WriteByte('\n')
-	}
-	for _, md := range b.Metadata {
-		fmt.Fprintf(&sb, "meta %q %q %q %q\n", md.Name, md.Type, md.Help, md.Unit)
-	}
-	return sb.String()
+	return parsertest.Render(b, func(v float64) string { return string(AppendFloat(nil, v)) })
 }
 
 func TestParse(t *testing.T) {

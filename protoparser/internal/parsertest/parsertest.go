@@ -1,13 +1,15 @@
 // Package parsertest holds what the tests of Telltale's parsers and
 // decoders share: reading the example bodies and fuzz seeds under testdata/,
-// and checking the series-key contract of samples.Series (equal keys mean
-// equal label sets). It is imported by tests only.
+// rendering a samples.Batch as text to compare, and checking the series-key
+// contract of samples.Series (equal keys mean equal label sets). It is
+// imported by tests only.
 package parsertest
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/telltale-dev/telltale/samples"
@@ -55,4 +57,29 @@ func CheckKeys(tb testing.TB, b *samples.Batch) {
 		}
 		seen[string(s.Key)] = lbls
 	}
+}
+
+// Render prints b one series per line as name="value",... then " t v" for
+// each sample, the value as formatValue writes it, and after the series
+// one line per metadata entry (meta "name" "type" "help" "unit"), so tests
+// compare readable text.
+func Render(b *samples.Batch, formatValue func(float64) string) string {
+	var sb strings.Builder
+	for i := range b.Series {
+		s := &b.Series[i]
+		for j, l := range b.SeriesLabels(s) {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			fmt.Fprintf(&sb, "%s=%q", l.Name, l.Value)
+		}
+		for _, x := range b.SeriesSamples(s) {
+			fmt.Fprintf(&sb, " %d %s", x.T, formatValue(x.V))
+		}
+		sb.WriteByte('\n')
+	}
+	for _, md := range b.Metadata {
+		fmt.Fprintf(&sb, "meta %q %q %q %q\n", md.Name, md.Type, md.Help, md.Unit)
+	}
+	return sb.String()
 }

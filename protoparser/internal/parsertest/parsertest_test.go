@@ -72,3 +72,24 @@ func TestCheckKeys(t *testing.T) {
 	f(true, []string{"k1", "a"}, []string{"k1", "b"})
 	f(false, []string{"", "a"}, []string{"", "b"}) // empty keys turn the cache off
 }
+
+func TestRender(t *testing.T) {
+	var b samples.Batch
+	b.StartSeries(nil)
+	b.AddLabel("__name__", "up")
+	b.AddLabel("job", `a"b`)
+	b.AddSample(1000, 1)
+	b.AddSample(2000, 0.5)
+	b.StartSeries(nil)
+	b.AddLabel("__name__", "down")
+	b.AddSample(3000, 2)
+	b.Metadata = append(b.Metadata, samples.Metadata{Name: "up", Type: "gauge", Help: "Is it up.", Unit: ""})
+	got := Render(&b, func(v float64) string { return fmt.Sprintf("<%g>", v) })
+	want := `__name__="up",job="a\"b" 1000 <1> 2000 <0.5>
+__name__="down" 3000 <2>
+meta "up" "gauge" "Is it up." ""
+`
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
