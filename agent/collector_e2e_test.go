@@ -93,9 +93,17 @@ func TestAgentToRealCollector(t *testing.T) {
 	time.Sleep(30 * time.Second)
 	in2 := collectortest.StartOn(t, addr, data)
 	after := before + 30
-	waitUntil(t, "the agent catches up after the outage", 90*time.Second, func() bool {
-		return lastCycle(t, query(in2, `telltale_agent_collections_total{run="real"}`)) >= after+3
-	})
+	// Live data goes first and the spool is replayed beside it: wait until
+	// the replay filled the outage, i.e. as many cycles are stored as the
+	// newest cycle's number.
+	// On timeout the check below names the first missing cycle.
+	for deadline := time.Now().Add(120 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		last := lastCycle(t, query(in2, `telltale_agent_collections_total{run="real"}`))
+		stored := lastCycle(t, query(in2, `count_over_time(telltale_agent_collections_total{run="real"}[10m])`))
+		if last >= after+3 && stored >= last {
+			break
+		}
+	}
 	// Every cycle from the first to now is stored exactly once: the counter's
 	// samples over the whole run are 1, 2, 3, ... without a hole.
 	raw := in2.Query(t.Context(), `telltale_agent_collections_total{run="real"}[10m]`, time.Time{})
