@@ -3,11 +3,13 @@
 //
 // The deploy API consumes it through the small Annotator interface; Client
 // implements it on top of github.com/grafana/grafana-api-golang-client, which
-// is archived upstream, so nothing outside this package touches that module.
+// is archived upstream, so no package of the deploy path but this one touches
+// that module. Package grafanahttp runs each call: it threads the context
+// through the upstream client, which takes none, and turns Grafana's
+// refusals into status errors this package maps to its sentinels.
 //
-// Promises: every call honours its context and the client timeout (the
-// upstream client takes no context; this package threads one through its
-// HTTP transport); no call retries by itself (the caller's outbox owns
+// Promises: every call honours its context and the client timeout; no call
+// retries by itself (the caller's outbox owns
 // retries); errors map Grafana's answers to sentinels a caller can act on:
 // ErrUnauthorized (401), ErrForbidden (403), ErrNotFound (404), ErrRejected
 // (other 4xx except 408 and 429: retrying the same request will not help).
@@ -17,19 +19,17 @@
 package grafana
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	gapi "github.com/grafana/grafana-api-golang-client"
+
+	"github.com/telltale-dev/telltale/grafanahttp"
 )
 
 // Annotation is an organization-wide Grafana annotation (no dashboard, no
@@ -107,60 +107,43 @@ func (e *StatusError) Is(target error) bool {
 
 // Client talks to one Grafana organization with one token.
 type Client struct {
-	url       string
-	token     string
-	timeout   time.Duration
-	transport http.RoundTripper
+	conn grafanahttp.Conn
 }
 
 // Option changes a Client setting in New.
 type Option func(*Client)
 
 // WithTimeout bounds each API call (default 10s).
-func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.conn.Timeout = d } }
 
 // WithTransport sets the HTTP transport (default http.DefaultTransport).
-func WithTransport(rt http.RoundTripper) Option { return func(c *Client) { c.transport = rt } }
+func WithTransport(rt http.RoundTripper) Option { return func(c *Client) { c.conn.Transport = rt } }
 
 // New returns a client for the Grafana at baseURL (e.g.
 // "http://grafana:3000") authenticating with the service account token.
 func New(baseURL, token string, opts ...Option) (*Client, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("grafana url %q is not an absolute http(s) URL: set it like http://grafana:3000", baseURL)
+	u, err := grafanahttp.ParseURL(baseURL, "http://grafana:3000")
+	if err != nil {
+		return nil, err
 	}
 	if token == "" {
 		return nil, errors.New("grafana token is empty: create a Grafana service account with Editor role, add a token and configure it")
 	}
-	c := &Client{url: strings.TrimRight(baseURL, "/"), token: token, timeout: 10 * time.Second, transport: http.DefaultTransport}
+	c := &Client{conn: grafanahttp.Conn{URL: u, Token: token, Timeout: 10 * time.Second, Transport: http.DefaultTransport}}
 	for _, o := range opts {
 		o(c)
 	}
 	return c, nil
 }
 
-// call runs fn with an upstream client whose requests carry ctx and whose
-// responses are recorded, and turns the outcome into this package's errors.
+// call runs fn through grafanahttp and turns Grafana's refusals into this
+// package's StatusError.
 func (c *Client) call(ctx context.Context, op string, fn func(*gapi.Client) error) error {
-	rec := &recorder{ctx: ctx, base: c.transport}
-	api, err := gapi.New(c.url, gapi.Config{
-		APIKey: c.token,
-		Client: &http.Client{Transport: rec, Timeout: c.timeout},
-	})
-	if err != nil {
-		return fmt.Errorf("BUG: grafana client for %q: %w", c.url, err)
+	err := c.conn.Call(ctx, op, fn)
+	if se, ok := errors.AsType[*grafanahttp.StatusError](err); ok {
+		return &StatusError{Op: se.Op, Code: se.Code, Message: se.Message}
 	}
-	err = fn(api)
-	if rec.status >= 400 {
-		return &StatusError{Op: op, Code: rec.status, Message: message(rec.body.Bytes())}
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("grafana %s at %s: %w", op, c.url, context.Cause(ctx))
-		}
-		return fmt.Errorf("grafana %s at %s: %w; is Grafana running and the URL right?", op, c.url, err)
-	}
-	return nil
+	return err
 }
 
 // CreateAnnotation implements Annotator.
@@ -175,7 +158,7 @@ func (c *Client) CreateAnnotation(ctx context.Context, a Annotation) (int64, err
 		return 0, err
 	}
 	if id == 0 {
-		return 0, fmt.Errorf("grafana create annotation: answer has no annotation id; is %s really Grafana?", c.url)
+		return 0, fmt.Errorf("grafana create annotation: answer has no annotation id; is %s really Grafana?", c.conn.URL)
 	}
 	return id, nil
 }
@@ -215,60 +198,4 @@ func toAPI(a Annotation) *gapi.Annotation {
 		out.IsRegion = out.TimeEnd > out.Time
 	}
 	return out
-}
-
-// message extracts Grafana's {"message": ...} or the start of the body.
-func message(body []byte) string {
-	var m struct {
-		Message string `json:"message"`
-	}
-	if json.Unmarshal(body, &m) == nil && m.Message != "" {
-		return m.Message
-	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
-}
-
-// recorder is the transport of one call: it attaches the call's context and
-// remembers the status and the start of the body of the last response.
-type recorder struct {
-	ctx    context.Context
-	base   http.RoundTripper
-	status int
-	body   bytes.Buffer
-}
-
-const maxRecordedBody = 4 << 10
-
-func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := r.base.RoundTrip(req.WithContext(r.ctx))
-	if err != nil {
-		return nil, err
-	}
-	r.status = resp.StatusCode
-	r.body.Reset()
-	if resp.StatusCode >= 400 {
-		resp.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.TeeReader(resp.Body, &limitedWriter{w: &r.body, n: maxRecordedBody}), resp.Body}
-	}
-	return resp, nil
-}
-
-type limitedWriter struct {
-	w io.Writer
-	n int
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	if l.n > 0 {
-		k := min(len(p), l.n)
-		l.w.Write(p[:k])
-		l.n -= k
-	}
-	return len(p), nil
 }

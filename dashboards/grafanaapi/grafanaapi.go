@@ -2,11 +2,11 @@
 // HTTP API (GET/POST /api/folders, POST /api/dashboards/db) with a service
 // account token.
 //
-// It is the only package that touches github.com/grafana/grafana-api-golang-client,
-// which is archived upstream, so replacing it later changes this package
-// alone. The upstream client takes no context; a per-call transport threads
-// the caller's context through and records Grafana's status code and
-// message so errors can say what to do.
+// It is the only package of the dashboards tool that touches
+// github.com/grafana/grafana-api-golang-client, which is archived upstream.
+// Package grafanahttp runs each call: it threads the caller's context through
+// the upstream client, which takes none, and records Grafana's status code
+// and message, which this package maps to errors that say what to do.
 //
 // Promises: no call retries by itself; every call honours its context and
 // the client timeout; Grafana's refusals map to sentinels a caller can act
@@ -16,18 +16,16 @@
 package grafanaapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	gapi "github.com/grafana/grafana-api-golang-client"
+
+	"github.com/telltale-dev/telltale/grafanahttp"
 )
 
 // Errors a caller acts on; match them with errors.Is.
@@ -89,32 +87,29 @@ func (e *StatusError) Is(target error) bool {
 
 // Client talks to one Grafana organization with one token.
 type Client struct {
-	url       string
-	token     string
-	timeout   time.Duration
-	transport http.RoundTripper
+	conn grafanahttp.Conn
 }
 
 // Option changes a Client setting in New.
 type Option func(*Client)
 
 // WithTimeout bounds each API call (default 30s).
-func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.conn.Timeout = d } }
 
 // WithTransport sets the HTTP transport (default http.DefaultTransport).
-func WithTransport(rt http.RoundTripper) Option { return func(c *Client) { c.transport = rt } }
+func WithTransport(rt http.RoundTripper) Option { return func(c *Client) { c.conn.Transport = rt } }
 
 // New returns a client for the Grafana at baseURL (e.g.
 // "http://localhost:3000") that authenticates with a service account token.
 func New(baseURL, token string, opts ...Option) (*Client, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("grafana url %q is not an absolute http(s) URL: set it like http://localhost:3000", baseURL)
+	u, err := grafanahttp.ParseURL(baseURL, "http://localhost:3000")
+	if err != nil {
+		return nil, err
 	}
 	if token == "" {
 		return nil, errors.New("grafana token is empty: create a service account with the Editor role in Grafana, add a token and pass it")
 	}
-	c := &Client{url: strings.TrimRight(baseURL, "/"), token: token, timeout: 30 * time.Second, transport: http.DefaultTransport}
+	c := &Client{conn: grafanahttp.Conn{URL: u, Token: token, Timeout: 30 * time.Second, Transport: http.DefaultTransport}}
 	for _, o := range opts {
 		o(c)
 	}
@@ -224,87 +219,12 @@ func (c *Client) SaveDashboard(ctx context.Context, d Dashboard) (Saved, error) 
 	return Saved{ID: res.ID, UID: res.UID, URL: u, Status: res.Status, Version: res.Version, Slug: res.Slug}, nil
 }
 
-// call runs fn with an upstream client whose requests carry ctx and whose
-// last response is recorded, and turns the outcome into this package's
-// errors.
+// call runs fn through grafanahttp and turns Grafana's refusals into this
+// package's StatusError.
 func (c *Client) call(ctx context.Context, op string, fn func(*gapi.Client) error) error {
-	rec := &recorder{ctx: ctx, base: c.transport}
-	api, err := gapi.New(c.url, gapi.Config{
-		APIKey: c.token,
-		Client: &http.Client{Transport: rec, Timeout: c.timeout},
-	})
-	if err != nil {
-		return fmt.Errorf("BUG: grafana client for %q: %w", c.url, err)
+	err := c.conn.Call(ctx, op, fn)
+	if se, ok := errors.AsType[*grafanahttp.StatusError](err); ok {
+		return &StatusError{Op: se.Op, Code: se.Code, Message: se.Message, Status: se.Status}
 	}
-	err = fn(api)
-	if rec.status >= 400 {
-		se := &StatusError{Op: op, Code: rec.status}
-		se.Message, se.Status = message(rec.body.Bytes())
-		return se
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("grafana %s at %s: %w", op, c.url, context.Cause(ctx))
-		}
-		return fmt.Errorf("grafana %s at %s: %w; is Grafana running and the URL right?", op, c.url, err)
-	}
-	return nil
-}
-
-// message extracts Grafana's {"message": ..., "status": ...} or the start
-// of the body.
-func message(body []byte) (msg, status string) {
-	var m struct {
-		Message string `json:"message"`
-		Status  string `json:"status"`
-	}
-	if json.Unmarshal(body, &m) == nil && (m.Message != "" || m.Status != "") {
-		return m.Message, m.Status
-	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s, ""
-}
-
-// recorder is the transport of one call: it attaches the call's context and
-// keeps the status and the start of the body of the last response.
-type recorder struct {
-	ctx    context.Context
-	base   http.RoundTripper
-	status int
-	body   bytes.Buffer
-}
-
-const maxRecordedBody = 4 << 10
-
-func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := r.base.RoundTrip(req.WithContext(r.ctx))
-	if err != nil {
-		return nil, err
-	}
-	r.status = resp.StatusCode
-	r.body.Reset()
-	if resp.StatusCode >= 400 {
-		resp.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.TeeReader(resp.Body, &limitedWriter{w: &r.body, n: maxRecordedBody}), resp.Body}
-	}
-	return resp, nil
-}
-
-type limitedWriter struct {
-	w io.Writer
-	n int
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	if l.n > 0 {
-		k := min(len(p), l.n)
-		l.w.Write(p[:k])
-		l.n -= k
-	}
-	return len(p), nil
+	return err
 }
