@@ -53,8 +53,8 @@ type Sizes struct {
 	AgentInterval time.Duration
 }
 
-// FullSizes are the sizes of a full run (about 20 minutes on 2 cores with
-// VictoriaMetrics and node_exporter as peers).
+// FullSizes are the sizes of a full run (about 13 minutes on 2 cores with all
+// three peers).
 func FullSizes() Sizes {
 	return Sizes{
 		Senders: 4, PerRequest: 2000,
