@@ -49,7 +49,7 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 		return nil, err
 	}
 	if a.store, err = storage.Open(ctx, storage.Options{
-		Dir: cfg.dataDir, Retention: cfg.retention, OutOfOrderWindow: cfg.oooWindow,
+		Dir: cfg.dataDir, Retention: cfg.retention, OutOfOrderWindow: cfg.oooWindow, WALCompression: cfg.walCompress,
 		Logger: logger, Metrics: a.set,
 	}); err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
 )
 
 // Options configure Open.
@@ -37,6 +38,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receives telltale_storage_* metrics; nil means a private set.
 	Metrics *metrics.Set
+	// WALCompression is "none", "snappy" (Prometheus' default) or "zstd";
+	// "" means none. Snappy halves the WAL on disk for about 10% more CPU
+	// per ingested sample (BenchmarkRemoteWrite in collector/ingest).
+	WALCompression string
 }
 
 // Storage is the embedded TSDB. It is safe for concurrent use.
@@ -68,6 +73,16 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 	topts.RetentionDuration = opts.Retention.Milliseconds()
 	topts.OutOfOrderTimeWindow = opts.OutOfOrderWindow.Milliseconds()
 	topts.EnableMetadataWALRecords = false
+	switch opts.WALCompression {
+	case "", "none":
+		topts.WALCompression = compression.None
+	case "snappy":
+		topts.WALCompression = compression.Snappy
+	case "zstd":
+		topts.WALCompression = compression.Zstd
+	default:
+		return nil, fmt.Errorf("-storage.wal-compression=%q: want snappy, zstd or none", opts.WALCompression)
+	}
 
 	reg := prometheus.NewRegistry()
 	start := time.Now()
