@@ -27,42 +27,17 @@ import (
 // collector: an httptest server that decodes remote write and records every
 // sample in arrival order.
 
-var (
-	buildOnce sync.Once
-	agentBin  string
-	buildErr  error
-)
-
+// buildAgent builds the agent once per test process; -short skips the
+// test instead.
 func buildAgent(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "telltale-agent-e2e")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		agentBin = filepath.Join(dir, "telltale-agent")
-		out, err := exec.Command("go", "build", "-o", agentBin, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return agentBin
+	return collectortest.Build(t, ".")
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if agentBin != "" {
-		os.RemoveAll(filepath.Dir(agentBin))
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { collectortest.Main(m) }
 
 // key renders a series the way the fake collector does: name, then the
 // labels sorted by name. kv alternates names and values.

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -26,40 +25,15 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/annotator/deploys"
+	"github.com/telltale-dev/telltale/collector/collectortest"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildDir  string
-)
+func TestMain(m *testing.M) { collectortest.Main(m) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
-
+// annotatorBin builds the annotator once per test process.
 func annotatorBin(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "annotator-e2e")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(buildDir, "annotator")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return collectortest.Build(t, ".")
 }
 
 // collector is an httptest server mounting the real deploy API.

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,31 +17,10 @@ import (
 	"github.com/telltale-dev/telltale/collector/collectortest"
 )
 
-var (
-	annotatorOnce sync.Once
-	annotatorBin  string
-	annotatorErr  error
-)
-
-// annotatorBinary builds the real annotator CLI once.
+// annotatorBinary builds the real annotator CLI once per test process.
 func annotatorBinary(t *testing.T) string {
 	t.Helper()
-	annotatorOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "telltale-annotator-bin")
-		if err != nil {
-			annotatorErr = err
-			return
-		}
-		annotatorBin = filepath.Join(dir, "annotator")
-		out, err := exec.Command("go", "build", "-o", annotatorBin, "github.com/telltale-dev/telltale/annotator").CombinedOutput()
-		if err != nil {
-			annotatorErr = errors.New("go build annotator: " + err.Error() + "\n" + string(out))
-		}
-	})
-	if annotatorErr != nil {
-		t.Fatal(annotatorErr)
-	}
-	return annotatorBin
+	return collectortest.Build(t, "github.com/telltale-dev/telltale/annotator")
 }
 
 // annotate runs the annotator CLI with a clean CI environment.

@@ -257,10 +257,7 @@ func TestImpactFlags(t *testing.T) {
 // second under 50 requests/s, and returns its listen address.
 func startDemo(t *testing.T, collector, service, env string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "demo")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/telltale-dev/telltale/instrument/demo").CombinedOutput(); err != nil {
-		t.Fatalf("go build demo: %v\n%s", err, out)
-	}
+	bin := collectortest.Build(t, "github.com/telltale-dev/telltale/instrument/demo")
 	cmd := exec.Command(bin, "-collector", collector, "-listen", "127.0.0.1:0", "-service", service, "-env", env,
 		"-version", "v2.0.0", "-interval", "1s", "-load", "50")
 	stderr, err := cmd.StderrPipe()

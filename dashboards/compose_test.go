@@ -311,7 +311,7 @@ func TestComposeCommandsParse(t *testing.T) {
 	}
 
 	demo := service(t, p, "demo")
-	bin := buildBinary(t, "github.com/telltale-dev/telltale/instrument/demo")
+	bin := collectortest.Build(t, "github.com/telltale-dev/telltale/instrument/demo")
 	if out, err := exec.CommandContext(t.Context(), bin, append(demo.Command, "-dry-run")...).CombinedOutput(); err != nil {
 		t.Errorf("demo %q -dry-run: %v\n%s", demo.Command, err, out)
 	}

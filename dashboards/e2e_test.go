@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,30 +22,7 @@ import (
 	"github.com/telltale-dev/telltale/dashboards/board"
 )
 
-var (
-	binMu    sync.Mutex
-	binCache = map[string]string{}
-)
-
-// buildBinary builds the main package pkg once per test process.
-func buildBinary(t *testing.T, pkg string) string {
-	t.Helper()
-	binMu.Lock()
-	defer binMu.Unlock()
-	if p, ok := binCache[pkg]; ok {
-		return p
-	}
-	dir, err := os.MkdirTemp("", "telltale-dashboards-bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, filepath.Base(pkg))
-	if out, err := exec.Command("go", "build", "-o", p, pkg).CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-	}
-	binCache[pkg] = p
-	return p
-}
+func TestMain(m *testing.M) { collectortest.Main(m) }
 
 // startProcess runs bin until the test ends, stopping it with SIGTERM, and
 // shows its output if the test failed.
@@ -56,8 +32,8 @@ func startProcess(t *testing.T, bin string, args ...string) {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 15 * time.Second
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &lockedBuffer{b: &out}, &lockedBuffer{b: &out}
+	var out collectortest.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
@@ -68,17 +44,6 @@ func startProcess(t *testing.T, bin string, args ...string) {
 			t.Logf("%s output:\n%s", filepath.Base(bin), out.String())
 		}
 	})
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
 }
 
 // e2eDeploy is the deploy the test records.
@@ -205,11 +170,11 @@ func TestDashboardsAgainstRealCollector(t *testing.T) {
 		args = []string{"-host-metrics=false"}
 	}
 	col := collectortest.Start(t, args...)
-	startProcess(t, buildBinary(t, "github.com/telltale-dev/telltale/instrument/demo"),
+	startProcess(t, collectortest.Build(t, "github.com/telltale-dev/telltale/instrument/demo"),
 		"-collector", col.URL, "-listen", "127.0.0.1:0", "-service", "demo", "-env", "dev",
 		"-version", "v1.2.3", "-commit", "abc123", "-interval", "1s", "-load", "20")
 	if haveAgent {
-		startProcess(t, buildBinary(t, "github.com/telltale-dev/telltale/agent"),
+		startProcess(t, collectortest.Build(t, "github.com/telltale-dev/telltale/agent"),
 			"-collector", col.URL, "-root", "/", "-interval", "1s", "-spool-dir", t.TempDir())
 	}
 	scrapeSelf(t, col)

@@ -1,6 +1,7 @@
 // Package collectortest is test support for the collector and its
-// packages. It builds the real collector binary and runs it for end-to-end
-// tests: each Instance is a separate process on a free loopback port with
+// packages. Build builds a real binary (the collector or any other main
+// package of the module) once per test process for end-to-end tests, and
+// Start runs the collector: each Instance is a separate process on a free loopback port with
 // its own data directory, stopped (or killed) by the test. For handler
 // tests that need no process, MemStore and NopStore stand in for the
 // storage behind ingest.Writer.
@@ -36,42 +37,110 @@ import (
 	"github.com/telltale-dev/telltale/samples"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// builds holds what Build built in this process.
+var builds struct {
+	mu   sync.Mutex
+	dir  string            // one temp dir per process; "" until the first build
+	bins map[string]string // package path (directories made absolute) -> binary
+	errs map[string]error  // package path -> why it did not build
+}
 
-// Binary builds ./collector once per test process and returns its path.
+// Build builds the main package pkg once per test process with go build -o
+// and returns the binary's path. pkg is an import path
+// ("github.com/telltale-dev/telltale/annotator") or a directory relative to
+// the test's working directory ("." for the package under test). A failed
+// build fails t with go build's output, and every later Build of pkg fails
+// the same way without building again. Builds run one at a time.
+//
+// The binaries live in one temp dir per process, which Main (or Cleanup in
+// a TestMain that does more) removes when the tests are done.
+func Build(t testing.TB, pkg string) string {
+	t.Helper()
+	if strings.HasPrefix(pkg, ".") {
+		abs, err := filepath.Abs(pkg)
+		if err != nil {
+			t.Fatalf("build %s: %v", pkg, err)
+		}
+		pkg = abs
+	}
+	builds.mu.Lock()
+	defer builds.mu.Unlock()
+	if bin, ok := builds.bins[pkg]; ok {
+		return bin
+	}
+	if err, ok := builds.errs[pkg]; ok {
+		t.Fatal(err)
+	}
+	bin, err := build(pkg)
+	if err != nil {
+		if builds.errs == nil {
+			builds.errs = map[string]error{}
+		}
+		builds.errs[pkg] = err
+		t.Fatal(err)
+	}
+	if builds.bins == nil {
+		builds.bins = map[string]string{}
+	}
+	builds.bins[pkg] = bin
+	return bin
+}
+
+// build runs go build for pkg into a fresh subdirectory of builds.dir, so
+// packages with the same last element do not collide. builds.mu is held.
+func build(pkg string) (string, error) {
+	if builds.dir == "" {
+		dir, err := os.MkdirTemp("", "telltale-test-bin-")
+		if err != nil {
+			return "", fmt.Errorf("build %s: %w", pkg, err)
+		}
+		builds.dir = dir
+	}
+	sub := filepath.Join(builds.dir, strconv.Itoa(len(builds.bins)+len(builds.errs)))
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		return "", fmt.Errorf("build %s: %w", pkg, err)
+	}
+	bin := filepath.Join(sub, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = moduleRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+	}
+	return bin, nil
+}
+
+// Main runs the tests, removes what Build built and exits; a test package
+// that builds binaries uses it as its TestMain:
+//
+//	func TestMain(m *testing.M) { collectortest.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	Cleanup()
+	os.Exit(code)
+}
+
+// Cleanup removes every binary Build and Binary built in this process;
+// call it from TestMain after m.Run. Build after Cleanup builds again.
+func Cleanup() {
+	builds.mu.Lock()
+	defer builds.mu.Unlock()
+	if builds.dir != "" {
+		_ = os.RemoveAll(builds.dir)
+	}
+	builds.dir, builds.bins, builds.errs = "", nil, nil
+}
+
+// Binary builds ./collector once per test process and returns its path
+// (see Build).
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "telltale-collector-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "collector")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/telltale-dev/telltale/collector")
-		cmd.Dir = moduleRoot()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build collector: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return Build(t, "github.com/telltale-dev/telltale/collector")
 }
 
-// RemoveBinary deletes what Binary built, if anything; call it from
-// TestMain after m.Run so test runs leave no binaries in the temp dir.
-func RemoveBinary() {
-	if binPath != "" {
-		_ = os.RemoveAll(filepath.Dir(binPath))
-	}
-}
+// RemoveBinary removes what Binary built.
+//
+// Deprecated: use Cleanup, which removes every binary Build built.
+func RemoveBinary() { Cleanup() }
 
 func moduleRoot() string {
 	_, file, _, _ := runtime.Caller(0)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
@@ -26,8 +25,11 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
+	"github.com/telltale-dev/telltale/collector/collectortest"
 	"github.com/telltale-dev/telltale/instrument"
 )
+
+func TestMain(m *testing.M) { collectortest.Main(m) }
 
 // series is one series of an instant query.
 type series struct {
@@ -58,11 +60,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the demo binary for ~10s")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "demo")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := collectortest.Build(t, ".")
 
 	var st store
 	token := os.Getenv("TELLTALE_E2E_TOKEN")
@@ -78,7 +76,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		"-interval", "200ms", "-load", "150",
 	}
 	if token != "" {
-		tf := filepath.Join(dir, "token")
+		tf := filepath.Join(t.TempDir(), "token")
 		if err := os.WriteFile(tf, []byte(token+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -92,7 +90,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs collectortest.SyncBuffer
 	addrCh := make(chan string, 1)
 	logsDone := make(chan struct{})
 	go func() {
@@ -480,22 +478,4 @@ func (rc *realCollector) instant(t *testing.T, name string, match map[string]str
 		out = append(out, series{labels: r.Metric, value: v})
 	}
 	return out
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
