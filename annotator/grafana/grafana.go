@@ -76,10 +76,7 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string {
-	msg := fmt.Sprintf("grafana %s: HTTP %d", e.Op, e.Code)
-	if e.Message != "" {
-		msg += ": " + e.Message
-	}
+	msg := (&grafanahttp.StatusError{Op: e.Op, Code: e.Code, Message: e.Message}).Error()
 	switch e.Code {
 	case http.StatusUnauthorized:
 		msg += "; " + ErrUnauthorized.Error()

@@ -56,10 +56,7 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string {
-	msg := fmt.Sprintf("grafana %s: HTTP %d", e.Op, e.Code)
-	if e.Message != "" {
-		msg += ": " + e.Message
-	}
+	msg := (&grafanahttp.StatusError{Op: e.Op, Code: e.Code, Message: e.Message}).Error()
 	for _, s := range []error{ErrUnauthorized, ErrForbidden, ErrVersionConflict, ErrNameExists} {
 		if e.Is(s) {
 			msg += "; " + s.Error()
