@@ -9,8 +9,8 @@
 // refusals into status errors this package maps to its sentinels.
 //
 // Promises: every call honours its context and the client timeout; no call
-// retries by itself (the caller's outbox owns
-// retries); errors map Grafana's answers to sentinels a caller can act on:
+// retries by itself (the caller's outbox owns retries); errors map
+// Grafana's answers to sentinels a caller can act on:
 // ErrUnauthorized (401), ErrForbidden (403), ErrNotFound (404), ErrRejected
 // (other 4xx except 408 and 429: retrying the same request will not help).
 // Anything else (network errors, timeouts, 408, 429, 5xx) is transient.
