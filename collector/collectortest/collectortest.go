@@ -137,11 +137,6 @@ func Binary(t testing.TB) string {
 	return Build(t, "github.com/telltale-dev/telltale/collector")
 }
 
-// RemoveBinary removes what Binary built.
-//
-// Deprecated: use Cleanup, which removes every binary Build built.
-func RemoveBinary() { Cleanup() }
-
 func moduleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")

@@ -31,11 +31,7 @@ import (
 	"github.com/telltale-dev/telltale/samples"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	collectortest.RemoveBinary()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { collectortest.Main(m) }
 
 // startCollector runs the collector with args added to the test defaults,
 // waits until /readyz answers, and at the end of the test checks that it
