@@ -203,25 +203,9 @@ func (a *API) query(r *http.Request) (any, annotations.Annotations, *apiError) {
 		}
 		ts = t
 	}
-	ctx, cancel, apiErr := a.withTimeout(r)
-	if apiErr != nil {
-		return nil, nil, apiErr
-	}
-	defer cancel()
-	q, err := a.engine.NewInstantQuery(ctx, a.q, a.queryOpts(), qs, ts)
-	if err != nil {
-		return nil, nil, badData("invalid parameter \"query\": %v", err)
-	}
-	defer q.Close()
-	res := q.Exec(ctx)
-	if res.Err != nil {
-		return nil, res.Warnings, queryError(res.Err)
-	}
-	limit, apiErr := parseLimit(r)
-	if apiErr != nil {
-		return nil, nil, apiErr
-	}
-	return truncateResult(res.Value, limit), res.Warnings, nil
+	return a.exec(r, func(ctx context.Context) (promql.Query, error) {
+		return a.engine.NewInstantQuery(ctx, a.q, a.queryOpts(), qs, ts)
+	})
 }
 
 func (a *API) queryRange(r *http.Request) (any, annotations.Annotations, *apiError) {
@@ -250,12 +234,24 @@ func (a *API) queryRange(r *http.Request) (any, annotations.Annotations, *apiErr
 	if points := end.Sub(start) / step; int(points) > a.opts.MaxPoints {
 		return nil, nil, badData("exceeded maximum resolution of %d points per timeseries. Try decreasing the query resolution (?step=XX)", a.opts.MaxPoints)
 	}
+	return a.exec(r, func(ctx context.Context) (promql.Query, error) {
+		return a.engine.NewRangeQuery(ctx, a.q, a.queryOpts(), qs, start, end, step)
+	})
+}
+
+// exec runs the query newQuery makes under the request's timeout and
+// limit: the shared tail of /query and /query_range.
+func (a *API) exec(r *http.Request, newQuery func(context.Context) (promql.Query, error)) (any, annotations.Annotations, *apiError) {
+	limit, apiErr := parseLimit(r)
+	if apiErr != nil {
+		return nil, nil, apiErr
+	}
 	ctx, cancel, apiErr := a.withTimeout(r)
 	if apiErr != nil {
 		return nil, nil, apiErr
 	}
 	defer cancel()
-	q, err := a.engine.NewRangeQuery(ctx, a.q, a.queryOpts(), qs, start, end, step)
+	q, err := newQuery(ctx)
 	if err != nil {
 		return nil, nil, badData("invalid parameter \"query\": %v", err)
 	}
@@ -263,10 +259,6 @@ func (a *API) queryRange(r *http.Request) (any, annotations.Annotations, *apiErr
 	res := q.Exec(ctx)
 	if res.Err != nil {
 		return nil, res.Warnings, queryError(res.Err)
-	}
-	limit, apiErr := parseLimit(r)
-	if apiErr != nil {
-		return nil, nil, apiErr
 	}
 	return truncateResult(res.Value, limit), res.Warnings, nil
 }
