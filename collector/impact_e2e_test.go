@@ -198,7 +198,7 @@ func TestImpactEndToEnd(t *testing.T) {
 	})
 	t.Run("cli", func(t *testing.T) {
 		code, out := annotate(t, "impact", "-collector", in.URL, "shop-b")
-		if code != 0 || !regexp.MustCompile(`(?m)^error ratio +[0-9.]+% +[0-9.]+% +\+[0-9.]+% +\S+ +regressed *$`).MatchString(out) ||
+		if code != 0 || !regexp.MustCompile(`(?m)^error ratio +[0-9.]+% +[0-9.]+% +\+[0-9.]+(%| pp) +\S+ +regressed *$`).MatchString(out) ||
 			!strings.Contains(out, "summary: "+ans.Summary) {
 			t.Errorf("annotator impact shop-b: exit %d:\n%s\nwant the table with error ratio regressed", code, out)
 		}

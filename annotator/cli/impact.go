@@ -104,9 +104,13 @@ func printImpact(w io.Writer, ans deployapi.ImpactAnswer) error {
 	return nil
 }
 
-// change is the relative change of medians, or "-" when not judged.
+// change is the relative change of medians; the absolute change when the
+// relative one is undefined (from 0); "-" when not judged.
 func change(s impact.SignalReport) string {
-	if math.IsNaN(float64(s.RelChange)) {
+	if math.IsNaN(float64(s.RelChange)) || math.IsInf(float64(s.RelChange), 0) {
+		if a := float64(s.AbsChange); !math.IsNaN(a) && a != 0 {
+			return impact.FormatDelta(a, s.Unit)
+		}
 		return "-"
 	}
 	return impact.FormatRel(float64(s.RelChange))

@@ -332,5 +332,9 @@ func FormatValue(v float64, unit string) string { return formatValue(v, unit) }
 // "up from 0"); "n/a" for NaN.
 func FormatRel(rel float64) string { return formatRel(rel) }
 
+// FormatDelta renders an absolute change in the signal's unit ("+7.8 pp"
+// for a ratio, "+390ms").
+func FormatDelta(v float64, unit string) string { return formatDelta(v, unit) }
+
 // FormatP renders a p-value compactly ("0.0032", "1.2e-07"); "n/a" for NaN.
 func FormatP(p float64) string { return formatP(p) }
