@@ -4,18 +4,17 @@ import (
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
 )
 
-// refCache maps a series key (samples.Series.Key) to its storage reference
-// and labels, so a series seen before skips validation, label building and
-// the head's hash lookup. It is sharded to keep lock contention low with
+// refCache maps a series key (samples.Series.Key) to its storage reference,
+// so a series seen before skips validation, label building and the head's
+// hash lookup. It is sharded to keep lock contention low with
 // several concurrent writers, and bounded: a shard that outgrows its share
 // of maxEntries moves its entries to a previous generation, consulted on a
 // miss, and drops the generation before that (a two-generation LRU-ish
 // scheme, as VictoriaMetrics' caches do). A stale reference is harmless: the
-// TSDB appender falls back to the labels when the reference is unknown.
+// writer builds the labels when the appender does not know the reference.
 type refCache struct {
 	shards [cacheShards]cacheShard
 }
@@ -34,9 +33,10 @@ type cacheShard struct {
 	_    [40]byte // keep shards on separate cache lines
 }
 
+// cacheEntry is what the cache keeps per series: the reference only; the
+// labels are in the head already.
 type cacheEntry struct {
-	ref  promstorage.SeriesRef
-	lset labels.Labels
+	ref promstorage.SeriesRef
 }
 
 func newRefCache() *refCache {

@@ -21,6 +21,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/telltale-dev/telltale/samples"
 )
@@ -95,10 +96,11 @@ type Writer struct {
 
 	scratch sync.Pool // *writeScratch
 
-	rejected sync.Map // reason -> *metrics.Counter
-	samplesC *metrics.Counter
-	seriesC  *metrics.Counter
-	cacheMis *metrics.Counter
+	rejected  sync.Map // reason -> *metrics.Counter
+	samplesC  *metrics.Counter
+	seriesC   *metrics.Counter
+	cacheMis  *metrics.Counter
+	staleRefs *metrics.Counter
 }
 
 type writeScratch struct {
@@ -133,6 +135,7 @@ func NewWriter(db Appendable, opts Options) *Writer {
 	w.samplesC = w.set.NewCounter("telltale_ingest_committed_samples_total")
 	w.seriesC = w.set.NewCounter("telltale_ingest_new_series_total")
 	w.cacheMis = w.set.NewCounter("telltale_ingest_series_cache_misses_total")
+	w.staleRefs = w.set.NewCounter("telltale_ingest_series_cache_stale_total")
 	w.set.NewGauge("telltale_ingest_series_cache_entries", func() float64 { return float64(w.cache.len()) })
 	w.set.NewGauge("telltale_ingest_concurrent_inserts", func() float64 { return float64(len(w.slots)) })
 	w.set.NewGauge("telltale_ingest_concurrent_inserts_limit", func() float64 { return float64(cap(w.slots)) })
@@ -227,15 +230,19 @@ func (w *Writer) Write(ctx context.Context, b *samples.Batch) error {
 			refs = append(refs, 0)
 			continue
 		}
-		e, ok := w.cache.get(s.Key)
-		if !ok {
+		// A cached series is appended by reference alone, with no labels:
+		// the cache keeps no copy of them. A stale reference (the head
+		// dropped the series) then fails as an empty label set, and the
+		// labels are built from the batch after all.
+		e, cached := w.cache.get(s.Key)
+		var lset labels.Labels
+		if !cached {
 			w.cacheMis.Inc()
-			lset, err := w.buildLabels(b, s, &sc.builder)
-			if err != nil {
+			var err error
+			if lset, err = w.buildLabels(b, s, &sc.builder); err != nil {
 				sc.refs = refs
 				return err
 			}
-			e = cacheEntry{lset: lset}
 		}
 		ref := e.ref
 		for _, smp := range ss {
@@ -243,12 +250,20 @@ func (w *Writer) Write(ctx context.Context, b *samples.Batch) error {
 				w.CountRejected("too_far_in_future", 1)
 				sc.refs = refs
 				return fmt.Errorf("%w: series %s: sample at %s is more than %s in the future; fix the sender's clock or raise -ingest.max-future-drift",
-					ErrInvalid, e.lset.String(), time.UnixMilli(smp.T).UTC().Format(time.RFC3339), w.limits.MaxFutureDrift)
+					ErrInvalid, describe(b.SeriesLabels(s)), time.UnixMilli(smp.T).UTC().Format(time.RFC3339), w.limits.MaxFutureDrift)
 			}
-			r, err := app.Append(ref, e.lset, smp.T, smp.V)
+			r, err := app.Append(ref, lset, smp.T, smp.V)
+			if err != nil && lset.IsEmpty() && errors.Is(err, tsdb.ErrInvalidSample) {
+				w.staleRefs.Inc()
+				if lset, err = w.buildLabels(b, s, &sc.builder); err != nil {
+					sc.refs = refs
+					return err
+				}
+				r, err = app.Append(0, lset, smp.T, smp.V)
+			}
 			if err != nil {
 				sc.refs = refs
-				return w.appendError(err, e.lset, smp.T)
+				return w.appendError(err, describe(b.SeriesLabels(s)), smp.T)
 			}
 			ref = r
 		}
@@ -282,24 +297,24 @@ func (w *Writer) Write(ctx context.Context, b *samples.Batch) error {
 	return nil
 }
 
-func (w *Writer) appendError(err error, lset labels.Labels, t int64) error {
+func (w *Writer) appendError(err error, series string, t int64) error {
 	ts := time.UnixMilli(t).UTC().Format(time.RFC3339Nano)
 	switch {
 	case errors.Is(err, promstorage.ErrOutOfBounds), errors.Is(err, promstorage.ErrTooOldSample):
 		w.CountRejected("too_old", 1)
-		return fmt.Errorf("%w: series %s: sample at %s is older than the out-of-order window allows; raise -storage.out-of-order-window or drop the backlog", ErrInvalid, lset.String(), ts)
+		return fmt.Errorf("%w: series %s: sample at %s is older than the out-of-order window allows; raise -storage.out-of-order-window or drop the backlog", ErrInvalid, series, ts)
 	case errors.Is(err, promstorage.ErrOutOfOrderSample):
 		w.CountRejected("out_of_order", 1)
-		return fmt.Errorf("%w: series %s: sample at %s is out of order; enable -storage.out-of-order-window", ErrInvalid, lset.String(), ts)
+		return fmt.Errorf("%w: series %s: sample at %s is out of order; enable -storage.out-of-order-window", ErrInvalid, series, ts)
 	case errors.Is(err, promstorage.ErrDuplicateSampleForTimestamp):
 		w.CountRejected("duplicate_timestamp", 1)
-		return fmt.Errorf("%w: series %s: a different value is already stored at %s; each series may have one value per timestamp", ErrInvalid, lset.String(), ts)
+		return fmt.Errorf("%w: series %s: a different value is already stored at %s; each series may have one value per timestamp", ErrInvalid, series, ts)
 	case errors.Is(err, promstorage.ErrOutOfOrderExemplar), errors.Is(err, promstorage.ErrExemplarLabelLength):
 		w.CountRejected("bad_exemplar", 1)
-		return fmt.Errorf("%w: series %s: %v", ErrInvalid, lset.String(), err)
+		return fmt.Errorf("%w: series %s: %v", ErrInvalid, series, err)
 	}
 	w.CountRejected("storage_error", 1)
-	return fmt.Errorf("%w: series %s: %v", ErrStorage, lset.String(), err)
+	return fmt.Errorf("%w: series %s: %v", ErrStorage, series, err)
 }
 
 // buildLabels validates the labels of s and returns them sorted.

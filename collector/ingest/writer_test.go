@@ -110,6 +110,9 @@ func TestWriterCacheAndStaleRef(t *testing.T) {
 	if e2.ref == e.ref {
 		t.Fatalf("stale reference was not replaced in the cache")
 	}
+	if got := w.staleRefs.Get(); got != 1 {
+		t.Fatalf("got %d stale references counted; want 1", got)
+	}
 }
 
 func TestWriterErrors(t *testing.T) {
