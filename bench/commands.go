@@ -71,6 +71,12 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Fail before an hour of measuring, not after it, when -out's folder is missing.
+	for _, f := range []string{c.out, c.chart, c.json} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			return fmt.Errorf("cannot create the folder of %s: %w", f, err)
+		}
+	}
 	sizes := scenario.FullSizes()
 	if c.smoke {
 		sizes = scenario.SmokeSizes()
