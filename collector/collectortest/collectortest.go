@@ -33,6 +33,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/telltale-dev/telltale/samples"
 )
@@ -413,15 +414,22 @@ func Gzip(t testing.TB, b []byte) []byte {
 // MemStore is an ingest.Appendable that keeps committed samples in memory,
 // by label set in Prometheus notation ({__name__="up", job="x"}). Only
 // Append, Commit and Rollback of its appenders may be called, which is all
-// ingest.Writer uses. It is safe for concurrent use.
+// ingest.Writer uses. Like the TSDB head, Append takes a known reference
+// without labels, and answers an unknown reference with no labels with an
+// error wrapping tsdb.ErrInvalidSample. It is safe for concurrent use.
 type MemStore struct {
 	mu        sync.Mutex
 	series    map[string][]samples.Sample
+	refs      map[promstorage.SeriesRef]string
+	byLabels  map[string]promstorage.SeriesRef
 	commitErr error
 }
 
 // NewMemStore returns an empty MemStore.
-func NewMemStore() *MemStore { return &MemStore{series: map[string][]samples.Sample{}} }
+func NewMemStore() *MemStore {
+	return &MemStore{series: map[string][]samples.Sample{},
+		refs: map[promstorage.SeriesRef]string{}, byLabels: map[string]promstorage.SeriesRef{}}
+}
 
 // Appender implements ingest.Appendable.
 func (s *MemStore) Appender(context.Context) promstorage.Appender { return &memAppender{s: s} }
@@ -466,9 +474,22 @@ type pendingSample struct {
 	s    samples.Sample
 }
 
-func (a *memAppender) Append(_ promstorage.SeriesRef, l labels.Labels, t int64, v float64) (promstorage.SeriesRef, error) {
-	a.pending = append(a.pending, pendingSample{l.String(), samples.Sample{T: t, V: v}})
-	return promstorage.SeriesRef(l.Hash()), nil
+func (a *memAppender) Append(ref promstorage.SeriesRef, l labels.Labels, t int64, v float64) (promstorage.SeriesRef, error) {
+	a.s.mu.Lock()
+	defer a.s.mu.Unlock()
+	name, ok := a.s.refs[ref]
+	if !ok {
+		if l.IsEmpty() {
+			return 0, fmt.Errorf("empty labelset: %w", tsdb.ErrInvalidSample)
+		}
+		name = l.String()
+		if ref, ok = a.s.byLabels[name]; !ok {
+			ref = promstorage.SeriesRef(len(a.s.refs) + 1)
+			a.s.refs[ref], a.s.byLabels[name] = name, ref
+		}
+	}
+	a.pending = append(a.pending, pendingSample{name, samples.Sample{T: t, V: v}})
+	return ref, nil
 }
 
 func (a *memAppender) Commit() error {
