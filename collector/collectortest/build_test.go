@@ -76,12 +76,26 @@ func TestBuildFails(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go build")
 	}
-	msg := buildFails("./testdata/broken")
+	// The package that does not compile is written at test time, so no
+	// broken Go file is committed for go vet or an editor to trip over. It
+	// must sit inside the module for go build to take it; testdata keeps it
+	// out of ./... patterns.
+	dir, err := os.MkdirTemp("testdata", "broken-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	src := "package main\n\nfunc main() {\n\tundefinedOnPurpose()\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pkg := "./" + filepath.ToSlash(dir)
+	msg := buildFails(pkg)
 	if !strings.Contains(msg, "go build") || !strings.Contains(msg, "undefinedOnPurpose") {
 		t.Fatalf("got %q; want go build's output naming undefinedOnPurpose", msg)
 	}
 	// The failure is remembered, not built again.
-	if again := buildFails("./testdata/broken"); again != msg {
+	if again := buildFails(pkg); again != msg {
 		t.Fatalf("second Build: got %q; want the first failure %q", again, msg)
 	}
 }
