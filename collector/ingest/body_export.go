@@ -32,10 +32,7 @@ type BodyBuffers struct {
 // ErrUnsupportedMediaType and say which limit or header to fix. The returned
 // slice aliases bufs and is valid until bufs is reused.
 func (h *Handlers) ReadBody(r *http.Request, bufs *BodyBuffers) ([]byte, error) {
-	rb := reqBuffers{body: bufs.Raw[:0], decoded: bufs.Decoded[:0]}
-	data, err := h.readDecoded(r, &rb)
-	bufs.Raw, bufs.Decoded = rb.body, rb.decoded
-	return data, err
+	return h.readDecoded(r, bufs)
 }
 
 // Trim drops the buffers an unusually large request grew (Raw over 8 MiB,
@@ -81,19 +78,24 @@ func (h *Handlers) CountSamples(endpoint string, n int) {
 	h.set.GetOrCreateCounter(`telltale_ingest_samples_total{endpoint="` + endpoint + `"}`).Add(n)
 }
 
-// Reject counts and logs a failed request exactly as Fail does, but writes
-// no response: it is for protocols that prescribe their own error body
-// (InfluxDB's JSON errors, OTLP's google.rpc.Status). It returns the status
-// to answer, from StatusOf; on 503 the caller should set Retry-After as
-// Fail does (RetryAfterSeconds).
+// Reject counts and logs a failed request and returns the status to answer,
+// from StatusOf; it writes no response. On 503 the caller sets Retry-After
+// (RetryAfterSeconds). FailWith and the plain-text answers of the
+// Prometheus endpoints go through it.
 func (h *Handlers) Reject(endpoint string, err error) int {
-	h.fail(nopResponseWriter{}, endpoint, err)
-	return StatusOf(err)
+	status := StatusOf(err)
+	h.set.GetOrCreateCounter(`telltale_ingest_failed_requests_total{endpoint="` + endpoint + `",reason="` + reasonOf(status) + `"}`).Inc()
+	if status >= 500 {
+		h.log.Warn("write failed", "component", "ingest", "endpoint", endpoint, "status", status, "err", err)
+	} else {
+		h.log.Debug("write rejected", "component", "ingest", "endpoint", endpoint, "status", status, "err", err)
+	}
+	return status
 }
 
-// FailWith answers a failed request for protocols that prescribe their own
-// error body (InfluxDB's JSON errors, OTLP's google.rpc.Status): counted and
-// logged as Fail does, the status from StatusOf, Retry-After on 503, then
+// FailWith answers a failed request with the error body the protocol
+// prescribes (plain text for the Prometheus endpoints, InfluxDB's JSON
+// errors, OTLP's google.rpc.Status): counted and logged by Reject, the status from StatusOf, Retry-After on 503, then
 // the body that body returns for that status, as contentType. Headers the
 // protocol adds must be set on w before the call.
 func (h *Handlers) FailWith(w http.ResponseWriter, endpoint string, err error, contentType string, body func(status int) []byte) {
@@ -107,13 +109,5 @@ func (h *Handlers) FailWith(w http.ResponseWriter, endpoint string, err error, c
 	_, _ = w.Write(body(status))
 }
 
-// RetryAfterSeconds is the Retry-After value Fail sends with a 503.
+// RetryAfterSeconds is the Retry-After value sent with every 503.
 const RetryAfterSeconds = "5"
-
-// nopResponseWriter is a ResponseWriter that drops what it is given, so
-// Reject can reuse fail's counting and logging.
-type nopResponseWriter struct{}
-
-func (nopResponseWriter) Header() http.Header         { return http.Header{} }
-func (nopResponseWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (nopResponseWriter) WriteHeader(int)             {}

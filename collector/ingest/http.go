@@ -47,10 +47,9 @@ type Handlers struct {
 }
 
 type reqBuffers struct {
-	body    []byte
-	decoded []byte
-	batch   samples.Batch
-	text    promtext.Parser
+	BodyBuffers
+	batch samples.Batch
+	text  promtext.Parser
 }
 
 // NewHandlers returns the write endpoints' handlers.
@@ -90,14 +89,8 @@ func (h *Handlers) getBuffers() *reqBuffers {
 }
 
 func (h *Handlers) putBuffers(b *reqBuffers) {
-	b.batch.Reset()
-	// Do not keep huge buffers around after an unusually large request.
-	if cap(b.body) > 8<<20 {
-		b.body = nil
-	}
-	if cap(b.decoded) > 32<<20 {
-		b.decoded = nil
-	}
+	ResetBatch(&b.batch)
+	b.Trim()
 	h.bufs.Put(b)
 }
 
@@ -134,11 +127,11 @@ func (h *Handlers) RemoteWrite(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	bufs := h.getBuffers()
 	defer h.putBuffers(bufs)
-	if bufs.body, err = h.readBody(r, bufs.body[:0]); err != nil {
+	if bufs.Raw, err = h.readBody(r, bufs.Raw[:0]); err != nil {
 		h.fail(w, ep, err)
 		return
 	}
-	bufs.decoded, err = remotewrite.DecodeSnappy(bufs.decoded[:0], bufs.body, int(h.opts.MaxDecodedBytes))
+	bufs.Decoded, err = remotewrite.DecodeSnappy(bufs.Decoded[:0], bufs.Raw, int(h.opts.MaxDecodedBytes))
 	if err != nil {
 		if errors.Is(err, remotewrite.ErrTooLarge) {
 			h.fail(w, ep, fmt.Errorf("%w: %v (the flag is -ingest.max-decoded-bytes=%d)", ErrTooLarge, err, h.opts.MaxDecodedBytes))
@@ -150,9 +143,9 @@ func (h *Handlers) RemoteWrite(w http.ResponseWriter, r *http.Request) {
 	b := &bufs.batch
 	var st remotewrite.Stats
 	if version == 2 {
-		st, err = remotewrite.DecodeV2(bufs.decoded, b)
+		st, err = remotewrite.DecodeV2(bufs.Decoded, b)
 	} else {
-		st, err = remotewrite.DecodeV1(bufs.decoded, b)
+		st, err = remotewrite.DecodeV1(bufs.Decoded, b)
 	}
 	if err != nil {
 		h.fail(w, ep, fmt.Errorf("%w: %v", ErrInvalid, err))
@@ -225,7 +218,7 @@ func (h *Handlers) ImportPrometheus(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	bufs := h.getBuffers()
 	defer h.putBuffers(bufs)
-	data, err := h.readDecoded(r, bufs)
+	data, err := h.readDecoded(r, &bufs.BodyBuffers)
 	if err != nil {
 		h.fail(w, ep, err)
 		return
@@ -281,34 +274,34 @@ func (h *Handlers) readBody(r *http.Request, dst []byte) ([]byte, error) {
 
 // readDecoded reads the body and gunzips it when Content-Encoding says so,
 // bounding the decompressed size by MaxDecodedBytes.
-func (h *Handlers) readDecoded(r *http.Request, bufs *reqBuffers) ([]byte, error) {
+func (h *Handlers) readDecoded(r *http.Request, bufs *BodyBuffers) ([]byte, error) {
 	var err error
-	if bufs.body, err = h.readBody(r, bufs.body[:0]); err != nil {
+	if bufs.Raw, err = h.readBody(r, bufs.Raw[:0]); err != nil {
 		return nil, err
 	}
 	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
 	switch enc {
 	case "", "identity":
-		return bufs.body, nil
+		return bufs.Raw, nil
 	case "gzip", "x-gzip":
 	default:
 		return nil, fmt.Errorf("%w: Content-Encoding %q; send plain text or gzip", ErrUnsupportedMediaType, enc)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(bufs.body))
+	zr, err := gzip.NewReader(bytes.NewReader(bufs.Raw))
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot read gzip body: %v", ErrInvalid, err)
 	}
 	max := h.opts.MaxDecodedBytes
-	out := bytes.NewBuffer(bufs.decoded[:0])
+	out := bytes.NewBuffer(bufs.Decoded[:0])
 	n, err := out.ReadFrom(io.LimitReader(zr, max+1))
-	bufs.decoded = out.Bytes()
+	bufs.Decoded = out.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot decompress gzip body: %v", ErrInvalid, err)
 	}
 	if n > max {
 		return nil, fmt.Errorf("%w: body decompresses to more than %d bytes, limit -ingest.max-decoded-bytes=%d: send smaller batches or raise the flag", ErrTooLarge, max, max)
 	}
-	return bufs.decoded, nil
+	return bufs.Decoded, nil
 }
 
 var (
@@ -353,24 +346,8 @@ func reasonOf(status int) string {
 	return "internal"
 }
 
-// fail answers a failed write request: status from StatusOf, the message as
-// plain text, Retry-After on 503, and counts it.
+// fail answers a failed write request with the message as plain text,
+// counted and logged by Reject.
 func (h *Handlers) fail(w http.ResponseWriter, endpoint string, err error) {
-	status := StatusOf(err)
-	h.set.GetOrCreateCounter(`telltale_ingest_failed_requests_total{endpoint="` + endpoint + `",reason="` + reasonOf(status) + `"}`).Inc()
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "5")
-	}
-	if status >= 500 {
-		h.log.Warn("write failed", "component", "ingest", "endpoint", endpoint, "status", status, "err", err)
-	} else {
-		h.log.Debug("write rejected", "component", "ingest", "endpoint", endpoint, "status", status, "err", err)
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	fmt.Fprintln(w, err.Error())
+	h.FailWith(w, endpoint, err, "text/plain; charset=utf-8", func(int) []byte { return []byte(err.Error() + "\n") })
 }
-
-// Fail lets the other write endpoints (Influx, OTLP) answer errors the same way.
-func (h *Handlers) Fail(w http.ResponseWriter, endpoint string, err error) { h.fail(w, endpoint, err) }
