@@ -416,7 +416,6 @@ func TestVMAgentRemoteWrite(t *testing.T) {
 func TestQueryAPI(t *testing.T) {
 	t.Parallel()
 	in := collectortest.Start(t)
-	ctx := t.Context()
 	now := time.Now().Truncate(time.Second)
 	b := testBatch("e2e_api", 3, 5, now)
 	if status, body, _ := postRemoteWrite(t, in, b, 1); status != 204 {
@@ -470,5 +469,4 @@ func TestQueryAPI(t *testing.T) {
 	if !strings.Contains(buf.String(), `"value":[`+ts+`,"3"]`) {
 		t.Fatalf("POST query: got %s; want count 3", buf.String())
 	}
-	_ = ctx
 }
