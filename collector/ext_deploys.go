@@ -113,9 +113,8 @@ func (a *app) impactOptions() (*deploys.ImpactOptions, error) {
 		}
 		cfg = c
 	}
-	rate := cfg.Signals("", "")[0].Query // shows the rate window in use
 	a.log.Info("deploy impact analysis on", "component", "deploys", "window", cfg.Window, "step", cfg.Step,
-		"services_configured", len(cfg.Services), "request_rate_query", rate)
+		"rate_window", cfg.EffectiveRateWindow(), "services_configured", len(cfg.Services))
 	return &deploys.ImpactOptions{
 		Querier: promq.New(a.query.Engine(), a.query.Queryable()),
 		Config:  cfg,

@@ -168,9 +168,9 @@ func (c *Config) WithWindow(window time.Duration) (*Config, error) {
 	return &out, nil
 }
 
-// rateWindow is the configured rate window or the default for the window
+// EffectiveRateWindow is the configured rate window or the default for the window
 // and step.
-func (c *Config) rateWindow() time.Duration {
+func (c *Config) EffectiveRateWindow() time.Duration {
 	if c == nil {
 		return DefaultRateWindow
 	}
@@ -271,7 +271,7 @@ func defaultNames(defaults []Signal) string {
 // as retuned or disabled by the config, then the service's own signals in
 // config order. A nil Config gives DefaultSignals.
 func (c *Config) Signals(service, env string) []Signal {
-	rw := c.rateWindow()
+	rw := c.EffectiveRateWindow()
 	sigs := DefaultSignalsWith(service, env, rw)
 	if c == nil {
 		return sigs
