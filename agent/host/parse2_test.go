@@ -209,9 +209,9 @@ func TestParseTextfile(t *testing.T) {
 		t.Errorf("backup.prom: %d samples, %v; want 5", b.Len(), err)
 	}
 	for in, want := range map[string]string{
-		"m 1 1718000000000\n":  "has a timestamp",
+		"m 1 1718000000000\n":    "has a timestamp",
 		"m{a=\"1\",a=\"2\"} 1\n": `label "a" twice`,
-		"m{ 1\n":               "line 1",
+		"m{ 1\n":                 "line 1",
 	} {
 		if err := parseTextfile([]byte(in), &p, &b); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("parseTextfile(%q) = %v; want %q", in, err, want)

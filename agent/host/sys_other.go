@@ -14,7 +14,9 @@ var errNotLinux = errors.New("host metrics need Linux /proc and /sys")
 
 func readFileInto(path []byte, buf []byte) ([]byte, error) { return buf[:0], errNotLinux }
 
-func readFileAt(dirfd uintptr, path []byte, buf []byte, sysfsAttr bool) ([]byte, error) { return buf[:0], errNotLinux }
+func readFileAt(dirfd uintptr, path []byte, buf []byte, sysfsAttr bool) ([]byte, error) {
+	return buf[:0], errNotLinux
+}
 
 func openDir(path []byte) (uintptr, error) { return 0, errNotLinux }
 
