@@ -201,8 +201,16 @@ func FuzzParseSysfs(f *testing.F) {
 		if v, ok := parseSysfsUint(data); ok && !bytes.Contains(data, []byte(fmt.Sprint(v))) {
 			t.Fatalf("value %d not in %q", v, data)
 		}
-		if v, ok := parseSysfsInt(data); ok && !bytes.Contains(bytes.ToLower(data), []byte(fmt.Sprintf("%x", abs(v)))) && !bytes.Contains(data, []byte(fmt.Sprint(abs(v)))) {
-			t.Fatalf("value %d not in %q", v, data)
+		// Decimal, 0x hex, 0-prefixed octal, 0b binary, with _ between
+		// digits, as node_exporter's value parser (strconv.ParseInt base 0)
+		// reads them.
+		if v, ok := parseSysfsInt(data); ok {
+			data = bytes.ReplaceAll(data, []byte("_"), nil)
+			low := bytes.ToLower(data)
+			if !bytes.Contains(low, []byte(fmt.Sprintf("%x", abs(v)))) && !bytes.Contains(data, []byte(fmt.Sprint(abs(v)))) &&
+				!bytes.Contains(data, []byte(fmt.Sprintf("%o", abs(v)))) && !bytes.Contains(low, []byte(fmt.Sprintf("%b", abs(v)))) {
+				t.Fatalf("value %d not in %q", v, data)
+			}
 		}
 	})
 }
