@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,4 +95,26 @@ func TestNewFileErrors(t *testing.T) {
 			t.Errorf("NewFile(%q): got nil error", files)
 		}
 	}
+}
+
+// FuzzParseGroups: target group files and HTTP SD answers, JSON and YAML.
+func FuzzParseGroups(f *testing.F) {
+	f.Add([]byte(`[{"targets": ["a:1"], "labels": {"x": "y"}}]`), false)
+	f.Add([]byte("- targets: ['db:9187']\n  labels: {role: db}\n"), true)
+	f.Fuzz(func(t *testing.T, data []byte, yamlFormat bool) {
+		gs, err := parseGroups(data, yamlFormat, "src", "__meta_filepath", "f")
+		if err != nil {
+			return
+		}
+		for i, g := range gs {
+			if g.Source != fmt.Sprintf("src:%d", i) || g.Labels["__meta_filepath"] != "f" {
+				t.Fatalf("group %d: %+v", i, g)
+			}
+			for _, tl := range g.Targets {
+				if len(tl) != 1 {
+					t.Fatalf("target %v: want only __address__", tl)
+				}
+			}
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -281,4 +282,59 @@ func BenchmarkProcess(b *testing.B) {
 			out = bl.Labels(out[:0])
 		}
 	}
+}
+
+// FuzzDifferential feeds one relabel config and one label set (name=value
+// lines) to Prometheus and to this package: they must agree on validity
+// and, for valid configs, on the result.
+func FuzzDifferential(f *testing.F) {
+	f.Add("source_labels: [a]\nregex: (.*)x\ntarget_label: b\nreplacement: ${1}y\n", "a=1x\nc=2")
+	f.Add("action: labelmap\nregex: __meta_(.+)\n", "__meta_x=1\nx=2")
+	f.Add("action: hashmod\nsource_labels: [a]\nmodulus: 7\ntarget_label: h\n", "a=abc")
+	f.Add("action: keepequal\nsource_labels: [a]\ntarget_label: b\n", "a=1\nb=1")
+	f.Add("action: labeldrop\nregex: a|b\n", "a=1\nb=2\nc=3")
+	f.Fuzz(func(t *testing.T, doc, lbls string) {
+		var pc promrelabel.Config
+		perr := yaml2.UnmarshalStrict([]byte(doc), &pc)
+		if perr == nil {
+			perr = pc.Validate(model.UTF8Validation)
+		}
+		var c Config
+		var rule *Rule
+		err := yaml.Unmarshal([]byte(doc), &c)
+		if err == nil {
+			rule, err = Compile(c, UTF8)
+		}
+		if (perr == nil) != (err == nil) {
+			// YAML libraries differ on exotic documents (v2 and v3 read
+			// tags, anchors and duplicate keys differently); only compare
+			// documents both can read as a relabel config.
+			if perr != nil && strings.Contains(perr.Error(), "yaml:") || err != nil && strings.Contains(err.Error(), "yaml:") {
+				return
+			}
+			t.Fatalf("config %q: Prometheus error %v, ours %v", doc, perr, err)
+		}
+		if err != nil {
+			return
+		}
+		m := map[string]string{}
+		for _, line := range strings.Split(lbls, "\n") {
+			if n, v, ok := strings.Cut(line, "="); ok && n != "" && v != "" && utf8.ValidString(n) && utf8.ValidString(v) {
+				m[n] = v
+			}
+		}
+		var in []samples.Label
+		for n, v := range m {
+			in = append(in, samples.Label{Name: n, Value: v})
+		}
+		slices.SortFunc(in, func(a, b samples.Label) int { return strings.Compare(a.Name, b.Name) })
+		pb := labels.NewBuilder(promLabels(in))
+		pkeep := promrelabel.ProcessBuilder(pb, &pc)
+		var b Builder
+		b.Reset(in)
+		keep := Process(&b, rule)
+		if keep != pkeep || keep && !slices.Equal(b.Labels(nil), fromProm(pb.Labels())) {
+			t.Fatalf("config %q labels %v: got %v %v; Prometheus %v %v", doc, in, keep, b.Labels(nil), pkeep, fromProm(pb.Labels()))
+		}
+	})
 }

@@ -544,3 +544,19 @@ func TestDurations(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"30s", "1m30s", "1d12h", "1s500ms", "0", "5y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration(s)
+		if err != nil || d < 0 {
+			return
+		}
+		// Round trip: what FormatDuration writes parses back the same.
+		if d2, err := ParseDuration(FormatDuration(d)); err != nil || d2 != d {
+			t.Fatalf("ParseDuration(%q) = %v; FormatDuration gives %q which parses as %v, %v", s, d, FormatDuration(d), d2, err)
+		}
+	})
+}

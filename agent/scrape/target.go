@@ -3,6 +3,7 @@ package scrape
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -232,7 +233,11 @@ func ParseDuration(s string) (time.Duration, error) {
 			return 0, fmt.Errorf("not a valid duration string: %q", orig)
 		}
 		last = k
-		total += time.Duration(n) * durationUnits[k].d
+		u := durationUnits[k].d
+		if n > int64(math.MaxInt64/u) || total > math.MaxInt64-time.Duration(n)*u {
+			return 0, fmt.Errorf("duration out of range: %q", orig)
+		}
+		total += time.Duration(n) * u
 	}
 	return total, nil
 }
