@@ -3,7 +3,6 @@ package host
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/agent/relabel"
+	"github.com/telltale-dev/telltale/collector/collectortest"
 	"github.com/telltale-dev/telltale/protoparser/promtext"
 	"github.com/telltale-dev/telltale/samples"
 )
@@ -47,16 +47,6 @@ func nodeExporterPath(t *testing.T) string {
 	return p
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // scrapeNodeExporter runs node_exporter on root and returns one scrape.
 func scrapeNodeExporter(t *testing.T, root, textfileDir string) []byte {
 	t.Helper()
@@ -69,14 +59,14 @@ func scrapeNodeExporter(t *testing.T, root, textfileDir string) []byte {
 		return a
 	}
 	root = abs(root)
-	addr := freeAddr(t)
+	addr := collectortest.FreeAddr(t)
 	cmd := exec.Command(bin, "--web.listen-address="+addr,
 		"--path.procfs="+root+"/proc", "--path.sysfs="+root+"/sys", "--path.rootfs="+root,
 		"--path.udev.data="+root+"/run/udev/data",
 		// Read the files, not the kernel over netlink: the fixture is files.
 		"--no-collector.arp.netlink", "--no-collector.netdev.netlink",
 		"--collector.textfile.directory="+abs(textfileDir))
-	var log strings.Builder
+	var log collectortest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.Env = append(os.Environ(), "TZ=UTC")
 	if err := cmd.Start(); err != nil {
