@@ -358,3 +358,15 @@ func FuzzParseTextfile(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseSchedstat(f *testing.F) {
+	seed(f, "proc/schedstat")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var names interner
+		for _, s := range parseSchedstat(data, nil, &names) {
+			if _, ok := parseUint([]byte(s.cpu)); !ok {
+				t.Fatalf("cpu %q is not a number", s.cpu)
+			}
+		}
+	})
+}

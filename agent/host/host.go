@@ -43,6 +43,7 @@
 //	netstat     node_netstat_<Proto>_<Field> (node_exporter's default field list)
 //	os          node_os_info{...}, node_os_version{id,id_like,name}
 //	pressure    node_pressure_{cpu,io,memory,irq}_*_seconds_total
+//	schedstat   node_schedstat_{running,waiting}_seconds_total{cpu}, _timeslices_total
 //	selinux     node_selinux_enabled (and _config_mode, _current_mode when enabled)
 //	sockstat    node_sockstat_<PROTO>_<state>, node_sockstat_sockets_used
 //	softnet     node_softnet_*{cpu}
@@ -169,6 +170,7 @@ type Collector struct {
 	psi       psiLine
 	softnet   []softnetStat
 	arp       []arpCount
+	sched     []schedCPU
 	textfile  textfileState
 
 	// textfileMeta is the metadata the last Collect read from *.prom files.
@@ -298,6 +300,7 @@ func (c *Collector) init() {
 		{"os", c.collectOSRelease},
 		{"pressure", c.collectPressure},
 		{"processes", c.collectPids},
+		{"schedstat", c.collectSchedstat},
 		{"selinux", c.collectSELinux},
 		{"sockstat", c.collectSockstat},
 		{"softnet", c.collectSoftnet},

@@ -212,12 +212,14 @@ func TestCollectFixture(t *testing.T) {
 	f(`node_time_zone_offset_seconds{`+common+`,time_zone="UTC"}`, 0)
 	f(`node_selinux_enabled{`+common+`}`, 0)
 	f(`node_kernel_hung_tasks_total{`+common+`}`, 0)
+	f(`node_schedstat_running_seconds_total{cpu="1",`+common+`}`, 1904686152592476/1e9)
+	f(`node_schedstat_timeslices_total{cpu="0",`+common+`}`, 4767485306)
 	f(`node_textfile_scrape_error{`+common+`}`, 0)
 	if n := countPrefix(got, "node_timex_"); n != 17 {
 		t.Errorf("got %d node_timex_ series; want 17", n)
 	}
 	for _, coll := range []string{"arp", "conntrack", "cpu", "diskstats", "entropy", "filefd", "filesystem", "kernel_hung", "loadavg",
-		"meminfo", "netclass", "netdev", "netstat", "os", "pressure", "processes", "selinux", "sockstat", "softnet", "stat",
+		"meminfo", "netclass", "netdev", "netstat", "os", "pressure", "processes", "schedstat", "selinux", "sockstat", "softnet", "stat",
 		"textfile", "time", "timex", "udp_queues", "uname", "vmstat"} {
 		f(`node_scrape_collector_success{collector="`+coll+`",`+common+`}`, 1)
 		if _, ok := got[`node_scrape_collector_duration_seconds{collector="`+coll+`",`+common+`}`]; !ok {

@@ -136,6 +136,9 @@ var families = map[string]family{
 	"node_selinux_config_mode":                    {gauge, "Configured SELinux enforcement mode"},
 	"node_selinux_current_mode":                   {gauge, "Current SELinux enforcement mode"},
 	"node_os_support_end_timestamp_seconds":       {gauge, "Metric containing the end-of-life date timestamp of the OS."},
+	"node_schedstat_running_seconds_total":        {counter, "Number of seconds CPU spent running a process."},
+	"node_schedstat_waiting_seconds_total":        {counter, "Number of seconds spent by processing waiting for this CPU."},
+	"node_schedstat_timeslices_total":             {counter, "Number of timeslices executed by CPU."},
 	"node_sockstat_sockets_used":                  {gauge, "Number of IPv4 sockets in use."},
 }
 

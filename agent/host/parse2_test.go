@@ -294,3 +294,17 @@ func TestMetadataMatchesFamilies(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSchedstat(t *testing.T) {
+	var names interner
+	got := parseSchedstat(fixture(t, "proc/schedstat"), nil, &names)
+	want := []schedCPU{{cpu: "0", running: 2045936778163039, waiting: 343796328169361, timeslices: 4767485306},
+		{cpu: "1", running: 1904686152592476, waiting: 364107263788241, timeslices: 5145567945}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("parseSchedstat = %+v; want %+v", got, want)
+	}
+	// Lines of another shape are skipped, as procfs skips them.
+	if got := parseSchedstat([]byte("cpu0 1 2\ncpuX 1 2 3 4 5 6 7 8 9\ncpu2 1 2 3 4 5 6 7 8 x\n"), nil, &names); len(got) != 0 {
+		t.Errorf("malformed lines: %+v; want none", got)
+	}
+}
