@@ -129,6 +129,13 @@ func (d *File) read(update func([]scrape.Group)) {
 }
 
 func (d *File) readFile(path string) ([]scrape.Group, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > maxResponseBytes {
+		return nil, fmt.Errorf("file_sd %s: larger than %d bytes: split it", path, maxResponseBytes)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
