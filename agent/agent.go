@@ -14,6 +14,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/telltale-dev/telltale/agent/discovery"
 	"github.com/telltale-dev/telltale/agent/host"
 	"github.com/telltale-dev/telltale/agent/push"
 	"github.com/telltale-dev/telltale/agent/scrape"
@@ -39,6 +40,7 @@ type agent struct {
 	selfBuf   bytes.Buffer
 	batch     samples.Batch
 	hostErr   string
+	lastMeta  time.Time // when host metadata was last sent
 	cycles    *metrics.Counter
 	collectMs *metrics.PrometheusHistogram
 }
@@ -68,7 +70,7 @@ func runAgent(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		cfg:    cfg,
 		logger: logger.With("component", "agent"),
 		set:    set,
-		host:   host.New(host.Options{Root: cfg.root, Instance: cfg.instance, Labels: cfg.labels}),
+		host:   host.New(host.Options{Root: cfg.root, Instance: cfg.instance, Labels: cfg.labels, TextfileDir: cfg.textfileDir}),
 		sender: sender.New(sender.Options{Client: client, Spool: sp, Logger: logger, Metrics: set}),
 		enc:    push.Encoder{Version: cfg.version, MaxSamples: cfg.maxSamples},
 		cycles: set.NewCounter("telltale_agent_collections_total"),
@@ -76,9 +78,13 @@ func runAgent(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	a.collectMs = set.NewPrometheusHistogram("telltale_agent_collect_duration_seconds")
 	set.NewGauge("telltale_agent_info{version=\""+version+"\"}", func() float64 { return 1 })
 	a.self.ExtraLabels = mergeSorted(cfg.labels, []samples.Label{{Name: "instance", Value: cfg.instance}, {Name: "job", Value: "telltale-agent"}})
-	if len(cfg.targets) > 0 {
-		a.scraper, err = scrape.New(scrape.Options{Targets: cfg.targets, Labels: cfg.labels, MaxBodyBytes: cfg.scrapeMaxBodyBytes,
+	var discoverers []discoverer
+	if len(cfg.jobs) > 0 {
+		a.scraper, err = scrape.New(scrape.Options{Jobs: cfg.jobs, Labels: cfg.labels, MaxBodyBytes: cfg.scrapeMaxBodyBytes,
 			UserAgent: userAgent, Logger: logger, Metrics: set})
+		if err == nil {
+			discoverers, err = buildDiscoverers(cfg.discovery, discovery.Options{Logger: logger, Metrics: set, UserAgent: userAgent})
+		}
 		if err != nil {
 			sp.Close()
 			return err
@@ -86,6 +92,11 @@ func runAgent(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	}
 
 	var wg sync.WaitGroup
+	for _, d := range discoverers {
+		wg.Go(func() {
+			d.Run(ctx, func(gs []scrape.Group) { a.scraper.Sync(d.job, gs) })
+		})
+	}
 	if cfg.listen != "" {
 		ln, err := net.Listen("tcp", cfg.listen)
 		if err != nil {
@@ -100,7 +111,8 @@ func runAgent(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	go func() { sendDone <- a.sender.Run(ctx) }()
 
 	a.logger.Info("agent started", "version", version, "collector", cfg.collector, "interval", cfg.interval,
-		"instance", cfg.instance, "scrape_targets", len(cfg.targets), "spool_dir", cfg.spoolDir)
+		"instance", cfg.instance, "scrape_jobs", len(cfg.jobs), "static_targets", staticTargets(cfg.jobs),
+		"service_discovery_configs", len(cfg.discovery), "spool_dir", cfg.spoolDir)
 	a.loop(ctx)
 	err = <-sendDone
 	wg.Wait()
@@ -135,6 +147,11 @@ func (a *agent) cycle(ctx context.Context, now time.Time) {
 	a.batch.Reset()
 	err := a.host.Collect(now, &a.batch)
 	a.logHostErr(err)
+	// Metadata (HELP, TYPE) once a minute, as Prometheus sends it.
+	if now.Sub(a.lastMeta) >= time.Minute {
+		a.host.Metadata(&a.batch)
+		a.lastMeta = now
+	}
 	a.appendSelf(now)
 	a.submit()
 	if a.scraper != nil {
@@ -191,6 +208,40 @@ func (a *agent) metricsHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	return mux
+}
+
+// discoverer is a service discovery mechanism and the job it feeds.
+type discoverer struct {
+	discovery.Discoverer
+	job string
+}
+
+// buildDiscoverers makes the service discovery mechanisms of the jobs.
+func buildDiscoverers(specs []sdSpec, opts discovery.Options) ([]discoverer, error) {
+	var out []discoverer
+	for _, s := range specs {
+		var d discovery.Discoverer
+		var err error
+		switch {
+		case s.file != nil:
+			d, err = discovery.NewFile(*s.file, opts)
+		case s.http != nil:
+			d, err = discovery.NewHTTP(*s.http, nil, opts)
+		case s.docker != nil:
+			d, err = discovery.NewDocker(*s.docker, opts)
+		case s.consul != nil:
+			d, err = discovery.NewConsul(*s.consul, opts)
+		case s.kubernetes != nil:
+			d, err = discovery.NewKubernetes(*s.kubernetes, opts)
+		default:
+			panic("BUG: empty service discovery spec")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("job %s: %w", s.job, err)
+		}
+		out = append(out, discoverer{Discoverer: d, job: s.job})
+	}
+	return out, nil
 }
 
 // mergeSorted merges label lists, later ones overriding earlier ones by

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,4 +133,116 @@ func lastCycle(t *testing.T, res []collectortest.Result) int {
 	}
 	v, _ := strconv.Atoi(res[0].Value[1].(string))
 	return v
+}
+
+// app is a scrape target whose exposition the test changes.
+type app struct {
+	mu      sync.Mutex
+	body    string
+	scrapes int
+	srv     *httptest.Server
+}
+
+func newApp(t *testing.T, body string) *app {
+	a := &app{body: body}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.scrapes++
+		fmt.Fprintf(w, "%sapp_scrapes_total %d\n", a.body, a.scrapes)
+	}))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *app) set(body string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.body = body
+	return a.scrapes
+}
+
+func (a *app) host() string { return strings.TrimPrefix(a.srv.URL, "http://") }
+
+// TestStalenessInRealCollector: targets found through file_sd, scraped by
+// the real agent, stored in the real collector. A series that vanishes, a
+// target that stops answering and a target that leaves the targets file
+// all stop showing in instant queries at once (stale markers), not five
+// minutes later (the lookback without them).
+func TestStalenessInRealCollector(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped in -short mode")
+	}
+	t.Parallel()
+	bin := buildAgent(t)
+	in := collectortest.Start(t)
+	one := newApp(t, "shop_orders_total{kind=\"book\"} 42\nshop_carts 3\n")
+	two := newApp(t, "shop_orders_total{kind=\"book\"} 7\n")
+	dir := t.TempDir()
+	targets := filepath.Join(dir, "targets", "shop.json")
+	os.MkdirAll(filepath.Dir(targets), 0o755)
+	writeTargets := func(hosts ...string) {
+		t.Helper()
+		data, _ := json.Marshal([]map[string]any{{"targets": hosts, "labels": map[string]string{"team": "sales"}}})
+		tmp := targets + ".tmp"
+		os.WriteFile(tmp, data, 0o644)
+		if err := os.Rename(tmp, targets); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeTargets(one.host(), two.host())
+	cfg := filepath.Join(dir, "agent.yaml")
+	// A refresh interval of an hour: changes to the file must come through
+	// the watch.
+	os.WriteFile(cfg, []byte("scrape_configs:\n  - job_name: shop\n    file_sd_configs:\n      - files: ["+filepath.Join(dir, "targets", "*.json")+"]\n        refresh_interval: 1h\n"), 0o600)
+	startRealAgent(t, bin, in.URL, filepath.Join(dir, "spool"), cfg)
+
+	count := func(q string) int { return len(in.Query(t.Context(), q, time.Time{})) }
+	value := func(q string) float64 {
+		res := in.Query(t.Context(), q, time.Time{})
+		if len(res) != 1 {
+			return -1
+		}
+		v, _ := strconv.ParseFloat(res[0].Value[1].(string), 64)
+		return v
+	}
+	sel := func(a *app) string { return `{job="shop",instance="` + a.host() + `",team="sales"}` }
+	waitUntil(t, "both targets are stored", 60*time.Second, func() bool {
+		return count(`shop_orders_total`+sel(one)) == 1 && count(`shop_carts`+sel(one)) == 1 && count(`shop_orders_total`+sel(two)) == 1
+	})
+
+	// 1. A series vanishes from a target: once a later scrape is stored,
+	// instant queries no longer return it.
+	n := one.set("shop_orders_total{kind=\"book\"} 43\n")
+	waitUntil(t, "a scrape after shop_carts vanished is stored", 60*time.Second, func() bool {
+		return value(`app_scrapes_total`+sel(one)) > float64(n)
+	})
+	if c := count(`shop_carts` + sel(one)); c != 0 {
+		t.Errorf("shop_carts still returned by an instant query after it vanished (%d series): no stale marker", c)
+	}
+	if value(`shop_orders_total`+sel(one)) != 43 {
+		t.Errorf("shop_orders_total of the live target: %v; want 43", value(`shop_orders_total`+sel(one)))
+	}
+
+	// 2. A target stops answering: the failed scrape (up 0) comes with stale
+	// markers for all its series.
+	one.srv.Close()
+	waitUntil(t, "the failed scrape is stored", 60*time.Second, func() bool { return value(`up`+sel(one)) == 0 })
+	for _, q := range []string{`shop_orders_total`, `app_scrapes_total`} {
+		if c := count(q + sel(one)); c != 0 {
+			t.Errorf("%s of the stopped target still returned by an instant query (%d series): no stale marker", q, c)
+		}
+	}
+
+	// 3. A target leaves the targets file: its series and its up go stale.
+	writeTargets(one.host())
+	waitUntil(t, "the removed target's up is stale", 60*time.Second, func() bool { return count(`up`+sel(two)) == 0 })
+	if c := count(`shop_orders_total` + sel(two)); c != 0 {
+		t.Errorf("shop_orders_total of the removed target still returned (%d series): no stale marker", c)
+	}
+	// Its data is still there for range queries: staleness ends series, it
+	// does not delete them.
+	if c := count(`shop_orders_total` + sel(two) + `[10m]`); c != 1 {
+		t.Errorf("range query over the removed target: %d series; want its past samples", c)
+	}
 }

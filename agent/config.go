@@ -18,9 +18,13 @@ import (
 	"strings"
 	"time"
 
+	"unicode/utf8"
+
 	"gopkg.in/yaml.v3"
 
+	"github.com/telltale-dev/telltale/agent/discovery"
 	"github.com/telltale-dev/telltale/agent/push"
+	"github.com/telltale-dev/telltale/agent/relabel"
 	"github.com/telltale-dev/telltale/agent/scrape"
 	"github.com/telltale-dev/telltale/samples"
 )
@@ -46,8 +50,21 @@ type config struct {
 	scrapeMaxBodyBytes int64
 	listen             string
 	logLevel           string
-	targets            []scrape.Target
+	jobs               []scrape.Job
+	discovery          []sdSpec // the service discovery configs of the jobs
+	textfileDir        string
 	printVersion       bool
+}
+
+// sdSpec is one service discovery config of a job; exactly one field is
+// set.
+type sdSpec struct {
+	job        string
+	file       *discovery.FileConfig
+	http       *discovery.HTTPConfig
+	docker     *discovery.DockerConfig
+	consul     *discovery.ConsulConfig
+	kubernetes *discovery.KubernetesConfig
 }
 
 // fileConfig is the -config YAML file.
@@ -58,13 +75,45 @@ type fileConfig struct {
 	ScrapeConfigs []scrapeConfig `yaml:"scrape_configs"`
 }
 
+// scrapeConfig is a scrape_configs entry: Prometheus' keys, plus the
+// agent's older short form (job, url, urls, interval, timeout, labels).
 type scrapeConfig struct {
+	JobName               string                       `yaml:"job_name"`
+	ScrapeInterval        scrape.Duration              `yaml:"scrape_interval"`
+	ScrapeTimeout         scrape.Duration              `yaml:"scrape_timeout"`
+	MetricsPath           string                       `yaml:"metrics_path"`
+	Scheme                string                       `yaml:"scheme"`
+	Params                url.Values                   `yaml:"params"`
+	HonorLabels           bool                         `yaml:"honor_labels"`
+	HonorTimestamps       *bool                        `yaml:"honor_timestamps"`
+	SampleLimit           int                          `yaml:"sample_limit"`
+	LabelLimit            int                          `yaml:"label_limit"`
+	LabelNameLengthLimit  int                          `yaml:"label_name_length_limit"`
+	LabelValueLengthLimit int                          `yaml:"label_value_length_limit"`
+	BodySizeLimit         string                       `yaml:"body_size_limit"`
+	MetricNameValidation  string                       `yaml:"metric_name_validation_scheme"`
+	StaticConfigs         []staticConfig               `yaml:"static_configs"`
+	FileSDConfigs         []discovery.FileConfig       `yaml:"file_sd_configs"`
+	HTTPSDConfigs         []discovery.HTTPConfig       `yaml:"http_sd_configs"`
+	DockerSDConfigs       []discovery.DockerConfig     `yaml:"docker_sd_configs"`
+	ConsulSDConfigs       []discovery.ConsulConfig     `yaml:"consul_sd_configs"`
+	KubernetesSDConfigs   []discovery.KubernetesConfig `yaml:"kubernetes_sd_configs"`
+	RelabelConfigs        []relabel.Config             `yaml:"relabel_configs"`
+	MetricRelabelConfigs  []relabel.Config             `yaml:"metric_relabel_configs"`
+
+	// The short form.
 	Job      string            `yaml:"job"`
 	URL      string            `yaml:"url"`
 	URLs     []string          `yaml:"urls"`
 	Interval time.Duration     `yaml:"interval"`
 	Timeout  time.Duration     `yaml:"timeout"`
 	Labels   map[string]string `yaml:"labels"`
+}
+
+// staticConfig is a static_configs entry.
+type staticConfig struct {
+	Targets []string          `yaml:"targets"`
+	Labels  map[string]string `yaml:"labels"`
 }
 
 // labelFlag collects repeated -label name=value flags.
@@ -133,6 +182,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.Var(&scrapeMax, "scrape-max-body-bytes", "size limit of one scraped response (e.g. 32MiB); bigger ones fail with up=0")
 	fs.StringVar(&c.listen, "listen", "", "address to serve the agent's own /metrics on (e.g. 127.0.0.1:9471); off by default: the metrics are pushed anyway")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.textfileDir, "textfile.directory", "", "directory of *.prom files to read with the host metrics (node_exporter's --collector.textfile.directory); not below -root")
 	fs.BoolVar(&c.printVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -201,8 +251,13 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	if c.labels, err = buildLabels(fc.Labels, labels); err != nil {
 		return nil, err
 	}
-	if c.targets, err = buildTargets(fc.ScrapeConfigs, c.interval, c.configFile); err != nil {
+	if c.jobs, c.discovery, err = buildJobs(fc.ScrapeConfigs, c.interval, c.configFile); err != nil {
 		return nil, err
+	}
+	if c.textfileDir != "" {
+		if fi, err := os.Stat(c.textfileDir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("-textfile.directory=%s is not a directory: create it or fix the path", c.textfileDir)
+		}
 	}
 	return c, nil
 }
@@ -231,7 +286,7 @@ func loadCA(path string) (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
-var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type main\.(\w+)`)
+var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type [\w]+\.(\w+)`)
 
 // loadFile reads the -config file strictly: an unknown key is an error
 // that names it, its line and the valid keys.
@@ -246,8 +301,11 @@ func loadFile(path string) (fileConfig, error) {
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
 		if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
 			section, keys := "the top level", yamlKeys(reflect.TypeOf(fileConfig{}))
-			if m[3] == "scrapeConfig" {
+			switch m[3] {
+			case "scrapeConfig":
 				section, keys = "a scrape_configs entry", yamlKeys(reflect.TypeOf(scrapeConfig{}))
+			case "staticConfig":
+				section, keys = "a static_configs entry", yamlKeys(reflect.TypeOf(staticConfig{}))
 			}
 			return fc, fmt.Errorf("-config %s: line %s: unknown key %q in %s: valid keys are %s", path, m[1], m[2], section, strings.Join(keys, ", "))
 		}
@@ -312,52 +370,220 @@ func sortedLabels(m map[string]string) []samples.Label {
 	return out
 }
 
-// buildTargets checks the scrape_configs and expands them to targets.
-func buildTargets(scs []scrapeConfig, interval time.Duration, file string) ([]scrape.Target, error) {
-	var out []scrape.Target
+// buildJobs checks the scrape_configs and turns them into scrape jobs and
+// the service discovery configs that feed them. Errors name the entry and
+// key and say what to write instead.
+func buildJobs(scs []scrapeConfig, interval time.Duration, file string) ([]scrape.Job, []sdSpec, error) {
+	var jobs []scrape.Job
+	var sds []sdSpec
+	seen := map[string]bool{}
 	for i, sc := range scs {
 		key := fmt.Sprintf("-config %s: scrape_configs[%d]", file, i)
-		if sc.Job == "" {
-			return nil, fmt.Errorf("%s: job is missing: name the app, e.g. job: myapp", key)
+		name := sc.JobName
+		if sc.Job != "" {
+			if name != "" {
+				return nil, nil, fmt.Errorf("%s: both job and job_name: keep job_name", key)
+			}
+			name = sc.Job
 		}
-		urls := sc.URLs
-		if sc.URL != "" {
-			urls = append([]string{sc.URL}, urls...)
+		if name == "" {
+			return nil, nil, fmt.Errorf("%s: job_name is missing: name the app, e.g. job_name: myapp", key)
 		}
-		if len(urls) == 0 {
-			return nil, fmt.Errorf("%s (job %s): no url: add url: http://127.0.0.1:8080/metrics", key, sc.Job)
+		key += " (job " + name + ")"
+		if seen[name] {
+			return nil, nil, fmt.Errorf("%s: job_name %q is used twice: job names must be unique", key, name)
 		}
+		seen[name] = true
 		for _, d := range []struct {
 			name string
 			v    time.Duration
 		}{{"interval", sc.Interval}, {"timeout", sc.Timeout}} {
 			if d.v < 0 || d.v > 0 && d.v < time.Millisecond {
-				return nil, fmt.Errorf("%s.%s: %s is not a useful duration: write it with a unit, e.g. 30s", key, d.name, d.v)
+				return nil, nil, fmt.Errorf("%s.%s: %s is not a useful duration: write it with a unit, e.g. 30s", key, d.name, d.v)
 			}
 		}
-		if sc.Interval > 0 && sc.Interval < interval {
-			return nil, fmt.Errorf("%s.interval %s is shorter than -interval=%s: targets are scraped at most once per -interval; raise it or lower -interval", key, sc.Interval, interval)
+		if sc.Interval > 0 && sc.ScrapeInterval > 0 || sc.Timeout > 0 && sc.ScrapeTimeout > 0 {
+			return nil, nil, fmt.Errorf("%s: interval/timeout and scrape_interval/scrape_timeout both set: keep scrape_interval and scrape_timeout", key)
 		}
-		every := max(sc.Interval, interval)
-		timeout := sc.Timeout
+		every := max(time.Duration(sc.ScrapeInterval), sc.Interval)
+		if every > 0 && every < interval {
+			return nil, nil, fmt.Errorf("%s.scrape_interval %s is shorter than -interval=%s: targets are scraped at most once per -interval; raise it or lower -interval", key, every, interval)
+		}
+		every = max(every, interval)
+		timeout := max(time.Duration(sc.ScrapeTimeout), sc.Timeout)
 		if timeout == 0 {
 			timeout = min(10*time.Second, every)
 		}
 		if timeout > every {
-			return nil, fmt.Errorf("%s.timeout %s is longer than the target's interval %s: lower the timeout", key, timeout, every)
+			return nil, nil, fmt.Errorf("%s.scrape_timeout %s is longer than the job's interval %s: lower the timeout", key, timeout, every)
+		}
+		j := scrape.Job{Name: name, Interval: every, Timeout: timeout, MetricsPath: sc.MetricsPath, Scheme: sc.Scheme,
+			Params: sc.Params, HonorLabels: sc.HonorLabels, HonorTimestamps: sc.HonorTimestamps == nil || *sc.HonorTimestamps,
+			SampleLimit: sc.SampleLimit, LabelLimit: sc.LabelLimit, LabelNameLengthLimit: sc.LabelNameLengthLimit,
+			LabelValueLengthLimit: sc.LabelValueLengthLimit}
+		if j.MetricsPath != "" && !strings.HasPrefix(j.MetricsPath, "/") {
+			return nil, nil, fmt.Errorf("%s.metrics_path %q must start with /", key, j.MetricsPath)
+		}
+		if j.Scheme != "" && j.Scheme != "http" && j.Scheme != "https" {
+			return nil, nil, fmt.Errorf("%s.scheme %q: use http or https", key, j.Scheme)
+		}
+		for k, v := range map[string]int{"sample_limit": sc.SampleLimit, "label_limit": sc.LabelLimit,
+			"label_name_length_limit": sc.LabelNameLengthLimit, "label_value_length_limit": sc.LabelValueLengthLimit} {
+			if v < 0 {
+				return nil, nil, fmt.Errorf("%s.%s %d: use 0 (no limit) or a positive number", key, k, v)
+			}
+		}
+		if sc.BodySizeLimit != "" {
+			n, err := parseBase2Size(sc.BodySizeLimit)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s.body_size_limit: %w", key, err)
+			}
+			j.BodySizeLimit = n
+		}
+		names := relabel.UTF8
+		switch sc.MetricNameValidation {
+		case "", "utf8":
+		case "legacy":
+			names = relabel.Legacy
+		default:
+			return nil, nil, fmt.Errorf("%s.metric_name_validation_scheme %q: use utf8 or legacy", key, sc.MetricNameValidation)
+		}
+		var err error
+		if j.Relabel, err = compileRules(sc.RelabelConfigs, names, key+".relabel_configs"); err != nil {
+			return nil, nil, err
+		}
+		if j.MetricRelabel, err = compileRules(sc.MetricRelabelConfigs, names, key+".metric_relabel_configs"); err != nil {
+			return nil, nil, err
 		}
 		for n := range sc.Labels {
 			if err := checkLabelName(n, key+".labels"); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
-		for j, raw := range urls {
-			u, err := url.Parse(raw)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return nil, fmt.Errorf("%s: url %q is not an absolute http:// or https:// URL: write it like http://127.0.0.1:8080/metrics", key, urls[j])
-			}
-			out = append(out, scrape.Target{Job: sc.Job, URL: raw, Interval: sc.Interval, Timeout: timeout, Labels: sortedLabels(sc.Labels)})
+		// The short form: each URL is a static target that carries its
+		// scheme, path and query.
+		urls := sc.URLs
+		if sc.URL != "" {
+			urls = append([]string{sc.URL}, urls...)
 		}
+		if len(urls) > 0 {
+			g := scrape.Group{Labels: sc.Labels}
+			for _, raw := range urls {
+				u, err := url.Parse(raw)
+				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return nil, nil, fmt.Errorf("%s: url %q is not an absolute http:// or https:// URL: write it like http://127.0.0.1:8080/metrics", key, raw)
+				}
+				tl := map[string]string{"__address__": u.Host, "__scheme__": u.Scheme, "__metrics_path__": u.EscapedPath()}
+				if tl["__metrics_path__"] == "" {
+					tl["__metrics_path__"] = "/"
+				}
+				for k, v := range u.Query() {
+					tl["__param_"+k] = v[0]
+				}
+				g.Targets = append(g.Targets, tl)
+			}
+			j.Static = append(j.Static, g)
+		} else if len(sc.Labels) > 0 {
+			return nil, nil, fmt.Errorf("%s: labels without url or urls: put them in static_configs[].labels", key)
+		}
+		for k, st := range sc.StaticConfigs {
+			for n, v := range st.Labels {
+				if n == "" || !utf8.ValidString(n) || !utf8.ValidString(v) {
+					return nil, nil, fmt.Errorf("%s.static_configs[%d].labels: %q is not a valid label", key, k, n)
+				}
+			}
+			g := scrape.Group{Labels: st.Labels}
+			for _, t := range st.Targets {
+				if t == "" || strings.Contains(t, "/") {
+					return nil, nil, fmt.Errorf("%s.static_configs[%d]: target %q must be host:port (the path goes in metrics_path)", key, k, t)
+				}
+				g.Targets = append(g.Targets, map[string]string{"__address__": t})
+			}
+			j.Static = append(j.Static, g)
+		}
+		// Service discovery: checked here (a bad config stops the agent at
+		// start), built again with the agent's logger and metrics.
+		var none discovery.Options
+		for k := range sc.FileSDConfigs {
+			c := &sc.FileSDConfigs[k]
+			if _, err := discovery.NewFile(*c, none); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", key, err)
+			}
+			sds = append(sds, sdSpec{job: name, file: c})
+		}
+		for k := range sc.HTTPSDConfigs {
+			c := &sc.HTTPSDConfigs[k]
+			if _, err := discovery.NewHTTP(*c, nil, none); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", key, err)
+			}
+			sds = append(sds, sdSpec{job: name, http: c})
+		}
+		for k := range sc.DockerSDConfigs {
+			c := &sc.DockerSDConfigs[k]
+			if _, err := discovery.NewDocker(*c, none); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", key, err)
+			}
+			sds = append(sds, sdSpec{job: name, docker: c})
+		}
+		for k := range sc.ConsulSDConfigs {
+			c := &sc.ConsulSDConfigs[k]
+			if _, err := discovery.NewConsul(*c, none); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", key, err)
+			}
+			sds = append(sds, sdSpec{job: name, consul: c})
+		}
+		for k := range sc.KubernetesSDConfigs {
+			c := &sc.KubernetesSDConfigs[k]
+			if _, err := discovery.NewKubernetes(*c, none); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", key, err)
+			}
+			sds = append(sds, sdSpec{job: name, kubernetes: c})
+		}
+		if len(j.Static) == 0 && !slices.ContainsFunc(sds, func(d sdSpec) bool { return d.job == name }) {
+			return nil, nil, fmt.Errorf("%s: no targets: add url:, static_configs: or a *_sd_configs entry", key)
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, sds, nil
+}
+
+func compileRules(cfgs []relabel.Config, names relabel.NameValidation, key string) ([]*relabel.Rule, error) {
+	var out []*relabel.Rule
+	for i, c := range cfgs {
+		r, err := relabel.Compile(c, names)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d]: %w", key, i, err)
+		}
+		out = append(out, r)
 	}
 	return out, nil
+}
+
+// parseBase2Size reads a size as Prometheus' configuration does
+// (body_size_limit): bytes, or a number with B, KB, MB, GB, TB, where
+// KB is 1024 bytes.
+func parseBase2Size(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = s[:i], strings.ToUpper(strings.TrimSpace(s[i:]))
+	}
+	mult := map[string]int64{"": 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}[unit]
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || mult == 0 || n < 0 {
+		return 0, fmt.Errorf("%q is not a size: write bytes or a number with KB, MB or GB (powers of 1024, as in Prometheus)", v)
+	}
+	return n * mult, nil
+}
+
+// staticTargets counts the static targets of jobs, for -check-config.
+func staticTargets(jobs []scrape.Job) int {
+	n := 0
+	for _, j := range jobs {
+		for _, g := range j.Static {
+			n += len(g.Targets)
+		}
+	}
+	return n
 }

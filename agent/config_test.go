@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBadConfiguration runs run() with broken settings: each must fail at
@@ -48,9 +50,29 @@ func TestBadConfiguration(t *testing.T) {
 	f([]string{"-config", unknownTop}, `unknown key "scrape_intervall"`, "line 2", "valid keys are labels, scrape_configs")
 	f([]string{"-config", unknownKey}, `unknown key "intervall"`, "line 4", "a scrape_configs entry", "interval")
 	f([]string{"-config", badURL}, "scrape_configs[0]", `"localhost:8080/metrics"`, "write it like http://")
-	f([]string{"-config", noJob}, "scrape_configs[0]", "job is missing")
+	f([]string{"-config", noJob}, "scrape_configs[0]", "job_name is missing")
 	f([]string{"-config", noUnit}, "line 4", "time.Duration", "with a unit, e.g. 30s")
-	f([]string{"-config", longTimeout}, "scrape_configs[0].timeout 20s", "lower the timeout")
+	f([]string{"-config", longTimeout}, "scrape_configs[0] (job app).scrape_timeout 20s", "lower the timeout")
+	for doc, want := range map[string][]string{
+		"scrape_configs:\n  - job_name: a\n    static_configs: [{targets: [h:1]}]\n  - job_name: a\n    static_configs: [{targets: [h:2]}]\n": {"scrape_configs[1] (job a)", "used twice"},
+		"scrape_configs:\n  - job_name: a\n":                                                                                                    {"no targets", "static_configs"},
+		"scrape_configs:\n  - job_name: a\n    static_configs: [{targets: [h:1/metrics]}]\n":                                                    {"must be host:port", "metrics_path"},
+		"scrape_configs:\n  - job_name: a\n    static_configs: [{targets: [h:1]}]\n    relabel_configs: [{action: hashmod, target_label: x}]\n": {"relabel_configs[0]", "non-zero modulus"},
+		"scrape_configs:\n  - job_name: a\n    static_configs: [{targets: [h:1]}]\n    metric_relabel_configs: [{action: drop, regex: '('}]\n":  {"metric_relabel_configs[0]", "does not compile"},
+		"scrape_configs:\n  - job_name: a\n    static_configs: [{targets: [h:1]}]\n    relabel_configs: [{sorce_labels: [a]}]\n":                {`unknown key "sorce_labels"`},
+		"scrape_configs:\n  - job_name: a\n    static_configs: [{targets: [h:1], lables: {}}]\n":                                                {`unknown key "lables"`, "a static_configs entry"},
+		"scrape_configs:\n  - job_name: a\n    file_sd_configs: [{files: [targets.txt]}]\n":                                                     {"file_sd_configs", ".json, .yml or .yaml"},
+		"scrape_configs:\n  - job_name: a\n    http_sd_configs: [{url: 'localhost/sd'}]\n":                                                      {"http_sd_configs", "not an absolute"},
+		"scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs: [{role: node, api_server: 'https://k8s'}]\n":                              {"role \"node\"", "pod and endpoints"},
+		"scrape_configs:\n  - job_name: a\n    consul_sd_configs: [{server: 'http://c:8500'}]\n":                                                {"consul_sd_configs", "host:port"},
+		"scrape_configs:\n  - job_name: a\n    docker_sd_configs: [{host: 'ftp://x'}]\n":                                                        {"docker_sd_configs", "unix://"},
+		"scrape_configs:\n  - job_name: a\n    static_configs: [{targets: [h:1]}]\n    scrape_interval: 1x\n":                                   {"line 4", "not a valid duration", "30s"},
+		"scrape_configs:\n  - job_name: a\n    static_configs: [{targets: [h:1]}]\n    body_size_limit: lots\n":                                 {"body_size_limit", "not a size"},
+		"scrape_configs:\n  - job_name: a\n    static_configs: [{targets: [h:1]}]\n    sample_limit: -1\n":                                      {"sample_limit -1"},
+		"scrape_configs:\n  - job_name: a\n    job: b\n    url: http://h:1/metrics\n":                                                           {"both job and job_name"},
+	} {
+		f([]string{"-config", write("case.yaml", doc, 0o644)}, want...)
+	}
 	f([]string{"-config", badYAMLLabel}, "-config labels", `"bad-name"`)
 	f([]string{"-config", notYAML}, "-config "+notYAML)
 	f([]string{"-config", filepath.Join(dir, "missing.yaml")}, "-config", "no such file")
@@ -83,7 +105,7 @@ func TestCheckConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("valid configuration: %v", err)
 	}
-	for _, want := range []string{"configuration OK", "https://collector.example:9470/api/v1/write", "2 labels", "2 scrape targets", "instance web-1", "max 1073741824 bytes"} {
+	for _, want := range []string{"configuration OK", "https://collector.example:9470/api/v1/write", "2 labels", "1 scrape jobs (2 static targets, 0 service discovery configs)", "instance web-1", "max 1073741824 bytes"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("check-config output %q lacks %q", stderr.String(), want)
 		}
@@ -95,8 +117,60 @@ func TestCheckConfig(t *testing.T) {
 	if got := c.labels; len(got) != 2 || got[0].Name != "dc" || got[1].Value != "staging" {
 		t.Errorf("labels = %v; want dc=fra1 and env=staging (the flag wins)", got)
 	}
-	if len(c.targets) != 2 || c.targets[1].Timeout.Seconds() != 10 || c.targets[0].Labels[0].Value != "x" {
-		t.Errorf("targets = %+v; want 2 with a 10s default timeout and team=x", c.targets)
+	if len(c.jobs) != 1 || c.jobs[0].Timeout.Seconds() != 10 || c.jobs[0].Interval.Seconds() != 30 || c.jobs[0].Static[0].Labels["team"] != "x" ||
+		len(c.jobs[0].Static[0].Targets) != 2 || c.jobs[0].Static[0].Targets[1]["__address__"] != "127.0.0.1:8081" {
+		t.Errorf("jobs = %+v; want one with 2 targets, a 10s default timeout and team=x", c.jobs)
+	}
+}
+
+// TestPrometheusShapedConfig: a scrape config as Prometheus writes it.
+func TestPrometheusShapedConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "agent.yaml")
+	os.WriteFile(cfg, []byte(`scrape_configs:
+  - job_name: node
+    scrape_interval: 1m
+    scrape_timeout: 15s
+    metrics_path: /probe
+    scheme: https
+    params: {module: [http_2xx]}
+    honor_labels: true
+    honor_timestamps: false
+    sample_limit: 1000
+    label_limit: 30
+    label_name_length_limit: 100
+    label_value_length_limit: 200
+    body_size_limit: 10MB
+    static_configs:
+      - targets: [a:9100, b:9100]
+        labels: {dc: fra1}
+    file_sd_configs:
+      - files: [`+dir+`/targets/*.json]
+        refresh_interval: 1m
+    http_sd_configs:
+      - url: http://sd.example/targets
+    relabel_configs:
+      - source_labels: [__address__]
+        regex: '([^:]+):.*'
+        target_label: host
+    metric_relabel_configs:
+      - source_labels: [__name__]
+        regex: go_.*
+        action: drop
+`), 0o644)
+	c, err := parseConfig([]string{"-config", cfg}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := c.jobs[0]
+	if j.Interval != time.Minute || j.Timeout != 15*time.Second || j.MetricsPath != "/probe" || j.Scheme != "https" ||
+		j.Params.Get("module") != "http_2xx" || !j.HonorLabels || j.HonorTimestamps || j.SampleLimit != 1000 || j.LabelLimit != 30 ||
+		j.LabelNameLengthLimit != 100 || j.LabelValueLengthLimit != 200 || j.BodySizeLimit != 10<<20 ||
+		len(j.Relabel) != 1 || len(j.MetricRelabel) != 1 || len(j.Static) != 1 || len(j.Static[0].Targets) != 2 {
+		t.Errorf("job = %+v", j)
+	}
+	if len(c.discovery) != 2 || c.discovery[0].file == nil || c.discovery[1].http == nil || c.discovery[0].job != "node" {
+		t.Errorf("discovery = %+v; want the file and http configs of job node", c.discovery)
 	}
 }
 

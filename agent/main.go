@@ -46,8 +46,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		cfg.instance = hostname()
 	}
 	if cfg.checkConfig {
-		fmt.Fprintf(stderr, "configuration OK: collector %s, interval %s, instance %s, %d labels, %d scrape targets, spool %s (max %d bytes)\n",
-			cfg.collector, cfg.interval, cfg.instance, len(cfg.labels), len(cfg.targets), cfg.spoolDir, cfg.spoolMaxBytes)
+		fmt.Fprintf(stderr, "configuration OK: collector %s, interval %s, instance %s, %d labels, %d scrape jobs (%d static targets, %d service discovery configs), spool %s (max %d bytes)\n",
+			cfg.collector, cfg.interval, cfg.instance, len(cfg.labels), len(cfg.jobs), staticTargets(cfg.jobs), len(cfg.discovery), cfg.spoolDir, cfg.spoolMaxBytes)
 		return nil
 	}
 	var level slog.Level

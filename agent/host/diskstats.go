@@ -8,9 +8,10 @@ import (
 // diskStat is one line of /proc/diskstats: the device name and its 11 to 17
 // counters (the count grew with kernels 4.18 and 5.5).
 type diskStat struct {
-	device string
-	n      int // number of counters present
-	v      [17]uint64
+	device       string
+	major, minor string
+	n            int // number of counters present
+	v            [17]uint64
 }
 
 // diskMetrics names node_exporter's series for each /proc/diskstats counter
@@ -54,6 +55,13 @@ func parseDiskstats(data []byte, dst []diskStat, in *interner) ([]diskStat, erro
 			return dst, fmt.Errorf("parse /proc/diskstats line %q: want major minor name and at least 11 counters, got %d fields", line, len(f))
 		}
 		var d diskStat
+		if _, ok := parseUint(f[0]); !ok {
+			return dst, fmt.Errorf("parse /proc/diskstats line %q: bad major number %q", line, f[0])
+		}
+		if _, ok := parseUint(f[1]); !ok {
+			return dst, fmt.Errorf("parse /proc/diskstats line %q: bad minor number %q", line, f[1])
+		}
+		d.major, d.minor = in.get(f[0]), in.get(f[1])
 		d.device = in.get(f[2])
 		for i, b := range f[3:min(len(f), 3+17)] {
 			v, ok := parseUint(b)
@@ -91,15 +99,60 @@ func (f *deviceFilter) excluded(dev string) bool {
 	return x
 }
 
+func (c *Collector) collectDiskstats() error {
+	data, err := c.read(c.pDiskstats)
+	if err != nil {
+		return err
+	}
+	c.disks, err = parseDiskstats(data, c.disks, &c.names)
+	if err != nil {
+		return err
+	}
+	c.emitDiskstats(c.disks)
+	return nil
+}
+
+// emitDiskstats appends, for every device the filter keeps, node_disk_info
+// (with the udev properties and the rotational flag), the counters, and the
+// udev-derived filesystem, device-mapper and ATA series, as node_exporter's
+// diskstats collector does.
 func (c *Collector) emitDiskstats(ds []diskStat) {
+	c.udev.seen++
 	for i := range ds {
 		d := &ds[i]
 		if c.diskFilter.excluded(d.device) {
 			continue
 		}
+		u := c.udevInfo(d)
+		rot := "0"
+		if data, err := c.read(c.path("/sys/block/", d.device, "/queue/rotational")); err == nil {
+			if v, ok := parseSysfsUint(data); ok && v == 1 {
+				rot = "1"
+			}
+		}
+		dev := l("device", d.device)
+		c.add("node_disk_info", 1, dev, l("major", d.major), l("minor", d.minor), l("model", u.get(udevIDModel)),
+			l("path", u.get(udevIDPath)), l("revision", u.get(udevIDRevision)), l("rotational", rot),
+			l("serial", u.serial()), l("wwn", u.get(udevIDWWN)))
 		for j := 0; j < d.n; j++ {
 			m := &diskMetrics[j]
-			c.add(m.name, float64(d.v[j])*m.scale, l("device", d.device))
+			c.add(m.name, float64(d.v[j])*m.scale, dev)
+		}
+		if t := u.get(udevIDFSType); t != "" {
+			c.add("node_disk_filesystem_info", 1, dev, l("type", t), l("usage", u.get(udevIDFSUsage)),
+				l("uuid", u.get(udevIDFSUUID)), l("version", u.get(udevIDFSVersion)))
+		}
+		if name := u.get(udevDMName); name != "" {
+			c.add("node_disk_device_mapper_info", 1, dev, l("lv_layer", u.get(udevDMLVLayer)), l("lv_name", u.get(udevDMLVName)),
+				l("name", name), l("uuid", u.get(udevDMUUID)), l("vg_name", u.get(udevDMVGName)))
+		}
+		if u.get(udevIDATA) != "" {
+			for _, a := range udevATA {
+				if v, ok := u.float(a.key); ok {
+					c.add(a.name, v, dev)
+				}
+			}
 		}
 	}
+	c.udev.evict()
 }

@@ -2,7 +2,9 @@ package host
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -52,23 +54,47 @@ func (c *Collector) collectFilesystems() error {
 		var st fsStat
 		err := c.statfs(m, &st)
 		dev, fs, mp := l("device", m.device), l("fstype", m.fsType), l("mountpoint", m.mountPoint)
-		if err != nil {
-			c.add("node_filesystem_device_error", 1, dev, fs, mp)
-			continue
-		}
 		ro := 0.0
 		if m.readOnly {
 			ro = 1
 		}
+		if err != nil {
+			// node_exporter's device_error label holds the reason.
+			de := l("device_error", deviceErrorText(err))
+			c.add("node_filesystem_device_error", 1, dev, de, fs, mp)
+			c.add("node_filesystem_readonly", ro, dev, de, fs, mp)
+			continue
+		}
 		c.add("node_filesystem_device_error", 0, dev, fs, mp)
+		c.add("node_filesystem_readonly", ro, dev, fs, mp)
 		c.add("node_filesystem_size_bytes", st.size, dev, fs, mp)
 		c.add("node_filesystem_free_bytes", st.free, dev, fs, mp)
 		c.add("node_filesystem_avail_bytes", st.avail, dev, fs, mp)
 		c.add("node_filesystem_files", st.files, dev, fs, mp)
 		c.add("node_filesystem_files_free", st.filesFree, dev, fs, mp)
-		c.add("node_filesystem_readonly", ro, dev, fs, mp)
+		c.add("node_filesystem_mount_info", 1, dev, l("major", m.major), l("minor", m.minor), mp)
+		// macOS only; node_exporter reports 0 on Linux, and so does this.
+		c.add("node_filesystem_purgeable_bytes", 0, dev, fs, mp)
 	}
 	return nil
+}
+
+// errStatfsTimeout is the device_error of a network filesystem whose statfs
+// did not answer in time (node_exporter's words).
+var errStatfsTimeout = errors.New("mountpoint timeout")
+
+// deviceErrorText is node_exporter's device_error label for a failed
+// statfs: the system call's error text ("no such file or directory"), or
+// "mountpoint timeout".
+func deviceErrorText(err error) string {
+	if errors.Is(err, errStatfsTimeout) {
+		return errStatfsTimeout.Error()
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }
 
 // statfs runs statfs(2) for m; on a network filesystem it gives up after
@@ -83,7 +109,7 @@ func (c *Collector) statfs(m *fsMount, st *fsStat) error {
 	stuck := c.stuck[mp]
 	c.stuckMu.Unlock()
 	if stuck {
-		return fmt.Errorf("statfs %s: an earlier call is still hanging", mp)
+		return fmt.Errorf("statfs %s: an earlier call is still hanging: %w", mp, errStatfsTimeout)
 	}
 	type result struct {
 		st  fsStat
@@ -112,7 +138,7 @@ func (c *Collector) statfs(m *fsMount, st *fsStat) error {
 			delete(c.stuck, mp)
 			c.stuckMu.Unlock()
 		}()
-		return fmt.Errorf("statfs %s: no answer within %s (network filesystem down?)", mp, c.opts.StatfsTimeout)
+		return fmt.Errorf("statfs %s: no answer within %s (network filesystem down?): %w", mp, c.opts.StatfsTimeout, errStatfsTimeout)
 	}
 }
 

@@ -1,41 +1,67 @@
 // Package host reads a Linux host's metrics from /proc and /sys under a
 // configurable root and appends them to a samples.Batch under
-// node_exporter's metric names and labels, so dashboards built for
-// node_exporter work unchanged.
+// node_exporter's metric names, labels and units, so dashboards built for
+// node_exporter (such as "Node Exporter Full") work unchanged.
 //
 // Both the agent and the collector (for its own host) use it. A Collector
 // is cheap to run every few seconds: it reads each kernel file into a
-// reused buffer with raw system calls, parses it in place, interns device
-// and cpu names, re-parses the mount table only when it changed, and
-// allocates nothing per cycle once its buffers and the destination batch
-// have grown.
+// reused buffer with raw system calls, parses it in place, interns device,
+// cpu and metric names, re-parses what rarely changes (the mount table,
+// os-release, udev data) only when its bytes changed, and allocates almost
+// nothing per cycle once its buffers and the destination batch have grown.
 //
 // Each kernel file has its own file here: parseX([]byte) is pure and has a
-// fuzz target; the Collector reads the file under Options.Root and emits
-// the series. Parsers take the bytes instead of an io.Reader so they can
-// slice the buffer instead of copying lines.
+// fuzz target seeded from testdata/; the Collector reads the file under
+// Options.Root and emits the series. Parsers take the bytes instead of an
+// io.Reader so they can slice the read buffer instead of copying lines.
 //
-// What is collected, by node_exporter collector name:
+// What is collected, by node_exporter collector name (node_exporter
+// v1.12.1's default collectors and default filters):
 //
-//	stat        node_cpu_seconds_total{cpu,mode}, node_cpu_guest_seconds_total,
-//	            node_intr_total, node_context_switches_total, node_boot_time_seconds,
+//	cpu         node_cpu_seconds_total{cpu,mode}, node_cpu_guest_seconds_total{cpu,mode}
+//	stat        node_intr_total, node_context_switches_total, node_boot_time_seconds,
 //	            node_forks_total, node_procs_running, node_procs_blocked
-//	loadavg     node_load1, node_load5, node_load15, node_processes_threads
-//	processes   node_processes_pids (numeric entries of /proc)
-//	meminfo     node_memory_<Key>[_bytes] for every /proc/meminfo line (swap included)
+//	loadavg     node_load1, node_load5, node_load15
+//	processes   node_processes_pids, node_processes_threads (not default in node_exporter)
+//	meminfo     node_memory_<Key>[_bytes] for every /proc/meminfo line
 //	vmstat      node_vmstat_<key> for oom_kill, pgpg*, pswp*, pg*fault*
-//	diskstats   node_disk_*{device} (partitions, loop and ram devices excluded)
-//	filesystem  node_filesystem_{size,free,avail}_bytes, _files, _files_free,
-//	            _readonly, _device_error {device,fstype,mountpoint}
-//	netdev      node_network_{receive,transmit}_*_total{device}
-//	netclass    node_network_up{device}, node_network_mtu_bytes{device}
+//	diskstats   node_disk_*{device}, node_disk_info{device,major,minor,path,wwn,model,
+//	            serial,revision,rotational}, node_disk_{filesystem,device_mapper}_info and
+//	            node_disk_ata_* from udev data (partitions, loop and ram devices excluded)
+//	filesystem  node_filesystem_{size,free,avail,purgeable}_bytes, _files, _files_free,
+//	            _readonly, _device_error {device,device_error,fstype,mountpoint},
+//	            node_filesystem_mount_info{device,major,minor,mountpoint}
+//	netdev      node_network_{receive,transmit}_*_total{device} (receive_nohandler from
+//	            /sys/class/net/<dev>/statistics, as node_exporter's netlink default has it)
+//	netclass    node_network_up, node_network_info{address,adminstate,broadcast,duplex,
+//	            ifalias,operstate} and every "Network device property" of /sys/class/net
+//	arp         node_arp_entries{device}
+//	conntrack   node_nf_conntrack_entries, _entries_limit, node_nf_conntrack_stat_*
+//	entropy     node_entropy_available_bits, node_entropy_pool_size_bits
 //	filefd      node_filefd_allocated, node_filefd_maximum
-//	time        node_time_seconds
+//	kernel_hung node_kernel_hung_tasks_total
+//	netstat     node_netstat_<Proto>_<Field> (node_exporter's default field list)
+//	os          node_os_info{...}, node_os_version{id,id_like,name}
+//	pressure    node_pressure_{cpu,io,memory,irq}_*_seconds_total
+//	schedstat   node_schedstat_{running,waiting}_seconds_total{cpu}, _timeslices_total
+//	selinux     node_selinux_enabled (and _config_mode, _current_mode when enabled)
+//	sockstat    node_sockstat_<PROTO>_<state>, node_sockstat_sockets_used
+//	softnet     node_softnet_*{cpu}
+//	textfile    the samples of *.prom files in Options.TextfileDir,
+//	            node_textfile_mtime_seconds{file}, node_textfile_scrape_error
+//	time        node_time_seconds, node_time_zone_offset_seconds{time_zone},
+//	            node_time_clocksource_{available,current}_info{clocksource,device}
+//	timex       node_timex_* (adjtimex(2))
+//	udp_queues  node_udp_queues{ip,queue}
 //	uname       node_uname_info{domainname,machine,nodename,release,sysname,version}
 //
-// plus node_scrape_collector_success{collector} for each of them. Every
-// series also carries instance, job="node" and Options.Labels; the labels of
-// every series are sorted by name and unique.
+// plus node_scrape_collector_success{collector} and
+// node_scrape_collector_duration_seconds{collector} for each of them. A
+// collector whose kernel feature is absent (no conntrack module, no PSI, no
+// SELinux) reports success 0 without an error, as node_exporter does.
+// Every series also carries instance, job="node" and Options.Labels; the
+// labels of every series are sorted by name and unique. Metadata returns
+// node_exporter's HELP and TYPE of the families emitted.
 package host
 
 import (
@@ -69,6 +95,25 @@ type Options struct {
 	// that timed out is reported with device_error=1 and not asked again
 	// until the hung call returns.
 	StatfsTimeout time.Duration
+	// TextfileDir is node_exporter's --collector.textfile.directory: the
+	// *.prom files in it are read every Collect. "" reads none (and reports
+	// node_textfile_scrape_error 0, as node_exporter does by default). The
+	// path is not below Root.
+	TextfileDir string
+	// TextfileMaxBytes bounds one *.prom file; a bigger file is an error of
+	// that file (node_textfile_scrape_error 1). Zero means 4 MiB.
+	TextfileMaxBytes int
+}
+
+// errNoData marks a collector whose kernel feature is absent on this host:
+// its node_scrape_collector_success is 0, but Collect does not report it as
+// an error (node_exporter's ErrNoData).
+var errNoData = errors.New("no data")
+
+// collector is one node_exporter collector: its name and what runs it.
+type collector struct {
+	name string
+	run  func() error
 }
 
 // Collector reads host metrics. It is safe for concurrent use; calls to
@@ -77,28 +122,32 @@ type Collector struct {
 	mu   sync.Mutex
 	opts Options
 
-	inited bool
-	common []samples.Label // instance, job, Options.Labels; sorted, unique
+	inited     bool
+	common     []samples.Label // instance, job, Options.Labels; sorted, unique
+	collectors []collector
+	root       string // Options.Root without a trailing slash
 
 	// NUL-terminated paths, built once.
 	pStat, pLoadavg, pMeminfo, pVmstat, pDiskstats, pNetDev, pFileNr, pProc []byte
 	pMount1, pMountSelf                                                     []byte
 	useMountSelf                                                            bool
-	sysNet                                                                  string // Root + /sys/class/net/
+	sysNet                                                                  []byte // Root + /sys/class/net/, NUL-terminated
 
 	buf     []byte // read buffer
+	buf2    []byte // second read buffer, for files read beside buf
 	pathBuf []byte // scratch for per-device paths
 	names   interner
 	memN    interner
 	vmN     interner
 
-	st    statInfo
-	la    loadavg
-	fn    fileNr
-	mem   []memEntry
-	vm    []vmEntry
-	disks []diskStat
-	nets  []netDev
+	st      statInfo
+	statErr error
+	la      loadavg
+	fn      fileNr
+	mem     []memEntry
+	vm      []vmEntry
+	disks   []diskStat
+	nets    []netDev
 
 	diskFilter deviceFilter
 	mpExclude  *regexp.Regexp
@@ -111,9 +160,30 @@ type Collector struct {
 
 	uname unameInfo
 
+	net       netState
+	netstat   netstatState
+	sock      sockstatState
+	udev      udevCache
+	osRel     osReleaseState
+	clocks    clocksourceState
+	conntrack conntrackStat
+	psi       psiLine
+	softnet   []softnetStat
+	arp       []arpCount
+	sched     []schedCPU
+	textfile  textfileState
+
+	// textfileMeta is the metadata the last Collect read from *.prom files.
+	textfileMeta map[string]samples.Metadata
+
+	// emitted holds the family names of the last Collect, for Metadata.
+	emitted  map[string]struct{}
+	lastName string
+
 	// set during Collect
 	dst *samples.Batch
 	ts  int64
+	now time.Time
 }
 
 // New returns a Collector for opts. It does no I/O; the first Collect reads
@@ -125,6 +195,9 @@ func New(opts Options) *Collector {
 	if opts.StatfsTimeout <= 0 {
 		opts.StatfsTimeout = 5 * time.Second
 	}
+	if opts.TextfileMaxBytes <= 0 {
+		opts.TextfileMaxBytes = 4 << 20
+	}
 	opts.Labels = slices.Clone(opts.Labels)
 	return &Collector{
 		opts:       opts,
@@ -132,6 +205,7 @@ func New(opts Options) *Collector {
 		mpExclude:  regexp.MustCompile(defaultMountPointsExclude),
 		fsExclude:  regexp.MustCompile(defaultFSTypesExclude),
 		stuck:      make(map[string]bool),
+		emitted:    make(map[string]struct{}),
 	}
 }
 
@@ -145,37 +219,36 @@ func (c *Collector) Collect(t time.Time, dst *samples.Batch) error {
 	if !c.inited {
 		c.init()
 	}
-	c.dst, c.ts = dst, t.UnixMilli()
+	c.dst, c.ts, c.now = dst, t.UnixMilli(), t
 	defer func() { c.dst = nil }()
+	clear(c.emitted)
+	c.lastName = ""
 
 	var errs []error
-	check := func(collector string, err error) {
+	for _, col := range c.collectors {
+		start := time.Now()
+		err := col.run()
+		d := time.Since(start)
 		v := 1.0
-		if err != nil {
+		switch {
+		case err == nil:
+		case errors.Is(err, errPartial):
+			errs = append(errs, err)
+		case errors.Is(err, errNoData):
+			v = 0
+		default:
 			v = 0
 			errs = append(errs, err)
 		}
-		c.add("node_scrape_collector_success", v, l("collector", collector))
+		c.add("node_scrape_collector_duration_seconds", d.Seconds(), l("collector", col.name))
+		c.add("node_scrape_collector_success", v, l("collector", col.name))
 	}
-	check("stat", c.collectStat())
-	check("loadavg", c.collectLoadavg())
-	check("processes", c.collectPids())
-	check("meminfo", c.collectMeminfo())
-	check("vmstat", c.collectVmstat())
-	check("diskstats", c.collectDiskstats())
-	check("filesystem", c.collectFilesystems())
-	check("netdev", c.collectNetDev())
-	check("netclass", c.collectNetClass())
-	check("filefd", c.collectFileNr())
-	c.add("node_time_seconds", float64(t.UnixNano())/1e9)
-	check("time", nil)
-	c.emitUname()
-	check("uname", nil)
 	return errors.Join(errs...)
 }
 
 func (c *Collector) init() {
 	root := strings.TrimSuffix(c.opts.Root, "/")
+	c.root = root
 	p := func(rel string) []byte { return append([]byte(root+rel), 0) }
 	c.pStat = p("/proc/stat")
 	c.pLoadavg = p("/proc/loadavg")
@@ -187,7 +260,9 @@ func (c *Collector) init() {
 	c.pProc = p("/proc")
 	c.pMount1 = p("/proc/1/mountinfo")
 	c.pMountSelf = p("/proc/self/mountinfo")
-	c.sysNet = root + "/sys/class/net/"
+	c.sysNet = p("/sys/class/net")
+	c.netstat.init(root)
+	c.sock.init(root)
 
 	c.uname = c.readUname(root)
 	instance := c.opts.Instance
@@ -207,6 +282,36 @@ func (c *Collector) init() {
 	}
 	slices.SortFunc(common, func(a, b samples.Label) int { return strings.Compare(a.Name, b.Name) })
 	c.common = common
+	// node_exporter's order is alphabetical; so is this.
+	c.collectors = []collector{
+		{"arp", c.collectARP},
+		{"conntrack", c.collectConntrack},
+		{"cpu", c.collectCPU},
+		{"diskstats", c.collectDiskstats},
+		{"entropy", c.collectEntropy},
+		{"filefd", c.collectFileNr},
+		{"filesystem", c.collectFilesystems},
+		{"kernel_hung", c.collectKernelHung},
+		{"loadavg", c.collectLoadavg},
+		{"meminfo", c.collectMeminfo},
+		{"netclass", c.collectNetClass},
+		{"netdev", c.collectNetDev},
+		{"netstat", c.collectNetstat},
+		{"os", c.collectOSRelease},
+		{"pressure", c.collectPressure},
+		{"processes", c.collectPids},
+		{"schedstat", c.collectSchedstat},
+		{"selinux", c.collectSELinux},
+		{"sockstat", c.collectSockstat},
+		{"softnet", c.collectSoftnet},
+		{"stat", c.collectStat},
+		{"textfile", c.collectTextfile},
+		{"time", c.collectTime},
+		{"timex", c.collectTimex},
+		{"udp_queues", c.collectUDPQueues},
+		{"uname", c.collectUname},
+		{"vmstat", c.collectVmstat},
+	}
 	c.inited = true
 }
 
@@ -214,8 +319,13 @@ func (c *Collector) init() {
 func l(name, value string) samples.Label { return samples.Label{Name: name, Value: value} }
 
 // add appends one series with one sample to c.dst. ls must be sorted by
-// name and must not contain __name__. Its labels win over c.common.
+// name and must not contain __name__. Its labels win over c.common; those
+// with an empty value are left out.
 func (c *Collector) add(name string, v float64, ls ...samples.Label) {
+	if name != c.lastName {
+		c.lastName = name
+		c.emitted[name] = struct{}{}
+	}
 	b := c.dst
 	b.StartSeries(nil)
 	own, nOwn, j := 0, len(ls)+1, 0
@@ -224,6 +334,12 @@ func (c *Collector) add(name string, v float64, ls ...samples.Label) {
 			ol := samples.Label{Name: "__name__", Value: name}
 			if own > 0 {
 				ol = ls[own-1]
+				if ol.Value == "" {
+					// Empty means absent, as in Prometheus (node_exporter's
+					// empty info labels, such as ifalias="").
+					own++
+					continue
+				}
 			}
 			if j >= len(c.common) || ol.Name <= c.common[j].Name {
 				if j < len(c.common) && ol.Name == c.common[j].Name {
@@ -246,13 +362,46 @@ func (c *Collector) read(path []byte) ([]byte, error) {
 	return c.buf, err
 }
 
-func (c *Collector) collectStat() error {
+// readOptional reads path; a missing file is errNoData (the kernel lacks
+// the feature), other errors stay what they are.
+func (c *Collector) readOptional(path []byte) ([]byte, error) {
+	data, err := c.read(path)
+	if err != nil && isNotExist(err) {
+		return nil, errNoData
+	}
+	return data, err
+}
+
+// path returns Root + the concatenation of parts, NUL-terminated, in a
+// scratch buffer valid until the next call.
+func (c *Collector) path(parts ...string) []byte {
+	b := append(c.pathBuf[:0], c.root...)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	b = append(b, 0)
+	c.pathBuf = b
+	return b
+}
+
+// collectCPU parses /proc/stat and emits the per-cpu times; collectStat
+// emits the rest of the same parse.
+func (c *Collector) collectCPU() error {
 	data, err := c.read(c.pStat)
+	if err == nil {
+		err = parseStat(data, &c.st, &c.names)
+	}
+	c.statErr = err
 	if err != nil {
 		return err
 	}
-	if err := parseStat(data, &c.st, &c.names); err != nil {
-		return err
+	c.emitCPU(&c.st)
+	return nil
+}
+
+func (c *Collector) collectStat() error {
+	if c.statErr != nil {
+		return c.statErr
 	}
 	c.emitStat(&c.st)
 	return nil
@@ -277,6 +426,10 @@ func (c *Collector) collectPids() error {
 		return err
 	}
 	c.add("node_processes_pids", float64(n))
+	// The loadavg collector read the thread count just before.
+	if c.la.threads > 0 {
+		c.add("node_processes_threads", float64(c.la.threads))
+	}
 	return nil
 }
 
@@ -306,19 +459,6 @@ func (c *Collector) collectVmstat() error {
 	return nil
 }
 
-func (c *Collector) collectDiskstats() error {
-	data, err := c.read(c.pDiskstats)
-	if err != nil {
-		return err
-	}
-	c.disks, err = parseDiskstats(data, c.disks, &c.names)
-	if err != nil {
-		return err
-	}
-	c.emitDiskstats(c.disks)
-	return nil
-}
-
 func (c *Collector) collectNetDev() error {
 	data, err := c.read(c.pNetDev)
 	if err != nil {
@@ -331,44 +471,6 @@ func (c *Collector) collectNetDev() error {
 	}
 	c.emitNetDev(c.nets)
 	return nil
-}
-
-// collectNetClass reads operstate and mtu of the interfaces netdev found.
-// An interface that vanished in between is skipped.
-func (c *Collector) collectNetClass() error {
-	var firstErr error
-	for i := range c.nets {
-		dev := c.nets[i].device
-		data, err := c.read(c.devPath(dev, "/operstate"))
-		if err != nil {
-			if !isNotExist(err) && firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		up := 0.0
-		if parseOperstate(data) {
-			up = 1
-		}
-		c.add("node_network_up", up, l("device", dev))
-		data, err = c.read(c.devPath(dev, "/mtu"))
-		if err != nil {
-			continue
-		}
-		if mtu, ok := parseSysfsUint(data); ok {
-			c.add("node_network_mtu_bytes", float64(mtu), l("device", dev))
-		}
-	}
-	return firstErr
-}
-
-func (c *Collector) devPath(dev, file string) []byte {
-	b := append(c.pathBuf[:0], c.sysNet...)
-	b = append(b, dev...)
-	b = append(b, file...)
-	b = append(b, 0)
-	c.pathBuf = b
-	return b
 }
 
 func (c *Collector) collectFileNr() error {
@@ -413,9 +515,10 @@ func (c *Collector) readUname(root string) unameInfo {
 	return u
 }
 
-func (c *Collector) emitUname() {
+func (c *Collector) collectUname() error {
 	u := &c.uname
 	c.add("node_uname_info", 1,
 		l("domainname", u.domainname), l("machine", u.machine), l("nodename", u.nodename),
 		l("release", u.release), l("sysname", u.sysname), l("version", u.version))
+	return nil
 }

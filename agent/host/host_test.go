@@ -163,11 +163,68 @@ func TestCollectFixture(t *testing.T) {
 		}
 	}
 	f(`node_filesystem_readonly{`+fsKey("/dev/sda1", "xfs", "/home")+`}`, 1)
-	// not in the fixture tree: statfs fails
-	f(`node_filesystem_device_error{`+fsKey("tmpfs", "tmpfs", "/run/user/1000")+`}`, 1)
-	f(`node_filesystem_device_error{`+fsKey("nas:/export/backup", "nfs4", "/mnt/backup disk")+`}`, 1)
-	for _, coll := range []string{"stat", "loadavg", "processes", "meminfo", "vmstat", "diskstats", "filesystem", "netdev", "netclass", "filefd", "time", "uname"} {
+	// not in the fixture tree: statfs fails, and node_exporter's
+	// device_error label says why.
+	const enoent = `device_error="no such file or directory",`
+	f(`node_filesystem_device_error{`+strings.Replace(fsKey("tmpfs", "tmpfs", "/run/user/1000"), `env=`, enoent+`env=`, 1)+`}`, 1)
+	f(`node_filesystem_device_error{`+strings.Replace(fsKey("nas:/export/backup", "nfs4", "/mnt/backup disk"), `env=`, enoent+`env=`, 1)+`}`, 1)
+	f(`node_filesystem_readonly{`+strings.Replace(fsKey("nas:/export/backup", "nfs4", "/mnt/backup disk"), `env=`, enoent+`env=`, 1)+`}`, 0)
+	f(`node_filesystem_mount_info{device="/dev/nvme0n1p2",`+common+`,major="259",minor="2",mountpoint="/boot"}`, 1)
+	f(`node_filesystem_purgeable_bytes{`+fsKey("/dev/nvme0n1p2", "ext4", "/boot")+`}`, 0)
+
+	// The collectors node_exporter added since: one value each from the
+	// fixture's real files.
+	f(`node_netstat_Tcp_InSegs{`+common+`}`, 31905)
+	f(`node_netstat_IpExt_InOctets{`+common+`}`, 575455737)
+	f(`node_netstat_Ip6_InOctets{`+common+`}`, 128)
+	f(`node_netstat_TcpExt_ListenDrops{`+common+`}`, 0)
+	f(`node_sockstat_TCP_mem_bytes{`+common+`}`, 304*float64(os.Getpagesize()))
+	f(`node_sockstat_sockets_used{`+common+`}`, 15)
+	f(`node_sockstat_FRAG6_memory{`+common+`}`, 0)
+	f(`node_softnet_processed_total{cpu="1",`+common+`}`, 0x7ae4)
+	f(`node_softnet_times_squeezed_total{cpu="1",`+common+`}`, 1)
+	f(`node_softnet_backlog_len{cpu="0",`+common+`}`, 0)
+	f(`node_pressure_cpu_waiting_seconds_total{`+common+`}`, 429.256985)
+	f(`node_pressure_irq_stalled_seconds_total{`+common+`}`, 0.008494)
+	f(`node_nf_conntrack_entries{`+common+`}`, 123)
+	f(`node_nf_conntrack_stat_invalid{`+common+`}`, 3+2+1+0x2f)
+	f(`node_nf_conntrack_stat_ignore{`+common+`}`, 0x588a+0x56a4+0x58d4+0x5688)
+	f(`node_nf_conntrack_stat_search_restart{`+common+`}`, 2+1+4)
+	f(`node_arp_entries{device="eth0",`+common+`}`, 3)
+	f(`node_arp_entries{device="eth1",`+common+`}`, 3)
+	f(`node_udp_queues{env="prod",instance="web-01",ip="v4",job="node",queue="tx"}`, 0x15)
+	f(`node_udp_queues{env="prod",instance="web-01",ip="v6",job="node",queue="rx"}`, 0)
+	f(`node_entropy_available_bits{`+common+`}`, 256)
+	f(`node_network_info{address="02:fc:00:00:00:01",adminstate="up",broadcast="ff:ff:ff:ff:ff:ff",device="eth0",duplex="unknown",`+common+`,operstate="up"}`, 1)
+	f(`node_network_flags{device="eth0",`+common+`}`, 0x1003)
+	f(`node_network_speed_bytes{device="eth0",`+common+`}`, -125000)
+	f(`node_network_carrier_changes_total{device="eth0",`+common+`}`, 2)
+	f(`node_network_receive_nohandler_total{device="eth0",`+common+`}`, 0)
+	f(`node_disk_info{device="sda",`+common+`,major="8",minor="0",model="TOSHIBA_KSDB4U86",path="pci-0000:3b:00.0-sas-phy7-lun-0",revision="0102",rotational="1",serial="2160A0D5FVGG",wwn="0x7c72382b8de36a64"}`, 1)
+	f(`node_disk_info{device="nvme0n1",`+common+`,major="259",minor="0",model="SAMSUNG EHFTF55LURSY-000Y9",path="pci-0000:02:00.0-nvme-1",revision="4NBTUY95",rotational="0",serial="S252B6CU1HG3M1",wwn="eui.p3vbbiejx5aae2r3"}`, 1)
+	f(`node_disk_ata_rotation_rate_rpm{device="sda",`+common+`}`, 7200)
+	f(`node_disk_filesystem_info{device="sda",`+common+`,type="LVM2_member",usage="raid",uuid="cVVv6j-HSA2-IY33-1Jmj-dO2H-YL7w-b4Oxqw",version="LVM2 001"}`, 1)
+	f(`node_disk_device_mapper_info{device="dm-0",`+common+`,name="nvme0n1_crypt",uuid="CRYPT-LUKS2-jolaulot80fy9zsiobkxyxo7y2dqeho2-nvme0n1_crypt"}`, 1)
+	f(`node_os_info{env="prod",id="debian",instance="web-01",job="node",name="Debian GNU/Linux",pretty_name="Debian GNU/Linux 12 (bookworm)",version="12 (bookworm)",version_codename="bookworm",version_id="12"}`, 1)
+	f(`node_os_version{env="prod",id="debian",instance="web-01",job="node",name="Debian GNU/Linux"}`, 12)
+	f(`node_time_clocksource_current_info{clocksource="tsc",device="0",`+common+`}`, 1)
+	f(`node_time_clocksource_available_info{clocksource="kvm-clock",device="0",`+common+`}`, 1)
+	f(`node_time_zone_offset_seconds{`+common+`,time_zone="UTC"}`, 0)
+	f(`node_selinux_enabled{`+common+`}`, 0)
+	f(`node_kernel_hung_tasks_total{`+common+`}`, 0)
+	f(`node_schedstat_running_seconds_total{cpu="1",`+common+`}`, 1904686152592476/1e9)
+	f(`node_schedstat_timeslices_total{cpu="0",`+common+`}`, 4767485306)
+	f(`node_textfile_scrape_error{`+common+`}`, 0)
+	if n := countPrefix(got, "node_timex_"); n != 17 {
+		t.Errorf("got %d node_timex_ series; want 17", n)
+	}
+	for _, coll := range []string{"arp", "conntrack", "cpu", "diskstats", "entropy", "filefd", "filesystem", "kernel_hung", "loadavg",
+		"meminfo", "netclass", "netdev", "netstat", "os", "pressure", "processes", "schedstat", "selinux", "sockstat", "softnet", "stat",
+		"textfile", "time", "timex", "udp_queues", "uname", "vmstat"} {
 		f(`node_scrape_collector_success{collector="`+coll+`",`+common+`}`, 1)
+		if _, ok := got[`node_scrape_collector_duration_seconds{collector="`+coll+`",`+common+`}`]; !ok {
+			t.Errorf("no node_scrape_collector_duration_seconds for %s", coll)
+		}
 	}
 
 	// What node_exporter leaves out by default must stay out.
@@ -183,7 +240,7 @@ func TestCollectFixture(t *testing.T) {
 				}
 			}
 		}
-		if !strings.Contains(k, `instance="web-01",job="node"`) || !strings.Contains(k, `env="prod"`) {
+		if !strings.Contains(k, `instance="web-01",`) || !strings.Contains(k, `job="node"`) || !strings.Contains(k, `env="prod"`) {
 			t.Errorf("series %s lacks the common labels", k)
 		}
 	}
@@ -263,7 +320,7 @@ func copyTree(t *testing.T, src string) string {
 func TestCollectMountTableChanges(t *testing.T) {
 	root := copyTree(t, fixtureRoot)
 	c := New(Options{Root: root, Instance: "x"})
-	mp := `node_filesystem_device_error{device="/dev/sdb1",fstype="ext4",instance="x",job="node",mountpoint="/data"}`
+	mp := `node_filesystem_device_error{device="/dev/sdb1",device_error="no such file or directory",fstype="ext4",instance="x",job="node",mountpoint="/data"}`
 	got, err := collectMap(t, c, time.UnixMilli(1))
 	if err != nil {
 		t.Fatal(err)

@@ -43,5 +43,4 @@ func (c *Collector) emitLoadavg(la *loadavg) {
 	c.add("node_load1", la.load1)
 	c.add("node_load5", la.load5)
 	c.add("node_load15", la.load15)
-	c.add("node_processes_threads", float64(la.threads))
 }

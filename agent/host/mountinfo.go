@@ -10,10 +10,14 @@ import (
 //
 //	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
 //
-// mountPoint is field 5, options field 6 (per-mount options, where "ro"
-// lives), fsType and device follow the "-" separator.
+// major:minor is field 3, mountPoint field 5, options field 6 (per-mount
+// options), fsType, device and the superblock options follow the "-"
+// separator. A filesystem is read-only, as node_exporter judges it, when the
+// mount or the superblock options hold "ro" or the superblock
+// "emergency_ro".
 type mount struct {
 	device, mountPoint, fsType string
+	major, minor               string
 	readOnly                   bool
 }
 
@@ -39,26 +43,42 @@ func parseMountinfo(data []byte, dst []mount) ([]mount, error) {
 		if sep < 0 || sep+2 >= len(f) {
 			return dst, fmt.Errorf("parse mountinfo line %q: want 6+ fields, \"-\", fstype and source", line)
 		}
-		ro := false
-		for opts := f[5]; len(opts) > 0; {
-			var o []byte
-			if i := bytes.IndexByte(opts, ','); i >= 0 {
-				o, opts = opts[:i], opts[i+1:]
-			} else {
-				o, opts = opts, nil
-			}
-			if string(o) == "ro" {
-				ro = true
-			}
+		major, minor, ok := bytes.Cut(f[2], []byte(":"))
+		_, ok1 := parseUint(major)
+		_, ok2 := parseUint(minor)
+		if !ok || !ok1 || !ok2 {
+			return dst, fmt.Errorf("parse mountinfo line %q: bad major:minor %q", line, f[2])
+		}
+		ro := hasOption(f[5], "ro")
+		if sep+3 < len(f) {
+			ro = ro || hasOption(f[sep+3], "ro") || hasOption(f[sep+3], "emergency_ro")
 		}
 		dst = append(dst, mount{
 			mountPoint: unescapeMount(f[4]),
 			fsType:     string(f[sep+1]),
 			device:     unescapeMount(f[sep+2]),
+			major:      string(major),
+			minor:      string(minor),
 			readOnly:   ro,
 		})
 	}
 	return dst, nil
+}
+
+// hasOption reports whether the comma-separated options hold opt.
+func hasOption(opts []byte, opt string) bool {
+	for len(opts) > 0 {
+		var o []byte
+		if i := bytes.IndexByte(opts, ','); i >= 0 {
+			o, opts = opts[:i], opts[i+1:]
+		} else {
+			o, opts = opts, nil
+		}
+		if string(o) == opt {
+			return true
+		}
+	}
+	return false
 }
 
 // unescapeMount undoes the kernel's octal escapes of space, tab, newline

@@ -69,11 +69,21 @@ func parseNetDev(data []byte, dst []netDev, in *interner) ([]netDev, error) {
 	return dst, nil
 }
 
+// emitNetDev appends the /proc/net/dev counters and, from
+// /sys/class/net/<dev>/statistics/rx_nohandler, the receive_nohandler
+// counter that node_exporter's netlink mode (its default) reports.
 func (c *Collector) emitNetDev(ds []netDev) {
 	for i := range ds {
 		d := &ds[i]
 		for j, name := range netDevMetrics {
 			c.add(name, float64(d.v[j]), l("device", d.device))
+		}
+		data, err := c.read(c.path("/sys/class/net/", d.device, "/statistics/rx_nohandler"))
+		if err != nil {
+			continue
+		}
+		if v, ok := parseSysfsUint(data); ok {
+			c.add("node_network_receive_nohandler_total", float64(v), l("device", d.device))
 		}
 	}
 }

@@ -194,19 +194,24 @@ func TestParseMountinfo(t *testing.T) {
 	got, err := parseMountinfo([]byte(
 		"29 1 253:0 / / rw,relatime shared:1 - ext4 /dev/root rw\n"+
 			"66 29 8:1 / /home ro,relatime - xfs /dev/sda1 rw\n"+
+			"67 29 8:2 / /var rw,relatime - ext4 /dev/sda2 rw,emergency_ro\n"+
+			"68 29 8:3 / /srv rw,relatime - ext4 /dev/sda3 ro,errors=continue\n"+
 			"901 29 0:61 / /mnt/a\\040b\\011c\\134 rw master:2 shared:3 - nfs4 srv:/x\\040y rw\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []mount{
-		{device: "/dev/root", mountPoint: "/", fsType: "ext4"},
-		{device: "/dev/sda1", mountPoint: "/home", fsType: "xfs", readOnly: true},
-		{device: "srv:/x y", mountPoint: "/mnt/a b\tc\\", fsType: "nfs4"},
+		{device: "/dev/root", mountPoint: "/", fsType: "ext4", major: "253", minor: "0"},
+		{device: "/dev/sda1", mountPoint: "/home", fsType: "xfs", major: "8", minor: "1", readOnly: true},
+		// Read-only when the superblock says so, as node_exporter judges it.
+		{device: "/dev/sda2", mountPoint: "/var", fsType: "ext4", major: "8", minor: "2", readOnly: true},
+		{device: "/dev/sda3", mountPoint: "/srv", fsType: "ext4", major: "8", minor: "3", readOnly: true},
+		{device: "srv:/x y", mountPoint: "/mnt/a b\tc\\", fsType: "nfs4", major: "0", minor: "61"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v; want %+v", got, want)
 	}
-	for _, in := range []string{"1 2 3 4 5 6 - ext4", "1 2 3 4 5 6 ext4 dev rw"} {
+	for _, in := range []string{"1 2 3 4 5 6 - ext4", "1 2 3 4 5 6 ext4 dev rw", "1 2 3 4 5 6 - ext4 dev rw", "1 2 8:x / /a rw - ext4 dev rw"} {
 		if _, err := parseMountinfo([]byte(in), nil); err == nil {
 			t.Errorf("parseMountinfo(%q): got nil error; want one", in)
 		}
@@ -241,9 +246,18 @@ func TestParseSysfs(t *testing.T) {
 	if _, ok := parseSysfsUint([]byte("-1\n")); ok {
 		t.Error("parseSysfsUint(-1) ok; want not ok")
 	}
-	if !parseOperstate([]byte("up\n")) || parseOperstate([]byte("down\n")) || parseOperstate([]byte("unknown\n")) {
-		t.Error("parseOperstate: want true only for up")
+	fi := func(in string, want int64, wantOK bool) {
+		t.Helper()
+		if got, ok := parseSysfsInt([]byte(in)); got != want || ok != wantOK {
+			t.Errorf("parseSysfsInt(%q) = %d, %v; want %d, %v", in, got, ok, want, wantOK)
+		}
 	}
+	fi("0x1003\n", 4099, true)
+	fi("-1\n", -1, true)
+	fi("1500", 1500, true)
+	fi("0x0\n", 0, true)
+	fi("", 0, false)
+	fi("up\n", 0, false)
 }
 
 // dirent builds one linux_dirent64 record.

@@ -102,8 +102,9 @@ func statScalar(st *statInfo, key []byte) (*uint64, *bool) {
 	return nil, nil
 }
 
-// emitStat appends the series of /proc/stat.
-func (c *Collector) emitStat(st *statInfo) {
+// emitCPU appends the per-cpu series of /proc/stat (node_exporter's cpu
+// collector).
+func (c *Collector) emitCPU(st *statInfo) {
 	for i := range st.cpus {
 		ct := &st.cpus[i]
 		for m, mode := range cpuModes {
@@ -112,6 +113,11 @@ func (c *Collector) emitStat(st *statInfo) {
 		c.add("node_cpu_guest_seconds_total", float64(ct.v[8])/userHZ, l("cpu", ct.cpu), l("mode", "user"))
 		c.add("node_cpu_guest_seconds_total", float64(ct.v[9])/userHZ, l("cpu", ct.cpu), l("mode", "nice"))
 	}
+}
+
+// emitStat appends the other series of /proc/stat (node_exporter's stat
+// collector).
+func (c *Collector) emitStat(st *statInfo) {
 	if st.hasIntr {
 		c.add("node_intr_total", float64(st.intr))
 	}

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,12 +25,16 @@ func agentScenario(sz Sizes) Scenario {
 			"(nanoseconds: both use less CPU than /proc/<pid>/stat's 10 ms ticks resolve over a minute), *RSS* the mean of VmRSS read every second. "+
 			"The collector's and the scraper's own costs are not counted. Binary sizes are of `strip`ped copies. "+
 			"Verification: for the agent, the samples it reports sent (`telltale_agent_samples_sent_total` on its -listen /metrics) equal "+
-			"the samples the collector counts back; for node_exporter, every scrape answered 200.",
+			"the samples the collector counts back; for node_exporter, every scrape answered 200. "+
+			"*node_\\* names*: for node_exporter, the `node_*` metric names of its scrape; for the agent, how many of those same names "+
+			"the collector stores from the agent (node_exporter is run once more after the agent's window to list them), so the ratio "+
+			"is the share of node_exporter's default names the agent delivers on this host.",
 			sz.AgentInterval, sz.AgentInterval, sz.AgentWindow, int(sz.AgentWindow/sz.AgentInterval)),
 		Metrics: []Metric{
 			{Key: "cpu_s_per_min", Label: "CPU-s per minute", Lower: true},
 			{Key: "rss_mib", Label: "RSS, mean (MiB)", Lower: true},
 			{Key: "binary_mib", Label: "stripped binary (MiB)", Lower: true},
+			{Key: "node_names", Label: "node_* names of node_exporter's delivered", Lower: false},
 		},
 		Subject: peer.Agent, Peers: []peer.Kind{peer.NodeExporter}}
 	s.run = func(ctx context.Context, env *Env, k peer.Kind) (Result, error) {
@@ -114,10 +120,14 @@ func agentScenario(sz Sizes) Scenario {
 			"binary_mib":    float64(size) / mib,
 		}
 		if verifySink != nil {
-			return r, verifyAgent(ctx, p, verifySink, &r)
+			if err := verifyAgent(ctx, p, verifySink, &r); err != nil {
+				return r, err
+			}
+			return r, agentNames(ctx, env, verifySink, &r)
 		}
 		if scraper != nil {
 			r.Sent, r.Stored, r.VerifyUnit = scraper.tries, scraper.ok, "scrapes"
+			r.Values["node_names"] = float64(len(nodeNames(scraper.scrapeBuf.Bytes())))
 			r.Notes = append(r.Notes, fmt.Sprintf("%d samples per scrape", scraper.samples))
 			if scraper.err != nil {
 				return r, scraper.err
@@ -159,6 +169,90 @@ func verifyAgent(ctx context.Context, a, sink *peer.Process, r *Result) error {
 		return fmt.Errorf("the agent sent nothing; its log ends:\n%s", a.LogTail(10))
 	}
 	return fmt.Errorf("the agent says it sent %d samples; the collector stores %d", r.Sent, r.Stored)
+}
+
+// agentNames counts the node_* names of node_exporter (run once more, with
+// its defaults) that the collector stores from the agent, and notes the
+// missing ones.
+func agentNames(ctx context.Context, env *Env, sink *peer.Process, r *Result) error {
+	got, err := storedNames(ctx, sink.URL)
+	if err != nil {
+		return err
+	}
+	bin, ok := env.Bins[peer.NodeExporter]
+	if !ok {
+		n := 0
+		for name := range got {
+			if strings.HasPrefix(name, "node_") {
+				n++
+			}
+		}
+		r.Values["node_names"] = float64(n)
+		r.Notes = append(r.Notes, fmt.Sprintf("node_exporter not installed: the agent's %d node_* names counted, not compared", n))
+		return nil
+	}
+	ne, err := peer.Start(ctx, peer.Spec{Kind: peer.NodeExporter, Binary: bin, Dir: env.runDir("agent-names", peer.NodeExporter)})
+	if err != nil {
+		return err
+	}
+	defer ne.Stop()
+	sl := &scrapeLoop{url: ne.URL + "/metrics"}
+	if err := sl.scrape(ctx); err != nil {
+		return err
+	}
+	want := nodeNames(sl.scrapeBuf.Bytes())
+	var missing []string
+	for n := range want {
+		if !got[n] {
+			missing = append(missing, n)
+		}
+	}
+	sort.Strings(missing)
+	delivered := len(want) - len(missing)
+	r.Values["node_names"] = float64(delivered)
+	r.Notes = append(r.Notes, fmt.Sprintf("delivers %d of node_exporter's %d node_* names (%.1f%%); missing: %s",
+		delivered, len(want), 100*float64(delivered)/float64(max(1, len(want))), strings.Join(missing, ", ")))
+	return nil
+}
+
+// nodeNames lists the node_* metric names of a text exposition.
+func nodeNames(text []byte) map[string]bool {
+	names := map[string]bool{}
+	for line := range bytes.Lines(text) {
+		if !bytes.HasPrefix(line, []byte("node_")) {
+			continue
+		}
+		end := bytes.IndexAny(line, "{ ")
+		if end > 0 {
+			names[string(line[:end])] = true
+		}
+	}
+	return names
+}
+
+// storedNames lists the metric names a Prometheus-compatible API stores.
+func storedNames(ctx context.Context, base string) (map[string]bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/label/__name__/values", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list the collector's metric names: %w", err)
+	}
+	defer resp.Body.Close()
+	var ans struct {
+		Status string   `json:"status"`
+		Data   []string `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil || ans.Status != "success" {
+		return nil, fmt.Errorf("cannot list the collector's metric names: %s %v", ans.Status, err)
+	}
+	names := map[string]bool{}
+	for _, n := range ans.Data {
+		names[n] = true
+	}
+	return names, nil
 }
 
 // agentSent reads telltale_agent_samples_sent_total from the agent's
