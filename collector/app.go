@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/grafana/regexp"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/telltale-dev/telltale/annotator/deploys"
@@ -98,6 +100,8 @@ func (a *app) routes() {
 	a.mux.Handle("/metrics", a.auth.Require(auth.ScopeRead, http.HandlerFunc(a.serveMetrics)))
 	// Profiles for finding where the time goes (go tool pprof http://.../debug/pprof/profile).
 	a.mux.Handle("/debug/pprof/", a.auth.Require(auth.ScopeAdmin, http.HandlerFunc(pprof.Index)))
+	// Without the slash too, so ServeMux's redirect comes after the check.
+	a.mux.Handle("/debug/pprof", a.auth.Require(auth.ScopeAdmin, http.RedirectHandler("/debug/pprof/", http.StatusMovedPermanently)))
 	a.mux.Handle("/debug/pprof/profile", a.auth.Require(auth.ScopeAdmin, http.HandlerFunc(pprof.Profile)))
 	a.mux.Handle("/debug/pprof/trace", a.auth.Require(auth.ScopeAdmin, http.HandlerFunc(pprof.Trace)))
 	a.mux.Handle("/debug/pprof/symbol", a.auth.Require(auth.ScopeAdmin, http.HandlerFunc(pprof.Symbol)))
@@ -110,6 +114,20 @@ func (a *app) routes() {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+}
+
+// handler is the collector's whole HTTP surface: the mux behind the
+// cross-site and DNS-rebinding guard.
+func (a *app) handler() http.Handler {
+	var trusted *regexp.Regexp
+	if a.cfg.corsOrigin != "" {
+		trusted = regexp.MustCompile("^(?s:" + a.cfg.corsOrigin + ")$")
+	}
+	g := auth.NewSiteGuard(auth.SiteOptions{
+		AuthEnabled: a.auth.Enabled(), AllowedHosts: strings.Split(a.cfg.allowedHosts, ","),
+		TrustedOrigins: trusted, Metrics: a.set,
+	})
+	return g.Wrap(a.mux)
 }
 
 // serveMetrics writes Telltale's own metrics, process metrics and the
@@ -142,7 +160,7 @@ func (a *app) run(ctx context.Context) error {
 			"component", "collector", "listen", ln.Addr().String())
 	}
 	srv := &http.Server{
-		Handler:           a.logPanics(a.mux),
+		Handler:           a.logPanics(a.handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelWarn),

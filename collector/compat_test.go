@@ -447,7 +447,7 @@ func startInProcess(t testing.TB, args ...string) *inProcess {
 		t.Fatalf("collector: %v", err)
 	}
 	a.ready.Store(true)
-	return &inProcess{Server: httptest.NewServer(a.logPanics(a.mux)), app: a}
+	return &inProcess{Server: httptest.NewServer(a.logPanics(a.handler())), app: a}
 }
 
 // Close stops serving and closes the collector's storage.

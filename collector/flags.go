@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -51,6 +52,7 @@ type config struct {
 	queryMaxDepth      int
 	queryWriteTimeout  time.Duration
 	corsOrigin         string
+	allowedHosts       string
 	queryFeatures      stringList
 
 	// flagValues is every flag's value by name, for /api/v1/status/flags.
@@ -117,6 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.queryMaxDepth, "query.max-depth", 1000, "deepest PromQL nesting (brackets plus chained operators) accepted; deeper gets 400 before parsing, which is quadratic in it")
 	fs.DurationVar(&c.queryWriteTimeout, "query.write-timeout", time.Minute, "how long writing a query's answer may take after it is computed; a client that stops reading is cut off after this")
 	fs.Var(&c.queryFeatures, "query.enable-feature", "PromQL feature to turn on, with Prometheus' --enable-feature name: promql-experimental-functions, promql-delayed-name-removal, promql-binop-fill-modifiers, promql-unquoted-utf8-names, promql-per-step-stats; comma-separated or repeated")
+	fs.StringVar(&c.allowedHosts, "web.allowed-hosts", "", "comma-separated host names the collector answers to without -auth.tokens-file, besides IP addresses and localhost (e.g. the compose service name); '*' allows any. Other names get 403: a DNS-rebinding page would use one")
 	fs.StringVar(&c.corsOrigin, "web.cors-origin", "", "regexp of the browser origins allowed to read the API cross-site (CORS), e.g. 'https?://grafana\\.example\\.com'; empty allows none (Prometheus allows '.*')")
 
 	fs.StringVar(&c.deployDB, "deploy.db", "", "SQLite file of the deploy log; default <-data>/deploys.db")
@@ -148,6 +151,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	c.queryFeatures = feats
 	if _, _, err := query.ParseFeatures(feats); err != nil {
 		return nil, fmt.Errorf("-query.enable-feature: %w", err)
+	}
+	if _, err := regexp.Compile("^(?s:" + c.corsOrigin + ")$"); err != nil {
+		return nil, fmt.Errorf("-web.cors-origin=%q is not a regexp: %w", c.corsOrigin, err)
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return nil, fmt.Errorf("-tls.cert-file and -tls.key-file go together; set both or neither")

@@ -138,6 +138,9 @@ func (c *Checker) Check(r *http.Request, scope Scope) (string, error) {
 	}
 	raw := bearer(r)
 	if raw == "" {
+		if r.URL.Query().Has("access_token") {
+			return "", fmt.Errorf("%w: ?access_token= is only accepted on websocket upgrades (URLs end up in logs); send Authorization: Bearer <token>", ErrUnauthenticated)
+		}
 		return "", fmt.Errorf("%w: this endpoint needs a bearer token with scope %q; send Authorization: Bearer <token>", ErrUnauthenticated, scope)
 	}
 	h := sha256.Sum256([]byte(raw))
@@ -157,14 +160,18 @@ func (c *Checker) Check(r *http.Request, scope Scope) (string, error) {
 	return found.name, fmt.Errorf("%w: token %q lacks scope %q; add it to the token's scopes in -auth.tokens-file", ErrForbidden, found.name, scope)
 }
 
-// bearer returns the bearer token of r; websocket clients in browsers cannot
-// set headers, so an access_token query parameter is accepted too.
+// bearer returns the bearer token of r. Browsers cannot set headers on a
+// websocket, so a websocket upgrade may carry it as ?access_token=;
+// nowhere else, because URLs end up in access logs and browser history.
 func bearer(r *http.Request) string {
 	h := r.Header.Get("Authorization")
 	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 		return strings.TrimSpace(h[7:])
 	}
-	return r.URL.Query().Get("access_token")
+	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		return r.URL.Query().Get("access_token")
+	}
+	return ""
 }
 
 // Require wraps next so it runs only for requests with a token holding
