@@ -17,6 +17,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/grafana/regexp"
 	"github.com/prometheus/common/expfmt"
+	promstorage "github.com/prometheus/prometheus/storage"
 
 	"github.com/telltale-dev/telltale/annotator/deploys"
 	"github.com/telltale-dev/telltale/collector/auth"
@@ -24,6 +25,7 @@ import (
 	"github.com/telltale-dev/telltale/collector/query"
 	"github.com/telltale-dev/telltale/collector/storage"
 	"github.com/telltale-dev/telltale/collector/tail"
+	"github.com/telltale-dev/telltale/samples"
 )
 
 // app is the wired collector: storage, write path, query API, HTTP server.
@@ -39,9 +41,11 @@ type app struct {
 	mux     *http.ServeMux
 	deploys *deploys.Service
 	tail    *tail.Hub // live tail; deploy events go to tail.PublishDeploy
-	ready   atomic.Bool
-	workers []func(ctx context.Context) error // background loops, run until ctx is done
-	closers []func() error                    // run in reverse order after the server stopped
+	// observers see every committed write: the result cache, the tail.
+	observers observers
+	ready     atomic.Bool
+	workers   []func(ctx context.Context) error // background loops, run until ctx is done
+	closers   []func() error                    // run in reverse order after the server stopped
 }
 
 func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) {
@@ -73,17 +77,55 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 		Timeout: cfg.queryTimeout, MaxSamples: cfg.queryMaxSamples, LookbackDelta: cfg.lookbackDelta,
 		MaxConcurrent: cfg.queryMaxConcurrent, MaxQueued: cfg.queryMaxQueued, MaxQueueWait: cfg.queryMaxQueueWait,
 		MaxQueryLength: cfg.queryMaxLength, MaxQueryDepth: cfg.queryMaxDepth, WriteTimeout: cfg.queryWriteTimeout,
+		CacheMaxBytes: cacheBytes(cfg.queryCacheBytes), CacheFreshness: cfg.queryCacheFreshness, Parallel: cfg.queryParallel, MinSliceSteps: cfg.queryMinSliceSteps,
 		Features: cfg.queryFeatures, DataDir: cfg.dataDir, EnableAdmin: true, CORSOrigin: cfg.corsOrigin,
 		Flags: cfg.flagValues, Ready: a.ready.Load, Gatherer: a.store.Registry(),
 		Metadata: a.writer.Metadata(), BuildInfo: query.BuildInfo{Version: buildVersion()},
 		Logger: logger, Metrics: a.set,
 	})
+	if o := a.query.Observer(); o != nil {
+		a.addObserver(o)
+	}
 	a.routes()
 	if err := a.addExtensions(ctx); err != nil {
 		a.close()
 		return nil, err
 	}
 	return a, nil
+}
+
+// cacheBytes maps -query.cache-size (0: off) to query.Options (negative: off).
+func cacheBytes(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// addObserver makes o see every committed write from now on.
+func (a *app) addObserver(o ingest.Observer) {
+	a.observers = append(a.observers, o)
+	a.writer.SetObserver(a.observers)
+}
+
+// observers tells each of its members about a committed write.
+type observers []ingest.Observer
+
+func (os observers) Active() bool {
+	for _, o := range os {
+		if o.Active() {
+			return true
+		}
+	}
+	return false
+}
+
+func (os observers) Observe(b *samples.Batch, refs []promstorage.SeriesRef) {
+	for _, o := range os {
+		if o.Active() {
+			o.Observe(b, refs)
+		}
+	}
 }
 
 // routes mounts the core endpoints, each behind the scope it needs.

@@ -263,7 +263,7 @@ func TestDashboardQueriesCompat(t *testing.T) {
 		}
 		if got != w {
 			mismatches++
-			t.Errorf("%s:\n got  %s\n want %s", r, got, w)
+			t.Errorf("%s:\n got  %s\n want %s\n%s", r, got, w, diff(got, w))
 		}
 		if w.Status != 200 {
 			t.Errorf("%s: the reference answered %s; a dashboard query should succeed", r, w)
@@ -319,7 +319,7 @@ func hammer(t *testing.T, url string, reqs []compatRequest, want []answer, clien
 				}
 				if got != want[k%len(reqs)] {
 					if bad.Add(1) <= 5 {
-						t.Errorf("%s under %d concurrent clients:\n got  %s\n want %s", r, clients, got, want[k%len(reqs)])
+						t.Errorf("%s under %d concurrent clients:\n got  %s\n want %s\n%s", r, clients, got, want[k%len(reqs)], diff(got, want[k%len(reqs)]))
 					}
 				}
 			}

@@ -246,6 +246,17 @@ func (a answer) String() string {
 	return fmt.Sprintf("%d %s %s", a.Status, a.ContentType, b)
 }
 
+// diff shows where two answers' bodies first differ.
+func diff(got, want answer) string {
+	g, w := got.Body, want.Body
+	i := 0
+	for i < len(g) && i < len(w) && g[i] == w[i] {
+		i++
+	}
+	from := max(0, i-200)
+	return fmt.Sprintf("first difference at byte %d (%d vs %d bytes):\n got  …%s\n want …%s", i, len(g), len(w), g[from:min(len(g), i+200)], w[from:min(len(w), i+200)])
+}
+
 // ask sends one API request (GET with the parameters in the URL, or POST
 // as a form) and returns the answer with the timing fields of stats=all
 // removed, the one part of an answer that differs between two runs of

@@ -309,7 +309,10 @@ func runCompatSegment(t *testing.T, where string, seg promqlSegment, rng *rand.R
 	}
 	ctx := t.Context()
 	ooo := "87600h" // promqltest loads series one after another from time 0
-	coll := startInProcess(t, "-storage.out-of-order-window="+ooo, "-query.enable-feature="+strings.Join(compatFeatures, ","))
+	// Slices of one step, three at a time: every range query of the corpus
+	// is answered from slices (and, asked again, from the cache).
+	coll := startInProcess(t, "-storage.out-of-order-window="+ooo, "-query.enable-feature="+strings.Join(compatFeatures, ","),
+		"-query.min-slice-steps=1", "-query.parallel=3")
 	defer coll.Close()
 	ref := newReference(t, t.TempDir(), 87600*time.Hour, compatFeatures)
 	defer ref.Close()
@@ -334,7 +337,7 @@ func runCompatSegment(t *testing.T, where string, seg promqlSegment, rng *rand.R
 		n.serial++
 		if got != want {
 			n.mismatches++
-			t.Errorf("%s:\n got  %s\n want %s", r, got, want)
+			t.Errorf("%s:\n got  %s\n want %s\n%s", r, got, want, diff(got, want))
 		}
 	}
 
@@ -366,7 +369,7 @@ func runCompatSegment(t *testing.T, where string, seg promqlSegment, rng *rand.R
 				}
 				if got != want[k%len(reqs)] {
 					if bad.Add(1) <= 5 {
-						t.Errorf("%s under 32 concurrent clients:\n got  %s\n want %s", r, got, want[k%len(reqs)])
+						t.Errorf("%s under 32 concurrent clients:\n got  %s\n want %s\n%s", r, got, want[k%len(reqs)], diff(got, want[k%len(reqs)]))
 					}
 				}
 			}

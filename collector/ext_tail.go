@@ -23,7 +23,7 @@ func (a *app) addTail(ctx context.Context) error {
 		Logger:        a.log.With("component", "tail"),
 		Metrics:       a.set,
 	})
-	a.writer.SetObserver(hub)
+	a.addObserver(hub)
 	// More specific than "/api/v1/", so ServeMux routes it here.
 	a.mux.Handle("/api/v1/tail", a.auth.Require(auth.ScopeRead, hub))
 	a.tail = hub

@@ -42,18 +42,22 @@ type config struct {
 	maxQueueDuration time.Duration
 	influxMaxLineLen int
 
-	queryTimeout       time.Duration
-	queryMaxSamples    int
-	lookbackDelta      time.Duration
-	queryMaxConcurrent int
-	queryMaxQueued     int
-	queryMaxQueueWait  time.Duration
-	queryMaxLength     int
-	queryMaxDepth      int
-	queryWriteTimeout  time.Duration
-	corsOrigin         string
-	allowedHosts       string
-	queryFeatures      stringList
+	queryTimeout        time.Duration
+	queryMaxSamples     int
+	lookbackDelta       time.Duration
+	queryMaxConcurrent  int
+	queryMaxQueued      int
+	queryMaxQueueWait   time.Duration
+	queryMaxLength      int
+	queryMaxDepth       int
+	queryWriteTimeout   time.Duration
+	corsOrigin          string
+	allowedHosts        string
+	queryFeatures       stringList
+	queryCacheBytes     int64
+	queryCacheFreshness time.Duration
+	queryParallel       int
+	queryMinSliceSteps  int
 
 	// flagValues is every flag's value by name, for /api/v1/status/flags.
 	flagValues map[string]string
@@ -118,6 +122,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.queryMaxLength, "query.max-length", 256<<10, "longest PromQL query in bytes; longer gets 400")
 	fs.IntVar(&c.queryMaxDepth, "query.max-depth", 1000, "deepest PromQL nesting (brackets plus chained operators) accepted; deeper gets 400 before parsing, which is quadratic in it")
 	fs.DurationVar(&c.queryWriteTimeout, "query.write-timeout", time.Minute, "how long writing a query's answer may take after it is computed; a client that stops reading is cut off after this")
+	fs.Int64Var(&c.queryCacheBytes, "query.cache-size", 128<<20, "bytes of memory the range-query result cache may use (a dashboard refresh then computes only the newest steps); 0 turns it off. Answers with nocache=1 bypass it")
+	fs.DurationVar(&c.queryCacheFreshness, "query.cache-freshness", time.Minute, "steps whose data is newer than this are not cached; a sample arriving later than this after its timestamp drops the cached steps it changes")
+	fs.IntVar(&c.queryParallel, "query.parallel", runtime.GOMAXPROCS(0), "time slices of one range query evaluated at once")
+	fs.IntVar(&c.queryMinSliceSteps, "query.min-slice-steps", 30, "fewest steps of a range query evaluated as a slice of its own (smaller slices cost more setup than they save)")
 	fs.Var(&c.queryFeatures, "query.enable-feature", "PromQL feature to turn on, with Prometheus' --enable-feature name: promql-experimental-functions, promql-delayed-name-removal, promql-binop-fill-modifiers, promql-unquoted-utf8-names, promql-per-step-stats; comma-separated or repeated")
 	fs.StringVar(&c.allowedHosts, "web.allowed-hosts", "", "comma-separated host names the collector answers to without -auth.tokens-file, besides IP addresses and localhost (e.g. the compose service name); '*' allows any. Other names get 403: a DNS-rebinding page would use one")
 	fs.StringVar(&c.corsOrigin, "web.cors-origin", "", "regexp of the browser origins allowed to read the API cross-site (CORS), e.g. 'https?://grafana\\.example\\.com'; empty allows none (Prometheus allows '.*')")

@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
@@ -58,6 +59,9 @@ type Storage interface {
 	storage.SampleAndChunkQueryable
 	storage.ExemplarQueryable
 	v1.TSDBAdminStats
+	// MinTime is the timestamp (ms) of the oldest sample held; retention
+	// moves it forward.
+	MinTime() int64
 }
 
 // BuildInfo is served by /api/v1/status/buildinfo.
@@ -92,6 +96,22 @@ type Options struct {
 	// WriteTimeout bounds writing a response after the query finished; 0
 	// means 1 minute.
 	WriteTimeout time.Duration
+
+	// CacheMaxBytes bounds the range-query result cache; 0 means 128 MiB,
+	// negative turns the cache off.
+	CacheMaxBytes int64
+	// CacheFreshness is how old data must be before steps computed from it
+	// are cached; a sample written later than this after its timestamp
+	// drops what it changes from the cache. 0 means 1 minute.
+	CacheFreshness time.Duration
+	// Parallel is how many slices of one range query are evaluated at
+	// once; 0 means GOMAXPROCS.
+	Parallel int
+	// MinSliceSteps is the fewest steps a slice of a range query has; 0
+	// means 30.
+	MinSliceSteps int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 
 	// Features are Prometheus' --enable-feature names for PromQL that the
 	// engine turns on: promql-experimental-functions,
@@ -133,6 +153,8 @@ type Options struct {
 type API struct {
 	st     Storage
 	engine *promql.Engine
+	ranges *rangeEngine
+	cache  *resultCache // nil when off
 	parser parser.Parser
 	opts   Options
 	log    *slog.Logger
@@ -181,6 +203,21 @@ func New(st Storage, opts Options) *API {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
 	}
+	if opts.CacheMaxBytes == 0 {
+		opts.CacheMaxBytes = 128 << 20
+	}
+	if opts.CacheFreshness <= 0 {
+		opts.CacheFreshness = time.Minute
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = runtime.GOMAXPROCS(0)
+	}
+	if opts.MinSliceSteps <= 0 {
+		opts.MinSliceSteps = 30
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	if opts.Gatherer == nil {
 		opts.Gatherer = prometheus.NewRegistry()
 	}
@@ -221,6 +258,11 @@ func New(st Storage, opts Options) *API {
 		}),
 	}
 	a.gate = newAdmission(opts, a.set)
+	if opts.CacheMaxBytes > 0 {
+		a.cache = newResultCache(opts.CacheMaxBytes, opts.CacheFreshness, opts.Now, st.MinTime, a.set)
+	}
+	a.ranges = &rangeEngine{eng: a.engine, cache: a.cache, parallel: opts.Parallel,
+		minSliceSteps: opts.MinSliceSteps, lookback: opts.LookbackDelta}
 	a.prom = a.newPrometheusAPI(feats)
 	a.router = route.New()
 	a.prom.Register(a.router.WithPrefix("/api/v1"))
@@ -286,7 +328,7 @@ func (a *API) newPrometheusAPI(feats features.Collector) *v1.API {
 		BuildUser: "telltale", BuildDate: bi.BuildDate, GoVersion: runtime.Version(),
 	}
 	u := &url.URL{Scheme: "http", Host: "localhost:9470"}
-	return v1.NewAPI(a.engine, a.st, nil, a.st,
+	return v1.NewAPI(a.ranges, a.st, nil, a.st,
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
 		func(context.Context) v1.TargetRetriever { return noTargets{} },
 		ams,
@@ -294,7 +336,7 @@ func (a *API) newPrometheusAPI(feats features.Collector) *v1.API {
 		opts.Flags,
 		v1.GlobalURLOptions{ListenAddress: u.Host, Host: u.Host, Scheme: u.Scheme},
 		ready,
-		a.st,
+		adminHooks{a.st, a.cache},
 		opts.DataDir,
 		opts.EnableAdmin,
 		false, // search API: experimental in Prometheus, off by default
@@ -361,6 +403,35 @@ func (a *API) Handler() http.Handler {
 		_, _ = w.Write([]byte("Prometheus Server is Ready.\n"))
 	})
 	return mux
+}
+
+// WriteObserver is told about every committed write (ingest.Observer).
+type WriteObserver interface {
+	Active() bool
+	Observe(b *samples.Batch, refs []storage.SeriesRef)
+}
+
+// Observer returns what must see every committed write for the result
+// cache to stay exact, or nil when the cache is off.
+func (a *API) Observer() WriteObserver {
+	if a.cache == nil {
+		return nil
+	}
+	return a.cache
+}
+
+// adminHooks empties the result cache when the admin API deletes data.
+type adminHooks struct {
+	Storage
+	cache *resultCache
+}
+
+func (h adminHooks) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) error {
+	err := h.Storage.Delete(ctx, mint, maxt, ms...)
+	if h.cache != nil {
+		h.cache.clear()
+	}
+	return err
 }
 
 // Parser returns the PromQL parser the API uses (the tail reuses it).

@@ -49,6 +49,11 @@ func (a *API) guard(next http.Handler) http.Handler {
 
 			if parsesQuery[name] {
 				if err := r.ParseForm(); err == nil {
+					if name == "query_range" {
+						nc := r.Form.Get("nocache")
+						r = r.WithContext(withHints(r.Context(), rangeHints{
+							stats: r.Form.Get("stats") != "", noCache: nc == "1" || nc == "true"}))
+					}
 					if err := a.checkQuery(r.Form.Get("query")); err != nil {
 						a.set.GetOrCreateCounter(`telltale_query_rejected_total{reason="too_complex"}`).Inc()
 						writeAPIError(w, http.StatusBadRequest, "bad_data", err.Error())

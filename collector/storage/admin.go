@@ -50,3 +50,12 @@ func (s *Storage) ChunkQuerier(mint, maxt int64) (promstorage.ChunkQuerier, erro
 func (s *Storage) ExemplarQuerier(ctx context.Context) (promstorage.ExemplarQuerier, error) {
 	return s.db.ExemplarQuerier(ctx)
 }
+
+// MinTime returns the timestamp (ms) of the oldest sample held, or
+// math.MaxInt64 when empty.
+func (s *Storage) MinTime() int64 {
+	if bs := s.db.Blocks(); len(bs) > 0 {
+		return bs[0].Meta().MinTime
+	}
+	return s.db.Head().MinTime()
+}

@@ -1,0 +1,408 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/prometheus/prometheus/util/stats"
+)
+
+// rangeEngine is the promql.QueryEngine the API runs on. Instant queries
+// go to Prometheus' engine as they are. A range query is answered from
+// time slices: slices the result cache holds are reused, the others are
+// evaluated by Prometheus' engine as range queries of their own, several
+// at once.
+//
+// Why this is exact: PromQL evaluates every step of a range query on its
+// own — a step's value depends on the data around that step's time, never
+// on the query's other steps (subquery steps are aligned to absolute time)
+// — so the steps of [start, end] evaluated as a few shorter range queries
+// are the steps Prometheus computes for the whole range, and their series
+// merge by labels into the same matrix, sorted the same way. The
+// exceptions are handled by not slicing: @ start() / @ end() (whose time
+// is the whole query's), per-step statistics and stats=all (whose peak
+// counts are the whole query's), and queries that touch no data.
+//
+// Where Telltale differs on purpose: -query.max-samples bounds each slice,
+// so a range query whose whole result would exceed it may still succeed.
+type rangeEngine struct {
+	eng   *promql.Engine
+	cache *resultCache // nil: no result cache
+	// parallel is how many slices of one query are evaluated at once.
+	parallel int
+	// minSliceSteps is the fewest steps worth a slice of its own.
+	minSliceSteps int
+	// lookback is the engine's default lookback delta.
+	lookback time.Duration
+}
+
+// ctxKey carries per-request choices from the HTTP guard to the engine.
+type ctxKey struct{}
+
+// rangeHints are what the request asked of a range query beyond PromQL.
+type rangeHints struct {
+	stats   bool // stats=... : run as one query, its statistics are the answer's
+	noCache bool // nocache=1 : neither read nor fill the result cache
+}
+
+func withHints(ctx context.Context, h rangeHints) context.Context {
+	return context.WithValue(ctx, ctxKey{}, h)
+}
+
+func hintsFrom(ctx context.Context) rangeHints {
+	h, _ := ctx.Value(ctxKey{}).(rangeHints)
+	return h
+}
+
+func (e *rangeEngine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, ts time.Time) (promql.Query, error) {
+	return e.eng.NewInstantQuery(ctx, q, opts, qs, ts)
+}
+
+func (e *rangeEngine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (promql.Query, error) {
+	// The whole query first: it parses and checks qs exactly as Prometheus
+	// does, and is what runs when slicing does not apply.
+	full, err := e.eng.NewRangeQuery(ctx, q, opts, qs, start, end, step)
+	if err != nil {
+		return nil, err
+	}
+	h := hintsFrom(ctx)
+	stmt, ok := full.Statement().(*parser.EvalStmt)
+	if !ok || h.stats || (opts != nil && opts.EnablePerStepStats()) || !sliceable(qs, stmt.Expr) {
+		return full, nil
+	}
+	return &slicedQuery{e: e, full: full, stmt: stmt, q: q, opts: opts, qs: qs,
+		start: start.UnixMilli(), end: end.UnixMilli(), step: step.Milliseconds(), noCache: h.noCache}, nil
+}
+
+// sliceable reports whether the steps of qs (parsed: expr) may be
+// evaluated in separate range queries: it reads data, no @ refers to the
+// query's start or end, and no duration expression uses range() (the
+// query's length).
+func sliceable(qs string, expr parser.Expr) bool {
+	l := parser.Lex(qs)
+	var it parser.Item
+	for l.NextItem(&it); it.Typ != parser.EOF && it.Typ != parser.ERROR; l.NextItem(&it) {
+		if it.Typ == parser.RANGE {
+			return false
+		}
+	}
+	ok, selects := true, false
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		switch x := n.(type) {
+		case *parser.VectorSelector:
+			selects = true
+			if x.StartOrEnd != 0 {
+				ok = false
+			}
+		case *parser.SubqueryExpr:
+			if x.StartOrEnd != 0 {
+				ok = false
+			}
+		case *parser.StepInvariantExpr:
+			// The engine evaluates these once for the whole range; the
+			// value is the same at every step, so slicing keeps it.
+		}
+		return nil
+	})
+	return ok && selects
+}
+
+// slicedQuery is a range query answered from slices.
+type slicedQuery struct {
+	e                *rangeEngine
+	full             promql.Query
+	stmt             *parser.EvalStmt
+	q                storage.Queryable
+	opts             promql.QueryOpts
+	qs               string
+	start, end, step int64 // ms
+	noCache          bool
+}
+
+func (s *slicedQuery) Statement() parser.Statement { return s.full.Statement() }
+func (s *slicedQuery) Stats() *stats.Statistics   { return s.full.Stats() }
+func (s *slicedQuery) Cancel()                     { s.full.Cancel() }
+func (s *slicedQuery) String() string              { return s.qs }
+
+// Close releases the whole query the slices stand in for; the slices'
+// results were copied out of the engine's pools when they finished.
+func (s *slicedQuery) Close() { s.full.Close() }
+
+// span is a run of steps [from, to] (ms, both on the query's step grid);
+// extended spans reach one step into what is answered otherwise.
+type span struct {
+	from, to int64
+	extended bool
+}
+
+func (s *slicedQuery) Exec(ctx context.Context) *promql.Result {
+	e := s.e
+	var (
+		key    cacheKey
+		cached []*chunk
+		seq    uint64
+		cutoff int64
+	)
+	useCache := e.cache != nil && !s.noCache
+	if useCache {
+		lookback := s.stmt.LookbackDelta
+		if lookback == 0 {
+			lookback = e.lookback
+		}
+		key = cacheKey{query: s.qs, step: s.step, phase: mod(s.start, s.step), lookback: lookback}
+		seq = e.cache.seq()
+		cutoff = e.cache.cutoff()
+		cached = e.cache.get(key, s.start, s.end)
+	}
+	// What the cache does not hold is evaluated, in slices of at least
+	// minSliceSteps steps, split at the cutoff so the older part can be
+	// kept.
+	var todo []span
+	next := s.start
+	for _, c := range cached {
+		if from := max(c.from, s.start); from > next {
+			todo = append(todo, s.slices(next, from-s.step, cutoff)...)
+		}
+		next = min(c.to, s.end) + s.step
+	}
+	if next <= s.end {
+		todo = append(todo, s.slices(next, s.end, cutoff)...)
+	}
+	// The engine treats a range query of one step like an instant query
+	// (topk keeps its order, sort warns of nothing): a one-step gap of a
+	// longer query is evaluated with a neighbouring step, which merge
+	// drops again; such a span is not cached.
+	for i, sp := range todo {
+		if sp.from == sp.to && s.start != s.end {
+			if sp.from-s.step >= s.start {
+				todo[i] = span{sp.from - s.step, sp.to, true}
+			} else {
+				todo[i] = span{sp.from, sp.to + s.step, true}
+			}
+		}
+	}
+	if len(cached) == 0 && len(todo) == 1 {
+		// Nothing to reuse, nothing to split: the whole query, as
+		// Prometheus runs it.
+		res := s.full.Exec(ctx)
+		if res.Err == nil && useCache && s.end <= cutoff {
+			if m, ok := res.Value.(promql.Matrix); ok {
+				e.cache.put(key, seq, cutoff, s.start, s.newChunk(span{from: s.start, to: s.end}, m, res.Warnings))
+			}
+		}
+		return res
+	}
+	if useCache && e.cache.wholeOnly(key) {
+		return s.full.Exec(ctx)
+	}
+	computed, res := s.evaluate(ctx, todo)
+	if res != nil {
+		return res
+	}
+	for _, c := range append(cached, computed...) {
+		if c.aggregated {
+			// An annotation that sums over the query's steps: its text
+			// depends on how the steps were grouped, so only the whole
+			// query gives Prometheus' words.
+			if useCache {
+				e.cache.markWholeOnly(key)
+			}
+			return s.full.Exec(ctx)
+		}
+	}
+	if useCache {
+		e.cache.put(key, seq, cutoff, s.start, computed...)
+	}
+	all := append(append([]*chunk{}, cached...), computed...)
+	sort.Slice(all, func(i, j int) bool { return all[i].from < all[j].from })
+	return merge(all, s.start, s.end)
+}
+
+// slices cuts [from, to] into spans of at least minSliceSteps (and two)
+// steps, about parallel of them, with a boundary after cutoff.
+func (s *slicedQuery) slices(from, to, cutoff int64) []span {
+	minSteps := int64(max(2, s.e.minSliceSteps))
+	var parts []span
+	if c := from + (cutoff-from)/s.step*s.step; from < c && c+s.step < to {
+		parts = append(parts, span{from: from, to: c}, span{from: c + s.step, to: to})
+	} else {
+		parts = append(parts, span{from: from, to: to})
+	}
+	var out []span
+	for _, p := range parts {
+		steps := (p.to-p.from)/s.step + 1
+		n := min(int64(s.e.parallel), steps/minSteps)
+		if n <= 1 {
+			out = append(out, p)
+			continue
+		}
+		per := steps / n
+		for k := range n {
+			f := p.from + k*per*s.step
+			t := f + (per-1)*s.step
+			if k == n-1 {
+				t = p.to
+			}
+			out = append(out, span{from: f, to: t})
+		}
+	}
+	return out
+}
+
+// evaluate runs the spans as range queries, parallel at a time, and
+// returns their results as chunks in span order, or the first failure as
+// Prometheus would answer it.
+func (s *slicedQuery) evaluate(ctx context.Context, todo []span) ([]*chunk, *promql.Result) {
+	out := make([]*chunk, len(todo))
+	errs := make([]*promql.Result, len(todo))
+	sem := make(chan struct{}, s.e.parallel)
+	var wg sync.WaitGroup
+	for i, sp := range todo {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			q, err := s.e.eng.NewRangeQuery(ctx, s.q, s.opts, s.qs, time.UnixMilli(sp.from), time.UnixMilli(sp.to), time.Duration(s.step)*time.Millisecond)
+			if err != nil {
+				errs[i] = &promql.Result{Err: err}
+				return
+			}
+			defer q.Close()
+			res := q.Exec(ctx)
+			if res.Err != nil {
+				errs[i] = &promql.Result{Err: res.Err, Warnings: res.Warnings}
+				return
+			}
+			m, _ := res.Value.(promql.Matrix)
+			out[i] = s.newChunk(sp, m, res.Warnings)
+		})
+	}
+	wg.Wait()
+	for _, r := range errs {
+		if r != nil {
+			return nil, r
+		}
+	}
+	return out, nil
+}
+
+// newChunk copies m out of the engine's pools into a chunk for [sp].
+func (s *slicedQuery) newChunk(sp span, m promql.Matrix, warns annotations.Annotations) *chunk {
+	c := &chunk{from: sp.from, to: sp.to, series: make([]promql.Series, len(m)), extended: sp.extended}
+	for i, ser := range m {
+		cs := promql.Series{Metric: ser.Metric, DropName: ser.DropName}
+		if len(ser.Floats) > 0 {
+			cs.Floats = append([]promql.FPoint(nil), ser.Floats...)
+		}
+		if len(ser.Histograms) > 0 {
+			cs.Histograms = make([]promql.HPoint, len(ser.Histograms))
+			for k, h := range ser.Histograms {
+				cs.Histograms[k] = promql.HPoint{T: h.T, H: h.H.Copy()}
+			}
+		}
+		c.series[i] = cs
+	}
+	if len(warns) > 0 {
+		c.annos = annotations.Annotations{}
+		c.annos.Merge(warns)
+		for _, err := range warns {
+			c.aggregated = c.aggregated || aggregatingAnnotation(err)
+		}
+	}
+	if s.e.cache != nil {
+		c.depFrom, c.depTo = s.dependency(sp)
+		c.names = s.e.cache.names(s.stmt.Expr)
+		c.minTime = s.e.cache.minTime()
+	}
+	c.size = c.bytes()
+	return c
+}
+
+// aggregatingAnnotation reports whether err is one of the annotations that
+// Prometheus merges across steps into counts and time ranges (rather than
+// reporting once): merged per slice, their text would differ.
+func aggregatingAnnotation(err error) bool {
+	return errors.Is(err, annotations.HistogramQuantileForcedMonotonicityInfo) || errors.Is(err, annotations.StartTimeOverlapWarning)
+}
+
+// dependency is the time range of data the steps of sp read.
+func (s *slicedQuery) dependency(sp span) (int64, int64) {
+	st := *s.stmt
+	st.Start, st.End = time.UnixMilli(sp.from), time.UnixMilli(sp.to)
+	if st.LookbackDelta == 0 {
+		st.LookbackDelta = s.e.lookback
+	}
+	return promql.FindMinMaxTime(&st)
+}
+
+// merge joins chunks (in time order, each [from, to] on the step grid) into
+// the matrix of [start, end]: every series with its points in time order,
+// series sorted by labels, and the annotations of every chunk. A chunk that
+// reaches outside [start, end] is cut (only chunks without annotations
+// are; see resultCache.get).
+func merge(chunks []*chunk, start, end int64) *promql.Result {
+	idx := map[uint64][]int{}
+	var mat promql.Matrix
+	var warns annotations.Annotations
+	for _, c := range chunks {
+		if len(c.annos) > 0 {
+			if warns == nil {
+				warns = annotations.Annotations{}
+			}
+			warns.Merge(c.annos)
+		}
+		for _, ser := range c.series {
+			fl := cut(ser.Floats, start, end, func(p promql.FPoint) int64 { return p.T })
+			hs := cut(ser.Histograms, start, end, func(p promql.HPoint) int64 { return p.T })
+			if len(fl) == 0 && len(hs) == 0 {
+				continue
+			}
+			h := ser.Metric.Hash()
+			at := -1
+			for _, i := range idx[h] {
+				if labels.Equal(mat[i].Metric, ser.Metric) {
+					at = i
+					break
+				}
+			}
+			if at < 0 {
+				at = len(mat)
+				idx[h] = append(idx[h], at)
+				mat = append(mat, promql.Series{Metric: ser.Metric, DropName: ser.DropName})
+			}
+			// Chunks may share a step (an extended span): each step once.
+			if n := len(mat[at].Floats); n > 0 {
+				fl = cut(fl, mat[at].Floats[n-1].T+1, end, func(p promql.FPoint) int64 { return p.T })
+			}
+			if n := len(mat[at].Histograms); n > 0 {
+				hs = cut(hs, mat[at].Histograms[n-1].T+1, end, func(p promql.HPoint) int64 { return p.T })
+			}
+			mat[at].Floats = append(mat[at].Floats, fl...)
+			mat[at].Histograms = append(mat[at].Histograms, hs...)
+		}
+	}
+	sort.Sort(mat)
+	return &promql.Result{Value: mat, Warnings: warns}
+}
+
+// cut returns the points of ps (in time order) within [from, to].
+func cut[P any](ps []P, from, to int64, t func(P) int64) []P {
+	i := sort.Search(len(ps), func(i int) bool { return t(ps[i]) >= from })
+	j := sort.Search(len(ps), func(i int) bool { return t(ps[i]) > to })
+	return ps[i:j]
+}
+
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
