@@ -128,7 +128,7 @@ type slicedQuery struct {
 }
 
 func (s *slicedQuery) Statement() parser.Statement { return s.full.Statement() }
-func (s *slicedQuery) Stats() *stats.Statistics   { return s.full.Stats() }
+func (s *slicedQuery) Stats() *stats.Statistics    { return s.full.Stats() }
 func (s *slicedQuery) Cancel()                     { s.full.Cancel() }
 func (s *slicedQuery) String() string              { return s.qs }
 
