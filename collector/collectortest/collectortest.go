@@ -245,6 +245,33 @@ func (in *Instance) Kill() {
 // ended.
 func (in *Instance) Signal(sig os.Signal) { _ = in.cmd.Process.Signal(sig) }
 
+// Pid returns the collector's process id.
+func (in *Instance) Pid() int { return in.cmd.Process.Pid }
+
+// RSS returns the collector's resident memory now and its peak so far
+// (VmRSS and VmHWM of /proc/<pid>/status), in bytes.
+func (in *Instance) RSS() (cur, peak int64) {
+	in.t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", in.Pid()))
+	if err != nil {
+		in.t.Fatalf("read the collector's /proc status: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			cur = kb << 10
+		case "VmHWM:":
+			peak = kb << 10
+		}
+	}
+	return cur, peak
+}
+
 // Exited returns a channel that is closed once the process has ended.
 func (in *Instance) Exited() <-chan struct{} { return in.done }
 
