@@ -55,9 +55,6 @@ type resultCache struct {
 	lru     *list.List // of *entry, most recent first
 	byName  map[string]map[*entry]struct{}
 	late    atomic.Uint64 // count of late-write and delete events
-	// whole holds queries whose answers carry annotations that only the
-	// whole query gets right (see aggregatingAnnotation); bounded.
-	whole map[cacheKey]struct{}
 
 	stepsCached, stepsComputed *metrics.Counter
 	evictions, lateDrops       *metrics.Counter
@@ -238,23 +235,6 @@ func (c *resultCache) put(key cacheKey, seq uint64, cutoff, start int64, chunks 
 		c.evictions.Inc()
 		c.remove(c.lru.Back().Value.(*entry))
 	}
-}
-
-// wholeOnly reports whether key's answers must come from the whole query.
-func (c *resultCache) wholeOnly(key cacheKey) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.whole[key]
-	return ok
-}
-
-func (c *resultCache) markWholeOnly(key cacheKey) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.whole == nil || len(c.whole) >= 1000 {
-		c.whole = map[cacheKey]struct{}{}
-	}
-	c.whole[key] = struct{}{}
 }
 
 // coalesce joins adjacent chunks (no step between them) into one.
