@@ -14,6 +14,7 @@ import (
 func (a *app) addOTLP(context.Context) error {
 	h := a.auth.Require(auth.ScopeWrite, otlp.NewHandler(a.ingest, otlp.Options{
 		LookbackDelta: a.cfg.lookbackDelta,
+		Limits:        otlp.Limits{MaxAttributeDepth: a.cfg.otlpMaxDepth, MaxAttributes: a.cfg.otlpMaxAttrs},
 		Logger:        a.log,
 	}))
 	a.mux.Handle(otlp.Path, h)

@@ -38,6 +38,8 @@ type config struct {
 	maxConcurrent    int
 	maxQueueDuration time.Duration
 	influxMaxLineLen int
+	otlpMaxDepth     int
+	otlpMaxAttrs     int
 
 	queryTimeout    time.Duration
 	queryMaxSamples int
@@ -92,6 +94,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.maxFutureDrift, "ingest.max-future-drift", 10*time.Minute, "samples later than now plus this are rejected with 400 (a sender with a wrong clock)")
 	fs.IntVar(&c.maxConcurrent, "ingest.max-concurrent-inserts", 2*runtime.GOMAXPROCS(0), "write requests processed at once; more wait up to -ingest.max-queue-duration")
 	fs.DurationVar(&c.maxQueueDuration, "ingest.max-queue-duration", time.Minute, "how long a write waits for a slot before it gets 503 with Retry-After")
+	fs.IntVar(&c.otlpMaxDepth, "otlp.max-attribute-depth", 16, "deepest an OTLP attribute value may nest (arrays and key-value lists of values; a plain value is 1); deeper gets 400")
+	fs.IntVar(&c.otlpMaxAttrs, "otlp.max-attributes", 128, "most attributes an OTLP resource, scope, metric, data point or exemplar may have; more gets 400")
 	fs.IntVar(&c.influxMaxLineLen, "ingest.influx-max-line-len", 256<<10, "longest Influx line protocol line in bytes; longer gets 400")
 
 	fs.DurationVar(&c.queryTimeout, "query.timeout", 2*time.Minute, "longest a query may run")

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 	prw "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
@@ -37,11 +38,23 @@ func (f Format) ContentType() string {
 	return "application/x-protobuf"
 }
 
-// Decode parses body as an ExportMetricsServiceRequest in format f. Its
-// errors are the sender's fault (HTTP 400).
-func Decode(body []byte, f Format) (pmetric.Metrics, error) {
-	req := pmetricotlp.NewExportRequest()
+// Decode parses body as an ExportMetricsServiceRequest in format f,
+// within lim: protobuf bodies are checked against lim before they are
+// decoded, JSON bodies have their nesting bounded before and their
+// attributes checked after (CheckLimits). Its errors are the sender's fault
+// (HTTP 400); those for a request over lim wrap ErrLimit.
+func Decode(body []byte, f Format, lim Limits) (pmetric.Metrics, error) {
+	lim = lim.withDefaults()
 	var err error
+	if f == JSON {
+		err = guardJSON(body, lim)
+	} else {
+		err = guardProto(body, lim)
+	}
+	if err != nil {
+		return pmetric.Metrics{}, err
+	}
+	req := pmetricotlp.NewExportRequest()
 	if f == JSON {
 		err = req.UnmarshalJSON(body)
 	} else {
@@ -50,6 +63,11 @@ func Decode(body []byte, f Format) (pmetric.Metrics, error) {
 	if err != nil {
 		return pmetric.Metrics{}, fmt.Errorf("cannot decode %d-byte %s body as an OTLP ExportMetricsServiceRequest: %v; send opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest encoded as the Content-Type says",
 			len(body), f.ContentType(), err)
+	}
+	if f == JSON {
+		if err := CheckLimits(req.Metrics(), lim); err != nil {
+			return pmetric.Metrics{}, err
+		}
 	}
 	return req.Metrics(), nil
 }
@@ -61,6 +79,7 @@ const (
 	ReasonExponentialHistogram = "otlp_exponential_histogram"
 	ReasonInvalidMetric        = "otlp_invalid_metric"
 	ReasonExemplar             = "exemplar_dropped"
+	ReasonTimestamp            = "otlp_invalid_timestamp"
 )
 
 // Result tells what Convert did with a request.
@@ -308,11 +327,42 @@ func dropUnsupported(md pmetric.Metrics, res *Result) {
 							"set the exporter's temporality preference to cumulative (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative)", m.Name(), t))
 					return true
 				}
+				if bad := removeUnrepresentableTimes(m); bad > 0 {
+					res.reject(ReasonTimestamp, m.Name(), bad,
+						fmt.Sprintf("metric %q has %d data points with a time_unix_nano after 2262-04-11 (over 2^63-1 ns, which Prometheus timestamps cannot hold): fix the sender's timestamps", m.Name(), bad))
+				}
 				res.Exemplars += stripExemplars(m)
 				return false
 			})
 		}
 	}
+}
+
+// removeUnrepresentableTimes removes the data points of m whose time is
+// over maxTimestamp (such as 2^64-1, which would otherwise wrap to 1970 in
+// the translator's int64 conversion) and returns how many there were.
+func removeUnrepresentableTimes(m pmetric.Metric) int {
+	n := 0
+	bad := func(t pcommon.Timestamp) bool {
+		if uint64(t) > maxTimestamp {
+			n++
+			return true
+		}
+		return false
+	}
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		m.Gauge().DataPoints().RemoveIf(func(p pmetric.NumberDataPoint) bool { return bad(p.Timestamp()) })
+	case pmetric.MetricTypeSum:
+		m.Sum().DataPoints().RemoveIf(func(p pmetric.NumberDataPoint) bool { return bad(p.Timestamp()) })
+	case pmetric.MetricTypeHistogram:
+		m.Histogram().DataPoints().RemoveIf(func(p pmetric.HistogramDataPoint) bool { return bad(p.Timestamp()) })
+	case pmetric.MetricTypeExponentialHistogram:
+		m.ExponentialHistogram().DataPoints().RemoveIf(func(p pmetric.ExponentialHistogramDataPoint) bool { return bad(p.Timestamp()) })
+	case pmetric.MetricTypeSummary:
+		m.Summary().DataPoints().RemoveIf(func(p pmetric.SummaryDataPoint) bool { return bad(p.Timestamp()) })
+	}
+	return n
 }
 
 func temporality(m pmetric.Metric) (pmetric.AggregationTemporality, bool) {

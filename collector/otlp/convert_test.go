@@ -15,7 +15,7 @@ import (
 func TestConvertAllKinds(t *testing.T) {
 	for _, f := range []Format{Protobuf, JSON} {
 		t.Run(f.ContentType(), func(t *testing.T) {
-			md, err := Decode(encode(t, testMetrics(testTime), f), f)
+			md, err := Decode(encode(t, testMetrics(testTime), f), f, Limits{})
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
@@ -218,7 +218,7 @@ func TestConvertTooManySamples(t *testing.T) {
 func TestDecodeErrors(t *testing.T) {
 	f := func(body string, format Format, want string) {
 		t.Helper()
-		_, err := Decode([]byte(body), format)
+		_, err := Decode([]byte(body), format, Limits{})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("Decode(%q): got error %v; want it to contain %q", body, err, want)
 		}

@@ -201,3 +201,5 @@ func TestE2EOTLPPartialSuccess(t *testing.T) {
 		t.Fatalf("the exponential histogram was written: %v", res)
 	}
 }
+
+func TestMain(m *testing.M) { collectortest.Main(m) }

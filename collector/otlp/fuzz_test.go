@@ -1,6 +1,8 @@
 package otlp
 
 import (
+	"bytes"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -24,7 +26,7 @@ func TestTestdata(t *testing.T) {
 			if !ok {
 				t.Fatalf("testdata/%s missing; run go test -run TestTestdata -update", file)
 			}
-			got, err := Decode(data, f)
+			got, err := Decode(data, f, Limits{})
 			if err != nil {
 				t.Fatalf("testdata/%s: %v", file, err)
 			}
@@ -38,6 +40,36 @@ func TestTestdata(t *testing.T) {
 			if d := diffSeries(seriesOf(&b1), seriesOf(&b2)); d != "" {
 				t.Fatalf("testdata/%s is stale (%s); run go test -run TestTestdata -update", file, d)
 			}
+		}
+	}
+}
+
+// TestHostileTestdata keeps the fuzz seeds of issue 22's hostile inputs in
+// testdata/ and checks each is refused or trimmed by a limit.
+func TestHostileTestdata(t *testing.T) {
+	files := readTestdata(t)
+	for name, want := range hostileSeeds(t) {
+		if !bytes.Equal(files[name], want) {
+			t.Fatalf("testdata/%s missing or stale; run go test -run TestTestdata -update", name)
+		}
+		f := Protobuf
+		if strings.HasSuffix(name, ".json") {
+			f = JSON
+		}
+		md, err := Decode(want, f, Limits{})
+		if strings.Contains(name, "timestamp") {
+			if err != nil {
+				t.Fatalf("testdata/%s: %v", name, err)
+			}
+			var b samples.Batch
+			res, err := NewConverter(ConvertOptions{}).Convert(t.Context(), md, &b)
+			if err != nil || res.Rejected != 1 {
+				t.Fatalf("testdata/%s: got %+v, %v; want 1 rejected point", name, res, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrLimit) {
+			t.Fatalf("testdata/%s: got %v; want a limit error", name, err)
 		}
 	}
 }
@@ -57,7 +89,7 @@ func FuzzOTLP(f *testing.F) {
 		if isJSON {
 			format = JSON
 		}
-		md, err := Decode(data, format)
+		md, err := Decode(data, format, Limits{})
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty error message")
@@ -69,7 +101,7 @@ func FuzzOTLP(f *testing.F) {
 		if err != nil {
 			t.Fatalf("cannot re-encode a decoded request: %v", err)
 		}
-		md2, err := Decode(again, Protobuf)
+		md2, err := Decode(again, Protobuf, Limits{})
 		if err != nil {
 			t.Fatalf("cannot decode a re-encoded request: %v", err)
 		}

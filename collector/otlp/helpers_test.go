@@ -229,6 +229,11 @@ func readTestdata(t testing.TB) map[string][]byte {
 				t.Fatal(err)
 			}
 		}
+		for name, data := range hostileSeeds(t) {
+			if err := os.WriteFile(filepath.Join("testdata", name), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	files, err := filepath.Glob("testdata/*.*")
 	if err != nil {

@@ -20,6 +20,15 @@
 //     (telltale_ingest_rejected_total{reason=...}) and reported in
 //     partial_success (rejected_data_points, error_message); the rest is
 //     written. The sender must not retry those.
+//   - 400 for a body over the shape limits (Limits: attribute values
+//     nested deeper than -otlp.max-attribute-depth, more attributes than
+//     -otlp.max-attributes on one resource, scope, metric, data point or
+//     exemplar), checked before the protobuf decoder or the translator can
+//     recurse or do quadratic work, and counted by reason
+//     (otlp_attribute_depth, otlp_too_many_attributes).
+//   - Data points with a time_unix_nano over 2^63-1 (after 2262, which no
+//     Prometheus timestamp holds) are dropped and reported in
+//     partial_success (reason otlp_invalid_timestamp).
 //   - 400 for a body that does not decode, 415 for a Content-Type other than
 //     application/x-protobuf or application/json (or an unknown
 //     Content-Encoding), 413 for a body over the limits, 503 with
@@ -60,7 +69,10 @@ type Options struct {
 	// every LookbackDelta/2 between a resource's first and last data
 	// point. 0 means 5m.
 	LookbackDelta time.Duration
-	Logger        *slog.Logger
+	// Limits bound attribute nesting and counts (-otlp.*); zero values mean
+	// the defaults.
+	Limits Limits
+	Logger *slog.Logger
 }
 
 // Handler serves OTLP/HTTP metrics. It is safe for concurrent use.
@@ -125,8 +137,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, format, err)
 		return
 	}
-	md, err := Decode(data, format)
+	md, err := Decode(data, format, h.opts.Limits)
 	if err != nil {
+		if reason := LimitReason(err); reason != "" {
+			h.w.CountRejected(reason, 1)
+		}
 		h.fail(w, format, fmt.Errorf("%w: %v", ingest.ErrInvalid, err))
 		return
 	}

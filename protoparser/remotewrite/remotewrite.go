@@ -33,6 +33,7 @@
 package remotewrite
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -60,12 +61,16 @@ var ErrTooLarge = errors.New("decoded body too large")
 // ErrTooLarge, without decoding, when it exceeds maxDecoded bytes.
 // maxDecoded <= 0 means no limit.
 func DecodeSnappy(dst, src []byte, maxDecoded int) ([]byte, error) {
+	// The header is the decoded length as a uvarint. Read it here rather
+	// than with snappy.DecodedLen, which calls any length of 4 GiB or more
+	// "corrupt input": such a header is a size problem, and says so.
+	declared, hn := binary.Uvarint(src)
+	if hn > 0 && maxDecoded > 0 && declared > uint64(maxDecoded) {
+		return nil, fmt.Errorf("%w: snappy header declares %d decoded bytes, limit is %d bytes: send smaller requests (lower max_samples_per_send in queue_config) or raise the limit", ErrTooLarge, declared, maxDecoded)
+	}
 	n, err := snappy.DecodedLen(src)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read snappy header: %w: remote write bodies must be snappy block format (not the framed/stream format)", err)
-	}
-	if maxDecoded > 0 && n > maxDecoded {
-		return nil, fmt.Errorf("%w: snappy body decodes to %d bytes, limit is %d bytes: send smaller requests (lower max_samples_per_send in queue_config) or raise the limit", ErrTooLarge, n, maxDecoded)
 	}
 	if cap(dst) < n {
 		dst = make([]byte, n)
