@@ -163,8 +163,24 @@ func TestPrometheusHistogramsExemplars(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st != (Stats{Samples: 1, Histograms: 2, Exemplars: 1}) || len(b.Series) != 1 {
-		t.Fatalf("1.0: got %+v and %d series; want 1 sample, 2 histograms, 1 exemplar, 1 series", st, len(b.Series))
+	if st != (Stats{Samples: 1, Histograms: 2, Exemplars: 1}) || len(b.Series) != 2 {
+		t.Fatalf("1.0: got %+v and %d series; want 1 sample, 2 histograms, 1 exemplar, 2 series", st, len(b.Series))
+	}
+	// Prometheus decodes AppendV1's bytes to the same histograms and exemplar
+	// (not byte for byte: we always write the zero count, as Prometheus does
+	// for histograms it converts itself, and h here has none).
+	var again prompb.WriteRequest
+	if err := again.Unmarshal(AppendV1(nil, &b)); err != nil || len(again.Timeseries) != 2 {
+		t.Fatalf("1.0: Prometheus cannot decode AppendV1's bytes: %v", err)
+	}
+	for _, got := range again.Timeseries[1].Histograms {
+		if got.GetCountInt() != 5 || got.Sum != 12.5 || got.Schema != 3 || got.Timestamp != 1000 ||
+			fmt.Sprint(got.PositiveDeltas) != "[2 1]" || len(got.PositiveSpans) != 1 || got.PositiveSpans[0].Length != 2 {
+			t.Fatalf("1.0: Prometheus decodes AppendV1's histogram as %+v; want %+v", got, h)
+		}
+	}
+	if ex := again.Timeseries[0].Exemplars; len(ex) != 1 || ex[0].Labels[0].Value != "abc" || ex[0].Value != 1 || ex[0].Timestamp != 1000 {
+		t.Fatalf("1.0: Prometheus decodes AppendV1's exemplars as %+v", ex)
 	}
 	writeTestdata(t, "histograms.v1.pb", data)
 
@@ -187,8 +203,29 @@ func TestPrometheusHistogramsExemplars(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st != (Stats{Samples: 1, Histograms: 1, Exemplars: 1}) || len(b.Series) != 1 {
-		t.Fatalf("2.0: got %+v and %d series; want 1 sample, 1 histogram, 1 exemplar, 1 series", st, len(b.Series))
+	if st != (Stats{Samples: 1, Histograms: 1, Exemplars: 1}) || len(b.Series) != 2 {
+		t.Fatalf("2.0: got %+v and %d series; want 1 sample, 1 histogram, 1 exemplar, 2 series", st, len(b.Series))
+	}
+	hs := b.SeriesHistograms(&b.Series[1])
+	if len(hs) != 1 || hs[0].IntCount != 5 || hs[0].Sum != 12.5 || hs[0].Schema != 3 || hs[0].T != 1000 ||
+		fmt.Sprint(hs[0].PositiveSpans, hs[0].PositiveDeltas) != "[{0 2}] [2 1]" {
+		t.Fatalf("2.0: got histograms %+v; want Prometheus' h2", hs)
+	}
+	ex := b.SeriesExemplars(&b.Series[0])
+	if len(ex) != 1 || fmt.Sprint(b.ExemplarLabelsOf(&ex[0])) != "[{trace_id abc}]" || ex[0].V != 1 || ex[0].T != 1000 {
+		t.Fatalf("2.0: got exemplars %+v; want trace_id=abc 1 @1000", ex)
+	}
+	// Prometheus decodes AppendV2's bytes to the same histogram and exemplar.
+	var again2 writev2.Request
+	if err := again2.Unmarshal(AppendV2(nil, &b)); err != nil {
+		t.Fatal(err)
+	}
+	if got := again2.Timeseries[1].Histograms; len(got) != 1 || got[0].GetCountInt() != 5 || got[0].Sum != 12.5 || got[0].Schema != 3 ||
+		got[0].Timestamp != 1000 || fmt.Sprint(got[0].PositiveDeltas, got[0].PositiveSpans[0].Length) != "[2 1] 2" {
+		t.Fatalf("2.0: Prometheus decodes AppendV2's histogram as %+v; want %+v", got, h2)
+	}
+	if got := again2.Timeseries[0].Exemplars; len(got) != 1 || again2.Symbols[got[0].LabelsRefs[1]] != "abc" {
+		t.Fatalf("2.0: Prometheus decodes AppendV2's exemplars as %+v", got)
 	}
 	wantMD := []samples.Metadata{{Name: "h", Type: "histogram", Help: "A histogram."}}
 	if fmt.Sprint(b.Metadata) != fmt.Sprint(wantMD) {

@@ -8,9 +8,12 @@
 // request bytes (or Batch.KeyBuf), so the Batch is valid only while the
 // request buffer is unchanged.
 //
-// Float samples go into the Batch. Native histograms and exemplars are
-// skipped and counted in Stats; a series that carries no float sample is not
-// added to the Batch. Labels are kept in the order the sender wrote them; the
+// Float samples, native histogram samples (integer and float, exponential
+// and custom buckets) and exemplars go into the Batch and are counted in
+// Stats; a series that carries none of them is not added to the Batch.
+// Histogram spans and buckets go into the Batch's backing arrays (Spans,
+// Deltas, Counts); exemplar labels into ExemplarLabels, aliasing the
+// request like series labels. Labels are kept in the order the sender wrote them; the
 // decoders do not sort, deduplicate or validate label names (that is the
 // ingest path's job, the same for every format).
 //
@@ -45,9 +48,9 @@ import (
 type Stats struct {
 	// Samples is the number of float samples added to the Batch.
 	Samples int
-	// Histograms is the number of native histogram samples skipped.
+	// Histograms is the number of native histogram samples added.
 	Histograms int
-	// Exemplars is the number of exemplars skipped.
+	// Exemplars is the number of exemplars added.
 	Exemplars int
 }
 
