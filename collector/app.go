@@ -50,7 +50,7 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 	}
 	if a.store, err = storage.Open(ctx, storage.Options{
 		Dir: cfg.dataDir, Retention: cfg.retention, OutOfOrderWindow: cfg.oooWindow, WALCompression: cfg.walCompress,
-		Logger: logger, Metrics: a.set,
+		MaxExemplars: cfg.maxExemplars, Logger: logger, Metrics: a.set,
 	}); err != nil {
 		return nil, err
 	}
@@ -60,6 +60,7 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 			MaxLabelsPerSeries: cfg.maxLabels, MaxLabelNameLen: cfg.maxLabelNameLen,
 			MaxLabelValueLen: cfg.maxLabelValueLen, MaxFutureDrift: cfg.maxFutureDrift,
 			MaxConcurrentInserts: cfg.maxConcurrent, MaxQueueDuration: cfg.maxQueueDuration,
+			MaxHistogramBuckets: cfg.maxHistBuckets, MaxExemplarLabelBytes: cfg.maxExemplarLabel,
 		},
 		Logger: logger, Metrics: a.set,
 	})

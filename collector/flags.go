@@ -40,6 +40,12 @@ type config struct {
 	influxMaxLineLen int
 	otlpMaxDepth     int
 	otlpMaxAttrs     int
+	otlpDelta        bool
+	otlpDeltaSeries  int
+	otlpNHCB         bool
+	maxHistBuckets   int
+	maxExemplarLabel int
+	maxExemplars     int64
 
 	queryTimeout    time.Duration
 	queryMaxSamples int
@@ -96,6 +102,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.maxQueueDuration, "ingest.max-queue-duration", time.Minute, "how long a write waits for a slot before it gets 503 with Retry-After")
 	fs.IntVar(&c.otlpMaxDepth, "otlp.max-attribute-depth", 16, "deepest an OTLP attribute value may nest (arrays and key-value lists of values; a plain value is 1); deeper gets 400")
 	fs.IntVar(&c.otlpMaxAttrs, "otlp.max-attributes", 128, "most attributes an OTLP resource, scope, metric, data point or exemplar may have; more gets 400")
+	fs.BoolVar(&c.otlpDelta, "otlp.delta-to-cumulative", true, "turn OTLP delta sums and histograms into cumulative ones per series (a running total in memory, as the OpenTelemetry deltatocumulative processor does), so rate() works on them; false rejects them")
+	fs.IntVar(&c.otlpDeltaSeries, "otlp.delta-max-series", 100_000, "most OTLP delta series -otlp.delta-to-cumulative keeps a running total for; points of more get rejected")
+	fs.BoolVar(&c.otlpNHCB, "otlp.histograms-as-nhcb", false, "store OTLP explicit-bucket histograms as native histograms with custom buckets (one series) instead of classic _bucket/_sum/_count series")
+	fs.IntVar(&c.maxHistBuckets, "ingest.max-histogram-buckets", 512, "most buckets (positive and negative) a native histogram sample may have; more gets 400")
+	fs.IntVar(&c.maxExemplarLabel, "ingest.max-exemplar-label-bytes", 128, "longest an exemplar's label names and values may be together, in characters (OpenMetrics' limit, which the TSDB enforces too); longer gets 400")
+	fs.Int64Var(&c.maxExemplars, "storage.max-exemplars", 100_000, "exemplars kept in memory (a ring buffer, as Prometheus' storage.exemplars.max-exemplars); 0 turns exemplar storage off")
 	fs.IntVar(&c.influxMaxLineLen, "ingest.influx-max-line-len", 256<<10, "longest Influx line protocol line in bytes; longer gets 400")
 
 	fs.DurationVar(&c.queryTimeout, "query.timeout", 2*time.Minute, "longest a query may run")

@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -433,9 +435,11 @@ func Gzip(t testing.TB, b []byte) []byte {
 }
 
 // MemStore is an ingest.Appendable that keeps committed samples in memory,
-// by label set in Prometheus notation ({__name__="up", job="x"}). Only
-// Append, Commit and Rollback of its appenders may be called, which is all
-// ingest.Writer uses. Like the TSDB head, Append takes a known reference
+// by label set in Prometheus notation ({__name__="up", job="x"}). A native
+// histogram sample is kept as a float sample whose value is its count, and
+// exemplars are only counted (Exemplars). Only Append, AppendHistogram,
+// AppendExemplar, Commit and Rollback of its appenders may be called, which
+// is all ingest.Writer uses. Like the TSDB head, Append takes a known reference
 // without labels, and answers an unknown reference with no labels with an
 // error wrapping tsdb.ErrInvalidSample. It is safe for concurrent use.
 type MemStore struct {
@@ -443,7 +447,15 @@ type MemStore struct {
 	series    map[string][]samples.Sample
 	refs      map[promstorage.SeriesRef]string
 	byLabels  map[string]promstorage.SeriesRef
+	exemplars int
 	commitErr error
+}
+
+// Exemplars returns the number of exemplars committed.
+func (s *MemStore) Exemplars() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exemplars
 }
 
 // NewMemStore returns an empty MemStore.
@@ -488,6 +500,19 @@ type memAppender struct {
 	promstorage.Appender // nil: only the methods below are used by ingest.Writer
 	s                    *MemStore
 	pending              []pendingSample
+	exemplars            int
+}
+
+func (a *memAppender) AppendHistogram(ref promstorage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
+	if h != nil {
+		return a.Append(ref, l, t, float64(h.Count))
+	}
+	return a.Append(ref, l, t, fh.Count)
+}
+
+func (a *memAppender) AppendExemplar(ref promstorage.SeriesRef, _ labels.Labels, _ exemplar.Exemplar) (promstorage.SeriesRef, error) {
+	a.exemplars++
+	return ref, nil
 }
 
 type pendingSample struct {
@@ -522,10 +547,11 @@ func (a *memAppender) Commit() error {
 	for _, p := range a.pending {
 		a.s.series[p.lset] = append(a.s.series[p.lset], p.s)
 	}
+	a.s.exemplars += a.exemplars
 	return nil
 }
 
-func (a *memAppender) Rollback() error { a.pending = nil; return nil }
+func (a *memAppender) Rollback() error { a.pending, a.exemplars = nil, 0; return nil }
 
 // NopStore is an ingest.Appendable that drops everything, for benchmarks
 // of the path up to the storage. The zero value is ready for use.
@@ -535,6 +561,17 @@ type NopStore struct{}
 func (NopStore) Appender(context.Context) promstorage.Appender { return nopAppender{} }
 
 type nopAppender struct{ promstorage.Appender }
+
+func (nopAppender) AppendHistogram(ref promstorage.SeriesRef, _ labels.Labels, _ int64, _ *histogram.Histogram, _ *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
+	if ref == 0 {
+		ref = 1
+	}
+	return ref, nil
+}
+
+func (nopAppender) AppendExemplar(ref promstorage.SeriesRef, _ labels.Labels, _ exemplar.Exemplar) (promstorage.SeriesRef, error) {
+	return ref, nil
+}
 
 func (nopAppender) Append(ref promstorage.SeriesRef, l labels.Labels, _ int64, _ float64) (promstorage.SeriesRef, error) {
 	if ref == 0 {

@@ -223,14 +223,15 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, version api) {
 		h.fail(w, version, h.parseError(err))
 		return
 	}
-	if err := h.w.Write(r.Context(), b); err != nil {
-		h.fail(w, version, err)
-		return
-	}
 	if stats.SkippedStrings > 0 {
 		h.w.CountRejected(ReasonStringField, stats.SkippedStrings)
 	}
-	h.in.CountSamples(endpoint, b.Len())
+	written, err := h.w.Write(r.Context(), b)
+	h.in.CountSamples(endpoint, written.Samples)
+	if err != nil {
+		h.fail(w, version, err)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

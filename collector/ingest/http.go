@@ -101,8 +101,12 @@ const (
 )
 
 // RemoteWrite serves POST /api/v1/write: Prometheus remote write 1.0 and
-// 2.0, snappy-compressed protobuf. It answers 204 once every sample is
-// committed.
+// 2.0, snappy-compressed protobuf, float samples, native histograms and
+// exemplars. It answers 204 once every sample is committed; when part of
+// the request is invalid it commits the rest and answers 400 naming what
+// was rejected (Writer.Write). Remote write 2.0 answers carry the
+// X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written counts
+// of what was stored, on 204 and 400 alike.
 func (h *Handlers) RemoteWrite(w http.ResponseWriter, r *http.Request) {
 	const ep = "remote_write"
 	h.reqs[ep].Inc()
@@ -141,32 +145,27 @@ func (h *Handlers) RemoteWrite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := &bufs.batch
-	var st remotewrite.Stats
 	if version == 2 {
-		st, err = remotewrite.DecodeV2(bufs.Decoded, b)
+		_, err = remotewrite.DecodeV2(bufs.Decoded, b)
 	} else {
-		st, err = remotewrite.DecodeV1(bufs.Decoded, b)
+		_, err = remotewrite.DecodeV1(bufs.Decoded, b)
 	}
 	if err != nil {
 		h.fail(w, ep, fmt.Errorf("%w: %v", ErrInvalid, err))
 		return
 	}
-	if st.Histograms > 0 {
-		h.fail(w, ep, fmt.Errorf("%w: request has %d native histogram samples, which Telltale does not store yet; turn off native histograms at the sender (send_native_histograms: false) or convert them to classic buckets", ErrInvalid, st.Histograms))
-		return
+	written, err := h.w.Write(r.Context(), b)
+	h.samples[ep].Add(written.Samples + written.Histograms)
+	if version == 2 {
+		// What was stored, also when part of the request was rejected
+		// (remote write 2.0 spec: the sender trusts these counts).
+		w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(written.Samples))
+		w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", strconv.Itoa(written.Histograms))
+		w.Header().Set("X-Prometheus-Remote-Write-Exemplars-Written", strconv.Itoa(written.Exemplars))
 	}
-	if st.Exemplars > 0 {
-		h.w.CountRejected("exemplar_dropped", st.Exemplars)
-	}
-	if err := h.w.Write(r.Context(), b); err != nil {
+	if err != nil {
 		h.fail(w, ep, err)
 		return
-	}
-	h.samples[ep].Add(b.Len())
-	if version == 2 {
-		w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(b.Len()))
-		w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", "0")
-		w.Header().Set("X-Prometheus-Remote-Write-Exemplars-Written", "0")
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -229,11 +228,12 @@ func (h *Handlers) ImportPrometheus(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, ep, fmt.Errorf("%w: %v", ErrInvalid, err))
 		return
 	}
-	if err := h.w.Write(r.Context(), b); err != nil {
+	written, err := h.w.Write(r.Context(), b)
+	h.samples[ep].Add(written.Samples)
+	if err != nil {
 		h.fail(w, ep, err)
 		return
 	}
-	h.samples[ep].Add(b.Len())
 	w.WriteHeader(http.StatusNoContent)
 }
 

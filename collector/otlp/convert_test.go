@@ -24,8 +24,11 @@ func TestConvertAllKinds(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Convert: %v", err)
 			}
-			if res.DataPoints != 5 || res.Rejected != 0 || res.Exemplars != 1 || res.Message() != "" {
-				t.Fatalf("got DataPoints=%d Rejected=%d Exemplars=%d Message=%q; want 5, 0, 1, \"\"", res.DataPoints, res.Rejected, res.Exemplars, res.Message())
+			if res.DataPoints != 5 || res.Rejected != 0 || res.Message() != "" {
+				t.Fatalf("got DataPoints=%d Rejected=%d Message=%q; want 5, 0, \"\"", res.DataPoints, res.Rejected, res.Message())
+			}
+			if len(b.Exemplars) != 1 || b.Exemplars[0].V != 1 || b.Exemplars[0].T != testTime.UnixMilli() {
+				t.Fatalf("got exemplars %+v; want the one of requests_total", b.Exemplars)
 			}
 			got := seriesOf(&b)
 			want := testSeries()
@@ -136,20 +139,19 @@ func TestConvertRejects(t *testing.T) {
 		t.Fatalf("Convert: %v", err)
 	}
 	got := seriesOf(&b)
-	if len(got) != 1 || len(got[`{__name__="ok", job="mixed"}`]) != 1 {
-		t.Fatalf("got series %v; want only ok{job=\"mixed\"}", got)
+	if len(got) != 2 || len(got[`{__name__="ok", job="mixed"}`]) != 1 || len(b.Histograms) != 1 {
+		t.Fatalf("got series %v and %d histograms; want ok{job=\"mixed\"} and the exponential histogram latency_exp", got, len(b.Histograms))
 	}
-	if res.DataPoints != 5 || res.Rejected != 4 {
-		t.Fatalf("got DataPoints=%d Rejected=%d; want 5, 4", res.DataPoints, res.Rejected)
+	if res.DataPoints != 5 || res.Rejected != 3 {
+		t.Fatalf("got DataPoints=%d Rejected=%d; want 5, 3", res.DataPoints, res.Rejected)
 	}
 	reasons := map[string]int{}
 	for _, rj := range res.Rejections {
 		reasons[rj.Reason+"/"+rj.Metric] = rj.Points
 	}
 	want := map[string]int{
-		ReasonDelta + "/delta.requests":             2,
-		ReasonExponentialHistogram + "/latency.exp": 1,
-		ReasonInvalidMetric + "/bad.attr":           1,
+		ReasonDelta + "/delta.requests":   2,
+		ReasonInvalidMetric + "/bad.attr": 1,
 	}
 	for k, n := range want {
 		if reasons[k] != n {
@@ -157,8 +159,8 @@ func TestConvertRejects(t *testing.T) {
 		}
 	}
 	msg := res.Message()
-	for _, s := range []string{"4 of 5 data points rejected", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative",
-		"explicit_bucket_histogram", `metric "bad.attr"`, "label name is empty"} {
+	for _, s := range []string{"3 of 5 data points rejected", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative",
+		"-otlp.delta-to-cumulative", `metric "bad.attr"`, "label name is empty"} {
 		if !strings.Contains(msg, s) {
 			t.Errorf("message %q does not contain %q", msg, s)
 		}

@@ -14,12 +14,19 @@
 //
 // Promises, as the OTLP/HTTP specification asks:
 //   - 200 with an ExportMetricsServiceResponse, in the request's encoding,
-//     once every accepted sample is committed. Data points Telltale does not
-//     store (non-cumulative temporality, exponential histograms, metrics the
-//     translator cannot name) are dropped, counted
+//     once every accepted sample is committed. Sums, gauges and summaries
+//     become float series, exponential histograms native histograms (and
+//     explicit-bucket ones too with -otlp.histograms-as-nhcb), exemplars
+//     go to the exemplar storage, delta temporality is turned cumulative
+//     with -otlp.delta-to-cumulative (see Cumulator for why and the price).
+//     Data points Telltale does not store (delta ones without that flag,
+//     metrics the translator cannot name, samples the ingest path rejects
+//     such as a series over a label limit) are dropped, counted
 //     (telltale_ingest_rejected_total{reason=...}) and reported in
-//     partial_success (rejected_data_points, error_message); the rest is
-//     written. The sender must not retry those.
+//     partial_success (rejected_data_points, error_message) with a 200, as
+//     the OTLP specification prescribes for partly accepted requests (the
+//     one exception to "2xx means all was stored"); the rest is written.
+//     The sender must not retry those.
 //   - 400 for a body over the shape limits (Limits: attribute values
 //     nested deeper than -otlp.max-attribute-depth, more attributes than
 //     -otlp.max-attributes on one resource, scope, metric, data point or
@@ -49,6 +56,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/samples"
 )
@@ -72,16 +81,27 @@ type Options struct {
 	// Limits bound attribute nesting and counts (-otlp.*); zero values mean
 	// the defaults.
 	Limits Limits
-	Logger *slog.Logger
+	// DeltaToCumulative turns delta sums and histograms into cumulative
+	// ones (see Cumulator) instead of rejecting them; DeltaMaxSeries bounds
+	// the series it tracks (0: 100,000).
+	DeltaToCumulative bool
+	DeltaMaxSeries    int
+	// HistogramsToNHCB stores explicit-bucket histograms as native
+	// histograms with custom buckets (see ConvertOptions).
+	HistogramsToNHCB bool
+	Logger           *slog.Logger
+	// Metrics receives telltale_otlp_* gauges; nil means none.
+	Metrics *metrics.Set
 }
 
 // Handler serves OTLP/HTTP metrics. It is safe for concurrent use.
 type Handler struct {
-	in   *ingest.Handlers
-	w    *ingest.Writer
-	opts Options
-	log  *slog.Logger
-	pool sync.Pool // *state
+	delta *Cumulator // nil unless DeltaToCumulative
+	in    *ingest.Handlers
+	w     *ingest.Writer
+	opts  Options
+	log   *slog.Logger
+	pool  sync.Pool // *state
 }
 
 // state is what one request needs, pooled.
@@ -97,7 +117,14 @@ func NewHandler(in *ingest.Handlers, opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{in: in, w: in.Writer(), opts: opts, log: opts.Logger}
+	h := &Handler{in: in, w: in.Writer(), opts: opts, log: opts.Logger}
+	if opts.DeltaToCumulative {
+		h.delta = NewCumulator(CumulatorOptions{MaxSeries: opts.DeltaMaxSeries})
+		if opts.Metrics != nil {
+			opts.Metrics.NewGauge("telltale_otlp_delta_series", func() float64 { return float64(h.delta.Len()) })
+		}
+	}
+	return h
 }
 
 // maxSamples bounds what a request of n decoded bytes may expand to. A
@@ -146,7 +173,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if st.conv == nil {
-		st.conv = NewConverter(ConvertOptions{LookbackDelta: h.opts.LookbackDelta})
+		st.conv = NewConverter(ConvertOptions{LookbackDelta: h.opts.LookbackDelta, Delta: h.delta, HistogramsToNHCB: h.opts.HistogramsToNHCB})
 	}
 	st.conv.opts.MaxSamples = maxSamples(len(data))
 	b := &st.batch
@@ -162,17 +189,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, format, err)
 		return
 	}
-	if err := h.w.Write(r.Context(), b); err != nil {
+	written, err := h.w.Write(r.Context(), b)
+	h.in.CountSamples(endpoint, written.Samples+written.Histograms)
+	var perr *ingest.PartialError
+	if errors.As(err, &perr) {
+		// OTLP reports a partly accepted request as 200 with
+		// partial_success (the specification's rule), not 400; the writer
+		// counted the rejections already.
+		res.Rejected += perr.Rejected
+		res.stored = perr.Error()
+	} else if err != nil {
 		h.fail(w, format, err)
 		return
 	}
 	for _, rj := range res.Rejections {
 		h.w.CountRejected(rj.Reason, max(rj.Points, 1))
 	}
-	if res.Exemplars > 0 {
-		h.w.CountRejected(ReasonExemplar, res.Exemplars)
-	}
-	h.in.CountSamples(endpoint, b.Len())
 	if res.Rejected > 0 || len(res.Rejections) > 0 {
 		h.log.Debug("otlp data points rejected", "component", "otlp", "rejected", res.Rejected, "message", res.Message())
 	}

@@ -1,5 +1,7 @@
 // Package storage opens and runs the embedded Prometheus TSDB that holds
-// every sample the collector accepts.
+// every sample the collector accepts: float samples, native histograms
+// (integer, float and custom-bucket), and exemplars in a bounded in-memory
+// ring buffer (Options.MaxExemplars) that is replayed from the WAL.
 //
 // Promise: once Appender().Commit returns nil, the samples are in the WAL
 // (written to the OS, not yet fsynced), so they survive a kill -9 of the
@@ -38,6 +40,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receives telltale_storage_* metrics; nil means a private set.
 	Metrics *metrics.Set
+	// MaxExemplars is how many exemplars the in-memory ring buffer keeps
+	// (Prometheus' --storage.exemplars.max-exemplars); 0 turns exemplar
+	// storage off. Native histograms need no option: the TSDB stores them.
+	MaxExemplars int64
 	// WALCompression is "none", "snappy" (Prometheus' default) or "zstd";
 	// "" means none. Snappy halves the WAL on disk for about 10% more CPU
 	// per ingested sample (BenchmarkRemoteWrite in collector/ingest).
@@ -73,6 +79,8 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 	topts.RetentionDuration = opts.Retention.Milliseconds()
 	topts.OutOfOrderTimeWindow = opts.OutOfOrderWindow.Milliseconds()
 	topts.EnableMetadataWALRecords = false
+	topts.EnableExemplarStorage = opts.MaxExemplars > 0
+	topts.MaxExemplars = opts.MaxExemplars
 	switch opts.WALCompression {
 	case "", "none":
 		topts.WALCompression = compression.None
@@ -112,6 +120,12 @@ func (s *Storage) Appender(ctx context.Context) promstorage.Appender { return s.
 func (s *Storage) Querier(mint, maxt int64) (promstorage.Querier, error) {
 	return s.db.Querier(mint, maxt)
 }
+
+// ExemplarQueryable returns the exemplar storage, for
+// /api/v1/query_exemplars (Prometheus' web/api/v1 takes a
+// storage.ExemplarQueryable). With exemplar storage off its queriers find
+// nothing.
+func (s *Storage) ExemplarQueryable() promstorage.ExemplarQueryable { return s.db }
 
 // DB returns the underlying TSDB.
 func (s *Storage) DB() *tsdb.DB { return s.db }
