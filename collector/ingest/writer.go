@@ -486,7 +486,13 @@ func (w *Writer) writeSeries(app promstorage.Appender, b *samples.Batch, s *samp
 			sc.exBuilder.Add(l.Name, l.Value)
 		}
 		sc.exBuilder.Sort()
-		_, err := app.AppendExemplar(ref, lset, exemplar.Exemplar{Labels: sc.exBuilder.Labels(), Value: ex.V, Ts: ex.T, HasTs: true})
+		eref, err := app.AppendExemplar(ref, lset, exemplar.Exemplar{Labels: sc.exBuilder.Labels(), Value: ex.V, Ts: ex.T, HasTs: true})
+		if err == nil && eref == 0 {
+			// The head's way of saying it did not keep the exemplar: a
+			// duplicate, or exemplar storage off.
+			w.CountRejected("exemplar_not_kept", 1)
+			continue
+		}
 		if err != nil {
 			switch {
 			case errors.Is(err, promstorage.ErrOutOfOrderExemplar), errors.Is(err, promstorage.ErrExemplarsDisabled), errors.Is(err, promstorage.ErrDuplicateExemplar):
