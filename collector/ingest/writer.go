@@ -462,12 +462,17 @@ func (w *Writer) writeSeries(app promstorage.Appender, b *samples.Batch, s *samp
 	s.HistogramsEnd = s.HistogramsStart + int32(len(keptH))
 
 	keptE := es[:0]
+	exRef := ref
+	if exRef == 0 && len(ss) == 0 && len(hs) == 0 {
+		// An exemplar-only series: the exemplar storage keeps exemplars of
+		// series in the head, found by the cached reference or the labels.
+		exRef = e.ref
+	}
 	for _, ex := range es {
-		if ref == 0 {
-			// Exemplars of a series none of whose samples was stored have
+		if exRef == 0 && lset.IsEmpty() {
+			// Exemplars of a series whose samples were all rejected have
 			// nothing to belong to.
-			rejectedEx++
-			w.CountRejected("exemplar_without_sample", 1)
+			w.CountRejected("exemplar_not_kept", 1)
 			continue
 		}
 		el := b.ExemplarLabelsOf(&ex)
@@ -486,27 +491,22 @@ func (w *Writer) writeSeries(app promstorage.Appender, b *samples.Batch, s *samp
 			sc.exBuilder.Add(l.Name, l.Value)
 		}
 		sc.exBuilder.Sort()
-		eref, err := app.AppendExemplar(ref, lset, exemplar.Exemplar{Labels: sc.exBuilder.Labels(), Value: ex.V, Ts: ex.T, HasTs: true})
-		if err == nil && eref == 0 {
-			// The head's way of saying it did not keep the exemplar: a
-			// duplicate, or exemplar storage off.
+		eref, err := app.AppendExemplar(exRef, lset, exemplar.Exemplar{Labels: sc.exBuilder.Labels(), Value: ex.V, Ts: ex.T, HasTs: true})
+		switch {
+		case errors.Is(err, promstorage.ErrExemplarLabelLength):
+			rejectedEx++
+			w.CountRejected("exemplar_labels_too_long", 1)
+			if first == "" {
+				first = fmt.Sprintf("series %s: %v", desc(), err)
+			}
+			continue
+		case err != nil || eref == 0:
+			// Not kept, as in Prometheus: out of order for its series, a
+			// duplicate (eref 0), exemplar storage off (eref 0), or a
+			// series not in the head (an exemplar-only series never
+			// written). Appending exemplars does no I/O: no storage error.
 			w.CountRejected("exemplar_not_kept", 1)
 			continue
-		}
-		if err != nil {
-			switch {
-			case errors.Is(err, promstorage.ErrOutOfOrderExemplar), errors.Is(err, promstorage.ErrExemplarsDisabled), errors.Is(err, promstorage.ErrDuplicateExemplar):
-				w.CountRejected("exemplar_not_kept", 1)
-				continue
-			case errors.Is(err, promstorage.ErrExemplarLabelLength):
-				rejectedEx++
-				w.CountRejected("exemplar_labels_too_long", 1)
-				if first == "" {
-					first = fmt.Sprintf("series %s: %v", desc(), err)
-				}
-				continue
-			}
-			return 0, false, w.storageError(err, desc())
 		}
 		keptE = append(keptE, ex)
 		written.Exemplars++
