@@ -50,7 +50,8 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 	}
 	if a.store, err = storage.Open(ctx, storage.Options{
 		Dir: cfg.dataDir, Retention: cfg.retention, OutOfOrderWindow: cfg.oooWindow, WALCompression: cfg.walCompress,
-		MaxExemplars: cfg.maxExemplars, Logger: logger, Metrics: a.set,
+		MaxExemplars: cfg.maxExemplars, MaxSeries: cfg.maxSeries, MaxHourlySeries: cfg.maxHourlySeries,
+		Logger: logger, Metrics: a.set,
 	}); err != nil {
 		return nil, err
 	}

@@ -46,6 +46,8 @@ type config struct {
 	maxHistBuckets   int
 	maxExemplarLabel int
 	maxExemplars     int64
+	maxSeries        int64
+	maxHourlySeries  int64
 
 	queryTimeout    time.Duration
 	queryMaxSamples int
@@ -107,6 +109,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.otlpNHCB, "otlp.histograms-as-nhcb", false, "store OTLP explicit-bucket histograms as native histograms with custom buckets (one series) instead of classic _bucket/_sum/_count series")
 	fs.IntVar(&c.maxHistBuckets, "ingest.max-histogram-buckets", 512, "most buckets (positive and negative) a native histogram sample may have; more gets 400")
 	fs.IntVar(&c.maxExemplarLabel, "ingest.max-exemplar-label-bytes", 128, "longest an exemplar's label names and values may be together, in characters (OpenMetrics' limit, which the TSDB enforces too); longer gets 400")
+	fs.Int64Var(&c.maxSeries, "storage.max-series", 2_000_000, "most series the TSDB head may hold (each costs a few KiB of memory); a sample of a new series beyond it gets 400 naming the series, and existing series keep ingesting; 0 means no limit")
+	fs.Int64Var(&c.maxHourlySeries, "storage.max-hourly-series", 0, "most new series created in the last hour (as VictoriaMetrics' -storage.maxHourlySeries): stops a label holding a request id early; beyond it new series get 400; 0 means no limit")
 	fs.Int64Var(&c.maxExemplars, "storage.max-exemplars", 100_000, "exemplars kept in memory (a ring buffer, as Prometheus' storage.exemplars.max-exemplars); 0 turns exemplar storage off")
 	fs.IntVar(&c.influxMaxLineLen, "ingest.influx-max-line-len", 256<<10, "longest Influx line protocol line in bytes; longer gets 400")
 

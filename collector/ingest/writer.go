@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"slices"
@@ -31,6 +32,7 @@ import (
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/telltale-dev/telltale/collector/storage"
 	"github.com/telltale-dev/telltale/samples"
 )
 
@@ -108,7 +110,8 @@ type Writer struct {
 	meta   *MetadataStore
 	slots  chan struct{}
 
-	scratch sync.Pool // *writeScratch
+	scratch   sync.Pool // *writeScratch
+	offenders *offenders
 
 	rejected    sync.Map // reason -> *metrics.Counter
 	samplesC    *metrics.Counter
@@ -149,6 +152,8 @@ func NewWriter(db Appendable, opts Options) *Writer {
 	if n := opts.Limits.MaxConcurrentInserts; n > 0 {
 		w.slots = make(chan struct{}, n)
 	}
+	w.offenders = newOffenders(1000)
+	w.set.RegisterMetricsWriter(func(out io.Writer) { w.offenders.write(out, 10) })
 	w.samplesC = w.set.NewCounter("telltale_ingest_committed_samples_total")
 	w.histogramsC = w.set.NewCounter("telltale_ingest_committed_histograms_total")
 	w.exemplarsC = w.set.NewCounter("telltale_ingest_committed_exemplars_total")
@@ -352,6 +357,9 @@ func (w *Writer) writeSeries(app promstorage.Appender, b *samples.Batch, s *samp
 	first := ""
 	reject := func(reason, msg string, n int) {
 		w.CountRejected(reason, n)
+		if reason == "series_limit" {
+			w.offenders.add(b.Name(s), n)
+		}
 		rejected += n
 		if first == "" {
 			first = msg
@@ -587,6 +595,8 @@ func rejectReason(err error) (string, bool) {
 		return "out_of_order", true
 	case errors.Is(err, promstorage.ErrDuplicateSampleForTimestamp):
 		return "duplicate_timestamp", true
+	case errors.Is(err, storage.ErrSeriesLimit):
+		return "series_limit", true
 	case errors.Is(err, promstorage.ErrNativeHistogramsDisabled):
 		return "native_histograms_disabled", true
 	case errors.As(err, &herr):
@@ -610,6 +620,8 @@ func (w *Writer) appendMessage(err error, series string, t int64) string {
 		return fmt.Sprintf("series %s: a different value is already stored at %s; each series may have one value per timestamp", series, ts)
 	case errors.As(err, &herr):
 		return fmt.Sprintf("series %s: native histogram at %s is invalid: %v; fix the sender", series, ts, err)
+	case errors.Is(err, storage.ErrSeriesLimit):
+		return fmt.Sprintf("series %s is new and not created: %v", series, err)
 	}
 	return fmt.Sprintf("series %s: sample at %s: %v", series, ts, err)
 }

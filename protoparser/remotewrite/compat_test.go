@@ -232,6 +232,43 @@ func TestPrometheusHistogramsExemplars(t *testing.T) {
 		t.Fatalf("2.0: got metadata %q; want %q (metadata of a histogram-only series is kept)", b.Metadata, wantMD)
 	}
 	writeTestdata(t, "histograms.v2.pb", data)
+
+	// Float histograms: custom buckets (NHCB) and negative buckets, the
+	// fuzz seed of those paths.
+	fh := writev2.Histogram{Count: &writev2.Histogram_CountFloat{CountFloat: 4}, Sum: 1, Schema: -53,
+		PositiveSpans: []writev2.BucketSpan{{Offset: 0, Length: 2}}, PositiveCounts: []float64{1, 3}, CustomValues: []float64{0.1, 0.5}, Timestamp: 2000}
+	neg := writev2.Histogram{Count: &writev2.Histogram_CountFloat{CountFloat: 3}, Sum: -2, Schema: -1, ZeroThreshold: 1e-3,
+		ZeroCount: &writev2.Histogram_ZeroCountFloat{ZeroCountFloat: 1}, NegativeSpans: []writev2.BucketSpan{{Offset: -2, Length: 1}}, NegativeCounts: []float64{2},
+		ResetHint: writev2.Histogram_RESET_HINT_GAUGE, Timestamp: 2000}
+	sym = writev2.NewSymbolTable()
+	v2 = &writev2.Request{Timeseries: []writev2.TimeSeries{
+		{LabelsRefs: []uint32{sym.Symbolize("__name__"), sym.Symbolize("nhcb")}, Histograms: []writev2.Histogram{fh}},
+		{LabelsRefs: []uint32{sym.Symbolize("__name__"), sym.Symbolize("neg")}, Histograms: []writev2.Histogram{neg}},
+	}}
+	v2.Symbols = sym.Symbols()
+	if data, err = v2.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	if _, err := DecodeV2(data, &b); err != nil || len(b.Histograms) != 2 {
+		t.Fatalf("got %d histograms, %v; want 2", len(b.Histograms), err)
+	}
+	got := fmt.Sprintf("%+v", b.Histograms)
+	want := "[{T:2000 Float:true CounterResetHint:0 Schema:-53 ZeroThreshold:0 Sum:1 IntCount:0 IntZeroCount:0 Count:4 ZeroCount:0 PositiveSpans:[{Offset:0 Length:2}] NegativeSpans:[] PositiveDeltas:[] NegativeDeltas:[] PositiveCounts:[1 3] NegativeCounts:[] CustomValues:[0.1 0.5]} " +
+		"{T:2000 Float:true CounterResetHint:3 Schema:-1 ZeroThreshold:0.001 Sum:-2 IntCount:0 IntZeroCount:0 Count:3 ZeroCount:1 PositiveSpans:[] NegativeSpans:[{Offset:-2 Length:1}] PositiveDeltas:[] NegativeDeltas:[] PositiveCounts:[] NegativeCounts:[2] CustomValues:[]}]"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	// Oneof fields are pointers: compare what they hold.
+	show := func(h writev2.Histogram) string {
+		return fmt.Sprintf("%v %v %v %v %v %v %v %v %v %v %v", h.GetCountFloat(), h.GetZeroCountFloat(), h.Sum, h.Schema, h.ZeroThreshold,
+			h.PositiveSpans, h.PositiveCounts, h.NegativeSpans, h.NegativeCounts, h.ResetHint, h.CustomValues)
+	}
+	var back writev2.Request
+	if err := back.Unmarshal(AppendV2(nil, &b)); err != nil || show(back.Timeseries[0].Histograms[0]) != show(fh) || show(back.Timeseries[1].Histograms[0]) != show(neg) {
+		t.Fatalf("Prometheus decodes AppendV2's float histograms as %+v, %v; want %s and %s", back.Timeseries, err, show(fh), show(neg))
+	}
+	writeTestdata(t, "float_histograms.v2.pb", data)
 }
 
 // TestPrometheusDecodesBench checks the benchmark request, the realistic
