@@ -67,6 +67,7 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 	})
 	a.ingest = ingest.NewHandlers(a.writer, ingest.HTTPOptions{
 		MaxBodyBytes: cfg.maxBodyBytes, MaxDecodedBytes: cfg.maxDecodedBytes,
+		BodyReadTimeout: cfg.bodyReadTimeout, MaxInflightBytes: cfg.maxInflightBytes,
 		Logger: logger, Metrics: a.set,
 	})
 	a.query = query.New(a.store, query.Options{

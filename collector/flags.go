@@ -47,6 +47,8 @@ type config struct {
 	maxExemplarLabel int
 	maxExemplars     int64
 	maxSeries        int64
+	bodyReadTimeout  time.Duration
+	maxInflightBytes int64
 	maxHourlySeries  int64
 
 	queryTimeout    time.Duration
@@ -96,6 +98,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 
 	fs.Int64Var(&c.maxBodyBytes, "ingest.max-body-bytes", 32<<20, "largest request body accepted as sent (compressed), checked before decompressing; larger bodies get 413")
 	fs.Int64Var(&c.maxDecodedBytes, "ingest.max-decoded-bytes", 128<<20, "largest request body accepted after decompression (snappy's declared length is checked before decoding); larger get 413")
+	fs.DurationVar(&c.bodyReadTimeout, "ingest.body-read-timeout", time.Minute, "longest a write request's body may take to arrive; the body is read before the request takes an insert slot, so a slow sender only holds its own connection")
+	fs.Int64Var(&c.maxInflightBytes, "ingest.max-inflight-bytes", 1<<30, "memory all write requests may hold together: each reserves its body, decompressed body and decoded batch (about 3-4x the decompressed size) as it reads; beyond it writes get 503 with Retry-After; 0 means no bound")
 	fs.IntVar(&c.maxLabels, "ingest.max-labels-per-series", 40, "most labels a series may have, __name__ included; more gets 400")
 	fs.IntVar(&c.maxLabelNameLen, "ingest.max-label-name-len", 256, "longest label name in bytes; longer gets 400")
 	fs.IntVar(&c.maxLabelValueLen, "ingest.max-label-value-len", 4096, "longest label value in bytes; longer gets 400")

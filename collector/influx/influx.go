@@ -202,22 +202,23 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, version api) {
 		return
 	}
 	db := q.Get("db")
+	st, _ := h.pool.Get().(*state)
+	if st == nil {
+		st = &state{}
+	}
+	defer h.put(st)
+	data, releaseBytes, err := h.in.ReadBody(w, r, &st.body, ingest.GzipOrIdentity, ingest.BatchFactor)
+	defer releaseBytes()
+	if err != nil {
+		h.fail(w, version, err)
+		return
+	}
 	release, err := h.w.Acquire(r.Context())
 	if err != nil {
 		h.fail(w, version, err)
 		return
 	}
 	defer release()
-	st, _ := h.pool.Get().(*state)
-	if st == nil {
-		st = &state{}
-	}
-	defer h.put(st)
-	data, err := h.in.ReadBody(r, &st.body)
-	if err != nil {
-		h.fail(w, version, err)
-		return
-	}
 	b, stats, err := st.parse(data, precision, h.opts.Now().UnixMilli(), db, h.opts.MaxLineLen)
 	if err != nil {
 		h.fail(w, version, h.parseError(err))

@@ -184,7 +184,8 @@ func (w *Writer) CountRejected(reason string, n int) {
 }
 
 // Acquire takes an insert slot, waiting at most MaxQueueDuration. Handlers
-// call it before reading the body, so concurrent inserts bound memory too.
+// call it after reading the body (Handlers.ReadBody), so a slow sender
+// never holds a slot; memory is bounded by -ingest.max-inflight-bytes.
 // The returned release must be called exactly once.
 func (w *Writer) Acquire(ctx context.Context) (release func(), err error) {
 	if w.slots == nil {

@@ -127,6 +127,11 @@ func NewHandler(in *ingest.Handlers, opts Options) *Handler {
 	return h
 }
 
+// decodeFactor is the bytes an OTLP request holds per decompressed body
+// byte while it is decoded: pdata's objects (about 6 per protobuf byte for
+// typical requests) and the batch (ingest.BatchFactor).
+const decodeFactor = 6 + ingest.BatchFactor
+
 // maxSamples bounds what a request of n decoded bytes may expand to. A
 // float sample costs at least 8 bytes of protobuf (a histogram bucket
 // count), so real requests stay far below one sample per byte; only
@@ -147,23 +152,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, format, ferr)
 		return
 	}
+	st, _ := h.pool.Get().(*state)
+	if st == nil {
+		st = &state{}
+	}
+	defer h.put(st)
+	data, releaseBytes, err := h.in.ReadBody(w, r, &st.body, ingest.GzipOrIdentity, decodeFactor)
+	defer releaseBytes()
+	if err != nil {
+		h.fail(w, format, err)
+		return
+	}
 	release, err := h.w.Acquire(r.Context())
 	if err != nil {
 		h.fail(w, format, err)
 		return
 	}
 	defer release()
-
-	st, _ := h.pool.Get().(*state)
-	if st == nil {
-		st = &state{}
-	}
-	defer h.put(st)
-	data, err := h.in.ReadBody(r, &st.body)
-	if err != nil {
-		h.fail(w, format, err)
-		return
-	}
 	md, err := Decode(data, format, h.opts.Limits)
 	if err != nil {
 		if reason := LimitReason(err); reason != "" {
