@@ -226,3 +226,66 @@ func TestE2EMemoryBound(t *testing.T) {
 		t.Fatalf("a write after the bombs: %d %s", status, body)
 	}
 }
+
+// TestE2ELabelExplosion: an exporter that puts a request id in a label
+// (issue 22) meets -storage.max-hourly-series and -storage.max-series: its
+// new series are rejected by name in the 400 and counted under its metric
+// name, the head stays at the limit (memory flat), and the existing series
+// keep ingesting.
+func TestE2ELabelExplosion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the collector")
+	}
+	in := collectortest.Start(t, "-storage.max-series=5000", "-storage.max-hourly-series=3000")
+	now := time.Now().Add(-time.Minute)
+	steady := func(round int) *samples.Batch {
+		b := &samples.Batch{}
+		for i := range 100 {
+			b.StartSeries(nil)
+			b.AddLabel("__name__", "http_requests_total")
+			b.AddLabel("path", "/p"+strconv.Itoa(i))
+			b.AddSample(now.Add(time.Duration(round)*time.Millisecond).UnixMilli(), float64(round))
+		}
+		return b
+	}
+	if status, body, _ := remoteWrite(t, in.URL, 2, steady(0)); status != 204 {
+		t.Fatalf("steady series: %d %s", status, body)
+	}
+	var heads []float64
+	for round := 1; round <= 10; round++ {
+		b := steady(round)
+		for i := range 1000 {
+			b.StartSeries(nil)
+			b.AddLabel("__name__", "api_latency_seconds")
+			b.AddLabel("request_id", fmt.Sprintf("%d-%d", round, i))
+			b.AddSample(now.UnixMilli(), 0.1)
+		}
+		status, body, h := remoteWrite(t, in.URL, 2, b)
+		if round <= 2 { // 100 steady + 2000 new series: under 3000
+			if status != 204 {
+				t.Fatalf("round %d (under the limit): %d %s", round, status, body)
+			}
+		} else if status != 400 || !strings.Contains(body, "api_latency_seconds{request_id=") || !strings.Contains(body, "-storage.max-hourly-series=3000") {
+			t.Fatalf("round %d: got %d %.300s; want 400 naming api_latency_seconds and -storage.max-hourly-series", round, status, body)
+		}
+		// The steady series are stored every round.
+		if got := h.Get("X-Prometheus-Remote-Write-Samples-Written"); round > 3 && got != "100" {
+			t.Fatalf("round %d: Samples-Written %s; want 100 (the steady series)", round, got)
+		}
+		heads = append(heads, in.Metric(t.Context(), "telltale_storage_head_series"))
+	}
+	if got := queryValue(t, in, `count(http_requests_total)`); got != 100 {
+		t.Fatalf("got %v steady series; want 100", got)
+	}
+	if got := queryValue(t, in, `count_over_time(http_requests_total{path="/p7"}[1h])`); got != 11 {
+		t.Fatalf("got %v samples of a steady series; want 11 (one per round)", got)
+	}
+	// Flat: the head stopped growing at the hourly limit.
+	// Round 3 reaches the 3000 new series of the hour (100 steady + 2900).
+	if last := heads[len(heads)-1]; last != heads[2] || last != 3000 {
+		t.Fatalf("head series per round %v; want flat at 3000 once the limit is reached", heads)
+	}
+	if got := in.Metric(t.Context(), `telltale_ingest_series_limit_rejected_samples{metric="api_latency_seconds"}`); got != 7100 {
+		t.Fatalf("top offenders metric: got %v for api_latency_seconds; want 7100 (100 in round 3, then 1000 a round)", got)
+	}
+}
