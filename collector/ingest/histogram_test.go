@@ -72,8 +72,8 @@ func TestWriterHistogramsAndExemplars(t *testing.T) {
 			t.Fatalf("%s: not a native histogram", name)
 		}
 	}
-	// Exemplars, read as the query API will (storage.ExemplarQueryable).
-	eq, err := st.ExemplarQueryable().ExemplarQuerier(t.Context())
+	// Exemplars, read as the query API does (storage.ExemplarQueryable).
+	eq, err := st.ExemplarQuerier(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

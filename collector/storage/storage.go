@@ -60,6 +60,7 @@ type Options struct {
 // Storage is the embedded TSDB. It is safe for concurrent use.
 type Storage struct {
 	db       *tsdb.DB
+	stats    *tsdb.DBStats
 	registry *prometheus.Registry
 }
 
@@ -107,7 +108,8 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 
 	reg := prometheus.NewRegistry()
 	start := time.Now()
-	db, err := tsdb.Open(dir, opts.Logger.With("component", "tsdb"), reg, topts, tsdb.NewDBStats())
+	stats := tsdb.NewDBStats()
+	db, err := tsdb.Open(dir, opts.Logger.With("component", "tsdb"), reg, topts, stats)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return nil, err
@@ -120,7 +122,7 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 
 	limiter.numSeries = db.Head().NumSeries
 	limiter.ready.Store(true) // the WAL is replayed: limit new series from now on
-	s := &Storage{db: db, registry: reg}
+	s := &Storage{db: db, stats: stats, registry: reg}
 	opts.Metrics.NewGauge("telltale_storage_head_series", func() float64 { return float64(db.Head().NumSeries()) })
 	opts.Metrics.NewGauge("telltale_storage_head_min_time_seconds", func() float64 { return float64(db.Head().MinTime()) / 1e3 })
 	opts.Metrics.NewGauge("telltale_storage_head_max_time_seconds", func() float64 { return float64(db.Head().MaxTime()) / 1e3 })
@@ -135,12 +137,6 @@ func (s *Storage) Appender(ctx context.Context) promstorage.Appender { return s.
 func (s *Storage) Querier(mint, maxt int64) (promstorage.Querier, error) {
 	return s.db.Querier(mint, maxt)
 }
-
-// ExemplarQueryable returns the exemplar storage, for
-// /api/v1/query_exemplars (Prometheus' web/api/v1 takes a
-// storage.ExemplarQueryable). With exemplar storage off its queriers find
-// nothing.
-func (s *Storage) ExemplarQueryable() promstorage.ExemplarQueryable { return s.db }
 
 // DB returns the underlying TSDB.
 func (s *Storage) DB() *tsdb.DB { return s.db }
