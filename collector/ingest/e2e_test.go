@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -158,4 +159,34 @@ func TestE2ENativeHistograms(t *testing.T) {
 	if got := in.Metric(t.Context(), "telltale_ingest_committed_exemplars_total"); got != 2 {
 		t.Fatalf("got %v exemplars committed; want 2", got)
 	}
+	// The exemplars, as /api/v1/query_exemplars serves them.
+	for _, p := range []string{"v1_", "v2_"} {
+		got := queryExemplars(t, in.URL, p+"int_hist", now)
+		want := fmt.Sprintf(`[{"seriesLabels":{"__name__":"%sint_hist"},"exemplars":[{"labels":{"trace_id":"t1"},"value":"1.5","timestamp":%s}]}]`,
+			p, strconv.FormatFloat(float64(now)/1000, 'f', -1, 64))
+		if got != want {
+			t.Fatalf("query_exemplars %sint_hist:\ngot  %s\nwant %s", p, got, want)
+		}
+	}
+}
+
+// queryExemplars returns the data of /api/v1/query_exemplars for q around
+// t (milliseconds), as JSON.
+func queryExemplars(t *testing.T, url, q string, ms int64) string {
+	t.Helper()
+	u := fmt.Sprintf("%s/api/v1/query_exemplars?query=%s&start=%d&end=%d", url, q, ms/1000-60, ms/1000+60)
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var env struct {
+		Status string          `json:"status"`
+		Data   json.RawMessage `json:"data"`
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(body, &env); err != nil || env.Status != "success" {
+		t.Fatalf("GET %s: %d %s", u, resp.StatusCode, body)
+	}
+	return string(env.Data)
 }
