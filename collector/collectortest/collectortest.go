@@ -256,6 +256,42 @@ func (in *Instance) ExitCode() int {
 	return in.cmd.ProcessState.ExitCode()
 }
 
+// Value runs an instant PromQL query now that must return exactly one
+// series and returns its value, failing the test otherwise.
+func (in *Instance) Value(ctx context.Context, q string) float64 {
+	in.t.Helper()
+	res := in.Query(ctx, q, time.Time{})
+	if len(res) != 1 {
+		in.t.Fatalf("%s: got %v; want one series", q, res)
+	}
+	s, _ := res[0].Value[1].(string)
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		in.t.Fatalf("%s: got value %q", q, s)
+	}
+	return v
+}
+
+// Peer returns the path of a peer binary that .ci/run installs into
+// ~/.cache/telltale/bin (or the path in env): name is the file name, install
+// the command that installs it. Without it the test fails under CI=true and
+// is skipped otherwise.
+func Peer(t testing.TB, name, env, install string) string {
+	t.Helper()
+	p := os.Getenv(env)
+	if p == "" {
+		home, _ := os.UserHomeDir()
+		p = filepath.Join(home, ".cache", "telltale", "bin", name)
+	}
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s not found at %s; .ci/run installs it (%s), or set %s", name, p, install, env)
+		}
+		t.Skipf("%s not found at %s; run .ci/run or: %s (or set %s)", name, p, install, env)
+	}
+	return p
+}
+
 // PeakRSS returns the collector's peak resident set size in bytes so far
 // (VmHWM in /proc/<pid>/status; Linux only), for tests that bound memory.
 func (in *Instance) PeakRSS() int64 {

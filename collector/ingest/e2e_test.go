@@ -47,16 +47,7 @@ func remoteWrite(t *testing.T, url string, version int, b *samples.Batch) (int, 
 
 func queryValue(t *testing.T, in *collectortest.Instance, q string) float64 {
 	t.Helper()
-	res := in.Query(t.Context(), q, time.Time{})
-	if len(res) != 1 {
-		t.Fatalf("%s: got %v; want one series", q, res)
-	}
-	s, _ := res[0].Value[1].(string)
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		t.Fatalf("%s: got %q", q, s)
-	}
-	return v
+	return in.Value(t.Context(), q)
 }
 
 // TestE2EPartialWrite: a request of 999 good series and 1 over the label

@@ -22,26 +22,6 @@ import (
 	"github.com/telltale-dev/telltale/collector/collectortest"
 )
 
-// prometheusBinary returns the Prometheus v0.316.0 binary .ci/run installs
-// (TELLTALE_PROMETHEUS, or ~/.cache/telltale/bin/prometheus). Without it
-// the test fails under CI=true and is skipped otherwise.
-func prometheusBinary(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("TELLTALE_PROMETHEUS")
-	if bin == "" {
-		home, _ := os.UserHomeDir()
-		bin = filepath.Join(home, ".cache", "telltale", "bin", "prometheus")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		msg := fmt.Sprintf("no Prometheus binary at %s: .ci/run installs it (go install github.com/prometheus/prometheus/cmd/prometheus@v0.316.0 into ~/.cache/telltale/bin), or set TELLTALE_PROMETHEUS", bin)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return bin
-}
-
 // promGet GETs path?query from base and returns the API's data as JSON.
 func promGet(t *testing.T, base, path string, q url.Values) string {
 	t.Helper()
@@ -70,7 +50,7 @@ func TestE2EPrometheusNativeHistogramsAndExemplars(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the collector and Prometheus")
 	}
-	bin := prometheusBinary(t)
+	bin := collectortest.Peer(t, "prometheus", "TELLTALE_PROMETHEUS", "GOBIN=~/.cache/telltale/bin go install github.com/prometheus/prometheus/cmd/prometheus@v0.316.0")
 	in := collectortest.Start(t)
 
 	// The app: a native histogram and a counter, both with exemplars,

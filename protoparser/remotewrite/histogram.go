@@ -151,6 +151,22 @@ func decodeHistogram(b []byte, dst *samples.Batch) error {
 	return nil
 }
 
+// readHistogramField reads the histogram field (1.0: 4, 2.0: 3) at b[i:]
+// of wire type wt, the nth of its series, into dst.
+func readHistogramField(b []byte, i, wt, nth int, dst *samples.Batch) (int, error) {
+	if wt != wtLen {
+		return 0, wrongWireType("histogram", wt, wtLen)
+	}
+	msg, next, err := readBytes(b, i, "message")
+	if err != nil {
+		return 0, fmt.Errorf("histogram %d: %w", nth, err)
+	}
+	if err := decodeHistogram(msg, dst); err != nil {
+		return 0, fmt.Errorf("histogram %d: %w", nth, err)
+	}
+	return next, nil
+}
+
 // spanRange is a range of dst.Spans; start -1 means none.
 type spanRange struct{ start, end int }
 

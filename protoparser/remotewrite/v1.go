@@ -158,18 +158,10 @@ func decodeSeriesV1(b []byte, dst *samples.Batch, st *Stats) error {
 			nexemplars++
 			i = next
 		case 4: // histograms
-			if wt != wtLen {
-				return wrongWireType("histogram", wt, wtLen)
-			}
-			msg, next, err := readBytes(b, i, "message")
-			if err != nil {
-				return fmt.Errorf("histogram %d: %w", nhist, err)
-			}
-			if err := decodeHistogram(msg, dst); err != nil {
-				return fmt.Errorf("histogram %d: %w", nhist, err)
+			if i, err = readHistogramField(b, i, wt, nhist, dst); err != nil {
+				return err
 			}
 			nhist++
-			i = next
 		default:
 			i, err = skipField(b, i, field, wt)
 			if err != nil {

@@ -140,18 +140,10 @@ func (d *v2Decoder) decodeSeries(b []byte, dst *samples.Batch, st *Stats) error 
 			nsamples++
 			i = next
 		case 3: // histograms
-			if wt != wtLen {
-				return wrongWireType("histogram", wt, wtLen)
-			}
-			msg, next, err := readBytes(b, i, "message")
-			if err != nil {
-				return fmt.Errorf("histogram %d: %w", nhist, err)
-			}
-			if err := decodeHistogram(msg, dst); err != nil {
-				return fmt.Errorf("histogram %d: %w", nhist, err)
+			if i, err = readHistogramField(b, i, wt, nhist, dst); err != nil {
+				return err
 			}
 			nhist++
-			i = next
 		case 4: // exemplars
 			if wt != wtLen {
 				return wrongWireType("exemplar", wt, wtLen)
