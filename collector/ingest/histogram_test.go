@@ -146,3 +146,21 @@ func TestWriterDuplicateTimestamp(t *testing.T) {
 }
 
 func collectorMetric(w *Writer, name string) float64 { return collectortest.Metric(w.set, name) }
+
+// TestWriterDuplicateAcrossEntries: the same series twice in one request
+// (two lines of a text body), with different values at one timestamp.
+func TestWriterDuplicateAcrossEntries(t *testing.T) {
+	st := openTestStorage(t)
+	w := NewWriter(st, Options{})
+	now := time.Now().UnixMilli()
+	b := &samples.Batch{}
+	for _, v := range []float64{1, 2} {
+		b.StartSeries(nil)
+		b.AddLabel("__name__", "twice")
+		b.AddSample(now, v)
+	}
+	written, err := w.Write(t.Context(), b)
+	if !errors.Is(err, ErrInvalid) || written.Samples != 1 {
+		t.Fatalf("got %+v, %v; want 1 sample written and the other value rejected", written, err)
+	}
+}

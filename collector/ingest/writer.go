@@ -123,7 +123,11 @@ type Writer struct {
 }
 
 type writeScratch struct {
-	refs      []promstorage.SeriesRef
+	refs []promstorage.SeriesRef
+	// last is the last float sample appended per series in this Write, so
+	// a series that comes twice in one request (two text lines) cannot
+	// slip a second value at a timestamp past the check.
+	last      map[promstorage.SeriesRef]lastSample
 	builder   labels.ScratchBuilder
 	exBuilder labels.ScratchBuilder
 }
@@ -292,6 +296,10 @@ func (w *Writer) Write(ctx context.Context, b *samples.Batch) (Written, error) {
 	}
 	defer w.scratch.Put(sc)
 	sc.refs = sc.refs[:0]
+	if sc.last == nil {
+		sc.last = map[promstorage.SeriesRef]lastSample{}
+	}
+	clear(sc.last)
 
 	var maxT int64 = 1<<63 - 1
 	if w.limits.MaxFutureDrift > 0 {
@@ -408,6 +416,9 @@ func (w *Writer) writeSeries(app promstorage.Appender, b *samples.Batch, s *samp
 
 	kept := ss[:0]
 	prevT, prevV, hasPrev := int64(0), 0.0, false
+	if l, ok := sc.last[ref]; ok && ref != 0 {
+		prevT, prevV, hasPrev = l.t, l.v, true
+	}
 	for _, smp := range ss {
 		if smp.T > maxT {
 			reject("too_far_in_future", fmt.Sprintf("series %s: sample at %s is more than %s in the future; fix the sender's clock or raise -ingest.max-future-drift",
@@ -419,8 +430,7 @@ func (w *Writer) writeSeries(app promstorage.Appender, b *samples.Batch, s *samp
 			// commit: a second value at a timestamp is a rejection, and the
 			// same value again is a harmless repeat.
 			if math.Float64bits(smp.V) != math.Float64bits(prevV) {
-				reject("duplicate_timestamp", fmt.Sprintf("series %s: two different values at %s in one request; each series may have one value per timestamp",
-					desc(), time.UnixMilli(smp.T).UTC().Format(time.RFC3339Nano)), 1)
+				reject("duplicate_timestamp", twoValues(desc(), smp.T), 1)
 			}
 			continue
 		}
@@ -435,11 +445,24 @@ func (w *Writer) writeSeries(app promstorage.Appender, b *samples.Batch, s *samp
 			return 0, false, w.storageError(err, desc())
 		}
 		ref = r
+		if l, ok := sc.last[r]; ok && !hasPrev && l.t == smp.T {
+			// The series came earlier in this request under another key
+			// (or none): the head will keep that value and drop this one
+			// at commit. Say so instead of counting it written.
+			if math.Float64bits(smp.V) != math.Float64bits(l.v) {
+				reject("duplicate_timestamp", twoValues(desc(), smp.T), 1)
+			}
+			prevT, prevV, hasPrev = l.t, l.v, true
+			continue
+		}
 		kept = append(kept, smp)
 		prevT, prevV, hasPrev = smp.T, smp.V, true
 		written.Samples++
 	}
 	s.SamplesEnd = s.SamplesStart + int32(len(kept))
+	if hasPrev && ref != 0 {
+		sc.last[ref] = lastSample{prevT, prevV}
+	}
 
 	keptH := hs[:0]
 	for _, h := range hs {
@@ -537,6 +560,16 @@ func (w *Writer) writeSeries(app promstorage.Appender, b *samples.Batch, s *samp
 		}
 	}
 	return ref, isNew, nil
+}
+
+func twoValues(series string, t int64) string {
+	return fmt.Sprintf("series %s: two different values at %s in one request; each series may have one value per timestamp",
+		series, time.UnixMilli(t).UTC().Format(time.RFC3339Nano))
+}
+
+type lastSample struct {
+	t int64
+	v float64
 }
 
 // exemplarLabelLen is the length of exemplar labels as OpenMetrics and the
