@@ -3,6 +3,7 @@ package otlp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -251,4 +252,31 @@ func TestBatchAppenderKeys(t *testing.T) {
 		t.Fatalf("got %d series with keys %q; want 2 distinct", len(b.Series), b.Series)
 	}
 	checkKeys(t, &b)
+}
+
+// TestConvertHistogramsToNHCB: with HistogramsToNHCB an explicit-bucket
+// histogram becomes one native histogram series with custom buckets
+// instead of _bucket/_sum/_count series.
+func TestConvertHistogramsToNHCB(t *testing.T) {
+	var b samples.Batch
+	if _, err := NewConverter(ConvertOptions{HistogramsToNHCB: true}).Convert(t.Context(), testMetrics(testTime), &b); err != nil {
+		t.Fatal(err)
+	}
+	var got []samples.Histogram
+	for i := range b.Series {
+		s := &b.Series[i]
+		if strings.HasPrefix(b.Name(s), "http_server_duration_seconds") {
+			if b.Name(s) != "http_server_duration_seconds" {
+				t.Fatalf("got classic series %s", b.Name(s))
+			}
+			got = append(got, b.SeriesHistograms(s)...)
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("got %d histograms; want 1", len(got))
+	}
+	h := got[0]
+	if h.Schema != samples.CustomBucketsSchema || fmt.Sprint(h.CustomValues) != "[0.1 0.5 1]" || h.IntCount != 10 || h.Sum != 4.25 {
+		t.Fatalf("got %+v; want an NHCB with bounds [0.1 0.5 1], count 10, sum 4.25", h)
+	}
 }
