@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -159,6 +160,10 @@ remote_write:
 		if len(ours) < 100 {
 			t.Fatalf("%s at %s: suspiciously little data: %s", q, at, ours)
 		}
+		if q == `app_latency_seconds[10m]` && (!strings.Contains(ours, `"histograms":[[`) || strings.Contains(ours, `"values"`)) {
+			t.Fatalf("%s: not native histograms: %.300s", q, ours)
+		}
+		t.Logf("%s: %d bytes of identical JSON", q, len(ours))
 	}
 	// Exemplars: Prometheus keeps the ones it scraped; it sent the same.
 	for _, q := range []string{`app_latency_seconds`, `app_requests_total`} {
@@ -170,5 +175,6 @@ remote_write:
 		if ours == "[]" {
 			t.Fatalf("no exemplars of %s in either", q)
 		}
+		t.Logf("exemplars of %s: %d identical", q, strings.Count(ours, `"trace_id"`))
 	}
 }
