@@ -31,9 +31,12 @@ import (
 //     grow; a request that would exceed it is answered 503 with Retry-After
 //     instead of growing the process, and releases what it reserved.
 //     Memory per write is thus about (1 + 1 + BatchFactor) times its
-//     decoded size, and all writes together stay within the budget (one
-//     request at a time may exceed it alone, so the largest allowed request
-//     is never starved).
+//     decoded size, and all writes together stay within the budget, with
+//     two exceptions that keep writes moving: a request alone may exceed it
+//     (the largest allowed request is never starved), and so may one
+//     request starting to decode while no other decodes (bodies being read
+//     cannot starve every request that has read its own). The bound is
+//     then the budget plus one request's decoding.
 
 // BatchFactor is how many bytes a write holds per decompressed body byte
 // while it is decoded and appended, the decodeFactor of the remote write,
@@ -59,19 +62,26 @@ const (
 type inflight struct {
 	max  int64
 	used atomic.Int64
+	// decoding counts requests holding a decode reservation (decompressed
+	// body and batch). When none does, the next one proceeds whatever the
+	// bodies being read hold, so requests reading their bodies can never
+	// starve every request that has read its own (all holding raw bytes,
+	// none able to decode).
+	decoding atomic.Int64
 }
 
 // reserve takes n bytes from the budget, or reports false when that would
-// exceed it while other requests hold some (so one request alone always
-// proceeds). held is what the caller reserved before.
-func (b *inflight) reserve(n, held int64) bool {
+// exceed it while other requests hold some (one request alone always
+// proceeds, and so does a decode reservation while no other request
+// decodes). held is what the caller reserved before.
+func (b *inflight) reserve(n, held int64, decode bool) bool {
 	if b.max <= 0 || n <= 0 {
 		b.used.Add(n)
 		return true
 	}
 	for {
 		used := b.used.Load()
-		if used+n > b.max && used > held {
+		if used+n > b.max && used > held && !(decode && b.decoding.Load() == 0) {
 			return false
 		}
 		if b.used.CompareAndSwap(used, used+n) {
@@ -82,25 +92,36 @@ func (b *inflight) reserve(n, held int64) bool {
 
 // reservation is what one request holds of the budget.
 type reservation struct {
-	b    *inflight
-	held int64
+	b        *inflight
+	held     int64
+	decoding bool
 }
 
-func (r *reservation) grow(n int64, what string) error {
+// grow reserves n more bytes for what (named in the error); decode marks
+// the reservation of the decompressed body and the batch.
+func (r *reservation) grow(n int64, what string, decode bool) error {
 	if n <= 0 {
 		return nil
 	}
-	if !r.b.reserve(n, r.held) {
+	if !r.b.reserve(n, r.held, decode) {
 		return fmt.Errorf("%w: writes in flight hold %d bytes and this one needs %d more for its %s, limit -ingest.max-inflight-bytes=%d: retry later (the sender's retry does), send smaller requests, or raise the flag",
 			ErrOverloaded, r.b.used.Load(), n, what, r.b.max)
 	}
 	r.held += n
+	if decode && !r.decoding {
+		r.decoding = true
+		r.b.decoding.Add(1)
+	}
 	return nil
 }
 
 func (r *reservation) release() {
 	r.b.used.Add(-r.held)
 	r.held = 0
+	if r.decoding {
+		r.decoding = false
+		r.b.decoding.Add(-1)
+	}
 }
 
 // readChunk is how much a body read grows its buffer at a time.
@@ -130,7 +151,7 @@ func (h *Handlers) ReadBody(w http.ResponseWriter, r *http.Request, bufs *BodyBu
 		return nil, release, fmt.Errorf("%w: Content-Encoding %q; send it plain or gzip", ErrUnsupportedMediaType, ce)
 	}
 	// The pooled buffers are this request's to fill.
-	if err := res.grow(int64(cap(bufs.Raw)+cap(bufs.Decoded)), "buffers"); err != nil {
+	if err := res.grow(int64(cap(bufs.Raw)+cap(bufs.Decoded)), "buffers", false); err != nil {
 		return nil, release, err
 	}
 	max := h.opts.MaxBodyBytes
@@ -145,7 +166,7 @@ func (h *Handlers) ReadBody(w http.ResponseWriter, r *http.Request, bufs *BodyBu
 			defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 		}
 	}
-	bufs.Raw, err = readAll(bufs.Raw[:0], r.Body, max, res, "body")
+	bufs.Raw, err = readAll(bufs.Raw[:0], r.Body, max, res, "body", false)
 	if err != nil {
 		if errors.Is(err, errLimit) {
 			return nil, release, fmt.Errorf("%w: body exceeds %d bytes, limit -ingest.max-body-bytes=%d: send smaller batches or raise the flag", ErrTooLarge, max, max)
@@ -161,7 +182,7 @@ func (h *Handlers) ReadBody(w http.ResponseWriter, r *http.Request, bufs *BodyBu
 	case enc == Snappy:
 		if declared, n := binary.Uvarint(bufs.Raw); n > 0 && declared <= uint64(maxDec) {
 			// Reserve before decoding; DecodeSnappy refuses larger headers.
-			if err := res.grow(int64(declared)*int64(1+decodeFactor), "decoded body and batch"); err != nil {
+			if err := res.grow(int64(declared)*int64(1+decodeFactor), "decoded body and batch", true); err != nil {
 				return nil, release, err
 			}
 		}
@@ -187,13 +208,13 @@ func (h *Handlers) ReadBody(w http.ResponseWriter, r *http.Request, bufs *BodyBu
 				return nil, release, fmt.Errorf("%w: gzip body declares %d decompressed bytes, limit -ingest.max-decoded-bytes=%d: send smaller batches or raise the flag", ErrTooLarge, isize, maxDec)
 			}
 			if int64(cap(bufs.Decoded)) <= isize {
-				if err := res.grow(isize+1, "decompressed body"); err != nil {
+				if err := res.grow(isize+1, "decompressed body", true); err != nil {
 					return nil, release, err
 				}
 				bufs.Decoded = make([]byte, 0, isize+1)
 			}
 		}
-		bufs.Decoded, err = readAll(bufs.Decoded[:0], zr, maxDec, res, "decompressed body")
+		bufs.Decoded, err = readAll(bufs.Decoded[:0], zr, maxDec, res, "decompressed body", true)
 		if err != nil {
 			if errors.Is(err, errLimit) {
 				return nil, release, fmt.Errorf("%w: body decompresses to more than %d bytes, limit -ingest.max-decoded-bytes=%d: send smaller batches or raise the flag", ErrTooLarge, maxDec, maxDec)
@@ -203,12 +224,12 @@ func (h *Handlers) ReadBody(w http.ResponseWriter, r *http.Request, bufs *BodyBu
 			}
 			return nil, release, fmt.Errorf("%w: cannot decompress gzip body: %v", ErrInvalid, err)
 		}
-		if err := res.grow(int64(len(bufs.Decoded))*int64(decodeFactor), "decoded batch"); err != nil {
+		if err := res.grow(int64(len(bufs.Decoded))*int64(decodeFactor), "decoded batch", true); err != nil {
 			return nil, release, err
 		}
 		return bufs.Decoded, release, nil
 	}
-	if err := res.grow(int64(len(bufs.Raw))*int64(decodeFactor), "decoded batch"); err != nil {
+	if err := res.grow(int64(len(bufs.Raw))*int64(decodeFactor), "decoded batch", true); err != nil {
 		return nil, release, err
 	}
 	return bufs.Raw, release, nil
@@ -219,7 +240,7 @@ var errLimit = errors.New("over the limit")
 // readAll appends what src yields to dst, at most max bytes (errLimit
 // beyond), reserving every byte of capacity it grows dst by from res.
 // The caller has reserved dst's capacity.
-func readAll(dst []byte, src io.Reader, limit int64, res *reservation, what string) ([]byte, error) {
+func readAll(dst []byte, src io.Reader, limit int64, res *reservation, what string, decode bool) ([]byte, error) {
 	for {
 		if len(dst) == cap(dst) {
 			if int64(len(dst)) > limit {
@@ -228,7 +249,7 @@ func readAll(dst []byte, src io.Reader, limit int64, res *reservation, what stri
 			// Double (at least a chunk), so the buffers left behind add up
 			// to the final size at most, but never past the limit.
 			grow := int(min(int64(max(readChunk, len(dst))), limit+1-int64(len(dst))))
-			if err := res.grow(int64(grow), what); err != nil {
+			if err := res.grow(int64(grow), what, decode); err != nil {
 				return dst, err
 			}
 			nd := make([]byte, len(dst), cap(dst)+grow)

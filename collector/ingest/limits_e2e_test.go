@@ -140,12 +140,12 @@ func TestE2EMemoryBound(t *testing.T) {
 	const (
 		maxDecoded = 32 << 20
 		budget     = 256 << 20
-		// The stated bound: the budget bounds what requests hold live;
-		// Go's GC (GOGC=100) lets the garbage they leave (a buffer
-		// outgrown, a decoded batch written) reach as much again before it
-		// runs, and more while it runs; plus the process' baseline and the
-		// TSDB head of the stored series (~100 MiB together).
-		bound = 3*budget + 128<<20
+		// The stated bound: requests hold at most the budget plus one
+		// request's decoding live (see ingest.ReadBody); Go's GC (GOGC=100)
+		// lets the garbage they leave (a buffer outgrown, a decoded batch
+		// written) reach as much again before it runs; plus the process'
+		// baseline and the TSDB head of the stored series (~100 MiB).
+		bound = 2*(budget+maxDecoded*(1+6)) + 128<<20
 	)
 	in := collectortest.Start(t, fmt.Sprint("-ingest.max-decoded-bytes=", maxDecoded), fmt.Sprint("-ingest.max-body-bytes=", maxDecoded), fmt.Sprint("-ingest.max-inflight-bytes=", budget))
 	start := time.Now().Add(-2 * time.Minute) // within the query lookback
