@@ -54,7 +54,7 @@ func TestReadBody(t *testing.T) {
 	f(text, "br", GzipOrIdentity, nil, ErrUnsupportedMediaType)
 	f(text, "gzip", Snappy, nil, ErrUnsupportedMediaType)
 	f(bytes.Repeat([]byte("x"), 1001), "", GzipOrIdentity, nil, ErrTooLarge)
-	f(gz(make([]byte, 4001)), "gzip", GzipOrIdentity, nil, ErrTooLarge)                      // the trailer says so
+	f(gz(make([]byte, 4001)), "gzip", GzipOrIdentity, nil, ErrTooLarge)                             // the trailer says so
 	f(append(gz(make([]byte, 4001)), gz([]byte("x"))...), "gzip", GzipOrIdentity, nil, ErrTooLarge) // it hides it
 	f(snappy.Encode(nil, make([]byte, 4001)), "snappy", Snappy, nil, ErrTooLarge)
 	f([]byte("not gzip"), "gzip", GzipOrIdentity, nil, ErrInvalid)

@@ -2,11 +2,11 @@ package ingest_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -161,23 +161,10 @@ func TestE2ENativeHistograms(t *testing.T) {
 	}
 }
 
-// queryExemplars returns the data of /api/v1/query_exemplars for q around
-// t (milliseconds), as JSON.
-func queryExemplars(t *testing.T, url, q string, ms int64) string {
+// queryExemplars returns the data of /api/v1/query_exemplars for q within
+// a minute of ms, as JSON.
+func queryExemplars(t *testing.T, base, q string, ms int64) string {
 	t.Helper()
-	u := fmt.Sprintf("%s/api/v1/query_exemplars?query=%s&start=%d&end=%d", url, q, ms/1000-60, ms/1000+60)
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var env struct {
-		Status string          `json:"status"`
-		Data   json.RawMessage `json:"data"`
-	}
-	body, _ := io.ReadAll(resp.Body)
-	if err := json.Unmarshal(body, &env); err != nil || env.Status != "success" {
-		t.Fatalf("GET %s: %d %s", u, resp.StatusCode, body)
-	}
-	return string(env.Data)
+	return promGet(t, base, "/api/v1/query_exemplars", url.Values{"query": {q},
+		"start": {strconv.FormatInt(ms/1000-60, 10)}, "end": {strconv.FormatInt(ms/1000+60, 10)}})
 }
