@@ -56,6 +56,7 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 	}
 	if a.store, err = storage.Open(ctx, storage.Options{
 		Dir: cfg.dataDir, Retention: cfg.retention, OutOfOrderWindow: cfg.oooWindow, WALCompression: cfg.walCompress,
+		MaxExemplars: cfg.maxExemplars, MaxSeries: cfg.maxSeries, MaxHourlySeries: cfg.maxHourlySeries,
 		Logger: logger, Metrics: a.set,
 	}); err != nil {
 		return nil, err
@@ -66,11 +67,13 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 			MaxLabelsPerSeries: cfg.maxLabels, MaxLabelNameLen: cfg.maxLabelNameLen,
 			MaxLabelValueLen: cfg.maxLabelValueLen, MaxFutureDrift: cfg.maxFutureDrift,
 			MaxConcurrentInserts: cfg.maxConcurrent, MaxQueueDuration: cfg.maxQueueDuration,
+			MaxHistogramBuckets: cfg.maxHistBuckets, MaxExemplarLabelBytes: cfg.maxExemplarLabel,
 		},
 		Logger: logger, Metrics: a.set,
 	})
 	a.ingest = ingest.NewHandlers(a.writer, ingest.HTTPOptions{
 		MaxBodyBytes: cfg.maxBodyBytes, MaxDecodedBytes: cfg.maxDecodedBytes,
+		BodyReadTimeout: cfg.bodyReadTimeout, MaxInflightBytes: cfg.maxInflightBytes,
 		Logger: logger, Metrics: a.set,
 	})
 	a.query = query.New(a.store, query.Options{

@@ -355,18 +355,7 @@ func TestAuth(t *testing.T) {
 // test is skipped when it is missing.
 func vmagentPath(t *testing.T) string {
 	t.Helper()
-	p := os.Getenv("TELLTALE_VMAGENT")
-	if p == "" {
-		home, _ := os.UserHomeDir()
-		p = filepath.Join(home, ".cache", "telltale", "bin", "vmagent")
-	}
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("vmagent not found at %s; .ci/run installs it", p)
-		}
-		t.Skipf("vmagent not found at %s; run .ci/run or: GOBIN=~/.cache/telltale/bin go install github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent@v1.151.0", p)
-	}
-	return p
+	return collectortest.Peer(t, "vmagent", "TELLTALE_VMAGENT", "GOBIN=~/.cache/telltale/bin go install github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent@v1.151.0")
 }
 
 // TestVMAgentRemoteWrite has a real vmagent scrape a test endpoint and

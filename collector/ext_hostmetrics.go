@@ -34,7 +34,7 @@ func (a *app) addHostMetrics(ctx context.Context) error {
 			if b.Len() == 0 {
 				return
 			}
-			if err := a.writer.Write(ctx, &b); err != nil {
+			if _, err := a.writer.Write(ctx, &b); err != nil {
 				errs.Inc()
 				a.log.Warn("cannot store host metrics", "component", "hostmetrics", "err", err)
 			}

@@ -41,6 +41,18 @@ type config struct {
 	maxConcurrent    int
 	maxQueueDuration time.Duration
 	influxMaxLineLen int
+	otlpMaxDepth     int
+	otlpMaxAttrs     int
+	otlpDelta        bool
+	otlpDeltaSeries  int
+	otlpNHCB         bool
+	maxHistBuckets   int
+	maxExemplarLabel int
+	maxExemplars     int64
+	maxSeries        int64
+	bodyReadTimeout  time.Duration
+	maxInflightBytes int64
+	maxHourlySeries  int64
 
 	queryTimeout        time.Duration
 	queryMaxSamples     int
@@ -105,12 +117,24 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 
 	fs.Int64Var(&c.maxBodyBytes, "ingest.max-body-bytes", 32<<20, "largest request body accepted as sent (compressed), checked before decompressing; larger bodies get 413")
 	fs.Int64Var(&c.maxDecodedBytes, "ingest.max-decoded-bytes", 128<<20, "largest request body accepted after decompression (snappy's declared length is checked before decoding); larger get 413")
+	fs.DurationVar(&c.bodyReadTimeout, "ingest.body-read-timeout", time.Minute, "longest a write request's body may take to arrive; the body is read before the request takes an insert slot, so a slow sender only holds its own connection")
+	fs.Int64Var(&c.maxInflightBytes, "ingest.max-inflight-bytes", 1<<30, "memory all write requests may hold together: each reserves its body, decompressed body and decoded batch (about 3-4x the decompressed size) as it reads; beyond it writes get 503 with Retry-After; 0 means no bound")
 	fs.IntVar(&c.maxLabels, "ingest.max-labels-per-series", 40, "most labels a series may have, __name__ included; more gets 400")
 	fs.IntVar(&c.maxLabelNameLen, "ingest.max-label-name-len", 256, "longest label name in bytes; longer gets 400")
 	fs.IntVar(&c.maxLabelValueLen, "ingest.max-label-value-len", 4096, "longest label value in bytes; longer gets 400")
 	fs.DurationVar(&c.maxFutureDrift, "ingest.max-future-drift", 10*time.Minute, "samples later than now plus this are rejected with 400 (a sender with a wrong clock)")
 	fs.IntVar(&c.maxConcurrent, "ingest.max-concurrent-inserts", 2*runtime.GOMAXPROCS(0), "write requests processed at once; more wait up to -ingest.max-queue-duration")
 	fs.DurationVar(&c.maxQueueDuration, "ingest.max-queue-duration", time.Minute, "how long a write waits for a slot before it gets 503 with Retry-After")
+	fs.IntVar(&c.otlpMaxDepth, "otlp.max-attribute-depth", 16, "deepest an OTLP attribute value may nest (arrays and key-value lists of values; a plain value is 1); deeper gets 400")
+	fs.IntVar(&c.otlpMaxAttrs, "otlp.max-attributes", 128, "most attributes an OTLP resource, scope, metric, data point or exemplar may have; more gets 400")
+	fs.BoolVar(&c.otlpDelta, "otlp.delta-to-cumulative", true, "turn OTLP delta sums and histograms into cumulative ones per series (a running total in memory, as the OpenTelemetry deltatocumulative processor does), so rate() works on them; false rejects them")
+	fs.IntVar(&c.otlpDeltaSeries, "otlp.delta-max-series", 100_000, "most OTLP delta series -otlp.delta-to-cumulative keeps a running total for; points of more get rejected")
+	fs.BoolVar(&c.otlpNHCB, "otlp.histograms-as-nhcb", false, "store OTLP explicit-bucket histograms as native histograms with custom buckets (one series) instead of classic _bucket/_sum/_count series")
+	fs.IntVar(&c.maxHistBuckets, "ingest.max-histogram-buckets", 512, "most buckets (positive and negative) a native histogram sample may have; more gets 400")
+	fs.IntVar(&c.maxExemplarLabel, "ingest.max-exemplar-label-bytes", 128, "longest an exemplar's label names and values may be together, in characters (OpenMetrics' limit, which the TSDB enforces too); longer gets 400")
+	fs.Int64Var(&c.maxSeries, "storage.max-series", 2_000_000, "most series the TSDB head may hold (each costs a few KiB of memory); a sample of a new series beyond it gets 400 naming the series, and existing series keep ingesting; 0 means no limit")
+	fs.Int64Var(&c.maxHourlySeries, "storage.max-hourly-series", 0, "most new series created in the last hour (as VictoriaMetrics' -storage.maxHourlySeries): stops a label holding a request id early; beyond it new series get 400; 0 means no limit")
+	fs.Int64Var(&c.maxExemplars, "storage.max-exemplars", 100_000, "exemplars kept in memory (a ring buffer, as Prometheus' storage.exemplars.max-exemplars); 0 turns exemplar storage off")
 	fs.IntVar(&c.influxMaxLineLen, "ingest.influx-max-line-len", 256<<10, "longest Influx line protocol line in bytes; longer gets 400")
 
 	fs.DurationVar(&c.queryTimeout, "query.timeout", 2*time.Minute, "longest a query may run")

@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -281,6 +283,63 @@ func (in *Instance) ExitCode() int {
 	return in.cmd.ProcessState.ExitCode()
 }
 
+// Value runs an instant PromQL query now that must return exactly one
+// series and returns its value, failing the test otherwise.
+func (in *Instance) Value(ctx context.Context, q string) float64 {
+	in.t.Helper()
+	res := in.Query(ctx, q, time.Time{})
+	if len(res) != 1 {
+		in.t.Fatalf("%s: got %v; want one series", q, res)
+	}
+	s, _ := res[0].Value[1].(string)
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		in.t.Fatalf("%s: got value %q", q, s)
+	}
+	return v
+}
+
+// Peer returns the path of a peer binary that .ci/run installs into
+// ~/.cache/telltale/bin (or the path in env): name is the file name, install
+// the command that installs it. Without it the test fails under CI=true and
+// is skipped otherwise.
+func Peer(t testing.TB, name, env, install string) string {
+	t.Helper()
+	p := os.Getenv(env)
+	if p == "" {
+		home, _ := os.UserHomeDir()
+		p = filepath.Join(home, ".cache", "telltale", "bin", name)
+	}
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s not found at %s; .ci/run installs it (%s), or set %s", name, p, install, env)
+		}
+		t.Skipf("%s not found at %s; run .ci/run or: %s (or set %s)", name, p, install, env)
+	}
+	return p
+}
+
+// PeakRSS returns the collector's peak resident set size in bytes so far
+// (VmHWM in /proc/<pid>/status; Linux only), for tests that bound memory.
+func (in *Instance) PeakRSS() int64 {
+	in.t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", in.cmd.Process.Pid))
+	if err != nil {
+		in.t.Fatalf("read the collector's peak RSS: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				in.t.Fatalf("parse VmHWM %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	in.t.Fatalf("no VmHWM in /proc/%d/status", in.cmd.Process.Pid)
+	return 0
+}
+
 // FreeAddr returns a loopback address with a port free right now.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
@@ -439,9 +498,11 @@ func Gzip(t testing.TB, b []byte) []byte {
 }
 
 // MemStore is an ingest.Appendable that keeps committed samples in memory,
-// by label set in Prometheus notation ({__name__="up", job="x"}). Only
-// Append, Commit and Rollback of its appenders may be called, which is all
-// ingest.Writer uses. Like the TSDB head, Append takes a known reference
+// by label set in Prometheus notation ({__name__="up", job="x"}). A native
+// histogram sample is kept as a float sample whose value is its count, and
+// exemplars are only counted (Exemplars). Only Append, AppendHistogram,
+// AppendExemplar, Commit and Rollback of its appenders may be called, which
+// is all ingest.Writer uses. Like the TSDB head, Append takes a known reference
 // without labels, and answers an unknown reference with no labels with an
 // error wrapping tsdb.ErrInvalidSample. It is safe for concurrent use.
 type MemStore struct {
@@ -449,7 +510,15 @@ type MemStore struct {
 	series    map[string][]samples.Sample
 	refs      map[promstorage.SeriesRef]string
 	byLabels  map[string]promstorage.SeriesRef
+	exemplars int
 	commitErr error
+}
+
+// Exemplars returns the number of exemplars committed.
+func (s *MemStore) Exemplars() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exemplars
 }
 
 // NewMemStore returns an empty MemStore.
@@ -494,6 +563,19 @@ type memAppender struct {
 	promstorage.Appender // nil: only the methods below are used by ingest.Writer
 	s                    *MemStore
 	pending              []pendingSample
+	exemplars            int
+}
+
+func (a *memAppender) AppendHistogram(ref promstorage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
+	if h != nil {
+		return a.Append(ref, l, t, float64(h.Count))
+	}
+	return a.Append(ref, l, t, fh.Count)
+}
+
+func (a *memAppender) AppendExemplar(ref promstorage.SeriesRef, _ labels.Labels, _ exemplar.Exemplar) (promstorage.SeriesRef, error) {
+	a.exemplars++
+	return ref, nil
 }
 
 type pendingSample struct {
@@ -528,10 +610,11 @@ func (a *memAppender) Commit() error {
 	for _, p := range a.pending {
 		a.s.series[p.lset] = append(a.s.series[p.lset], p.s)
 	}
+	a.s.exemplars += a.exemplars
 	return nil
 }
 
-func (a *memAppender) Rollback() error { a.pending = nil; return nil }
+func (a *memAppender) Rollback() error { a.pending, a.exemplars = nil, 0; return nil }
 
 // NopStore is an ingest.Appendable that drops everything, for benchmarks
 // of the path up to the storage. The zero value is ready for use.
@@ -541,6 +624,17 @@ type NopStore struct{}
 func (NopStore) Appender(context.Context) promstorage.Appender { return nopAppender{} }
 
 type nopAppender struct{ promstorage.Appender }
+
+func (nopAppender) AppendHistogram(ref promstorage.SeriesRef, _ labels.Labels, _ int64, _ *histogram.Histogram, _ *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
+	if ref == 0 {
+		ref = 1
+	}
+	return ref, nil
+}
+
+func (nopAppender) AppendExemplar(ref promstorage.SeriesRef, _ labels.Labels, _ exemplar.Exemplar) (promstorage.SeriesRef, error) {
+	return ref, nil
+}
 
 func (nopAppender) Append(ref promstorage.SeriesRef, l labels.Labels, _ int64, _ float64) (promstorage.SeriesRef, error) {
 	if ref == 0 {

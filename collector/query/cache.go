@@ -286,8 +286,8 @@ func (c *resultCache) clear() {
 // holds nothing, a query running now must learn of a late write.
 func (c *resultCache) Active() bool { return true }
 
-// Observe looks at a committed write for late samples (older than now
-// minus Freshness) and drops the cached chunks they can change. The usual
+// Observe looks at a committed write for late samples, float or histogram
+// (older than now minus Freshness), and drops the cached chunks they can change. The usual
 // write, all samples recent, costs one pass over its timestamps.
 func (c *resultCache) Observe(b *samples.Batch, _ []storage.SeriesRef) {
 	cut := c.cutoff()
@@ -297,6 +297,9 @@ func (c *resultCache) Observe(b *samples.Batch, _ []storage.SeriesRef) {
 			late = true
 			break
 		}
+	}
+	for i := 0; i < len(b.Histograms) && !late; i++ {
+		late = b.Histograms[i].T <= cut
 	}
 	if !late {
 		return
@@ -309,6 +312,11 @@ func (c *resultCache) Observe(b *samples.Batch, _ []storage.SeriesRef) {
 		for _, smp := range b.SeriesSamples(s) {
 			if smp.T <= cut {
 				w.from, w.to = min(w.from, smp.T), max(w.to, smp.T)
+			}
+		}
+		for _, h := range b.SeriesHistograms(s) {
+			if h.T <= cut {
+				w.from, w.to = min(w.from, h.T), max(w.to, h.T)
 			}
 		}
 		if w.to == -1<<63 {
