@@ -319,27 +319,6 @@ func Peer(t testing.TB, name, env, install string) string {
 	return p
 }
 
-// PeakRSS returns the collector's peak resident set size in bytes so far
-// (VmHWM in /proc/<pid>/status; Linux only), for tests that bound memory.
-func (in *Instance) PeakRSS() int64 {
-	in.t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", in.cmd.Process.Pid))
-	if err != nil {
-		in.t.Fatalf("read the collector's peak RSS: %v", err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				in.t.Fatalf("parse VmHWM %q: %v", v, err)
-			}
-			return kb << 10
-		}
-	}
-	in.t.Fatalf("no VmHWM in /proc/%d/status", in.cmd.Process.Pid)
-	return 0
-}
-
 // FreeAddr returns a loopback address with a port free right now.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
