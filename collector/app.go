@@ -16,7 +16,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/telltale-dev/telltale/annotator/deploys"
+	"github.com/telltale-dev/telltale/annotator/changelog"
 	"github.com/telltale-dev/telltale/collector/auth"
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/collector/query"
@@ -35,8 +35,8 @@ type app struct {
 	query   *query.API
 	auth    *auth.Checker
 	mux     *http.ServeMux
-	deploys *deploys.Service
-	tail    *tail.Hub // live tail; deploy events go to tail.PublishDeploy
+	changes *changelog.Service
+	tail    *tail.Hub // live tail; changes go to tail.PublishDeploy and PublishChange
 	ready   atomic.Bool
 	workers []func(ctx context.Context) error // background loops, run until ctx is done
 	closers []func() error                    // run in reverse order after the server stopped

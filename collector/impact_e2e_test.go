@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telltale-dev/telltale/annotator/deployapi"
+	"github.com/telltale-dev/telltale/annotator/changes"
 	"github.com/telltale-dev/telltale/annotator/grafana/grafanatest"
 	"github.com/telltale-dev/telltale/annotator/impact"
 	"github.com/telltale-dev/telltale/collector/collectortest"
@@ -123,7 +123,7 @@ func TestImpactEndToEnd(t *testing.T) {
 		t.Fatalf("flip slow_checkout: got %d; want 200", resp.StatusCode)
 	}
 	pending := getImpact(t, in, "shop-b")
-	if pending.Status != deployapi.ImpactPending || !strings.HasPrefix(pending.Message, "pending: due at ") || pending.DueAt == nil {
+	if pending.Status != changes.ImpactPending || !strings.HasPrefix(pending.Message, "pending: due at ") || pending.DueAt == nil {
 		t.Fatalf("shop-b right after the deploy: got %+v %q; want pending with the due time", pending.Impact, pending.Message)
 	}
 
@@ -347,14 +347,14 @@ func postDeploy(t *testing.T, in *collectortest.Instance, body string) {
 	}
 }
 
-func getImpact(t *testing.T, in *collectortest.Instance, id string) deployapi.ImpactAnswer {
+func getImpact(t *testing.T, in *collectortest.Instance, id string) changes.ImpactAnswer {
 	t.Helper()
 	resp, err := http.Get(in.URL + "/api/v1/deploys/" + id + "/impact")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var env deployapi.Response[deployapi.ImpactAnswer]
+	var env changes.Response[changes.ImpactAnswer]
 	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("GET impact of %s: got %d %+v, %v; want 200", id, resp.StatusCode, env, err)
 	}
@@ -363,12 +363,12 @@ func getImpact(t *testing.T, in *collectortest.Instance, id string) deployapi.Im
 
 // waitImpact polls the impact of deploy id until it is done (at most
 // within) and returns the answer and the decoded report.
-func waitImpact(t *testing.T, in *collectortest.Instance, id string, within time.Duration) (deployapi.ImpactAnswer, impact.Report) {
+func waitImpact(t *testing.T, in *collectortest.Instance, id string, within time.Duration) (changes.ImpactAnswer, impact.Report) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		ans := getImpact(t, in, id)
-		if ans.Status == deployapi.ImpactDone {
+		if ans.Status == changes.ImpactDone {
 			var rep impact.Report
 			if err := json.Unmarshal(ans.Report, &rep); err != nil {
 				t.Fatalf("report of %s: %v", id, err)

@@ -1,35 +1,4 @@
-// Package deploys is the deploy API the collector embeds: it records deploy
-// events (POST/GET/PATCH /api/v1/deploys) in the durable deploy log
-// (annotator/deploylog) and delivers each one, through the log's
-// transactional outbox, to storage as deploy series (so dashboards can mark
-// deploys with plain PromQL), to Grafana as org-wide annotations, and to chat
-// webhooks.
-//
-// Promises:
-//   - A 201 or 200 answer means the deploy and all of its pending deliveries
-//     are committed to disk (WAL, synchronous=FULL): kill -9 right after
-//     loses neither.
-//   - Deliveries never block or fail the API: they run in Run's background
-//     workers, one per target, each with its own retries and exponential
-//     backoff, so a down, slow or refusing Grafana delays only Grafana.
-//   - Nothing is lost while a target is down: entries stay pending in the
-//     database and are retried (across restarts) for Options.RetryFor.
-//   - Grafana annotations are created at most once per deploy as far as
-//     Grafana's API allows (see deliverGrafana for the residual risk);
-//     webhooks and deploy series are delivered at least once.
-//   - Bad input gets a 4xx naming the field and the fix, counted in
-//     telltale_deploys_rejected_total{reason}.
-//   - With Options.Impact, every deploy recorded gets one impact analysis
-//     (annotator/impact) once its after window has passed, scheduled
-//     through the same outbox (so it survives restarts and runs after a
-//     start that came past its due time); the report is stored with the
-//     deploy, served at GET /api/v1/deploys/{id}/impact, and its summary is
-//     sent to the deploy series (telltale_deploy_regressions), the Grafana
-//     annotation and the webhooks. A stored report is never recomputed.
-//
-// The package does no authentication: the collector checks the deploy scope
-// before calling Handler.
-package deploys
+package changelog
 
 import (
 	"context"
@@ -45,13 +14,11 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/telltale-dev/telltale/annotator/deploylog"
 	"github.com/telltale-dev/telltale/annotator/grafana"
 	"github.com/telltale-dev/telltale/samples"
-)
 
-// Deploy is a recorded deploy event; its JSON form is the API's deploy object.
-type Deploy = deploylog.Deploy
+	"github.com/telltale-dev/telltale/annotator/changes"
+)
 
 // SampleWriter stores samples. The collector's ingest path implements it;
 // WriteSamples must return nil only once every sample of b is committed (to
@@ -63,7 +30,7 @@ type SampleWriter interface {
 // Webhook formats.
 const (
 	FormatSlack = "slack" // Slack-compatible {"text": ...} (also Mattermost, Rocket.Chat, Discord's /slack endpoint)
-	FormatJSON  = "json"  // the deploy object
+	FormatJSON  = "json"  // the change object
 )
 
 // WebhookConfig is one outgoing chat webhook.
@@ -72,29 +39,63 @@ type WebhookConfig struct {
 	// Default: the URL's host and a short hash of the URL (the URL itself,
 	// often a secret, is never shown).
 	Name string
-	// URL receives a POST per deploy event.
+	// URL receives a POST per change event.
 	URL string
 	// Format is FormatSlack (default) or FormatJSON.
 	Format string
 }
 
+// Target is a place the outbox delivers every change to, besides the
+// built-in series, Grafana and webhook targets: a chat network, a ticket
+// system. Each target gets its own worker, retries and backoff, so a slow
+// one delays only itself; delivery is at least once (a target that must
+// not show an event twice dedupes on Entry.ChangeID and Entry.Seq).
+type Target interface {
+	// Name identifies the target in the outbox, the API's delivery state
+	// (Delivery.Others), metrics and logs, e.g. "chat:irc:ops". It must be
+	// unique, stable across restarts (pending entries are found by it) and
+	// 1-64 characters of [a-z0-9._:-].
+	Name() string
+	// Deliver makes the target reflect change c after entry e's event
+	// (EventRecorded, EventFinished, EventImpact). Errors are retried with
+	// backoff for Options.RetryFor, except Permanent ones; Refused ones
+	// wait at least Options.AuthBackoff.
+	Deliver(ctx context.Context, e Entry, c changes.Change) error
+}
+
+// Permanent marks a delivery error that retrying will not fix: the entry
+// is marked failed at once.
+func Permanent(err error) error { return &permanentError{err} }
+
+// Refused marks a delivery refused for its credentials: retried slowly
+// (Options.AuthBackoff) while someone fixes them.
+func Refused(err error) error { return &authError{err} }
+
 // Options configures a Service. Zero values take the documented defaults.
 type Options struct {
-	// DBPath is the deploy log's SQLite file; required.
+	// DBPath is the change log's SQLite file; required. A deploy log of
+	// an older collector at that path is migrated on open.
 	DBPath  string
 	Logger  *slog.Logger // default: slog.Default()
 	Metrics *metrics.Set // default: a new set nobody scrapes
-	// Writer receives the deploy series; nil turns them off.
+	// Writer receives the change series; nil turns them off.
 	Writer SampleWriter
 	// Grafana receives the annotations; nil turns them off.
 	Grafana  grafana.Annotator
 	Webhooks []WebhookConfig
+	// Targets are more outbox targets (chat ...); see Target.
+	Targets []Target
+	// Catalog, when set, tells which services and envs have data: a
+	// change that would mark no graph of its service gets a warning, and
+	// an impact report without requests says why. nil turns both off.
+	Catalog Catalog
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// OnRecorded is called after a deploy is created or changed and
-	// committed, e.g. to push it to websocket tail clients. It runs on the
-	// request goroutine and must not block. May be nil.
-	OnRecorded func(Deploy)
+	// OnRecorded is called after a change is created or changed and
+	// committed (a superseded change too), e.g. to push it to websocket
+	// tail clients. It runs on the request goroutine and must not block.
+	// May be nil.
+	OnRecorded func(changes.Change)
 
 	// MaxBodyBytes limits a request body (default 64 KiB); larger is 413.
 	MaxBodyBytes int64
@@ -109,32 +110,35 @@ type Options struct {
 	// RetryFor is how long a delivery is retried before it is marked
 	// failed (default 24h).
 	RetryFor time.Duration
-	// HTTPClient sends webhooks; default a client with DeliveryTimeout.
+	// HTTPClient sends webhooks and relays switch flips; default a client
+	// with DeliveryTimeout.
 	HTTPClient *http.Client
 
-	// Impact, when set, analyses what each deploy did to its service's key
-	// signals once its after window passed, stores the report with the
-	// deploy and sends its one-line summary to the deploy series, Grafana
-	// and the webhooks. nil turns impact analysis off.
+	// Impact, when set, analyses what each change of Impact.Kinds did to
+	// its service's key signals once its after window passed, stores the
+	// report with the change and sends its one-line summary to the series,
+	// Grafana and the webhooks. nil turns impact analysis off.
 	Impact *ImpactOptions
 }
 
-// Service is the deploy API. Create it with Open; serve Handler; run Run in
-// a goroutine; call Close after Run returned.
+// Service is the change API and log. Create it with Open; serve Handler;
+// run Run in a goroutine; call Close after Run returned.
 type Service struct {
-	log        *deploylog.Log
+	log        *Log
 	opts       Options
 	logger     *slog.Logger
 	m          *serviceMetrics
 	workers    []*worker
 	webhooks   map[string]WebhookConfig // by target
+	others     map[string]bool          // names of Options.Targets
 	impact     *impactRunner            // nil: impact analysis off
+	switches   *switchboard
 	handler    http.Handler
 	closeOnce  sync.Once
 	closeError error
 }
 
-// Open opens the deploy log at opts.DBPath and returns the Service.
+// Open opens the change log at opts.DBPath and returns the Service.
 func Open(ctx context.Context, opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -155,7 +159,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		opts.HTTPClient = &http.Client{Timeout: opts.DeliveryTimeout}
 	}
 	if opts.MaxBackoff < opts.MinBackoff {
-		return nil, fmt.Errorf("deploy delivery MaxBackoff %s is below MinBackoff %s: raise MaxBackoff", opts.MaxBackoff, opts.MinBackoff)
+		return nil, fmt.Errorf("change delivery MaxBackoff %s is below MinBackoff %s: raise MaxBackoff", opts.MaxBackoff, opts.MinBackoff)
 	}
 	if g, ok := opts.Grafana.(*grafana.Client); ok && g == nil {
 		opts.Grafana = nil // a typed nil would pass the nil check and panic later
@@ -164,17 +168,27 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := deploylog.Open(ctx, opts.DBPath)
+	others := map[string]bool{}
+	for i, t := range opts.Targets {
+		n := t.Name()
+		if !validTargetName(n) || n == targetSeries || n == targetGrafana || n == targetImpact || webhooks[n].URL != "" || others[n] {
+			return nil, fmt.Errorf("BUG: outbox target %d has name %q: want a unique 1-64 characters of [a-z0-9._:-], not series, grafana, impact or a webhook's", i, n)
+		}
+		others[n] = true
+	}
+	l, err := OpenLog(ctx, opts.DBPath)
 	if err != nil {
 		return nil, err
 	}
 	s := &Service{
 		log:      l,
 		opts:     opts,
-		logger:   opts.Logger.With("component", "deploys"),
+		logger:   opts.Logger.With("component", "changes"),
 		m:        newServiceMetrics(opts.Metrics),
 		webhooks: webhooks,
+		others:   others,
 	}
+	s.switches = newSwitchboard(s)
 	if opts.Writer != nil {
 		s.workers = append(s.workers, s.newWorker(targetSeries, targetSeries, s.deliverSeries))
 	}
@@ -183,6 +197,9 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	}
 	for target := range webhooks {
 		s.workers = append(s.workers, s.newWorker(target, "webhook", s.deliverWebhook))
+	}
+	for _, t := range opts.Targets {
+		s.workers = append(s.workers, s.newWorker(t.Name(), "other", t.Deliver))
 	}
 	if opts.Impact != nil {
 		if s.impact, err = newImpactRunner(*opts.Impact, opts.Now, s.m.set); err != nil {
@@ -213,6 +230,19 @@ const (
 	targetImpact  = "impact" // not a delivery: the scheduled impact analysis
 )
 
+func validTargetName(n string) bool {
+	if n == "" || len(n) > 64 {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 func checkWebhooks(list []WebhookConfig) (map[string]WebhookConfig, error) {
 	out := make(map[string]WebhookConfig, len(list))
 	for i, w := range list {
@@ -231,8 +261,8 @@ func checkWebhooks(list []WebhookConfig) (map[string]WebhookConfig, error) {
 			sum := sha256.Sum256([]byte(w.URL))
 			w.Name = u.Hostname() + "-" + hex.EncodeToString(sum[:3])
 		}
-		if !validLabelValue(w.Name, maxEnvLen) {
-			return nil, fmt.Errorf("webhook %d: name %q must be 1-%d characters of [A-Za-z0-9._-]", i, w.Name, maxEnvLen)
+		if !changes.ValidLabel(w.Name) {
+			return nil, fmt.Errorf("webhook %d: name %q must be 1-64 characters of [A-Za-z0-9._-]", i, w.Name)
 		}
 		target := webhookPrefix + w.Name
 		if _, dup := out[target]; dup {
@@ -243,9 +273,8 @@ func checkWebhooks(list []WebhookConfig) (map[string]WebhookConfig, error) {
 	return out, nil
 }
 
-// Handler serves POST /api/v1/deploys, GET /api/v1/deploys,
-// GET /api/v1/deploys/{id}, PATCH /api/v1/deploys/{id} and
-// GET /api/v1/deploys/{id}/impact.
+// Handler serves the change API (see the package doc for the routes). It
+// does no authentication: Scope tells the scope each request needs.
 func (s *Service) Handler() http.Handler { return s.handler }
 
 // Run delivers the outbox until ctx is done, then waits for its workers to
@@ -260,7 +289,7 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the deploy log. Call it after Run returned and the handler
+// Close closes the change log. Call it after Run returned and the handler
 // stopped serving.
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() { s.closeError = s.log.Close() })
@@ -277,5 +306,5 @@ func (s *Service) kick() {
 	}
 }
 
-// errUnavailable marks deploy log failures: the API answers 503.
-var errUnavailable = errors.New("deploy log unavailable")
+// errUnavailable marks change log failures: the API answers 503.
+var errUnavailable = errors.New("change log unavailable")

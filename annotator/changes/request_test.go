@@ -1,4 +1,4 @@
-package deploys
+package changes
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 )
+
+var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
 func readRequests(tb testing.TB) map[string][]byte {
 	tb.Helper()
@@ -32,7 +34,7 @@ func readRequests(tb testing.TB) map[string][]byte {
 // TestDecodeTestdata: the good fixtures decode, the bad-* ones do not.
 func TestDecodeTestdata(t *testing.T) {
 	for name, b := range readRequests(t) {
-		_, err := DecodeRequest(bytes.NewReader(b), t0)
+		_, err := DecodeDeploy(bytes.NewReader(b), t0)
 		if bad := strings.HasPrefix(name, "bad-"); bad != (err != nil) {
 			t.Errorf("%s: got error %v; want error: %v", name, err, bad)
 		}
@@ -40,14 +42,14 @@ func TestDecodeTestdata(t *testing.T) {
 }
 
 func TestDecodeDefaults(t *testing.T) {
-	req, err := DecodeRequest(strings.NewReader(`{"service":"api","time":"","end_time":null,"status":""}`), t0.Add(123456*time.Nanosecond))
+	req, err := DecodeDeploy(strings.NewReader(`{"service":"api","time":"","end_time":null,"status":""}`), t0.Add(123456*time.Nanosecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if req.HasTime || !req.Time.Equal(t0) || req.EndTime != nil || req.Status != "" {
 		t.Fatalf("got %+v; want time = now truncated to ms, no end, no status", req)
 	}
-	if d := req.deploy(); d.Status != StatusSuccess {
+	if d := req.Change(); d.Status != StatusSuccess {
 		t.Fatalf("default status: got %q; want success", d.Status)
 	}
 }
@@ -91,7 +93,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		req, err := DecodeRequest(bytes.NewReader(data), t0)
+		req, err := DecodeDeploy(bytes.NewReader(data), t0)
 		if err != nil {
 			var re *RequestError
 			if !errors.As(err, &re) || re.Status != 400 || re.Reason == "" || re.Msg == "" {
@@ -108,19 +110,19 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		if again.ID != req.ID || again.Service != req.Service || again.Env != req.Env || again.Version != req.Version ||
 			again.Commit != req.Commit || again.Who != req.Who || again.Message != req.Message || again.Link != req.Link ||
-			again.Status != req.Status || again.HasTime != req.HasTime || !again.Time.Equal(req.Time) || !equalTime(again.EndTime, req.EndTime) {
+			again.Status != req.Status || again.HasTime != req.HasTime || !again.Time.Equal(req.Time) || !sameTime(again.EndTime, req.EndTime) {
 			t.Fatalf("round trip:\ngot  %+v\nwant %+v", again, req)
 		}
 	})
 }
 
-func FuzzDecodeChange(f *testing.F) {
+func FuzzDecodePatch(f *testing.F) {
 	f.Add([]byte(`{"end_time":"2024-05-01T12:00:00Z"}`))
 	f.Add([]byte(`{"status":"failed"}`))
 	f.Add([]byte(`{"status":"running","end_time":"2024-05-01T12:00:00Z"}`))
 	f.Add([]byte(`{"version":"x"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := DecodeChange(bytes.NewReader(data), t0)
+		c, err := DecodePatch(bytes.NewReader(data), t0)
 		if err != nil {
 			var re *RequestError
 			if !errors.As(err, &re) || re.Status != 400 || re.Msg == "" {
@@ -142,9 +144,16 @@ func BenchmarkDecodeRequest(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if _, err := DecodeRequest(bytes.NewReader(data), t0); err != nil {
+		if _, err := DecodeDeploy(bytes.NewReader(data), t0); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
 }

@@ -1,4 +1,4 @@
-package deploys
+package changelog
 
 import (
 	"encoding/json"
@@ -16,9 +16,10 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/telltale-dev/telltale/annotator/deploylog"
 	"github.com/telltale-dev/telltale/annotator/grafana"
 	"github.com/telltale-dev/telltale/annotator/grafana/grafanatest"
+
+	"github.com/telltale-dev/telltale/annotator/changes"
 )
 
 func newGrafana(t *testing.T, token string) (*grafanatest.Server, *grafana.Client) {
@@ -38,7 +39,7 @@ func (e *env) delivered(id string) bool {
 	if d.Delivery == nil {
 		return false
 	}
-	var all []*deploylog.TargetDelivery
+	var all []*changes.TargetDelivery
 	if d.Delivery.Series != nil {
 		all = append(all, d.Delivery.Series)
 	}
@@ -49,7 +50,7 @@ func (e *env) delivered(id string) bool {
 		all = append(all, &d.Delivery.Webhooks[i])
 	}
 	for _, td := range all {
-		if td.Status != deploylog.StatusDelivered {
+		if td.Status != changes.DeliveryDelivered {
 			return false
 		}
 	}
@@ -77,6 +78,14 @@ func TestSeries(t *testing.T) {
 		{`telltale_deploy_end_time_seconds{env="prod",service="api",status="failed",version="1.1"}`, ms(-time.Minute), sec(-time.Minute)},
 		{`telltale_deploys_total{service="web"}`, ms(-2 * time.Minute), 1},
 		{`telltale_deploy_info{service="web",status="success"}`, ms(-2 * time.Minute), sec(-2 * time.Minute)},
+		// Every kind writes the change series too.
+		{`telltale_changes_total{env="prod",kind="deploy",service="api"}`, ms(-3 * time.Minute), 1},
+		{`telltale_change_info{commit="c1",env="prod",kind="deploy",service="api",status="success",version="1.0",who="alice"}`, ms(-3 * time.Minute), sec(-3 * time.Minute)},
+		{`telltale_changes_total{env="prod",kind="deploy",service="api"}`, ms(-2 * time.Minute), 2},
+		{`telltale_change_info{env="prod",kind="deploy",service="api",status="failed",version="1.1"}`, ms(-2 * time.Minute), sec(-2 * time.Minute)},
+		{`telltale_change_end_time_seconds{env="prod",kind="deploy",service="api",status="failed",version="1.1"}`, ms(-time.Minute), sec(-time.Minute)},
+		{`telltale_changes_total{kind="deploy",service="web"}`, ms(-2 * time.Minute), 1},
+		{`telltale_change_info{kind="deploy",service="web",status="success"}`, ms(-2 * time.Minute), sec(-2 * time.Minute)},
 	}
 	got := w.written()
 	key := func(s writtenSeries) string { return fmt.Sprintf("%s@%d=%g", s.Labels, s.T, s.V) }
@@ -107,20 +116,20 @@ func TestSeriesWriteFails(t *testing.T) {
 	set := metrics.NewSet()
 	e := newEnv(t, Options{Writer: w, Metrics: set}, true)
 	d := e.post(`{"id":"a","service":"api"}`, 201)
-	if d.Delivery == nil || d.Delivery.Series == nil || d.Delivery.Series.Status != deploylog.StatusPending {
+	if d.Delivery == nil || d.Delivery.Series == nil || d.Delivery.Series.Status != changes.DeliveryPending {
 		t.Fatalf("delivery in 201: got %+v; want series pending", d.Delivery)
 	}
 	eventually(t, "a failed series attempt", func() bool {
 		s := e.get("a").Delivery.Series
 		return s.Attempts >= 2 && strings.Contains(s.LastError, "disk full")
 	})
-	if v := metricValue(set, `telltale_deploy_deliveries_total{target="series",outcome="retry"}`); v == "" || v == "0" {
+	if v := metricValue(set, `telltale_change_deliveries_total{target="series",outcome="retry"}`); v == "" || v == "0" {
 		t.Fatalf("retry counter: got %q; want > 0", v)
 	}
 	w.setFail(nil)
 	eventually(t, "series delivered after storage recovered", func() bool { return e.delivered("a") })
-	if n := len(w.written()); n != 2 {
-		t.Fatalf("series written: got %d; want 2 (total and info, once)", n)
+	if n := len(w.written()); n != 4 {
+		t.Fatalf("series written: got %d; want 4 (change and deploy total and info, once)", n)
 	}
 }
 
@@ -145,7 +154,7 @@ func TestDurability(t *testing.T) {
 		t.Fatalf("deploys after reopen: got %q; want b,a", got)
 	}
 	b := e2.get("b")
-	if b.Status != StatusSuccess || b.EndTime == nil || b.Delivery.Grafana.Status != deploylog.StatusPending || b.Delivery.Series.Status != deploylog.StatusPending {
+	if b.Status != changes.StatusSuccess || b.EndTime == nil || b.Delivery.Grafana.Status != changes.DeliveryPending || b.Delivery.Series.Status != changes.DeliveryPending {
 		t.Fatalf("b after reopen: got status %s end %v delivery %+v; want success, ended, grafana and series pending", b.Status, b.EndTime, b.Delivery)
 	}
 	e2.stop()
@@ -203,7 +212,7 @@ func TestGrafanaDownThenBack(t *testing.T) {
 			t.Fatalf("d%d: annotation id not stored", i)
 		}
 	}
-	if v := metricValue(set, `telltale_deploy_deliveries_total{target="grafana",outcome="retry"}`); v == "" || v == "0" {
+	if v := metricValue(set, `telltale_change_deliveries_total{target="grafana",outcome="retry"}`); v == "" || v == "0" {
 		t.Fatalf("retry counter: got %q; want > 0", v)
 	}
 }
@@ -238,7 +247,7 @@ func TestGrafanaUnauthorizedThenFixed(t *testing.T) {
 		return strings.Contains(e.get("a").Delivery.Grafana.LastError, "401")
 	})
 	g := e.get("a").Delivery.Grafana
-	if g.Status != deploylog.StatusPending || !strings.Contains(g.LastError, "service account token with Editor role") {
+	if g.Status != changes.DeliveryPending || !strings.Contains(g.LastError, "service account token with Editor role") {
 		t.Fatalf("after 401: got %+v; want pending with the fix in last_error", g)
 	}
 	gsrv.SetToken("wrong") // the operator fixes the token on the Grafana side
@@ -257,7 +266,7 @@ func TestGrafanaForbidden(t *testing.T) {
 	eventually(t, "a forbidden attempt", func() bool {
 		return strings.Contains(e.get("a").Delivery.Grafana.LastError, "lacks annotations:write")
 	})
-	if g := e.get("a").Delivery.Grafana; g.Status != deploylog.StatusPending {
+	if g := e.get("a").Delivery.Grafana; g.Status != changes.DeliveryPending {
 		t.Fatalf("after 403: got %s; want pending (retried slowly)", g.Status)
 	}
 }
@@ -417,8 +426,8 @@ func TestWebhooks(t *testing.T) {
 	}
 
 	pbodies, pheaders := plain.got()
-	var d Deploy
-	if err := json.Unmarshal([]byte(pbodies[1]), &d); err != nil || d.ID != "a" || d.Status != StatusFailed || d.EndTime == nil || d.Delivery != nil {
+	var d changes.Change
+	if err := json.Unmarshal([]byte(pbodies[1]), &d); err != nil || d.ID != "a" || d.Status != changes.StatusFailed || d.EndTime == nil || d.Delivery != nil {
 		t.Fatalf("json webhook body %s: want the deploy object, failed, ended, without delivery", pbodies[1])
 	}
 	if pheaders[1].Get("X-Telltale-Event") != "finished" {
@@ -446,7 +455,7 @@ func TestWebhookPermanentFailure(t *testing.T) {
 	e := newEnv(t, Options{Webhooks: []WebhookConfig{{Name: "gone", URL: srv.URL}}}, true)
 	e.post(`{"id":"a","service":"api"}`, 201)
 	eventually(t, "failed for good", func() bool {
-		return e.get("a").Delivery.Webhooks[0].Status == deploylog.StatusFailed
+		return e.get("a").Delivery.Webhooks[0].Status == changes.StatusFailed
 	})
 	w := e.get("a").Delivery.Webhooks[0]
 	if w.Attempts != 1 || !strings.Contains(w.LastError, "HTTP 404: no_service") || !strings.Contains(w.LastError, "check the webhook URL") {
@@ -459,7 +468,7 @@ func TestRetryForGivesUp(t *testing.T) {
 	w.setFail(errors.New("out of bounds"))
 	e := newEnv(t, Options{Writer: w, RetryFor: 30 * time.Millisecond}, true)
 	e.post(`{"id":"a","service":"api"}`, 201)
-	eventually(t, "given up", func() bool { return e.get("a").Delivery.Series.Status == deploylog.StatusFailed })
+	eventually(t, "given up", func() bool { return e.get("a").Delivery.Series.Status == changes.StatusFailed })
 	if s := e.get("a").Delivery.Series; !strings.Contains(s.LastError, "gave up after retrying for 30ms") || !strings.Contains(s.LastError, "out of bounds") {
 		t.Fatalf("got %+v; want the give-up reason and the last error", s)
 	}

@@ -1,4 +1,4 @@
-package deploylog
+package changelog
 
 import (
 	"context"
@@ -7,13 +7,13 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	"github.com/telltale-dev/telltale/annotator/changes"
+)
 
 func openLog(t *testing.T, path string) *Log {
 	t.Helper()
-	l, err := Open(t.Context(), path)
+	l, err := OpenLog(t.Context(), path)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -21,7 +21,7 @@ func openLog(t *testing.T, path string) *Log {
 	return l
 }
 
-func insert(t *testing.T, l *Log, d Deploy, targets ...string) Deploy {
+func insert(t *testing.T, l *Log, d changes.Change, targets ...string) changes.Change {
 	t.Helper()
 	err := l.Update(t.Context(), t0, func(tx *Tx) error {
 		if err := tx.Insert(t.Context(), &d); err != nil {
@@ -62,24 +62,24 @@ func TestOpenSettings(t *testing.T) {
 func TestOpenBadPath(t *testing.T) {
 	f := func(path, want string) {
 		t.Helper()
-		_, err := Open(t.Context(), path)
+		_, err := OpenLog(t.Context(), path)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("Open(%q): got %v; want error containing %q", path, err, want)
 		}
 	}
 	f("", "path is empty")
 	f(filepath.Join(t.TempDir(), "a?b.db"), "'?'")
-	f(filepath.Join(t.TempDir(), "missing-dir", "x", "deploys.db"), "cannot open deploy log")
+	f(filepath.Join(t.TempDir(), "missing-dir", "x", "deploys.db"), "cannot open change log")
 }
 
 func TestListOrderAndFilters(t *testing.T) {
 	l := openLog(t, filepath.Join(t.TempDir(), "deploys.db"))
-	insert(t, l, Deploy{ID: "a", Service: "api", Env: "prod", Time: t0, Status: "success"})
-	insert(t, l, Deploy{ID: "b", Service: "api", Env: "staging", Time: t0.Add(time.Minute), Status: "success"})
-	insert(t, l, Deploy{ID: "c", Service: "web", Env: "prod", Time: t0.Add(2 * time.Minute), Status: "success"})
-	insert(t, l, Deploy{ID: "d", Service: "api", Env: "prod", Time: t0, Status: "success"}) // same time as a, later seq
+	insert(t, l, changes.Change{ID: "a", Kind: "deploy", Service: "api", Env: "prod", Time: t0, Status: "success"})
+	insert(t, l, changes.Change{ID: "b", Kind: "deploy", Service: "api", Env: "staging", Time: t0.Add(time.Minute), Status: "success"})
+	insert(t, l, changes.Change{ID: "c", Kind: "deploy", Service: "web", Env: "prod", Time: t0.Add(2 * time.Minute), Status: "success"})
+	insert(t, l, changes.Change{ID: "d", Kind: "deploy", Service: "api", Env: "prod", Time: t0, Status: "success"}) // same time as a, later seq
 
-	f := func(filter Filter, want string) {
+	f := func(filter changes.Filter, want string) {
 		t.Helper()
 		if filter.Limit == 0 {
 			filter.Limit = 100
@@ -96,14 +96,14 @@ func TestListOrderAndFilters(t *testing.T) {
 			t.Fatalf("List(%+v): got %q; want %q", filter, got, want)
 		}
 	}
-	f(Filter{}, "c,b,d,a")
-	f(Filter{Limit: 2}, "c,b")
-	f(Filter{Service: "api"}, "b,d,a")
-	f(Filter{Service: "api", Env: "prod"}, "d,a")
-	f(Filter{From: t0.Add(time.Minute)}, "c,b")
-	f(Filter{To: t0.Add(time.Minute)}, "b,d,a")
-	f(Filter{From: t0.Add(time.Minute), To: t0.Add(time.Minute)}, "b")
-	f(Filter{Service: "nope"}, "")
+	f(changes.Filter{}, "c,b,d,a")
+	f(changes.Filter{Limit: 2}, "c,b")
+	f(changes.Filter{Service: "api"}, "b,d,a")
+	f(changes.Filter{Service: "api", Env: "prod"}, "d,a")
+	f(changes.Filter{From: t0.Add(time.Minute)}, "c,b")
+	f(changes.Filter{To: t0.Add(time.Minute)}, "b,d,a")
+	f(changes.Filter{From: t0.Add(time.Minute), To: t0.Add(time.Minute)}, "b")
+	f(changes.Filter{Service: "nope"}, "")
 
 	n, err := l.CountThrough(t.Context(), mustGet(t, l, "d"))
 	if err != nil || n != 2 {
@@ -115,7 +115,7 @@ func TestListOrderAndFilters(t *testing.T) {
 	}
 }
 
-func mustGet(t *testing.T, l *Log, id string) Deploy {
+func mustGet(t *testing.T, l *Log, id string) changes.Change {
 	t.Helper()
 	d, err := l.Get(t.Context(), id)
 	if err != nil {
@@ -124,7 +124,7 @@ func mustGet(t *testing.T, l *Log, id string) Deploy {
 	return d
 }
 
-func TestGetNotFound(t *testing.T) {
+func TestLogGetNotFound(t *testing.T) {
 	l := openLog(t, filepath.Join(t.TempDir(), "deploys.db"))
 	_, err := l.Get(t.Context(), "nope")
 	if !errors.Is(err, ErrNotFound) {
@@ -136,7 +136,7 @@ func TestRollbackDropsOutbox(t *testing.T) {
 	l := openLog(t, filepath.Join(t.TempDir(), "deploys.db"))
 	boom := errors.New("boom")
 	err := l.Update(t.Context(), t0, func(tx *Tx) error {
-		d := Deploy{ID: "x", Service: "api", Time: t0, Status: "success"}
+		d := changes.Change{ID: "x", Kind: "deploy", Service: "api", Time: t0, Status: "success"}
 		if err := tx.Insert(t.Context(), &d); err != nil {
 			return err
 		}
@@ -161,12 +161,12 @@ func TestRollbackDropsOutbox(t *testing.T) {
 // pending outbox entries still due.
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "deploys.db")
-	l, err := Open(t.Context(), path)
+	l, err := OpenLog(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	end := t0.Add(90 * time.Second)
-	insert(t, l, Deploy{ID: "a", Service: "api", Env: "prod", Version: "1.2.3", Commit: "abc", Who: "alice",
+	insert(t, l, changes.Change{ID: "a", Kind: "deploy", Service: "api", Env: "prod", Version: "1.2.3", Commit: "abc", Who: "alice",
 		Message: "fix\nlogin", Link: "https://ci/1", Time: t0.Add(123 * time.Millisecond), EndTime: &end, Status: "failed"}, "grafana", "series")
 	due, _ := l.Due(t.Context(), "series", t0, 10)
 	if err := l.MarkDelivered(t.Context(), due[0].Seq, t0); err != nil {
@@ -181,7 +181,7 @@ func TestReopen(t *testing.T) {
 
 	l = openLog(t, path)
 	d := mustGet(t, l, "a")
-	want := Deploy{ID: "a", Service: "api", Env: "prod", Version: "1.2.3", Commit: "abc", Who: "alice",
+	want := changes.Change{ID: "a", Kind: "deploy", Service: "api", Env: "prod", Version: "1.2.3", Commit: "abc", Who: "alice",
 		Message: "fix\nlogin", Link: "https://ci/1", Time: t0.Add(123 * time.Millisecond), Status: "failed", GrafanaAnnotationID: 42}
 	if d.EndTime == nil || !d.EndTime.Equal(end) {
 		t.Fatalf("end time: got %v; want %v", d.EndTime, end)
@@ -196,7 +196,7 @@ func TestReopen(t *testing.T) {
 		t.Fatalf("after reopen got %+v; want %+v", d, want)
 	}
 	due, err = l.Due(t.Context(), "grafana", t0, 10)
-	if err != nil || len(due) != 1 || due[0].DeployID != "a" {
+	if err != nil || len(due) != 1 || due[0].ChangeID != "a" {
 		t.Fatalf("pending grafana entry after reopen: got %+v, %v; want one for deploy a", due, err)
 	}
 	due, _ = l.Due(t.Context(), "series", t0, 10)
@@ -208,8 +208,8 @@ func TestReopen(t *testing.T) {
 func TestOutboxOrderingAndStates(t *testing.T) {
 	l := openLog(t, filepath.Join(t.TempDir(), "deploys.db"))
 	ctx := t.Context()
-	insert(t, l, Deploy{ID: "a", Service: "api", Time: t0, Status: "running"}, "grafana")
-	insert(t, l, Deploy{ID: "b", Service: "api", Time: t0, Status: "success"}, "grafana")
+	insert(t, l, changes.Change{ID: "a", Kind: "deploy", Service: "api", Time: t0, Status: "running"}, "grafana")
+	insert(t, l, changes.Change{ID: "b", Kind: "deploy", Service: "api", Time: t0, Status: "success"}, "grafana")
 	if err := l.Update(ctx, t0, func(tx *Tx) error {
 		if err := tx.SetEnd(ctx, "a", &t0, "success"); err != nil {
 			return err
@@ -226,7 +226,7 @@ func TestOutboxOrderingAndStates(t *testing.T) {
 		}
 		var s []string
 		for _, e := range due {
-			s = append(s, e.DeployID+"/"+e.Event)
+			s = append(s, e.ChangeID+"/"+e.Event)
 		}
 		return strings.Join(s, ",")
 	}
@@ -253,7 +253,7 @@ func TestOutboxOrderingAndStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	sa := states["a"]
-	if len(sa) != 1 || sa[0].Status != StatusPending || sa[0].Attempts != 1 || len(sa[0].LastError) > maxErrorLen+4 || !sa[0].NextAttempt.Equal(t0) {
+	if len(sa) != 1 || sa[0].Status != changes.DeliveryPending || sa[0].Attempts != 1 || len(sa[0].LastError) > maxErrorLen+4 || !sa[0].NextAttempt.Equal(t0) {
 		t.Fatalf("state of a: got %+v; want pending, 1 attempt, bounded error, next %v", sa, t0)
 	}
 	if len(states["missing"]) != 0 {
@@ -274,7 +274,7 @@ func TestOutboxOrderingAndStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	states, _ = l.DeliveryStates(ctx, []string{"a"})
-	if s := states["a"][0]; s.Status != StatusFailed || s.LastError != "nope" {
+	if s := states["a"][0]; s.Status != changes.DeliveryFailed || s.LastError != "nope" {
 		t.Fatalf("state of a after failure: got %+v; want failed with error nope", s)
 	}
 	counts, err := l.PendingCounts(ctx)
@@ -294,7 +294,7 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
-	_, err := Open(t.Context(), path)
+	_, err := OpenLog(t.Context(), path)
 	if err == nil || !strings.Contains(err.Error(), "schema version 99") || !strings.Contains(err.Error(), "newer telltale") {
 		t.Fatalf("got %v; want a refusal naming version 99 and the fix", err)
 	}
@@ -305,7 +305,7 @@ func TestMigrateAppliesNewOnce(t *testing.T) {
 	openLog(t, path).Close()
 	l := openLog(t, path)
 	extra := append(append([]Migration{}, migrations...), Migration{Version: len(migrations) + 1, Name: "notes",
-		SQL: []string{`ALTER TABLE deploys ADD COLUMN notes TEXT`}})
+		SQL: []string{`ALTER TABLE changes ADD COLUMN notes TEXT`}})
 	for range 2 { // the second run must be a no-op
 		if err := migrate(context.Background(), l.db, extra); err != nil {
 			t.Fatalf("migrate: %v", err)
@@ -315,7 +315,7 @@ func TestMigrateAppliesNewOnce(t *testing.T) {
 	if v != len(extra) {
 		t.Fatalf("got version %d; want %d", v, len(extra))
 	}
-	if _, err := l.db.Exec(`UPDATE deploys SET notes = 'x'`); err != nil {
+	if _, err := l.db.Exec(`UPDATE changes SET notes = 'x'`); err != nil {
 		t.Fatalf("new column missing: %v", err)
 	}
 }

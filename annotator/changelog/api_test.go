@@ -1,4 +1,4 @@
-package deploys
+package changelog
 
 import (
 	"fmt"
@@ -11,13 +11,15 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/annotator/grafana"
+
+	"github.com/telltale-dev/telltale/annotator/changes"
 )
 
 func TestCreateGetListPatch(t *testing.T) {
 	e := newEnv(t, Options{Now: fixedClock(t0)}, false)
 
 	d := e.post(`{"service":"api"}`, 201)
-	if d.ID == "" || d.Service != "api" || d.Status != StatusSuccess || !d.Time.Equal(t0) || d.EndTime != nil {
+	if d.ID == "" || d.Service != "api" || d.Status != changes.StatusSuccess || !d.Time.Equal(t0) || d.EndTime != nil {
 		t.Fatalf("minimal create: got %+v; want server id, status success, time %v (now), no end", d, t0)
 	}
 	if got := e.get(d.ID); got.ID != d.ID || got.Service != "api" || !got.Time.Equal(t0) {
@@ -26,8 +28,8 @@ func TestCreateGetListPatch(t *testing.T) {
 
 	full := e.post(`{"id":"gh-1-api","service":"api","env":"prod","version":"1.2.3","commit":"abc123","who":"alice",
 		"message":"fix login","link":"https://ci.example.com/runs/1","time":"2024-05-01T11:00:00.5+02:00","status":"running"}`, 201)
-	want := Deploy{ID: "gh-1-api", Service: "api", Env: "prod", Version: "1.2.3", Commit: "abc123", Who: "alice",
-		Message: "fix login", Link: "https://ci.example.com/runs/1", Time: time.Date(2024, 5, 1, 9, 0, 0, 5e8, time.UTC), Status: StatusRunning}
+	want := changes.Change{ID: "gh-1-api", Service: "api", Env: "prod", Version: "1.2.3", Commit: "abc123", Who: "alice",
+		Message: "fix login", Link: "https://ci.example.com/runs/1", Time: time.Date(2024, 5, 1, 9, 0, 0, 5e8, time.UTC), Status: changes.StatusRunning}
 	if full.ID != want.ID || full.Service != want.Service || full.Env != want.Env || full.Version != want.Version ||
 		full.Commit != want.Commit || full.Who != want.Who || full.Message != want.Message || full.Link != want.Link ||
 		!full.Time.Equal(want.Time) || full.Status != want.Status {
@@ -39,7 +41,7 @@ func TestCreateGetListPatch(t *testing.T) {
 		t.Fatalf("PATCH: got %d %s; want 200", r.Code, r.Error)
 	}
 	closed := e.get("gh-1-api")
-	if closed.EndTime == nil || !closed.EndTime.Equal(time.Date(2024, 5, 1, 9, 5, 0, 0, time.UTC)) || closed.Status != StatusSuccess {
+	if closed.EndTime == nil || !closed.EndTime.Equal(time.Date(2024, 5, 1, 9, 5, 0, 0, time.UTC)) || closed.Status != changes.StatusSuccess {
 		t.Fatalf("after PATCH end_time: got end %v status %s; want 09:05Z and success", closed.EndTime, closed.Status)
 	}
 
@@ -109,7 +111,7 @@ func TestIdempotentID(t *testing.T) {
 	body := `{"id":"run-7","service":"api","env":"prod","version":"2.0.0","who":"bob","status":"running","time":"2024-05-01T11:59:00Z"}`
 	first := e.post(body, 201)
 	again := e.post(body, 200)
-	if again.ID != first.ID || !again.CreatedAt.Equal(first.CreatedAt) || again.Status != StatusRunning {
+	if again.ID != first.ID || !again.CreatedAt.Equal(first.CreatedAt) || again.Status != changes.StatusRunning {
 		t.Fatalf("retry: got %+v; want the stored deploy %+v", again, first)
 	}
 	// A retry that leaves time out matches too (time defaults to now).
@@ -124,11 +126,11 @@ func TestIdempotentID(t *testing.T) {
 	}
 
 	closed := e.post(`{"id":"run-7","service":"api","env":"prod","version":"2.0.0","who":"bob","status":"failed","end_time":"2024-05-01T12:00:00Z"}`, 200)
-	if closed.Status != StatusFailed || closed.EndTime == nil || !closed.EndTime.Equal(t0) {
+	if closed.Status != changes.StatusFailed || closed.EndTime == nil || !closed.EndTime.Equal(t0) {
 		t.Fatalf("same id with end_time/status: got status %s end %v; want failed at %v", closed.Status, closed.EndTime, t0)
 	}
 	// The retried start of an already finished deploy does not reopen it.
-	if d := e.post(body, 200); d.Status != StatusFailed {
+	if d := e.post(body, 200); d.Status != changes.StatusFailed {
 		t.Fatalf("retried start after close: got status %s; want failed kept", d.Status)
 	}
 	if n := len(e.list("")); n != 1 {
@@ -157,7 +159,7 @@ func TestPatch(t *testing.T) {
 	now = t0.Add(3 * time.Minute)
 	f("a", `{"status":"failed"}`, 200, "")
 	a := e.get("a")
-	if a.Status != StatusFailed || a.EndTime == nil || !a.EndTime.Equal(now) {
+	if a.Status != changes.StatusFailed || a.EndTime == nil || !a.EndTime.Equal(now) {
 		t.Fatalf("PATCH status on a running deploy: got %s end %v; want failed ending now %v", a.Status, a.EndTime, now)
 	}
 	f("a", `{"status":"running"}`, 400, "cannot be reopened")
@@ -166,7 +168,7 @@ func TestPatch(t *testing.T) {
 		t.Fatalf("no-op PATCH changed updated_at: got %v; want %v", got.UpdatedAt, a.UpdatedAt)
 	}
 	f("b", `{"status":"rolled_back"}`, 200, "")
-	if b := e.get("b"); b.Status != StatusRolledBack || b.EndTime != nil {
+	if b := e.get("b"); b.Status != changes.StatusRolledBack || b.EndTime != nil {
 		t.Fatalf("PATCH status on a point deploy: got %s end %v; want rolled_back and still a point", b.Status, b.EndTime)
 	}
 }
@@ -175,12 +177,12 @@ func TestBadInput(t *testing.T) {
 	e := newEnv(t, Options{Now: fixedClock(t0), MaxBodyBytes: 8 << 10}, false)
 	f := func(name, body string, code int, reason, want string) {
 		t.Helper()
-		before := metricValue(e.opts.Metrics, `telltale_deploys_rejected_total{reason="`+reason+`"}`)
+		before := metricValue(e.opts.Metrics, `telltale_changes_rejected_total{reason="`+reason+`"}`)
 		r := e.do("POST", "/api/v1/deploys", body)
 		if r.Code != code || !strings.Contains(r.Error, want) {
 			t.Fatalf("%s: got %d %q; want %d containing %q", name, r.Code, r.Error, code, want)
 		}
-		after := metricValue(e.opts.Metrics, `telltale_deploys_rejected_total{reason="`+reason+`"}`)
+		after := metricValue(e.opts.Metrics, `telltale_changes_rejected_total{reason="`+reason+`"}`)
 		if after == "" || after == before {
 			t.Fatalf("%s: rejected counter for reason %q: got %q -> %q; want an increment", name, reason, before, after)
 		}
@@ -196,7 +198,7 @@ func TestBadInput(t *testing.T) {
 	f("end before start", `{"service":"api","time":"2024-05-01T11:00:00Z","end_time":"2024-05-01T10:00:00Z"}`, 400, "bad_time", `"end_time" 2024-05-01T10:00:00Z is before "time"`)
 	f("link not a URL", `{"service":"api","link":"ci/runs/1"}`, 400, "bad_link", `"link" "ci/runs/1" is not an absolute http(s) URL`)
 	f("link ftp", `{"service":"api","link":"ftp://x/y"}`, 400, "bad_link", `not an absolute http(s) URL`)
-	f("oversized message", `{"service":"api","message":"`+strings.Repeat("m", MaxMessageBytes+1)+`"}`, 400, "message_too_long", `"message" is 4097 bytes, limit 4096 (4 KiB)`)
+	f("oversized message", `{"service":"api","message":"`+strings.Repeat("m", changes.MaxMessageBytes+1)+`"}`, 400, "message_too_long", `"message" is 4097 bytes, limit 4096 (4 KiB)`)
 	f("unknown field", `{"service":"api","servce":"x"}`, 400, "unknown_field", `unknown field "servce": allowed fields are id, service`)
 	f("bad JSON", `{"service":"api"`, 400, "bad_json", `request body is not valid JSON`)
 	f("not an object", `["api"]`, 400, "bad_json", `must be a JSON object`)
@@ -229,7 +231,7 @@ func TestOversizedChunkedBody(t *testing.T) {
 
 func TestOnRecorded(t *testing.T) {
 	var got []string
-	e := newEnv(t, Options{Now: fixedClock(t0), OnRecorded: func(d Deploy) { got = append(got, d.ID+"/"+d.Status) }}, false)
+	e := newEnv(t, Options{Now: fixedClock(t0), OnRecorded: func(d changes.Change) { got = append(got, d.ID+"/"+d.Status) }}, false)
 	e.post(`{"id":"x","service":"api","status":"running"}`, 201)
 	e.post(`{"id":"x","service":"api","status":"running"}`, 200) // unchanged: no call
 	e.do("PATCH", "/api/v1/deploys/x", `{"status":"success"}`)

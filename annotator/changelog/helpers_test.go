@@ -1,4 +1,4 @@
-package deploys
+package changelog
 
 import (
 	"bytes"
@@ -19,6 +19,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/telltale-dev/telltale/samples"
+
+	"github.com/telltale-dev/telltale/annotator/changes"
 )
 
 var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -163,46 +165,46 @@ func (e *env) do(method, path, body string) apiResponse {
 }
 
 // post creates a deploy and wants status code.
-func (e *env) post(body string, code int) Deploy {
+func (e *env) post(body string, code int) changes.Change {
 	e.t.Helper()
 	r := e.do("POST", "/api/v1/deploys", body)
 	if r.Code != code {
 		e.t.Fatalf("POST %s: got %d %s; want %d", body, r.Code, r.Error, code)
 	}
-	var d Deploy
+	var d changes.Change
 	if err := json.Unmarshal(r.Data, &d); err != nil {
 		e.t.Fatalf("POST data: %v", err)
 	}
 	return d
 }
 
-func (e *env) get(id string) Deploy {
+func (e *env) get(id string) changes.Change {
 	e.t.Helper()
 	r := e.do("GET", "/api/v1/deploys/"+id, "")
 	if r.Code != 200 {
 		e.t.Fatalf("GET %s: got %d %s; want 200", id, r.Code, r.Error)
 	}
-	var d Deploy
+	var d changes.Change
 	if err := json.Unmarshal(r.Data, &d); err != nil {
 		e.t.Fatal(err)
 	}
 	return d
 }
 
-func (e *env) list(query string) []Deploy {
+func (e *env) list(query string) []changes.Change {
 	e.t.Helper()
 	r := e.do("GET", "/api/v1/deploys"+query, "")
 	if r.Code != 200 {
 		e.t.Fatalf("GET list %s: got %d %s; want 200", query, r.Code, r.Error)
 	}
-	var ds []Deploy
+	var ds []changes.Change
 	if err := json.Unmarshal(r.Data, &ds); err != nil {
 		e.t.Fatal(err)
 	}
 	return ds
 }
 
-func ids(ds []Deploy) string {
+func ids(ds []changes.Change) string {
 	var s []string
 	for _, d := range ds {
 		s = append(s, d.ID)

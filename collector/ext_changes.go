@@ -8,27 +8,37 @@ import (
 	"strings"
 	"time"
 
-	"github.com/telltale-dev/telltale/annotator/deploys"
+	"github.com/telltale-dev/telltale/annotator/changelog"
+	"github.com/telltale-dev/telltale/annotator/changes"
 	"github.com/telltale-dev/telltale/annotator/grafana"
 	"github.com/telltale-dev/telltale/annotator/impact"
 	"github.com/telltale-dev/telltale/annotator/impact/promq"
 	"github.com/telltale-dev/telltale/collector/auth"
 )
 
-// addDeploys wires the deploy API and log: POST/PATCH need the deploy
-// scope, GET the read scope. Deploys go to the storage (deploy series), to
-// Grafana when -grafana.url is set, to -deploy.webhook targets, and to live
-// tail clients. With -impact.enabled each deploy's impact is analysed on
-// the collector's own PromQL engine once -impact.window has passed.
-func (a *app) addDeploys(ctx context.Context) error {
-	opts := deploys.Options{
+// addChanges wires the change log and its APIs (/api/v1/changes,
+// /api/v1/deploys, /api/v1/switches): POST/PATCH need the deploy scope,
+// GET the read scope. Changes go to the storage (change and deploy
+// series), to Grafana when -grafana.url is set, to -deploy.webhook
+// targets, and to live tail clients (deploys as deploy messages, other
+// kinds as change messages). With -impact.enabled the impact of each
+// deploy, switch flip and config change is analysed on the collector's
+// own PromQL engine once -impact.window has passed. The storage doubles as
+// the catalog that tells a client when its change marks no graph. Needs
+// a.tail and a.query: wire after addTail.
+func (a *app) addChanges(ctx context.Context) error {
+	pq := promq.New(a.query.Engine(), a.query.Queryable())
+	opts := changelog.Options{
 		DBPath:  a.cfg.deployDB,
-		Logger:  a.log, // the deploys package adds component=deploys
+		Logger:  a.log, // the changelog package adds component=changes
 		Metrics: a.set,
 		Writer:  a.writer,
-		OnRecorded: func(d deploys.Deploy) {
-			if a.tail != nil {
-				a.tail.PublishDeploy(d)
+		Catalog: pq,
+		OnRecorded: func(c changes.Change) {
+			if c.Kind == changes.KindDeploy {
+				a.tail.PublishDeploy(c)
+			} else {
+				a.tail.PublishChange(c)
 			}
 		},
 	}
@@ -45,23 +55,23 @@ func (a *app) addDeploys(ctx context.Context) error {
 	}
 	for _, w := range a.cfg.webhooks {
 		format, u, ok := strings.Cut(w, "=")
-		if !ok || (format != deploys.FormatSlack && format != deploys.FormatJSON) {
+		if !ok || (format != changelog.FormatSlack && format != changelog.FormatJSON) {
 			return fmt.Errorf("-deploy.webhook=%q: want slack=<url> or json=<url>", w)
 		}
-		opts.Webhooks = append(opts.Webhooks, deploys.WebhookConfig{URL: u, Format: format})
+		opts.Webhooks = append(opts.Webhooks, changelog.WebhookConfig{URL: u, Format: format})
 	}
 	if a.cfg.impactEnabled {
-		im, err := a.impactOptions()
+		im, err := a.impactOptions(pq)
 		if err != nil {
 			return err
 		}
 		opts.Impact = im
 	}
-	svc, err := deploys.Open(ctx, opts)
+	svc, err := changelog.Open(ctx, opts)
 	if err != nil {
-		return fmt.Errorf("cannot open deploy log (-deploy.db=%s): %w", a.cfg.deployDB, err)
+		return fmt.Errorf("cannot open change log (-deploy.db=%s): %w", a.cfg.deployDB, err)
 	}
-	a.deploys = svc
+	a.changes = svc
 	a.closers = append(a.closers, svc.Close)
 	a.workers = append(a.workers, svc.Run)
 
@@ -75,8 +85,10 @@ func (a *app) addDeploys(ctx context.Context) error {
 		}
 		write.ServeHTTP(w, r)
 	})
-	a.mux.Handle("/api/v1/deploys", byMethod)
-	a.mux.Handle("/api/v1/deploys/", byMethod)
+	for _, p := range []string{"/api/v1/changes", "/api/v1/deploys", "/api/v1/switches"} {
+		a.mux.Handle(p, byMethod)
+		a.mux.Handle(p+"/", byMethod)
+	}
 	return nil
 }
 
@@ -95,9 +107,9 @@ func grafanaToken(file string) (string, error) {
 	return "", fmt.Errorf("-grafana.url is set but no token: set -grafana.token-file or TELLTALE_GRAFANA_TOKEN to a Grafana service account token (Editor role)")
 }
 
-// impactOptions builds the deploy impact settings from -impact.config and
+// impactOptions builds the impact settings from -impact.config and
 // -impact.window, analysing with the collector's query engine and storage.
-func (a *app) impactOptions() (*deploys.ImpactOptions, error) {
+func (a *app) impactOptions(pq *promq.Querier) (*changelog.ImpactOptions, error) {
 	var cfg *impact.Config
 	if a.cfg.impactConfig != "" {
 		c, err := impact.LoadConfig(a.cfg.impactConfig)
@@ -113,12 +125,9 @@ func (a *app) impactOptions() (*deploys.ImpactOptions, error) {
 		}
 		cfg = c
 	}
-	a.log.Info("deploy impact analysis on", "component", "deploys", "window", cfg.Window, "step", cfg.Step,
-		"rate_window", cfg.EffectiveRateWindow(), "services_configured", len(cfg.Services))
-	return &deploys.ImpactOptions{
-		Querier: promq.New(a.query.Engine(), a.query.Queryable()),
-		Config:  cfg,
-	}, nil
+	a.log.Info("change impact analysis on", "component", "changes", "window", cfg.Window, "step", cfg.Step,
+		"rate_window", cfg.EffectiveRateWindow(), "services_configured", len(cfg.Services), "kinds", changelog.DefaultImpactKinds)
+	return &changelog.ImpactOptions{Querier: pq, Config: cfg}, nil
 }
 
 // windowFlag is a duration flag that knows whether it was given.

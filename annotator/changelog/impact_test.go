@@ -1,4 +1,4 @@
-package deploys
+package changelog
 
 import (
 	"context"
@@ -20,9 +20,9 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/telltale-dev/telltale/annotator/deployapi"
-	"github.com/telltale-dev/telltale/annotator/deploylog"
 	"github.com/telltale-dev/telltale/annotator/impact"
+
+	"github.com/telltale-dev/telltale/annotator/changes"
 )
 
 // fakeQuerier answers the default signals' queries with noisy, steady
@@ -124,10 +124,10 @@ func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
 
 // impactOf fetches GET /api/v1/deploys/{id}/impact.
-func (e *env) impactOf(id string) (int, deployapi.ImpactAnswer, string) {
+func (e *env) impactOf(id string) (int, changes.ImpactAnswer, string) {
 	e.t.Helper()
 	r := e.do("GET", "/api/v1/deploys/"+id+"/impact", "")
-	var ans deployapi.ImpactAnswer
+	var ans changes.ImpactAnswer
 	if r.Code == 200 {
 		if err := json.Unmarshal(r.Data, &ans); err != nil {
 			e.t.Fatalf("impact answer: %v: %s", err, r.Data)
@@ -137,7 +137,7 @@ func (e *env) impactOf(id string) (int, deployapi.ImpactAnswer, string) {
 }
 
 // report decodes the report of a done impact answer.
-func report(t *testing.T, ans deployapi.ImpactAnswer) impact.Report {
+func report(t *testing.T, ans changes.ImpactAnswer) impact.Report {
 	t.Helper()
 	var rep impact.Report
 	if err := json.Unmarshal(ans.Report, &rep); err != nil {
@@ -186,11 +186,11 @@ func TestImpactWhenDue(t *testing.T) {
 
 	code, ans, _ := e.impactOf("web-1")
 	due := t0.Add(15*time.Minute + 30*time.Second)
-	if code != 200 || ans.Status != deployapi.ImpactPending || ans.DueAt == nil || !ans.DueAt.Equal(due) ||
+	if code != 200 || ans.Status != changes.ImpactPending || ans.DueAt == nil || !ans.DueAt.Equal(due) ||
 		ans.Message != "pending: due at 2024-05-01T12:15:30Z" || ans.Report != nil {
 		t.Fatalf("before due: got %d %+v; want 200 pending due at %v", code, ans, due)
 	}
-	if d := e.get("web-1"); d.Impact == nil || d.Impact.Status != deployapi.ImpactPending || d.Delivery == nil || d.Delivery.Series == nil {
+	if d := e.get("web-1"); d.Impact == nil || d.Impact.Status != changes.ImpactPending || d.Delivery == nil || d.Delivery.Series == nil {
 		t.Fatalf("deploy before due: got impact %+v delivery %+v; want pending, and the deliveries", d.Impact, d.Delivery)
 	}
 	eventually(t, "annotation", func() bool { return len(g.Annotations()) == 1 })
@@ -203,7 +203,7 @@ func TestImpactWhenDue(t *testing.T) {
 
 	clk.set(due)
 	e.s.kick()
-	eventually(t, "impact done", func() bool { _, a, _ := e.impactOf("web-1"); return a.Status == deployapi.ImpactDone })
+	eventually(t, "impact done", func() bool { _, a, _ := e.impactOf("web-1"); return a.Status == changes.ImpactDone })
 	_, ans, _ = e.impactOf("web-1")
 	rep := report(t, ans)
 	want := map[string]impact.Verdict{impact.SignalRequestRate: impact.Unchanged, impact.SignalErrorRatio: impact.Regressed,
@@ -237,8 +237,9 @@ func TestImpactWhenDue(t *testing.T) {
 	if ev := headers[1].Get("X-Telltale-Event"); ev != "impact" || msg.Text != ":warning: Deploy impact: *web* v1.2.3 to *prod*: "+ans.Summary {
 		t.Fatalf("impact webhook: got event %q %s; want event impact with the summary", ev, bodies[1])
 	}
-	eventually(t, "impact series", func() bool { return len(w.written()) == 8 })
+	eventually(t, "impact series", func() bool { return len(w.written()) == 11 })
 	wantSeries := map[string]float64{
+		`telltale_change_regressions{env="prod",kind="deploy",service="web"}`:                1,
 		`telltale_deploy_regressions{env="prod",service="web"}`:                              1,
 		`telltale_deploy_impact_signals{env="prod",service="web",verdict="regressed"}`:       1,
 		`telltale_deploy_impact_signals{env="prod",service="web",verdict="changed"}`:         0,
@@ -246,7 +247,7 @@ func TestImpactWhenDue(t *testing.T) {
 		`telltale_deploy_impact_signals{env="prod",service="web",verdict="unchanged"}`:       5,
 		`telltale_deploy_impact_signals{env="prod",service="web",verdict="not_enough_data"}`: 0,
 	}
-	for _, s := range w.written()[2:] {
+	for _, s := range w.written()[4:] {
 		v, ok := wantSeries[s.Labels]
 		if !ok || v != s.V || s.T != due.UnixMilli() {
 			t.Errorf("impact series: got %s@%d=%v; want one of %v at %d", s.Labels, s.T, s.V, wantSeries, due.UnixMilli())
@@ -310,7 +311,7 @@ func TestImpactSurvivesRestart(t *testing.T) {
 		t.Fatalf("queries after start: got %d; want 24 (two deploys)", n)
 	}
 	_, ans, _ := e.impactOf("web-1")
-	if ans.Status != deployapi.ImpactDone || ans.Verdict != "regressed" {
+	if ans.Status != changes.ImpactDone || ans.Verdict != "regressed" {
 		t.Fatalf("web-1 after start: got %+v; want done, regressed", ans.Impact)
 	}
 	rep := report(t, ans)
@@ -333,8 +334,8 @@ func TestImpactSurvivesRestart(t *testing.T) {
 	// A crash after the report was stored, before the entry was marked
 	// done: the entry is pending again, the report is there.
 	e.post(`{"id":"web-3","service":"web","env":"prod","time":"2024-05-01T12:10:00Z"}`, 201)
-	err := e.s.log.Update(t.Context(), clk.now(), func(tx *deploylog.Tx) error {
-		return tx.SetImpact(t.Context(), "web-3", deploylog.ImpactRecord{Verdict: "unchanged", Summary: "stored before the crash",
+	err := e.s.log.Update(t.Context(), clk.now(), func(tx *Tx) error {
+		return tx.SetImpact(t.Context(), "web-3", ImpactRecord{Verdict: "unchanged", Summary: "stored before the crash",
 			ComputedAt: clk.now(), Report: []byte(`{"verdict":"unchanged"}`)})
 	})
 	if err != nil {
@@ -345,7 +346,7 @@ func TestImpactSurvivesRestart(t *testing.T) {
 		t.Fatalf("queries for a deploy with a stored report: got %d; want still 24", n)
 	}
 	entries, _ := e.s.log.Entries(t.Context(), "web-3")
-	if len(entries) != 1 || entries[0].Status != deploylog.StatusDelivered {
+	if len(entries) != 1 || entries[0].Status != changes.DeliveryDelivered {
 		t.Fatalf("web-3 impact entry: got %+v; want delivered", entries)
 	}
 	if _, a, _ := e.impactOf("web-3"); a.Summary != "stored before the crash" {
@@ -365,7 +366,7 @@ func TestImpactScenarios(t *testing.T) {
 	e.round(targetImpact)
 
 	_, ans, _ := e.impactOf("steady-1")
-	if ans.Status != deployapi.ImpactDone || ans.Verdict != "unchanged" || ans.Regressions != 0 || ans.Summary != "no significant change in 6 signals" {
+	if ans.Status != changes.ImpactDone || ans.Verdict != "unchanged" || ans.Regressions != 0 || ans.Summary != "no significant change in 6 signals" {
 		t.Fatalf("steady: got %+v; want unchanged in 6 signals", ans.Impact)
 	}
 	_, ans, _ = e.impactOf("ghost-1")
@@ -384,7 +385,7 @@ func TestImpactScenarios(t *testing.T) {
 	e.post(`{"id":"steady-2","service":"steady","env":"prod","time":"2024-05-01T12:40:00Z"}`, 201)
 	e.round(targetImpact)
 	_, ans, _ = e.impactOf("steady-2")
-	if ans.Status != deployapi.ImpactPending || ans.Attempts != 1 || !strings.Contains(ans.LastError, "tsdb closed") ||
+	if ans.Status != changes.ImpactPending || ans.Attempts != 1 || !strings.Contains(ans.LastError, "tsdb closed") ||
 		!strings.Contains(ans.Message, "the last attempt failed") {
 		t.Fatalf("while storage fails: got %+v %q; want pending with the error", ans.Impact, ans.Message)
 	}
@@ -395,7 +396,7 @@ func TestImpactScenarios(t *testing.T) {
 	clk.add(time.Hour) // past the backoff
 	e.round(targetImpact)
 	_, ans, _ = e.impactOf("steady-2")
-	if ans.Status != deployapi.ImpactDone || ans.Attempts != 2 || ans.Verdict != "unchanged" {
+	if ans.Status != changes.ImpactDone || ans.Attempts != 2 || ans.Verdict != "unchanged" {
 		t.Fatalf("after storage is back: got %+v; want done after 2 attempts", ans.Impact)
 	}
 }
@@ -444,13 +445,13 @@ func TestImpactAPI(t *testing.T) {
 	e = newEnv(t, opts, false)
 	e.round(targetImpact)
 	_, ans, _ := e.impactOf("w")
-	if q.callCount() != 0 || ans.Status != deployapi.ImpactPending || !ans.DueAt.Equal(t0.Add(30*time.Minute+30*time.Second)) || ans.Attempts != 0 {
+	if q.callCount() != 0 || ans.Status != changes.ImpactPending || !ans.DueAt.Equal(t0.Add(30*time.Minute+30*time.Second)) || ans.Attempts != 0 {
 		t.Fatalf("window lengthened: got %d queries, %+v; want none, pending due at 12:30:30 without an attempt", q.callCount(), ans.Impact)
 	}
 	clk.set(t0.Add(31 * time.Minute))
 	e.round(targetImpact)
 	_, ans, _ = e.impactOf("w")
-	if ans.Status != deployapi.ImpactDone || report(t, ans).Window != impact.Duration(30*time.Minute) {
+	if ans.Status != changes.ImpactDone || report(t, ans).Window != impact.Duration(30*time.Minute) {
 		t.Fatalf("after the 30m window: got %+v; want done over 30m", ans.Impact)
 	}
 }
@@ -472,7 +473,7 @@ func TestImpactConfigLiteral(t *testing.T) {
 	e.round(targetImpact)
 	_, ans, _ := e.impactOf("s")
 	rep := report(t, ans)
-	if ans.Status != deployapi.ImpactDone || rep.Window != impact.Duration(2*time.Minute) || rep.Step != impact.Duration(2*time.Second) ||
+	if ans.Status != changes.ImpactDone || rep.Window != impact.Duration(2*time.Minute) || rep.Step != impact.Duration(2*time.Second) ||
 		!strings.Contains(rep.Signals[0].Query, "[8s]") {
 		t.Fatalf("got %+v window %v step %v query %q; want done over 2m at 2s with 8s rates", ans.Impact, rep.Window, rep.Step, rep.Signals[0].Query)
 	}

@@ -1,4 +1,4 @@
-package deploys
+package changelog
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/telltale-dev/telltale/annotator/deploylog"
+	"github.com/telltale-dev/telltale/annotator/changes"
 )
 
 // worker delivers the outbox entries of one target, oldest first. One worker
@@ -14,16 +14,16 @@ import (
 type worker struct {
 	s       *Service
 	target  string // outbox target
-	kind    string // metric label: series, grafana, webhook
-	deliver func(ctx context.Context, e deploylog.Entry, d Deploy) error
+	kind    string // metric label: series, grafana, webhook, impact, other
+	deliver func(ctx context.Context, e Entry, c changes.Change) error
 	kick    chan struct{}
 	// timeout bounds one attempt; default Options.DeliveryTimeout.
 	timeout time.Duration
-	// notBefore, if set, is the earliest time an entry of deploy d may be
+	// notBefore, if set, is the earliest time an entry of change c may be
 	// attempted; an entry handed out earlier is put back until then
 	// without counting an attempt (an impact window lengthened across a
 	// restart).
-	notBefore func(d Deploy) time.Time
+	notBefore func(c changes.Change) time.Time
 	// pausedUntil holds the target back after a failure: the next attempt
 	// then probes with the oldest entry instead of hammering with all.
 	pausedUntil time.Time
@@ -35,7 +35,7 @@ const batchSize = 50
 // idleWait is the longest a worker sleeps without being kicked.
 const idleWait = time.Minute
 
-func (s *Service) newWorker(target, kind string, deliver func(context.Context, deploylog.Entry, Deploy) error) *worker {
+func (s *Service) newWorker(target, kind string, deliver func(context.Context, Entry, changes.Change) error) *worker {
 	return &worker{s: s, target: target, kind: kind, deliver: deliver, kick: make(chan struct{}, 1), timeout: s.opts.DeliveryTimeout}
 }
 
@@ -65,7 +65,7 @@ func (w *worker) round(ctx context.Context) time.Duration {
 	entries, err := s.log.Due(ctx, w.target, now, batchSize)
 	if err != nil {
 		if ctx.Err() == nil {
-			s.logger.Error("cannot read deploy outbox; retrying", "target", w.target, "err", err)
+			s.logger.Error("cannot read change outbox; retrying", "target", w.target, "err", err)
 		}
 		return s.opts.MaxBackoff
 	}
@@ -89,20 +89,20 @@ func (w *worker) round(ctx context.Context) time.Duration {
 
 // attempt delivers one entry and records the outcome. stop reports that the
 // target failed as a whole and the round should end, waiting pause.
-func (w *worker) attempt(ctx context.Context, e deploylog.Entry) (pause time.Duration, stop bool) {
+func (w *worker) attempt(ctx context.Context, e Entry) (pause time.Duration, stop bool) {
 	s := w.s
-	d, err := s.log.Get(ctx, e.DeployID)
+	c, err := s.log.Get(ctx, e.ChangeID)
 	if err != nil {
 		if ctx.Err() == nil {
-			s.logger.Error("cannot read deploy for delivery", "target", w.target, "deploy_id", e.DeployID, "err", err)
+			s.logger.Error("cannot read change for delivery", "target", w.target, "change_id", e.ChangeID, "err", err)
 		}
 		return s.opts.MaxBackoff, true
 	}
 	if w.notBefore != nil {
-		if at := w.notBefore(d); s.opts.Now().Before(at) {
+		if at := w.notBefore(c); s.opts.Now().Before(at) {
 			if err := s.log.MarkRetry(ctx, e.Seq, e.LastError, at); err != nil {
 				if ctx.Err() == nil {
-					s.logger.Error("cannot reschedule delivery", "target", w.target, "deploy_id", e.DeployID, "err", err)
+					s.logger.Error("cannot reschedule delivery", "target", w.target, "change_id", e.ChangeID, "err", err)
 				}
 				return s.opts.MaxBackoff, true
 			}
@@ -113,14 +113,14 @@ func (w *worker) attempt(ctx context.Context, e deploylog.Entry) (pause time.Dur
 	// next attempt knows the target may already have the event.
 	if err := s.log.StartAttempt(ctx, e.Seq); err != nil {
 		if ctx.Err() == nil {
-			s.logger.Error("cannot count delivery attempt", "target", w.target, "deploy_id", e.DeployID, "err", err)
+			s.logger.Error("cannot count delivery attempt", "target", w.target, "change_id", e.ChangeID, "err", err)
 		}
 		return s.opts.MaxBackoff, true
 	}
 	e.Attempts++
 	e.TargetAttempts++
 	callCtx, cancel := context.WithTimeout(ctx, w.timeout)
-	err = w.deliver(callCtx, e, d)
+	err = w.deliver(callCtx, e, c)
 	cancel()
 	now := s.opts.Now()
 	// On shutdown leave the entry pending; the counted attempt makes the
@@ -135,7 +135,7 @@ func (w *worker) attempt(ctx context.Context, e deploylog.Entry) (pause time.Dur
 		w.pausedUntil = time.Time{}
 		s.m.delivery(w.kind, "delivered").Inc()
 		if err := s.log.MarkDelivered(bg, e.Seq, now); err != nil {
-			s.logger.Error("cannot mark delivery done; it will be repeated", "target", w.target, "deploy_id", e.DeployID, "err", err)
+			s.logger.Error("cannot mark delivery done; it will be repeated", "target", w.target, "change_id", e.ChangeID, "err", err)
 		}
 		return 0, false
 	}
@@ -147,10 +147,10 @@ func (w *worker) attempt(ctx context.Context, e deploylog.Entry) (pause time.Dur
 		if giveUp && perm == nil {
 			msg = "gave up after retrying for " + s.opts.RetryFor.String() + ": " + msg
 		}
-		s.logger.Error("deploy delivery failed for good", "target", w.target, "deploy_id", e.DeployID, "event", e.Event,
+		s.logger.Error("change delivery failed for good", "target", w.target, "change_id", e.ChangeID, "event", e.Event,
 			"attempts", e.Attempts, "err", msg)
 		if err := s.log.MarkFailed(bg, e.Seq, msg, now); err != nil {
-			s.logger.Error("cannot mark delivery failed", "target", w.target, "deploy_id", e.DeployID, "err", err)
+			s.logger.Error("cannot mark delivery failed", "target", w.target, "change_id", e.ChangeID, "err", err)
 		}
 		return 0, false
 	}
@@ -159,14 +159,14 @@ func (w *worker) attempt(ctx context.Context, e deploylog.Entry) (pause time.Dur
 	var auth *authError
 	if errors.As(err, &auth) {
 		wait = max(wait, s.opts.AuthBackoff)
-		s.logger.Error("deploy delivery refused: fix the credentials", "target", w.target, "deploy_id", e.DeployID,
+		s.logger.Error("change delivery refused: fix the credentials", "target", w.target, "change_id", e.ChangeID,
 			"attempts", e.Attempts, "retry_in", wait, "err", err)
 	} else {
-		s.logger.Warn("deploy delivery failed; will retry", "target", w.target, "deploy_id", e.DeployID, "event", e.Event,
+		s.logger.Warn("change delivery failed; will retry", "target", w.target, "change_id", e.ChangeID, "event", e.Event,
 			"attempts", e.Attempts, "retry_in", wait, "err", err)
 	}
 	if err := s.log.MarkRetry(bg, e.Seq, err.Error(), now.Add(wait)); err != nil {
-		s.logger.Error("cannot record delivery retry", "target", w.target, "deploy_id", e.DeployID, "err", err)
+		s.logger.Error("cannot record delivery retry", "target", w.target, "change_id", e.ChangeID, "err", err)
 	}
 	w.pausedUntil = now.Add(wait)
 	return wait, true

@@ -1,4 +1,4 @@
-package deploylog
+package changelog
 
 import (
 	"database/sql"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telltale-dev/telltale/annotator/deployapi"
+	"github.com/telltale-dev/telltale/annotator/changes"
 )
 
 // TestUpgradeFromV1: a deploy log written before the impact migration opens,
@@ -42,8 +42,8 @@ func TestUpgradeFromV1(t *testing.T) {
 func TestSetImpact(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "deploys.db")
 	l := openLog(t, path)
-	insert(t, l, Deploy{ID: "a", Service: "api", Time: t0, Status: "success"})
-	insert(t, l, Deploy{ID: "b", Service: "api", Time: t0.Add(time.Minute), Status: "success"})
+	insert(t, l, changes.Change{ID: "a", Kind: "deploy", Service: "api", Time: t0, Status: "success"})
+	insert(t, l, changes.Change{ID: "b", Kind: "deploy", Service: "api", Time: t0.Add(time.Minute), Status: "success"})
 	at := t0.Add(20 * time.Minute)
 	rec := ImpactRecord{Verdict: "regressed", Summary: "error ratio 0.4% → 2.1% ▲ regressed", Regressions: 1,
 		ComputedAt: at, Report: []byte(`{"verdict":"regressed"}`)}
@@ -59,7 +59,7 @@ func TestSetImpact(t *testing.T) {
 
 	l = openLog(t, path)
 	d := mustGet(t, l, "a")
-	want := deployapi.Impact{Status: deployapi.ImpactDone, Verdict: rec.Verdict, Summary: rec.Summary, Regressions: 1}
+	want := changes.Impact{Status: changes.ImpactDone, Verdict: rec.Verdict, Summary: rec.Summary, Regressions: 1}
 	if d.Impact == nil || d.Impact.ComputedAt == nil || !d.Impact.ComputedAt.Equal(at) {
 		t.Fatalf("impact after reopen: got %+v; want computed at %v", d.Impact, at)
 	}
@@ -68,7 +68,7 @@ func TestSetImpact(t *testing.T) {
 	if got != want {
 		t.Fatalf("impact after reopen: got %+v; want %+v", got, want)
 	}
-	list, err := l.List(t.Context(), Filter{Limit: 10})
+	list, err := l.List(t.Context(), changes.Filter{Limit: 10})
 	if err != nil || len(list) != 2 || list[0].Impact != nil || list[1].Impact == nil || list[1].Impact.Verdict != "regressed" {
 		t.Fatalf("List: got %+v, %v; want b without impact, a regressed", list, err)
 	}
@@ -95,7 +95,7 @@ func TestEnqueueAt(t *testing.T) {
 	l := openLog(t, path)
 	due := t0.Add(15*time.Minute + 30*time.Second)
 	err := l.Update(t.Context(), t0, func(tx *Tx) error {
-		d := Deploy{ID: "a", Service: "api", Time: t0, Status: "success"}
+		d := changes.Change{ID: "a", Kind: "deploy", Service: "api", Time: t0, Status: "success"}
 		if err := tx.Insert(t.Context(), &d); err != nil {
 			return err
 		}

@@ -1,9 +1,10 @@
-package deploylog
+package changelog
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -16,7 +17,11 @@ type Migration struct {
 	SQL     []string
 }
 
-// migrations is the schema of the deploy log, oldest first.
+// migrations is the schema of the change log, oldest first. Versions 1
+// and 2 are the deploy log of earlier collectors; version 3 turns it into
+// the change log in place, so a deploy log written by an older collector
+// opens as a change log with every deploy (kind deploy), its impact and its
+// pending deliveries (TestMigrateDeployLog opens one such file).
 //
 // Portability notes (what a PostgreSQL backend must change):
 //   - "INTEGER PRIMARY KEY AUTOINCREMENT" becomes
@@ -30,8 +35,15 @@ type Migration struct {
 //     (SELECT ... FOR UPDATE SKIP LOCKED, or a lease column) because more
 //     than one worker per target may run; with SQLite one process owns the
 //     file and one worker per target runs, so no claim is needed.
+//   - Full-text search (migration 3) is SQLite's FTS5: an external-content
+//     table changes_fts kept in step by triggers and queried with MATCH.
+//     PostgreSQL's equivalent is a generated tsvector column over the same
+//     text columns with a GIN index, queried with @@ to_tsquery (prefix
+//     terms as word:*); search.go builds the query from words either way.
+//   - ALTER TABLE ... RENAME TO / RENAME COLUMN (migration 3) work in both
+//     (SQLite 3.26+ rewrites the foreign key of outbox to the new name).
 //   - Everything else (BIGINT milliseconds for times, TEXT, CHECK, NOT
-//     EXISTS subqueries, COALESCE, LIMIT) is shared.
+//     EXISTS subqueries, COALESCE, LIMIT, partial indexes) is shared.
 //
 // Migration 2 adds the deploy-impact outcome: the report as a JSON document
 // and the fields lists show (verdict, summary, regressions, when). The
@@ -89,6 +101,51 @@ var migrations = []Migration{
 			`ALTER TABLE deploys ADD COLUMN impact_ms BIGINT`,
 		},
 	},
+	{
+		Version: 3,
+		Name:    "change log: kinds, subjects, fields, full-text search",
+		SQL: []string{
+			`ALTER TABLE deploys RENAME TO changes`,
+			`ALTER TABLE changes ADD COLUMN kind TEXT NOT NULL DEFAULT 'deploy'`,
+			`ALTER TABLE changes ADD COLUMN subject TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE changes ADD COLUMN fields TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE outbox RENAME COLUMN deploy_id TO change_id`,
+			`DROP INDEX deploys_time`,
+			`DROP INDEX deploys_service_env_time`,
+			`DROP INDEX outbox_deploy`,
+			`CREATE INDEX changes_time ON changes (time_ms, seq)`,
+			`CREATE INDEX changes_service_env_time ON changes (service, env, time_ms, seq)`,
+			`CREATE INDEX changes_kind_time ON changes (kind, time_ms, seq)`,
+			`CREATE INDEX changes_open ON changes (kind, service, env, subject) WHERE status = 'running' AND end_time_ms IS NULL`,
+			`CREATE INDEX outbox_change ON outbox (change_id, target, seq)`,
+			`CREATE VIRTUAL TABLE changes_fts USING fts5(` + ftsColumns + `,
+				content='changes', content_rowid='seq', tokenize='unicode61 remove_diacritics 2', prefix='2 3')`,
+			`CREATE TRIGGER changes_fts_insert AFTER INSERT ON changes BEGIN
+				INSERT INTO changes_fts (rowid, ` + ftsColumns + `) VALUES (new.seq, ` + ftsValues("new") + `);
+			END`,
+			`CREATE TRIGGER changes_fts_delete AFTER DELETE ON changes BEGIN
+				INSERT INTO changes_fts (changes_fts, rowid, ` + ftsColumns + `) VALUES ('delete', old.seq, ` + ftsValues("old") + `);
+			END`,
+			`CREATE TRIGGER changes_fts_update AFTER UPDATE OF ` + ftsColumns + ` ON changes BEGIN
+				INSERT INTO changes_fts (changes_fts, rowid, ` + ftsColumns + `) VALUES ('delete', old.seq, ` + ftsValues("old") + `);
+				INSERT INTO changes_fts (rowid, ` + ftsColumns + `) VALUES (new.seq, ` + ftsValues("new") + `);
+			END`,
+			`INSERT INTO changes_fts (changes_fts) VALUES ('rebuild')`,
+		},
+	},
+}
+
+// ftsColumns are the columns of changes the full-text index covers: every
+// text a person might remember a change by.
+const ftsColumns = "service, env, subject, version, vcs_commit, who, message, link, fields"
+
+// ftsValues is ftsColumns qualified by row ("new" or "old") for triggers.
+func ftsValues(row string) string {
+	cols := strings.Split(ftsColumns, ", ")
+	for i, c := range cols {
+		cols[i] = row + "." + c
+	}
+	return strings.Join(cols, ", ")
 }
 
 const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (

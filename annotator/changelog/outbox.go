@@ -1,4 +1,4 @@
-package deploylog
+package changelog
 
 import (
 	"context"
@@ -6,60 +6,63 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/telltale-dev/telltale/annotator/changes"
 )
 
-// Entry is one outbox entry: an event of a deploy still to be delivered (or
+// Entry is one outbox entry: an event of a change still to be delivered (or
 // already delivered, or given up on) to one target.
 type Entry struct {
 	Seq      int64
-	DeployID string
+	ChangeID string
 	// Target names where the entry goes, e.g. "series", "grafana",
-	// "webhook:<name>". The log does not interpret it.
+	// "webhook:<name>", "impact", or a Target's name. The log does not
+	// interpret it.
 	Target string
-	// Event is what happened to the deploy, e.g. "recorded", "finished".
+	// Event is what happened to the change, e.g. "recorded", "finished".
 	Event     string
 	Status    string
 	Attempts  int
 	LastError string
 	// TargetAttempts is the sum of Attempts over every entry of the same
-	// deploy and target, this one included: > 0 means an earlier attempt may
+	// change and target, this one included: > 0 means an earlier attempt may
 	// already have reached the target. Filled by Due.
 	TargetAttempts int
 	NextAttempt    time.Time
 	CreatedAt      time.Time
 }
 
-// Enqueue adds a pending outbox entry for deployID, due at once. It is part
-// of the transaction: it commits or rolls back with the deploy change.
-func (t *Tx) Enqueue(ctx context.Context, deployID, target, event string) error {
-	return t.EnqueueAt(ctx, deployID, target, event, t.now)
+// Enqueue adds a pending outbox entry for changeID, due at once. It is part
+// of the transaction: it commits or rolls back with the change that caused it.
+func (t *Tx) Enqueue(ctx context.Context, changeID, target, event string) error {
+	return t.EnqueueAt(ctx, changeID, target, event, t.now)
 }
 
-// EnqueueAt adds a pending outbox entry for deployID that Due hands out
+// EnqueueAt adds a pending outbox entry for changeID that Due hands out
 // only from at on (e.g. an analysis due when a window has passed). It is
 // part of the transaction.
-func (t *Tx) EnqueueAt(ctx context.Context, deployID, target, event string, at time.Time) error {
+func (t *Tx) EnqueueAt(ctx context.Context, changeID, target, event string, at time.Time) error {
 	now := ms(t.now)
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO outbox (deploy_id, target, event, status, next_attempt_ms, created_ms)
-		VALUES (?, ?, ?, 'pending', ?, ?)`, deployID, target, event, ms(at), now)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO outbox (change_id, target, event, status, next_attempt_ms, created_ms)
+		VALUES (?, ?, ?, 'pending', ?, ?)`, changeID, target, event, ms(at), now)
 	if err != nil {
-		return fmt.Errorf("cannot enqueue %s delivery of deploy %q to %s: %w", event, deployID, target, err)
+		return fmt.Errorf("cannot enqueue %s delivery of change %q to %s: %w", event, changeID, target, err)
 	}
 	return nil
 }
 
-// notBlocked keeps an entry back while an older entry of the same deploy and
+// notBlocked keeps an entry back while an older entry of the same change and
 // target is still pending.
-const notBlocked = `NOT EXISTS (SELECT 1 FROM outbox e WHERE e.deploy_id = o.deploy_id AND e.target = o.target
+const notBlocked = `NOT EXISTS (SELECT 1 FROM outbox e WHERE e.change_id = o.change_id AND e.target = o.target
 	AND e.status = 'pending' AND e.seq < o.seq)`
 
 // Due returns up to limit pending entries of target due at or before now,
 // oldest first, skipping entries held back by an older pending entry of the
-// same deploy.
+// same change.
 func (l *Log) Due(ctx context.Context, target string, now time.Time, limit int) ([]Entry, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT o.seq, o.deploy_id, o.target, o.event, o.status, o.attempts, o.last_error,
+	rows, err := l.db.QueryContext(ctx, `SELECT o.seq, o.change_id, o.target, o.event, o.status, o.attempts, o.last_error,
 		o.next_attempt_ms, o.created_ms,
-		(SELECT COALESCE(SUM(p.attempts), 0) FROM outbox p WHERE p.deploy_id = o.deploy_id AND p.target = o.target)
+		(SELECT COALESCE(SUM(p.attempts), 0) FROM outbox p WHERE p.change_id = o.change_id AND p.target = o.target)
 		FROM outbox o
 		WHERE o.target = ? AND o.status = 'pending' AND o.next_attempt_ms <= ? AND `+notBlocked+`
 		ORDER BY o.seq LIMIT ?`, target, ms(now), limit)
@@ -71,7 +74,7 @@ func (l *Log) Due(ctx context.Context, target string, now time.Time, limit int) 
 	for rows.Next() {
 		var e Entry
 		var next, created int64
-		if err := rows.Scan(&e.Seq, &e.DeployID, &e.Target, &e.Event, &e.Status, &e.Attempts, &e.LastError,
+		if err := rows.Scan(&e.Seq, &e.ChangeID, &e.Target, &e.Event, &e.Status, &e.Attempts, &e.LastError,
 			&next, &created, &e.TargetAttempts); err != nil {
 			return nil, fmt.Errorf("cannot read outbox row: %w", err)
 		}
@@ -134,25 +137,25 @@ func (l *Log) exec(ctx context.Context, seq int64, q string, args ...any) error 
 	return nil
 }
 
-// Entries returns every outbox entry of deployID, oldest first.
-func (l *Log) Entries(ctx context.Context, deployID string) ([]Entry, error) {
-	m, err := l.entries(ctx, []string{deployID})
-	return m[deployID], err
+// Entries returns every outbox entry of changeID, oldest first.
+func (l *Log) Entries(ctx context.Context, changeID string) ([]Entry, error) {
+	m, err := l.entries(ctx, []string{changeID})
+	return m[changeID], err
 }
 
-func (l *Log) entries(ctx context.Context, deployIDs []string) (map[string][]Entry, error) {
-	out := make(map[string][]Entry, len(deployIDs))
+func (l *Log) entries(ctx context.Context, changeIDs []string) (map[string][]Entry, error) {
+	out := make(map[string][]Entry, len(changeIDs))
 	// Chunks keep the statement under SQLite's (and PostgreSQL's) bound-variable limits.
 	const chunk = 500
-	for len(deployIDs) > 0 {
-		ids := deployIDs[:min(chunk, len(deployIDs))]
-		deployIDs = deployIDs[len(ids):]
+	for len(changeIDs) > 0 {
+		ids := changeIDs[:min(chunk, len(changeIDs))]
+		changeIDs = changeIDs[len(ids):]
 		args := make([]any, len(ids))
 		for i, id := range ids {
 			args[i] = id
 		}
-		q := `SELECT seq, deploy_id, target, event, status, attempts, last_error, next_attempt_ms, created_ms
-			FROM outbox WHERE deploy_id IN (?` + strings.Repeat(", ?", len(ids)-1) + `) ORDER BY seq`
+		q := `SELECT seq, change_id, target, event, status, attempts, last_error, next_attempt_ms, created_ms
+			FROM outbox WHERE change_id IN (?` + strings.Repeat(", ?", len(ids)-1) + `) ORDER BY seq`
 		rows, err := l.db.QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("cannot read outbox entries: %w", err)
@@ -160,12 +163,12 @@ func (l *Log) entries(ctx context.Context, deployIDs []string) (map[string][]Ent
 		for rows.Next() {
 			var e Entry
 			var next, created int64
-			if err := rows.Scan(&e.Seq, &e.DeployID, &e.Target, &e.Event, &e.Status, &e.Attempts, &e.LastError, &next, &created); err != nil {
+			if err := rows.Scan(&e.Seq, &e.ChangeID, &e.Target, &e.Event, &e.Status, &e.Attempts, &e.LastError, &next, &created); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("cannot read outbox row: %w", err)
 			}
 			e.NextAttempt, e.CreatedAt = fromMS(next), fromMS(created)
-			out[e.DeployID] = append(out[e.DeployID], e)
+			out[e.ChangeID] = append(out[e.ChangeID], e)
 		}
 		err = rows.Err()
 		rows.Close()
@@ -176,8 +179,8 @@ func (l *Log) entries(ctx context.Context, deployIDs []string) (map[string][]Ent
 	return out, nil
 }
 
-// TargetState is the delivery state of one deploy to one target, summed
-// over the deploy's outbox entries for that target.
+// TargetState is the delivery state of one change to one target, summed
+// over the change's outbox entries for that target.
 type TargetState struct {
 	Target string
 	// Status is pending if any entry is pending, else the status of the
@@ -191,10 +194,10 @@ type TargetState struct {
 	NextAttempt time.Time
 }
 
-// DeliveryStates returns, per deploy id, the state of each target the deploy
+// DeliveryStates returns, per change id, the state of each target the change
 // has outbox entries for, in the order targets first appear.
-func (l *Log) DeliveryStates(ctx context.Context, deployIDs []string) (map[string][]TargetState, error) {
-	entries, err := l.entries(ctx, deployIDs)
+func (l *Log) DeliveryStates(ctx context.Context, changeIDs []string) (map[string][]TargetState, error) {
+	entries, err := l.entries(ctx, changeIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -214,12 +217,12 @@ func (l *Log) DeliveryStates(ctx context.Context, deployIDs []string) (map[strin
 			if e.LastError != "" {
 				s.LastError = e.LastError
 			}
-			if e.Status == StatusPending {
-				if s.Status != StatusPending || e.NextAttempt.Before(s.NextAttempt) {
+			if e.Status == changes.DeliveryPending {
+				if s.Status != changes.DeliveryPending || e.NextAttempt.Before(s.NextAttempt) {
 					s.NextAttempt = e.NextAttempt
 				}
-				s.Status = StatusPending
-			} else if s.Status != StatusPending {
+				s.Status = changes.DeliveryPending
+			} else if s.Status != changes.DeliveryPending {
 				s.Status = e.Status
 			}
 		}
