@@ -35,7 +35,7 @@ func newGrafana(t *testing.T, token string) (*grafanatest.Server, *grafana.Clien
 
 // delivered reports whether every target of deploy id is delivered.
 func (e *env) delivered(id string) bool {
-	d := e.get(id)
+	d := e.getChange(id)
 	if d.Delivery == nil {
 		return false
 	}

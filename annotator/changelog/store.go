@@ -6,7 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -251,6 +252,13 @@ func (l *Log) List(ctx context.Context, f changes.Filter) ([]changes.Change, err
 		if err != nil {
 			return nil, err
 		}
+		dense, err := l.denseMatch(ctx, match)
+		if err != nil {
+			return nil, fmt.Errorf("cannot search changes: %w", err)
+		}
+		if dense != nil {
+			return l.listDense(ctx, dense, where, args, f.Limit)
+		}
 		where = append(where, "seq IN (SELECT rowid FROM changes_fts WHERE changes_fts MATCH ?)")
 		args = append(args, match)
 	}
@@ -261,6 +269,103 @@ func (l *Log) List(ctx context.Context, f changes.Filter) ([]changes.Change, err
 	q += " ORDER BY time_ms DESC, seq DESC LIMIT ?"
 	args = append(args, f.Limit)
 	out, err := queryChanges(ctx, l.db, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list changes: %w", err)
+	}
+	return out, nil
+}
+
+// sparseMatches is the most full-text matches a search fetches as rows
+// and sorts by time; with more, it walks the time index instead (see
+// listDense). Both are exact; they differ in cost: looking up and sorting
+// every match costs per match, walking the index costs per change until
+// the limit is reached, which is few when matches are dense.
+const sparseMatches = 2000
+
+// seqSet is a set of change seqs (the FTS rowids), one bit each.
+type seqSet []uint64
+
+func (s seqSet) has(seq int64) bool {
+	i := uint64(seq) / 64
+	return i < uint64(len(s)) && s[i]&(1<<(uint64(seq)%64)) != 0
+}
+
+// denseMatch returns the seqs matching the FTS query when there are more
+// than sparseMatches of them, else nil.
+func (l *Log) denseMatch(ctx context.Context, match string) (seqSet, error) {
+	var n int
+	err := l.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT rowid FROM changes_fts WHERE changes_fts MATCH ? LIMIT ?)`,
+		match, sparseMatches+1).Scan(&n)
+	if err != nil || n <= sparseMatches {
+		return nil, err
+	}
+	// One row holding every rowid: reading ~100k rows one by one through
+	// database/sql costs several times what the match itself does.
+	var all sql.NullString
+	if err := l.db.QueryRowContext(ctx, `SELECT group_concat(rowid) FROM changes_fts WHERE changes_fts MATCH ?`, match).Scan(&all); err != nil {
+		return nil, err
+	}
+	var set seqSet
+	for v := range strings.SplitSeq(all.String, ",") {
+		seq, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || seq < 0 {
+			continue
+		}
+		i := int(seq / 64)
+		if i >= len(set) {
+			set = append(set, make(seqSet, i+1-len(set))...)
+		}
+		set[i] |= 1 << (uint64(seq) % 64)
+	}
+	return set, nil
+}
+
+// listDense walks the changes matching where newest first, a page at a
+// time, keeping those in set, until it has limit of them; then reads
+// those rows.
+func (l *Log) listDense(ctx context.Context, set seqSet, where []string, args []any, limit int) ([]changes.Change, error) {
+	const page = 1000
+	var keep []any
+	var lastT, lastSeq int64
+	for first := true; len(keep) < limit; first = false {
+		w, a := where, args
+		if !first {
+			w = append(slices.Clone(w), "(time_ms < ? OR (time_ms = ? AND seq < ?))")
+			a = append(slices.Clone(a), lastT, lastT, lastSeq)
+		}
+		q := `SELECT time_ms, seq FROM changes`
+		if len(w) > 0 {
+			q += " WHERE " + strings.Join(w, " AND ")
+		}
+		rows, err := l.db.QueryContext(ctx, q+" ORDER BY time_ms DESC, seq DESC LIMIT ?", append(a, page)...)
+		if err != nil {
+			return nil, fmt.Errorf("cannot search changes: %w", err)
+		}
+		n := 0
+		for rows.Next() && len(keep) < limit {
+			if err := rows.Scan(&lastT, &lastSeq); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("cannot search changes: %w", err)
+			}
+			n++
+			if set.has(lastSeq) {
+				keep = append(keep, lastSeq)
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("cannot search changes: %w", err)
+		}
+		if n < page {
+			break
+		}
+	}
+	if len(keep) == 0 {
+		return nil, nil
+	}
+	out, err := queryChanges(ctx, l.db, `SELECT `+changeColumns+` FROM changes WHERE seq IN (?`+strings.Repeat(", ?", len(keep)-1)+
+		`) ORDER BY time_ms DESC, seq DESC`, keep...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list changes: %w", err)
 	}

@@ -95,9 +95,10 @@ func (b *switchboard) handleAnnounce(w http.ResponseWriter, r *http.Request) {
 			Msg: fmt.Sprintf("the collector already holds %d announcing instances: stop announcing from short-lived instances", maxAnnouncedInstances)})
 		return
 	}
-	b.apps[key] = &announced{a: a, seen: now, expires: now.Add(3 * every)}
+	expires := now.Add(3 * every)
+	b.apps[key] = &announced{a: a, seen: now, expires: expires}
 	b.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
+	writeData(w, http.StatusOK, map[string]any{"expires_at": expires.UTC()})
 }
 
 // expire drops the announcements past their time. Call with mu held.

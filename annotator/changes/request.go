@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -207,7 +208,7 @@ func decodeStrict(body []byte, v any, d dialect, allowed string) error {
 		case strings.HasPrefix(field, "fields."):
 			return BadField("fields", "bad_fields", "\"fields\" value %q must be a JSON string, got a JSON %s", Clip(strings.TrimPrefix(field, "fields.")), typeErr.Value)
 		}
-		return BadField(field, "bad_json", "%q must be a JSON string, got a JSON %s", field, typeErr.Value)
+		return BadField(field, "bad_json", "%q must be a JSON %s, got a JSON %s", field, jsonType(typeErr.Type), typeErr.Value)
 	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
 		return BadField("", "bad_json", "request body is not valid JSON (%v): send a JSON object like %s", err, example)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -215,6 +216,30 @@ func decodeStrict(body []byte, v any, d dialect, allowed string) error {
 		return BadField(strings.Trim(name, `"`), "unknown_field", "unknown field %s: allowed fields are %s", name, allowed)
 	}
 	return BadField("", "bad_json", "cannot decode request body: %v", err)
+}
+
+// jsonType names the JSON type that decodes into t.
+func jsonType(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "value"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "boolean"
+	case reflect.String:
+		return "string"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16,
+		reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "number"
+	}
+	return "value"
 }
 
 func maxBytes(err error) *RequestError {
