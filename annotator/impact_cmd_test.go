@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telltale-dev/telltale/annotator/changes"
 	"github.com/telltale-dev/telltale/annotator/changelog"
+	"github.com/telltale-dev/telltale/annotator/changes"
 )
 
 // jumpQuerier answers the default impact signals with steady noisy values;

@@ -61,7 +61,7 @@ func TestCheckJSON(t *testing.T) {
 		}
 	}
 	f(`{"a":1,"b":{"a":2},"c":[{"a":1},{"a":1}]}`, "") // the same key in different objects
-	f(`{"a":"\\u00e9 \ud83d\ude00 \\ud800"}`, "")        // an escaped backslash is no escape
+	f(`{"a":"\\u00e9 \ud83d\ude00 \\ud800"}`, "")      // an escaped backslash is no escape
 	f(`[[["x"]]]`, "")
 	f(`[[[["x"]]]]`, "too_deep")
 	f(`{"a":{"b":{"c":{}}}}`, "too_deep")
