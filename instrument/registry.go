@@ -36,6 +36,8 @@ type Registry struct {
 	guards  map[guardKey]*guard
 	ident   *identity // set by Start; nil before
 	pushing bool      // a pusher is running
+	// switches holds the contingency switches; created on first use.
+	switches *switchBoard
 	bufPool sync.Pool // *bytes.Buffer for expositions
 }
 

@@ -117,8 +117,8 @@ func (a *Announcement) Validate() error {
 			return err
 		}
 	}
-	if err := checkLabel("instance", a.Instance, maxSubjectLen); err != nil {
-		return err
+	if !validSubject(a.Instance) {
+		return BadField("instance", "bad_label", "\"instance\" %q must be 1-%d characters of %s, e.g. \"host1:8080\"", Clip(a.Instance), maxSubjectLen, subjectCharset)
 	}
 	u, err := url.Parse(a.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(a.URL) > maxLinkLen {
