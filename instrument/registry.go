@@ -38,7 +38,7 @@ type Registry struct {
 	pushing bool      // a pusher is running
 	// switches holds the contingency switches; created on first use.
 	switches *switchBoard
-	bufPool sync.Pool // *bytes.Buffer for expositions
+	bufPool  sync.Pool // *bytes.Buffer for expositions
 }
 
 // NewRegistry returns an empty Registry.

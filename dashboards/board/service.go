@@ -16,7 +16,7 @@ const (
 	// changeSel selects the changes that mark the service's graphs: a
 	// change without env (no env label) marks every env.
 	changeSel = `service=~"$service",env=~"$env|"`
-	routeSel   = serviceSel + `,route=~"$route"`
+	routeSel  = serviceSel + `,route=~"$route"`
 )
 
 // svcQ replaces {S} and {R} in expr with the service and route matchers.
