@@ -154,6 +154,23 @@ func TestImpactEndToEnd(t *testing.T) {
 		t.Errorf("shop-b: got %s %q; want regressed, the error ratio first", ans.Verdict, ans.Summary)
 	}
 
+	// The flip of slow_checkout is a change too (kind switch, recorded by
+	// the demo): it gets its own annotation and impact analysis, and its
+	// report names the deploy it overlaps. Wait for it, so the counts
+	// below do not depend on which analysis ran first.
+	var flips []changes.Change
+	eventually(t, "the switch change", func() string {
+		flips = listChanges(t, in, "?kind=switch&service=shop")
+		if len(flips) != 1 {
+			return fmt.Sprintf("%d switch changes", len(flips))
+		}
+		return ""
+	})
+	flipAns, flipRep := waitChangeImpact(t, in, flips[0].ID, time.Until(flips[0].Time.Add(3*time.Minute)))
+	if !slices.Contains(flipRep.Overlapping, "shop-b") || !strings.Contains(ans.Summary, "switch slow_checkout on (shop)") {
+		t.Errorf("overlaps: switch report overlapping %v (summary %q), deploy summary %q; want each to name the other", flipRep.Overlapping, flipAns.Summary, ans.Summary)
+	}
+
 	t.Run("grafana", func(t *testing.T) {
 		eventually(t, "annotation with the impact", func() string {
 			for _, a := range g.Annotations() {
@@ -166,8 +183,8 @@ func TestImpactEndToEnd(t *testing.T) {
 			}
 			return "no annotation of shop-b"
 		})
-		if c := g.Creates(); c != 5 {
-			t.Errorf("grafana creates: got %d; want 5 (one per deploy, the impact updates it)", c)
+		if c := g.Creates(); c != 6 {
+			t.Errorf("grafana creates: got %d; want 6 (one per deploy and one for the switch flip, the impact updates it)", c)
 		}
 	})
 	t.Run("webhook", func(t *testing.T) {
@@ -214,9 +231,9 @@ func TestImpactEndToEnd(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if !strings.Contains(string(b), `telltale_impact_analyses_total{outcome="done"} 5`) ||
-			!strings.Contains(string(b), "telltale_impact_analysis_duration_seconds_count 5") {
-			t.Errorf("/metrics lacks 5 done analyses:\n%s", grepLines(string(b), "telltale_impact"))
+		if !strings.Contains(string(b), `telltale_impact_analyses_total{outcome="done"} 6`) ||
+			!strings.Contains(string(b), "telltale_impact_analysis_duration_seconds_count 6") {
+			t.Errorf("/metrics lacks 6 done analyses (5 deploys, 1 switch flip):\n%s", grepLines(string(b), "telltale_impact"))
 		}
 	})
 }
@@ -420,4 +437,43 @@ func (h *chatHook) messages() []chatMessage {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.msgs)
+}
+
+func listChanges(t *testing.T, in *collectortest.Instance, query string) []changes.Change {
+	t.Helper()
+	resp, err := http.Get(in.URL + "/api/v1/changes" + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var env changes.Response[[]changes.Change]
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		t.Fatalf("GET /api/v1/changes%s: %v", query, err)
+	}
+	return env.Data
+}
+
+func waitChangeImpact(t *testing.T, in *collectortest.Instance, id string, within time.Duration) (changes.ImpactAnswer, impact.Report) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := http.Get(in.URL + "/api/v1/changes/" + id + "/impact")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env changes.Response[changes.ImpactAnswer]
+		json.NewDecoder(resp.Body).Decode(&env)
+		resp.Body.Close()
+		if env.Data.Status == changes.ImpactDone {
+			var rep impact.Report
+			if err := json.Unmarshal(env.Data.Report, &rep); err != nil {
+				t.Fatalf("impact report of %s: %v", id, err)
+			}
+			return env.Data, rep
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("impact of %s not done after %v: %+v", id, within, env)
+		}
+		time.Sleep(time.Second)
+	}
 }

@@ -240,12 +240,34 @@ func (s *Service) FlipSwitch(ctx context.Context, service, name string, req chan
 		if err := s.relay(ctx, a, name, body); err != nil {
 			out.OK, out.Error = false, err.Error()
 			s.logger.Warn("cannot relay switch flip", "service", service, "switch", name, "instance", a.Instance, "err", err)
+		} else {
+			b.took(a, name, flip.On)
 		}
 		res.Results = append(res.Results, out)
 	}
 	s.logger.Info("switch flip relayed", "service", service, "env", res.Env, "switch", name, "on", flip.On, "who", req.Who,
 		"change_id", flip.ID, "instances", len(targets))
 	return res, nil
+}
+
+// took records that instance a took a flip of switch name, so GET
+// /api/v1/switches shows it at once rather than at the app's next
+// announcement.
+func (b *switchboard) took(a changes.Announcement, name string, on bool) {
+	key := a.Service + "\x00" + a.Env + "\x00" + a.Instance
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	app := b.apps[key]
+	if app == nil {
+		return
+	}
+	sws := slices.Clone(app.a.Switches) // announcements handed out share the old slice
+	for i := range sws {
+		if sws[i].Name == name {
+			sws[i].On = on
+		}
+	}
+	app.a.Switches = sws
 }
 
 // relay POSTs one flip to one instance.

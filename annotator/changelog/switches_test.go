@@ -102,6 +102,11 @@ func TestSwitchRelay(t *testing.T) {
 		a.mu.Unlock()
 	}
 
+	// The relay knows the new state before the apps announce it again.
+	if v := e.s.Switches("demo", "dev"); v[1].Name != "slow_checkout" || v[1].On || v[1].Mixed {
+		t.Fatalf("after the flip: got %+v; want slow_checkout off on every instance", v[1])
+	}
+
 	// An instance that refuses: its error is named; all refusing is 502.
 	a1.fail, a2.fail = true, true
 	r = e.do("POST", "/api/v1/switches/demo/slow_checkout", `{"on":true,"reason":"test","who":"bob"}`)

@@ -19,13 +19,14 @@ func runNote(ctx context.Context, args []string, sys IO) error {
 	subject := fs.String("subject", "", "what the note is about within the service, [A-Za-z0-9._:/-] (optional)")
 	kind := fs.String("kind", changes.KindNote, "the kind to record: note, config, or your own ([a-z][a-z0-9_]*)")
 	asJSON := fs.Bool("json", false, "print the recorded change as JSON")
-	if err := parse(fs, args); err != nil {
+	words, err := parseMixed(fs, args)
+	if err != nil {
 		return err
 	}
 	if err := f.needService("noted"); err != nil {
 		return err
 	}
-	msg := strings.TrimSpace(strings.Join(append([]string{*message}, fs.Args()...), " "))
+	msg := strings.TrimSpace(strings.Join(append([]string{*message}, words...), " "))
 	if msg == "" {
 		return usageError("missing message: annotator note -service demo \"raised the checkout timeout to 5s\"")
 	}
@@ -54,7 +55,8 @@ func runIncident(ctx context.Context, args []string, sys IO) error {
 	subject := fs.String("subject", "", "a key for the incident, e.g. checkout-errors: open ends an open incident with the same key; close picks it")
 	status := fs.String("status", changes.StatusResolved, "close: the final status")
 	asJSON := fs.Bool("json", false, "print the change as JSON")
-	if err := parse(fs, args[1:]); err != nil {
+	rest, err := parseMixed(fs, args[1:])
+	if err != nil {
 		return err
 	}
 	if err := f.needService("affected"); err != nil {
@@ -65,7 +67,7 @@ func runIncident(ctx context.Context, args []string, sys IO) error {
 		return err
 	}
 	if verb == "open" {
-		msg := strings.TrimSpace(strings.Join(append([]string{*message}, fs.Args()...), " "))
+		msg := strings.TrimSpace(strings.Join(append([]string{*message}, rest...), " "))
 		if msg == "" {
 			return usageError("missing message: say what is happening, e.g. annotator incident open -service demo \"checkout errors\"")
 		}
@@ -82,9 +84,12 @@ func runIncident(ctx context.Context, args []string, sys IO) error {
 		}
 		return nil
 	}
-	id := fs.Arg(0)
-	if fs.NArg() > 1 {
-		return usageError("incident close takes at most one incident id, got %q", fs.Args())
+	id := ""
+	if len(rest) > 1 {
+		return usageError("incident close takes at most one incident id, got %q", rest)
+	}
+	if len(rest) == 1 {
+		id = rest[0]
 	}
 	if id == "" {
 		open, err := cl.List(ctx, client.ListOptions{Kinds: []string{changes.KindIncident}, Service: f.service, Env: f.env,
@@ -126,14 +131,14 @@ func runSwitch(ctx context.Context, args []string, sys IO) error {
 	fs := newFlagSet("switch", "switch -service S [-env E] [NAME on|off -reason R]", sys)
 	f.register(fs, sys.Getenv, "owning the switch")
 	reason := fs.String("reason", "", "why the switch is flipped (required to flip); recorded with the flip")
-	if err := parse(fs, args); err != nil {
+	rest, err := parseMixed(fs, args)
+	if err != nil {
 		return err
 	}
 	cl, err := f.client(sys.Getenv)
 	if err != nil {
 		return err
 	}
-	rest := fs.Args()
 	if len(rest) == 0 {
 		list, err := cl.Switches(ctx, f.service, f.env)
 		if err != nil {

@@ -235,6 +235,27 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseMixed parses fs where flags may follow the arguments too
+// (annotator switch -service demo slow_checkout off -reason "..."), and
+// returns the arguments. "--" ends the flags.
+func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := parse(fs, args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return rest, nil
+		}
+		if args[0] == "--" {
+			return append(rest, args[1:]...), nil
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
+	}
+}
+
 func newFlagSet(name, synopsis string, sys IO) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(sys.Stderr)
