@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -60,7 +59,7 @@ func TestImpactEndToEnd(t *testing.T) {
 	in := collectortest.Start(t, "-impact.window=2m", "-grafana.url", g.URL, "-grafana.token-file", tokenFile,
 		"-deploy.webhook", "slack="+chatSrv.URL)
 
-	demoAddr := startDemo(t, in.URL, "shop", "e2e")
+	demoAddr := collectortest.StartDemo(t, in.URL, "-service", "shop", "-env", "e2e", "-version", "v2.0.0")
 	demoStart := time.Now()
 
 	// Synthetic: 33 minutes of "steady" traffic, then deploys in the past.
@@ -268,53 +267,6 @@ func TestImpactFlags(t *testing.T) {
 	if resp.StatusCode != 404 || !strings.Contains(string(b), "impact analysis is off") {
 		t.Errorf("impact off: got %d %s; want 404 saying it is off", resp.StatusCode, b)
 	}
-}
-
-// startDemo builds and runs the demo service pushing to collector every
-// second under 50 requests/s, and returns its listen address.
-func startDemo(t *testing.T, collector, service, env string) string {
-	t.Helper()
-	bin := collectortest.Build(t, "github.com/telltale-dev/telltale/instrument/demo")
-	cmd := exec.Command(bin, "-collector", collector, "-listen", "127.0.0.1:0", "-service", service, "-env", env,
-		"-version", "v2.0.0", "-interval", "1s", "-load", "50")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var logMu sync.Mutex
-	var logs bytes.Buffer
-	addrCh := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`msg=listening .*addr=(\S+)`)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logMu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			logMu.Unlock()
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addrCh <- m[1]
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			logMu.Lock()
-			t.Logf("demo log:\n%s", logs.String())
-			logMu.Unlock()
-		}
-	})
-	select {
-	case addr := <-addrCh:
-		return addr
-	case <-time.After(30 * time.Second):
-		t.Fatal("demo did not report its listen address")
-	}
-	return ""
 }
 
 // steadyTraffic is the Prometheus text, with timestamps, of a service

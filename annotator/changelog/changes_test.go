@@ -18,46 +18,6 @@ import (
 	"github.com/telltale-dev/telltale/annotator/impact"
 )
 
-// postChange records a change through POST /api/v1/changes and wants code.
-func (e *env) postChange(body string, code int) (changes.Change, []string) {
-	e.t.Helper()
-	r := e.do("POST", "/api/v1/changes", body)
-	if r.Code != code {
-		e.t.Fatalf("POST /api/v1/changes %s: got %d %s; want %d", body, r.Code, r.Error, code)
-	}
-	var c changes.Change
-	if err := json.Unmarshal(r.Data, &c); err != nil {
-		e.t.Fatalf("POST data: %v", err)
-	}
-	return c, r.Warnings
-}
-
-func (e *env) listChanges(query string) []changes.Change {
-	e.t.Helper()
-	r := e.do("GET", "/api/v1/changes"+query, "")
-	if r.Code != 200 {
-		e.t.Fatalf("GET /api/v1/changes%s: got %d %s; want 200", query, r.Code, r.Error)
-	}
-	var list []changes.Change
-	if err := json.Unmarshal(r.Data, &list); err != nil {
-		e.t.Fatal(err)
-	}
-	return list
-}
-
-func (e *env) getChange(id string) changes.Change {
-	e.t.Helper()
-	r := e.do("GET", "/api/v1/changes/"+id, "")
-	if r.Code != 200 {
-		e.t.Fatalf("GET /api/v1/changes/%s: got %d %s; want 200", id, r.Code, r.Error)
-	}
-	var c changes.Change
-	if err := json.Unmarshal(r.Data, &c); err != nil {
-		e.t.Fatal(err)
-	}
-	return c
-}
-
 // TestChangeKinds: every kind is recorded and read back whole; deploys
 // recorded through /api/v1/changes are deploys on /api/v1/deploys; other
 // kinds are not.
@@ -213,6 +173,7 @@ func TestGrafanaKinds(t *testing.T) {
 		}
 		return false
 	})
+	eventually(t, "the second flip's annotation", func() bool { return e.delivered("off") })
 	if gsrv.Creates() != 2 {
 		t.Fatalf("creates: got %d; want 2 (one per flip)", gsrv.Creates())
 	}

@@ -165,44 +165,61 @@ func (e *env) do(method, path, body string) apiResponse {
 	return r
 }
 
+// data sends a request, wants code and decodes the answer's data into out.
+func (e *env) data(method, path, body string, code int, out any) apiResponse {
+	e.t.Helper()
+	r := e.do(method, path, body)
+	if r.Code != code {
+		e.t.Fatalf("%s %s %s: got %d %s; want %d", method, path, body, r.Code, r.Error, code)
+	}
+	if err := json.Unmarshal(r.Data, out); err != nil {
+		e.t.Fatalf("%s %s: data: %v: %s", method, path, err, r.Data)
+	}
+	return r
+}
+
 // post creates a deploy and wants status code.
 func (e *env) post(body string, code int) changes.Change {
 	e.t.Helper()
-	r := e.do("POST", "/api/v1/deploys", body)
-	if r.Code != code {
-		e.t.Fatalf("POST %s: got %d %s; want %d", body, r.Code, r.Error, code)
-	}
-	var d changes.Change
-	if err := json.Unmarshal(r.Data, &d); err != nil {
-		e.t.Fatalf("POST data: %v", err)
-	}
-	return d
+	var c changes.Change
+	e.data("POST", "/api/v1/deploys", body, code, &c)
+	return c
 }
 
 func (e *env) get(id string) changes.Change {
 	e.t.Helper()
-	r := e.do("GET", "/api/v1/deploys/"+id, "")
-	if r.Code != 200 {
-		e.t.Fatalf("GET %s: got %d %s; want 200", id, r.Code, r.Error)
-	}
-	var d changes.Change
-	if err := json.Unmarshal(r.Data, &d); err != nil {
-		e.t.Fatal(err)
-	}
-	return d
+	var c changes.Change
+	e.data("GET", "/api/v1/deploys/"+id, "", 200, &c)
+	return c
 }
 
 func (e *env) list(query string) []changes.Change {
 	e.t.Helper()
-	r := e.do("GET", "/api/v1/deploys"+query, "")
-	if r.Code != 200 {
-		e.t.Fatalf("GET list %s: got %d %s; want 200", query, r.Code, r.Error)
-	}
-	var ds []changes.Change
-	if err := json.Unmarshal(r.Data, &ds); err != nil {
-		e.t.Fatal(err)
-	}
-	return ds
+	var list []changes.Change
+	e.data("GET", "/api/v1/deploys"+query, "", 200, &list)
+	return list
+}
+
+// postChange records a change through POST /api/v1/changes and wants code.
+func (e *env) postChange(body string, code int) (changes.Change, []string) {
+	e.t.Helper()
+	var c changes.Change
+	r := e.data("POST", "/api/v1/changes", body, code, &c)
+	return c, r.Warnings
+}
+
+func (e *env) listChanges(query string) []changes.Change {
+	e.t.Helper()
+	var list []changes.Change
+	e.data("GET", "/api/v1/changes"+query, "", 200, &list)
+	return list
+}
+
+func (e *env) getChange(id string) changes.Change {
+	e.t.Helper()
+	var c changes.Change
+	e.data("GET", "/api/v1/changes/"+id, "", 200, &c)
+	return c
 }
 
 func ids(ds []changes.Change) string {

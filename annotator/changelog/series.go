@@ -181,27 +181,24 @@ func impactSeries(b *samples.Batch, c changes.Change, rep *impact.Report) {
 // changeLabels starts a series with c's label set, in label name order.
 // Free text (message, link, fields) never becomes a label; the rest is
 // bounded by input validation.
-func changeLabels(b *samples.Batch, name string, c changes.Change) {
-	b.StartSeries(nil)
-	b.AddLabel("__name__", name)
-	addLabel(b, "commit", c.Commit)
-	addLabel(b, "env", c.Env)
-	addLabel(b, "kind", c.Kind)
-	addLabel(b, "service", c.Service)
-	addLabel(b, "status", c.Status)
-	addLabel(b, "subject", c.Subject)
-	addLabel(b, "version", c.Version)
-	addLabel(b, "who", c.Who)
-}
+func changeLabels(b *samples.Batch, name string, c changes.Change) { labels(b, name, c, true) }
 
-// deployLabels starts a deploy series (no kind, no subject).
-func deployLabels(b *samples.Batch, name string, c changes.Change) {
+// deployLabels starts a deploy series: no kind, no subject.
+func deployLabels(b *samples.Batch, name string, c changes.Change) { labels(b, name, c, false) }
+
+func labels(b *samples.Batch, name string, c changes.Change, kind bool) {
 	b.StartSeries(nil)
 	b.AddLabel("__name__", name)
 	addLabel(b, "commit", c.Commit)
 	addLabel(b, "env", c.Env)
+	if kind {
+		addLabel(b, "kind", c.Kind)
+	}
 	addLabel(b, "service", c.Service)
 	addLabel(b, "status", c.Status)
+	if kind {
+		addLabel(b, "subject", c.Subject)
+	}
 	addLabel(b, "version", c.Version)
 	addLabel(b, "who", c.Who)
 }

@@ -4,29 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"maps"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
 )
 
-func readChanges(tb testing.TB) map[string][]byte {
-	tb.Helper()
-	paths, err := filepath.Glob("testdata/changes/*.json")
-	if err != nil || len(paths) == 0 {
-		tb.Fatalf("no testdata/changes/*.json: %v", err)
-	}
-	out := map[string][]byte{}
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out[filepath.Base(p)] = b
-	}
-	return out
-}
+// readChanges returns the change request fixtures.
+func readChanges(tb testing.TB) map[string][]byte { return readFixtures(tb, "changes") }
 
 // TestDecodeChangeTestdata: the good change bodies decode, the bad-* ones
 // do not, each with a 400 naming why.

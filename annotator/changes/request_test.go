@@ -14,11 +14,12 @@ import (
 
 var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
-func readRequests(tb testing.TB) map[string][]byte {
+// readFixtures returns the files of testdata/<dir>/*.json by base name.
+func readFixtures(tb testing.TB, dir string) map[string][]byte {
 	tb.Helper()
-	paths, err := filepath.Glob("testdata/requests/*.json")
+	paths, err := filepath.Glob(filepath.Join("testdata", dir, "*.json"))
 	if err != nil || len(paths) == 0 {
-		tb.Fatalf("no testdata/requests/*.json: %v", err)
+		tb.Fatalf("no testdata/%s/*.json: %v", dir, err)
 	}
 	out := map[string][]byte{}
 	for _, p := range paths {
@@ -30,6 +31,9 @@ func readRequests(tb testing.TB) map[string][]byte {
 	}
 	return out
 }
+
+// readRequests returns the deploy request fixtures.
+func readRequests(tb testing.TB) map[string][]byte { return readFixtures(tb, "requests") }
 
 // TestDecodeTestdata: the good fixtures decode, the bad-* ones do not.
 func TestDecodeTestdata(t *testing.T) {

@@ -1,8 +1,6 @@
 package console_test
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,10 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -59,7 +55,7 @@ func TestSwitchFlipEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	col := collectortest.Start(t, "-impact.window=2m", "-grafana.url", g.URL, "-grafana.token-file", grafanaToken)
-	demo := startDemo(t, col.URL, "-switch.tokens-file", switchTokens)
+	demo := collectortest.StartDemo(t, col.URL, "-switch.tokens-file", switchTokens) // service demo, env dev
 	demoStart := time.Now()
 
 	// A full before-window of traffic, then alice flips slow_checkout on
@@ -301,50 +297,4 @@ func annotatorCmd(t *testing.T, args ...string) (string, error) {
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "USER=ci-bot"}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-// startDemo runs the demo (service demo, env dev: its defaults) pushing
-// every second under 50 requests/s, and returns its listen address.
-func startDemo(t *testing.T, collector string, args ...string) string {
-	t.Helper()
-	bin := collectortest.Build(t, "github.com/telltale-dev/telltale/instrument/demo")
-	cmd := exec.Command(bin, append([]string{"-collector", collector, "-listen", "127.0.0.1:0", "-interval", "1s", "-load", "50"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var logs bytes.Buffer
-	addr := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`msg=listening .*addr=(\S+)`)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			mu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("demo log:\n%s", logs.String())
-			mu.Unlock()
-		}
-	})
-	select {
-	case a := <-addr:
-		return a
-	case <-time.After(30 * time.Second):
-		t.Fatal("the demo did not report its listen address")
-	}
-	return ""
 }
