@@ -2,8 +2,11 @@ package changelog
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/telltale-dev/telltale/annotator/changes"
 )
 
 // serviceMetrics are the self metrics of the change API and its deliveries.
@@ -21,8 +24,12 @@ func newServiceMetrics(set *metrics.Set) *serviceMetrics {
 	}
 }
 
-// recorded counts a new change by kind (validated: a bounded label).
+// recorded counts a new change by kind: one of changes.Kinds, or "other"
+// for the kinds clients make up (so they cannot grow the label).
 func (m *serviceMetrics) recorded(kind string) *metrics.Counter {
+	if !slices.Contains(changes.Kinds, kind) {
+		kind = "other"
+	}
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`telltale_changes_recorded_total{kind=%q}`, kind))
 }
 
