@@ -171,9 +171,14 @@ func (r *Registry) Switch(def SwitchDef) *Switch {
 		}
 		return s
 	}
+	// Not through the label-value guard (Gauge, Counter): switches are
+	// declared in code, a couple hundred of them must not become "other".
+	series := func(metric string) string {
+		return string(appendLabelPair([]byte(metric+"{"), "switch", def.Name)) + "}"
+	}
 	s := &Switch{def: def,
-		gauge: r.Gauge("telltale_switch_on", "switch", def.Name),
-		flips: r.Counter("telltale_switch_flips_total", "switch", def.Name)}
+		gauge: r.set.GetOrCreateGauge(series("telltale_switch_on"), nil),
+		flips: r.set.GetOrCreateCounter(series("telltale_switch_flips_total"))}
 	s.on.Store(def.Default)
 	s.gauge.Set(b01(def.Default))
 	b.byName[def.Name] = s
@@ -255,6 +260,8 @@ func (r *Registry) FlipSwitch(name string, on bool, f Flip) (st SwitchState, cha
 	return state(s), true, nil
 }
 
+// switchNames lists the declared switches for an error message: sorted,
+// at most 20 and a count of the rest.
 func (r *Registry) switchNames() []string {
 	b := r.board()
 	b.mu.Lock()
@@ -264,6 +271,9 @@ func (r *Registry) switchNames() []string {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	if len(names) > 20 {
+		names = append(names[:20], fmt.Sprintf("and %d more (GET the switch endpoint lists them)", len(names)-20))
+	}
 	return names
 }
 

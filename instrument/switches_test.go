@@ -2,6 +2,7 @@ package instrument
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -26,6 +27,12 @@ func TestSwitchDeclareAndFlip(t *testing.T) {
 	if again := reg.Switch(slowCheckout); again != sw {
 		t.Fatalf("declaring again: got another switch")
 	}
+	for i := range 150 { // more than the label-value guard admits for other metrics
+		reg.Switch(SwitchDef{Name: fmt.Sprintf("feature-%03d", i)})
+	}
+	if v := rawValue(t, reg, `telltale_switch_on{switch="feature-149"}`); v != 0 {
+		t.Fatalf("gauge of the 150th switch: got %v; want 0 under its own name", v)
+	}
 	if v := rawValue(t, reg, `telltale_switch_on{switch="search"}`); v != 1 {
 		t.Fatalf("gauge of search: got %v; want 1", v)
 	}
@@ -42,7 +49,7 @@ func TestSwitchDeclareAndFlip(t *testing.T) {
 	if v := rawValue(t, reg, `telltale_switch_flips_total{switch="slow_checkout"}`); v != 1 {
 		t.Fatalf("flips: got %v; want 1 (the no-op flip does not count)", v)
 	}
-	if _, _, err := reg.FlipSwitch("nope", true, Flip{}); err == nil || !strings.Contains(err.Error(), "declared are search, slow_checkout") {
+	if _, _, err := reg.FlipSwitch("nope", true, Flip{}); err == nil || !strings.Contains(err.Error(), "search, slow_checkout") {
 		t.Fatalf("unknown switch: got %v", err)
 	}
 	for _, bad := range []func(){
