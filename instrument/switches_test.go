@@ -49,7 +49,7 @@ func TestSwitchDeclareAndFlip(t *testing.T) {
 	if v := rawValue(t, reg, `telltale_switch_flips_total{switch="slow_checkout"}`); v != 1 {
 		t.Fatalf("flips: got %v; want 1 (the no-op flip does not count)", v)
 	}
-	if _, _, err := reg.FlipSwitch("nope", true, Flip{}); err == nil || !strings.Contains(err.Error(), "search, slow_checkout") {
+	if _, _, err := reg.FlipSwitch("nope", true, Flip{}); err == nil || !strings.Contains(err.Error(), "declared are feature-000, ") || !strings.Contains(err.Error(), "and 132 more") {
 		t.Fatalf("unknown switch: got %v", err)
 	}
 	for _, bad := range []func(){
