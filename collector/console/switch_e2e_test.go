@@ -172,6 +172,23 @@ func TestSwitchFlipEndToEnd(t *testing.T) {
 		checkMarkers(t, b, back.ID, endMs, false)
 		b.screenshot("switch-back", false)
 	})
+
+	t.Run("flip from the console", func(t *testing.T) {
+		// The lane's button asks why and who (window.prompt, answered here)
+		// and posts to the relay; the demo records the flip.
+		b.do(chromedp.Evaluate[chromedp.Void](`window.prompt = msg => msg.startsWith('Turn slow_checkout on') ? 'rehearse the incident' : 'dave'`))
+		loads := eval[int](b, `__telltale.loads`)
+		b.do(chromedpClick(`#switch-lanes button.flip[data-switch="slow_checkout"]`))
+		b.ready(loads)
+		third := waitChange(t, col, "?kind=switch&subject=slow_checkout", func(cs []changes.Change) bool { return len(cs) == 3 })[2]
+		if third.Who != "dave" || third.Message != "rehearse the incident" || !third.Open() || third.Fields["state"] != "on" {
+			t.Errorf("flip from the console: got %+v; want an open flip by dave with the reason", third)
+		}
+		loads = eval[int](b, `__telltale.loads`)
+		b.do(chromedpClick(`#reload`))
+		b.ready(loads)
+		b.waitFor("the lane on again", `document.querySelector('#switch-lanes .lane[data-switch="slow_checkout"]').dataset.state === 'on'`, 30*time.Second)
+	})
 	if p := b.pageProblems(); len(p) > 0 {
 		t.Errorf("the page recorded problems: %q", p)
 	}
