@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -96,7 +97,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("cannot listen on -listen=%s: %w", *listen, err)
 	}
 	if opts.SwitchURL == "" {
-		opts.SwitchURL = "http://" + ln.Addr().String() + "/switches"
+		// The listen address, as a collector on this host reaches it: an
+		// unspecified address (0.0.0.0, ::) is not one to dial.
+		addr := ln.Addr().(*net.TCPAddr)
+		host := addr.IP.String()
+		if addr.IP.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		opts.SwitchURL = "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port)) + "/switches"
 	}
 	reg := instrument.Default()
 	mux := http.NewServeMux()
