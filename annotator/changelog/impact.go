@@ -101,16 +101,20 @@ func newImpactRunner(o ImpactOptions, now func() time.Time, set *metrics.Set) (*
 // analyses reports whether changes of kind get an impact analysis.
 func (r *impactRunner) analyses(kind string) bool { return slices.Contains(r.kinds, kind) }
 
+// backfillSettle is how long after it was recorded a change whose window
+// has already passed waits for its analysis.
+const backfillSettle = 5 * time.Second
+
 // dueAt is when change c's impact can be analysed: once its after window
-// (plus impact.Grace) has passed, and no sooner than impact.Grace after it
-// was recorded. The second bound matters for changes recorded after their
-// window passed (a backfill, a CI run that reports late): the changes
-// recorded with them are then in the log when the report lists the
-// overlapping ones, instead of whichever one the worker reaches first
-// missing the others.
+// (plus impact.Grace) has passed, and no sooner than backfillSettle after
+// it was recorded. The second bound matters for changes recorded after
+// their window passed (a backfill, a CI run that reports late): the
+// changes recorded with them (within seconds) are then in the log when the
+// report lists the overlapping ones, instead of whichever one the worker
+// reaches first missing the others.
 func (r *impactRunner) dueAt(c changes.Change) time.Time {
 	due := impact.DueAt(impactChange(c), r.window)
-	if settled := c.CreatedAt.Add(impact.Grace); settled.After(due) {
+	if settled := c.CreatedAt.Add(backfillSettle); settled.After(due) {
 		return settled
 	}
 	return due

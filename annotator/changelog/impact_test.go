@@ -341,7 +341,7 @@ func TestImpactSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk.add(impact.Grace) // recorded late: due Grace after it was recorded
+	clk.add(backfillSettle) // recorded late: due backfillSettle after it was recorded
 	e.round(targetImpact)
 	if n := q.callCount(); n != 24 {
 		t.Fatalf("queries for a deploy with a stored report: got %d; want still 24", n)
@@ -359,9 +359,9 @@ func TestImpactSurvivesRestart(t *testing.T) {
 // without traffic, and a failing storage that recovers.
 
 // TestImpactBackfillSeesItsBatch: changes recorded after their windows
-// passed are analysed Grace after they were recorded, so one recorded a
-// moment later inside the window is named as overlapping, whichever the
-// worker would have reached first.
+// passed are analysed backfillSettle after they were recorded, so one
+// recorded a moment later inside the window is named as overlapping,
+// whichever the worker would have reached first.
 func TestImpactBackfillSeesItsBatch(t *testing.T) {
 	clk := newClock(t0.Add(time.Hour))
 	q := &fakeQuerier{}
@@ -369,10 +369,10 @@ func TestImpactBackfillSeesItsBatch(t *testing.T) {
 	e.post(`{"id":"b-1","service":"steady","env":"prod","time":"2024-05-01T12:00:00Z"}`, 201)
 	e.round(targetImpact) // the worker comes by before the next one is recorded
 	if n := q.callCount(); n != 0 {
-		t.Fatalf("analysed %d queries right after recording a backfilled deploy; want none before Grace", n)
+		t.Fatalf("analysed %d queries right after recording a backfilled deploy; want none before backfillSettle", n)
 	}
 	e.post(`{"id":"b-2","service":"steady","env":"prod","time":"2024-05-01T12:01:00Z"}`, 201)
-	clk.add(impact.Grace)
+	clk.add(backfillSettle)
 	e.round(targetImpact)
 	_, ans, _ := e.impactOf("b-1")
 	if rep := report(t, ans); !slices.Equal(rep.Overlapping, []string{"b-2"}) {
@@ -386,7 +386,7 @@ func TestImpactScenarios(t *testing.T) {
 	e := newEnv(t, Options{Now: clk.now, Metrics: set, Impact: &ImpactOptions{Querier: q}}, false)
 	e.post(`{"id":"steady-1","service":"steady","env":"prod","time":"2024-05-01T12:00:00Z"}`, 201)
 	e.post(`{"id":"ghost-1","service":"ghost","env":"prod","time":"2024-05-01T12:00:00Z"}`, 201)
-	clk.add(impact.Grace) // recorded after their windows: due Grace after recording
+	clk.add(backfillSettle) // recorded after their windows: due backfillSettle after recording
 	e.round(targetImpact)
 
 	_, ans, _ := e.impactOf("steady-1")
@@ -407,7 +407,7 @@ func TestImpactScenarios(t *testing.T) {
 	// Storage fails: the analysis stays pending with the error, then runs.
 	q.setFail(errors.New("storage: tsdb closed"))
 	e.post(`{"id":"steady-2","service":"steady","env":"prod","time":"2024-05-01T12:40:00Z"}`, 201)
-	clk.add(impact.Grace)
+	clk.add(backfillSettle)
 	e.round(targetImpact)
 	_, ans, _ = e.impactOf("steady-2")
 	if ans.Status != changes.ImpactPending || ans.Attempts != 1 || !strings.Contains(ans.LastError, "tsdb closed") ||
@@ -495,7 +495,7 @@ func TestImpactConfigLiteral(t *testing.T) {
 	q := &fakeQuerier{}
 	e := newEnv(t, Options{Now: clk.now, Impact: &ImpactOptions{Querier: q, Config: &impact.Config{Window: 2 * time.Minute}}}, false)
 	e.post(`{"id":"s","service":"steady","env":"prod","time":"2024-05-01T12:00:00Z"}`, 201)
-	clk.add(impact.Grace)
+	clk.add(backfillSettle)
 	e.round(targetImpact)
 	_, ans, _ := e.impactOf("s")
 	rep := report(t, ans)
