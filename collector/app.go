@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	promstorage "github.com/prometheus/prometheus/storage"
 
-	"github.com/telltale-dev/telltale/annotator/deploys"
+	"github.com/telltale-dev/telltale/annotator/changelog"
 	"github.com/telltale-dev/telltale/collector/auth"
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/collector/query"
@@ -39,8 +39,8 @@ type app struct {
 	query   *query.API
 	auth    *auth.Checker
 	mux     *http.ServeMux
-	deploys *deploys.Service
-	tail    *tail.Hub // live tail; deploy events go to tail.PublishDeploy
+	changes *changelog.Service
+	tail    *tail.Hub // live tail; changes go to tail.PublishDeploy and PublishChange
 	// observers see every committed write: the result cache, the tail.
 	observers observers
 	ready     atomic.Bool

@@ -96,11 +96,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: collector [flags]\n       collector tail [-collector URL] [-json] '<selector>' ...   (live tail; collector tail -h)\n\nTelltale's collector: ingest, storage, Prometheus query API, deploy log, live tail and web console.\nOpen http://<listen>/ for the console; point Grafana's Prometheus data source at http://<listen>.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: collector [flags]\n       collector tail [-collector URL] [-json] '<selector>' ...   (live tail; collector tail -h)\n       collector backup [-data DIR] BACKUPDIR   (copy of the change log; collector backup -h)\n\nTelltale's collector: ingest, storage, Prometheus query API, change log, live tail and web console.\nOpen http://<listen>/ for the console; point Grafana's Prometheus data source at http://<listen>.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9470", "address to serve HTTP on; listening beyond loopback without -auth.tokens-file logs a warning")
-	fs.StringVar(&c.dataDir, "data", "./telltale-data", "directory for the TSDB and the deploy log")
+	fs.StringVar(&c.dataDir, "data", "./telltale-data", "directory for the TSDB and the change log")
 	fs.DurationVar(&c.retention, "retention", 15*24*time.Hour, "how long samples are kept")
 	fs.DurationVar(&c.oooWindow, "storage.out-of-order-window", 6*time.Hour, "how far behind the newest sample a sample may arrive and still be stored (agents replaying a spool are hours behind); 0 turns out-of-order ingestion off")
 	fs.StringVar(&c.walCompress, "storage.wal-compression", "none", "WAL compression: none, snappy (Prometheus' default: about half the WAL on disk for about 10% more ingest CPU) or zstd")
@@ -154,14 +154,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.allowedHosts, "web.allowed-hosts", "", "comma-separated host names the collector answers to without -auth.tokens-file, besides IP addresses and localhost (e.g. the compose service name); '*' allows any. Other names get 403: a DNS-rebinding page would use one")
 	fs.StringVar(&c.corsOrigin, "web.cors-origin", "", "regexp of the browser origins allowed to read the API cross-site (CORS), e.g. 'https?://grafana\\.example\\.com'; empty allows none (Prometheus allows '.*')")
 
-	fs.StringVar(&c.deployDB, "deploy.db", "", "SQLite file of the deploy log; default <-data>/deploys.db")
-	fs.StringVar(&c.grafanaURL, "grafana.url", "", "Grafana base URL; when set every deploy becomes a Grafana annotation and console panels link to Grafana")
+	fs.StringVar(&c.deployDB, "deploy.db", "", "SQLite file of the change log (deploys, switch flips, incidents, notes ...); default <-data>/deploys.db; a deploy log of an older collector is migrated on start")
+	fs.StringVar(&c.grafanaURL, "grafana.url", "", "Grafana base URL; when set every change becomes a Grafana annotation tagged with its kind, and console panels link to Grafana")
 	fs.StringVar(&c.grafanaTokenFile, "grafana.token-file", "", "file with a Grafana service account token (Editor role); or set TELLTALE_GRAFANA_TOKEN")
 
-	fs.BoolVar(&c.impactEnabled, "impact.enabled", true, "analyse what each deploy did to its service's key signals once -impact.window has passed after it (GET /api/v1/deploys/<id>/impact)")
+	fs.BoolVar(&c.impactEnabled, "impact.enabled", true, "analyse what each deploy, switch flip and config change did to its service's key signals once -impact.window has passed after it (GET /api/v1/changes/<id>/impact)")
 	fs.Var(c.impactWindow.init(15*time.Minute), "impact.window", "`duration` of the before and after windows of deploy impact analysis, 1m..6h; overrides the window of -impact.config when given")
 	fs.StringVar(&c.impactConfig, "impact.config", "", "optional YAML file of deploy impact settings: window, step, rate_window and extra or retuned signals per service")
-	fs.Var(&c.webhooks, "deploy.webhook", "chat webhook told about every deploy, as slack=<url> (Slack-compatible JSON) or json=<url> (the deploy object); repeatable")
+	fs.Var(&c.webhooks, "deploy.webhook", "chat webhook told about every change, as slack=<url> (Slack-compatible JSON) or json=<url> (the change object); repeatable")
 	fs.IntVar(&c.tailMaxClients, "tail.max-clients", 100, "most live-tail websocket clients at once; more get 503")
 	fs.IntVar(&c.tailMaxSelectors, "tail.max-selectors", 10, "most match[] selectors per live-tail client")
 	fs.IntVar(&c.tailQueueSize, "tail.queue-size", 256, "messages buffered per live-tail client; on overflow the client is told what it missed")

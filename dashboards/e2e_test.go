@@ -55,7 +55,7 @@ var e2eDeploy = map[string]string{
 // recordDeploy posts e2eDeploy to the deploy API at time at and reports
 // whether the API took it. Until the API is wired into the collector (404),
 // it writes the deploy series the API would write
-// (annotator/deploys/series.go) through the text import, so the dashboards'
+// (annotator/changelog/series.go) through the text import, so the dashboards'
 // deploy queries are still checked against real storage.
 func recordDeploy(t *testing.T, col *collectortest.Instance, at time.Time) (api bool) {
 	t.Helper()

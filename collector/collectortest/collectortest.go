@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
@@ -623,3 +624,47 @@ func (nopAppender) Append(ref promstorage.SeriesRef, l labels.Labels, _ int64, _
 }
 func (nopAppender) Commit() error   { return nil }
 func (nopAppender) Rollback() error { return nil }
+
+// StartDemo builds and runs the demo shop (instrument/demo) pushing to
+// collector every second under 50 requests/s, with args added (-service,
+// -env, -switch.tokens-file ...; default service demo, env dev), and
+// returns its listen address. It is killed at cleanup; its log is shown
+// when the test failed.
+func StartDemo(t testing.TB, collector string, args ...string) string {
+	t.Helper()
+	bin := Build(t, "github.com/telltale-dev/telltale/instrument/demo")
+	cmd := exec.Command(bin, append([]string{"-collector", collector, "-listen", "127.0.0.1:0", "-interval", "1s", "-load", "50"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &SyncBuffer{}
+	addr := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`msg=listening .*addr=(\S+)`)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.Write([]byte(sc.Text() + "\n"))
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("demo log:\n%s", logs.String())
+		}
+	})
+	select {
+	case a := <-addr:
+		return a
+	case <-time.After(30 * time.Second):
+		t.Fatal("the demo did not report its listen address")
+	}
+	return ""
+}

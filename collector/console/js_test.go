@@ -94,4 +94,12 @@ func TestJavaScriptModules(t *testing.T) {
 	f(`C.deployTitle({service: 'api'})`, `"api (no version)"`)
 	f(`C.deployText({service: 'api', version: 'v1', who: 'me', env: 'prod', commit: 'abc', status: 'failed', message: 'Fix it', time: '2024-05-01T12:00:00Z', end_time: '2024-05-01T12:07:00Z'}, Date.parse('2024-05-01T12:10:00Z')).replace(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/, 'T')`,
 		`"api v1 by me\nprod · commit abc · failed\nT (10m ago), took 7 min\nFix it"`)
+	// A change without a link has none: an empty link would resolve to the console itself.
+	f(`[F.safeURL(''), F.safeURL('  '), F.safeURL(undefined)]`, `[null,null,null]`)
+	// Other kinds of change.
+	f(`C.changeTitle({kind: 'switch', service: 'demo', subject: 'slow_checkout', fields: {state: 'on'}, who: 'alice'})`, `"switch slow_checkout on (demo) by alice"`)
+	f(`C.changeTitle({kind: 'note', service: 'demo', who: 'bob'})`, `"note demo by bob"`)
+	f(`C.changeTitle({kind: 'deploy', service: 'api', version: 'v2'})`, `"api v2"`)
+	f(`C.deployText({kind: 'incident', service: 'shop', subject: 'checkout', status: 'running', message: 'errors', time: '2024-05-01T12:00:00Z'}, Date.parse('2024-05-01T12:10:00Z')).replace(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/, 'T')`,
+		`"incident checkout (shop)\nrunning\nT (10m ago), still running\nerrors"`)
 }

@@ -122,7 +122,7 @@ func TestDashboardsUseTheEmittedMetrics(t *testing.T) {
 			"node_network_transmit_bytes_total", "node_procs_running", "node_context_switches_total",
 			"node_boot_time_seconds", "node_uname_info", "telltale_deploy_info"},
 		UIDService: {"http_requests_total", "http_request_duration_seconds_bucket", "http_requests_in_flight",
-			"telltale_build_info", "go_goroutines", "process_resident_memory_bytes", "demo_switch_enabled", "telltale_deploy_info"},
+			"telltale_build_info", "go_goroutines", "process_resident_memory_bytes", "telltale_switch_on", "telltale_deploy_info"},
 		UIDDeploys: {"telltale_deploys_total", "telltale_deploy_info", "telltale_build_info"},
 		UIDSelf: {"telltale_ingest_samples_total", "telltale_ingest_rejected_total", "telltale_ingest_failed_requests_total",
 			"telltale_query_request_duration_seconds", "telltale_storage_head_series", "telltale_tail_clients",

@@ -10,8 +10,9 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/units"
 )
 
-// deploySel selects the chosen services and envs.
-const deploySel = `service=~"$service",env=~"$env"`
+// deploySel selects the chosen services and envs; a deploy without env
+// (no env label) marks every env.
+const deploySel = `service=~"$service",env=~"$env|"`
 
 func depQ(expr string) string { return strings.ReplaceAll(expr, "{D}", deploySel) }
 

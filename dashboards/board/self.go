@@ -12,7 +12,7 @@ import (
 func self(opts Options) (*dashboard.DashboardBuilder, string, string) {
 	const title = "Telltale"
 	b := newDashboard(UIDSelf, title,
-		"Health of Telltale itself: what the collector ingests and rejects, how fast it answers queries, its head series and live-tail clients, deploy deliveries, and the agents' spools.",
+		"Health of Telltale itself: what the collector ingests and rejects, how fast it answers queries, its head series and live-tail clients, change-log deliveries, and the agents' spools.",
 		[]string{"self"}, opts, deployFilter{})
 
 	row(b, "Ingest")
@@ -33,9 +33,9 @@ func self(opts Options) (*dashboard.DashboardBuilder, string, string) {
 		series{`sum(telltale_storage_head_series)`, "head series"}))
 	b.WithPanel(graph("Live-tail clients", "Websocket clients of the live tail (CLI and console).", units.Short, half,
 		series{`sum(telltale_tail_clients)`, "clients"}))
-	b.WithPanel(graph("Deploy deliveries", "Deploy deliveries per second by target (series, grafana, webhook) and outcome; pending entries of the outbox.", units.Short, half,
-		series{`sum by (target, outcome) (rate(telltale_deploy_deliveries_total[$__rate_interval])) or vector(0)`, "{{target}} {{outcome}}"},
-		series{`sum(telltale_deploy_outbox_pending)`, "pending"}))
+	b.WithPanel(graph("Change deliveries", "Change log deliveries (deploys, switch flips, notes ...) per second by target (series, grafana, webhook, impact, other) and outcome; pending entries of the outbox.", units.Short, half,
+		series{`sum by (target, outcome) (rate(telltale_change_deliveries_total[$__rate_interval])) or vector(0)`, "{{target}} {{outcome}}"},
+		series{`sum(telltale_changes_outbox_pending)`, "pending"}))
 
 	row(b, "Agents")
 	b.WithPanel(graph("Agent spool", "Bytes waiting in each agent's disk spool: grows while the collector is unreachable, drains when it is back.", units.BytesIEC, half,

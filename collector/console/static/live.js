@@ -1,6 +1,6 @@
 // live.js: the live view: a series selector opens the websocket tail
-// (/api/v1/tail?match[]=...) and shows samples and deploy events as they
-// arrive: a scrolling table, newest on top, and a sparkline per series.
+// (/api/v1/tail?match[]=...) and shows samples and changes (deploys,
+// switch flips, notes ...) as they arrive: a scrolling table, newest on top, and a sparkline per series.
 // Each table row records when it arrived (data-received, ms since the
 // epoch) so tests can measure the delay from write to screen.
 
@@ -8,7 +8,7 @@ import * as api from './api.js';
 import { el } from './format.js';
 import { isoTime } from './units.js';
 import { seriesName } from './vars.js';
-import { deployTitle } from './chart.js';
+import { changeTitle } from './chart.js';
 
 const MAX_ROWS = 500;
 const MAX_SERIES = 200;
@@ -50,11 +50,11 @@ export class LiveView {
       this.tbody);
     this.root.replaceChildren(
       el('div', { class: 'dash-head' }, el('h1', {}, 'Live'),
-        el('p', { class: 'muted' }, 'Samples as the collector commits them, and deploys as they are recorded. Use a PromQL series selector; several: {__name__=~"a|b"}.')),
+        el('p', { class: 'muted' }, 'Samples as the collector commits them, and changes (deploys, switch flips, notes ...) as they are recorded. Use a PromQL series selector; several: {__name__=~"a|b"}.')),
       this.form,
       el('div', { class: 'live-body' },
         el('section', { class: 'panel live-series' }, el('header', { class: 'panel-head' }, el('h3', {}, 'Series')), this.sparks),
-        el('section', { class: 'panel live-events' }, el('header', { class: 'panel-head' }, el('h3', {}, 'Samples and deploys')),
+        el('section', { class: 'panel live-events' }, el('header', { class: 'panel-head' }, el('h3', {}, 'Samples and changes')),
           el('div', { class: 'live-scroll' }, this.table))));
   }
 
@@ -100,6 +100,8 @@ export class LiveView {
         this.onSamples(m.samples || []);
       } else if (m.type === 'deploy') {
         this.onDeploy(m.deploy);
+      } else if (m.type === 'change') {
+        this.onDeploy(m.change);
       } else if (m.type === 'notice') {
         this.addRow(el('tr', { class: 'notice' }, el('td', {}, isoTime(m.time)), el('td', { colspan: 3 }, m.text || m.notice)));
       }
@@ -140,11 +142,13 @@ export class LiveView {
     this.scheduleSparks();
   }
 
+  // onDeploy shows a change (a deploy or any other kind) as it arrives.
   onDeploy(d) {
     const now = Date.now();
-    this.addRow(el('tr', { class: 'deploy', dataset: { received: String(now), deployId: d.id } },
+    const kind = d.kind || 'deploy';
+    this.addRow(el('tr', { class: kind === 'deploy' ? 'deploy' : `change kind-${kind}`, dataset: { received: String(now), deployId: d.id, kind } },
       el('td', { class: 'muted' }, isoTime(now)), el('td', {}, isoTime(Date.parse(d.time))),
-      el('td', { colspan: 2 }, `deploy: ${deployTitle(d)}${d.env ? ' (' + d.env + ')' : ''}${d.message ? ' — ' + d.message : ''}`)));
+      el('td', { colspan: 2 }, `${kind}: ${kind === 'deploy' ? changeTitle(d) : changeTitle(d).replace(kind + ' ', '')}${d.env ? ' (' + d.env + ')' : ''}${d.message ? ' — ' + d.message : ''}`)));
     this.state.live.deploys++;
     if (this.opts.onDeploy) this.opts.onDeploy(d);
   }
