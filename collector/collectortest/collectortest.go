@@ -156,8 +156,8 @@ type Instance struct {
 }
 
 // Start runs the collector with -listen on a free port, -data in a temp
-// dir (unless args set -data), -host-metrics=false (unless args set it), and
-// waits for /readyz.
+// dir (unless args set -data), -host-metrics=false and -self-metrics=false
+// (unless args set them: later flags win), and waits for /readyz.
 func Start(t testing.TB, args ...string) *Instance {
 	t.Helper()
 	return StartIn(t, t.TempDir(), args...)
@@ -173,7 +173,7 @@ func StartIn(t testing.TB, dataDir string, args ...string) *Instance {
 // its senders expect it.
 func StartOn(t testing.TB, addr, dataDir string, args ...string) *Instance {
 	t.Helper()
-	full := []string{"-listen", addr, "-data", dataDir, "-host-metrics=false", "-log.level", "debug"}
+	full := []string{"-listen", addr, "-data", dataDir, "-host-metrics=false", "-self-metrics=false", "-log.level", "debug"}
 	full = append(full, args...)
 	in := &Instance{t: t, URL: "http://" + addr, Addr: addr, DataDir: dataDir, Args: args,
 		log: &SyncBuffer{}, done: make(chan struct{})}
