@@ -361,16 +361,30 @@ func (in *Instance) Post(ctx context.Context, path string, body []byte, headers 
 // collector's /metrics, or -1 when it has none.
 func (in *Instance) Metric(ctx context.Context, name string) float64 {
 	in.t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, in.URL+"/metrics", nil)
+	v, err := MetricAt(ctx, in.URL+"/metrics", name)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	return v
+}
+
+// MetricAt returns the value of the series name (as written in the
+// exposition) on the /metrics page at url (any process's: the collector's,
+// an agent's -listen), or -1 when it has none.
+func MetricAt(ctx context.Context, url, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		in.t.Fatalf("GET /metrics: %v", err)
+		return 0, fmt.Errorf("GET %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
-		in.t.Fatalf("GET /metrics: status %d", resp.StatusCode)
+		return 0, fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
 	}
-	return metricValue(resp.Body, name)
+	return metricValue(resp.Body, name), nil
 }
 
 // Metric returns the value of the series name (as written in the
