@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,23 +75,8 @@ func TestHostMetricsPauseForAgent(t *testing.T) {
 		t.Fatalf("telltale_collector_host_metrics_paused = %v before any agent; want 0", got)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	agent := exec.CommandContext(ctx, collectortest.Build(t, "github.com/telltale-dev/telltale/agent"),
-		"-collector", in.URL, "-interval", "200ms", "-spool-dir", t.TempDir())
-	agent.Cancel = func() error { return agent.Process.Signal(syscall.SIGTERM) }
-	agent.WaitDelay = 15 * time.Second
-	var out collectortest.SyncBuffer
-	agent.Stdout, agent.Stderr = &out, &out
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = agent.Wait()
-		if t.Failed() {
-			t.Logf("agent output:\n%s", out.String())
-		}
-	})
+	collectortest.StartProcess(t, exec.Command(collectortest.Build(t, "github.com/telltale-dev/telltale/agent"),
+		"-collector", in.URL, "-interval", "200ms", "-spool-dir", t.TempDir()))
 
 	eventually(t, "host metrics paused for the agent", func() string {
 		if got := in.Metric(t.Context(), "telltale_collector_host_metrics_paused"); got != 1 {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,26 +20,10 @@ import (
 
 func TestMain(m *testing.M) { collectortest.Main(m) }
 
-// startProcess runs bin until the test ends, stopping it with SIGTERM, and
-// shows its output if the test failed.
+// startProcess runs bin until the test ends.
 func startProcess(t *testing.T, bin string, args ...string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 15 * time.Second
-	var out collectortest.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(bin), out.String())
-		}
-	})
+	collectortest.StartProcess(t, exec.Command(bin, args...))
 }
 
 // e2eDeploy is the deploy the test records.

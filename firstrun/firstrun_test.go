@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -103,36 +102,12 @@ func withURL(args []string, url string) []string {
 	return out
 }
 
-// process is a running binary, stopped with SIGTERM when the test ends.
-type process struct {
-	cmd  *exec.Cmd
-	out  *collectortest.SyncBuffer
-	done chan struct{}
-}
-
-func start(t *testing.T, dir, bin string, env []string, args ...string) *process {
+// start runs bin in dir with env until the test ends.
+func start(t *testing.T, dir, bin string, env []string, args ...string) *collectortest.Process {
 	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), out: &collectortest.SyncBuffer{}, done: make(chan struct{})}
-	p.cmd.Dir = dir
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s %q output:\n%s", filepath.Base(bin), args, p.out.String())
-		}
-	})
-	return p
+	cmd := exec.Command(bin, args...)
+	cmd.Dir, cmd.Env = dir, env
+	return collectortest.StartProcess(t, cmd)
 }
 
 // cleanEnv is the environment without Telltale's own variables, so the
@@ -148,13 +123,13 @@ func cleanEnv(extra ...string) []string {
 }
 
 // waitReady waits for the collector's /readyz (or its exit).
-func waitReady(t *testing.T, p *process, url string) {
+func waitReady(t *testing.T, p *collectortest.Process, url string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
-		case <-p.done:
-			t.Fatalf("the collector exited:\n%s", p.out.String())
+		case <-p.Exited():
+			t.Fatalf("the collector exited:\n%s", p.Log())
 		default:
 		}
 		if resp, err := http.Get(url + "/readyz"); err == nil {
@@ -164,7 +139,7 @@ func waitReady(t *testing.T, p *process, url string) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the collector is not ready after 60s:\n%s", p.out.String())
+			t.Fatalf("the collector is not ready after 60s:\n%s", p.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -263,8 +238,8 @@ func TestFirstRun(t *testing.T) {
 	// It says what to open and run next: the console and the README's
 	// other commands.
 	for _, want := range []string{"open      " + url + "/", "go run ./instrument/demo -collector " + url, "go run ./annotator deploy"} {
-		if !strings.Contains(col.out.String(), want) {
-			t.Errorf("the collector's startup output lacks %q:\n%s", want, col.out.String())
+		if !strings.Contains(col.Log(), want) {
+			t.Errorf("the collector's startup output lacks %q:\n%s", want, col.Log())
 		}
 	}
 
