@@ -159,10 +159,10 @@ func TestDeployCLIToGrafanaAndPromQL(t *testing.T) {
 		}
 		return ""
 	})
-	// Nothing is left to deliver, so no duplicate can still come.
-	eventually(t, "an empty outbox", func() string {
-		if n := in.Metric(t.Context(), "telltale_deploy_outbox_pending"); n != 0 {
-			return fmt.Sprintf("%v pending", n)
+	// All four Grafana deliveries are done, so no duplicate can still come.
+	eventually(t, "four Grafana deliveries", func() string {
+		if n := in.Metric(t.Context(), `telltale_deploy_deliveries_total{target="grafana",outcome="delivered"}`); n != 4 {
+			return fmt.Sprintf("%v delivered", n)
 		}
 		return ""
 	})
