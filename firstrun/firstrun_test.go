@@ -278,6 +278,9 @@ func TestFirstRun(t *testing.T) {
 	// deploy.
 	b.Open(url + "/#/d/telltale-service")
 	b.Ready(0)
+	if r := consoletest.Eval[string](b, `document.getElementById('range').value`); r != "30m" {
+		t.Errorf("the console's default range is %q; want 30m, like the dashboards (board.DefaultFrom)", r)
+	}
 	svcPanels := reloadUntil(t, b, "telltale-service", func(p panelState) bool { return p.Type == "timeseries" }, "Service graphs")
 	checkMarked(t, b, "Service", id, svcPanels)
 	checkLastDeploy(t, b, "Service", service, version)
