@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -179,6 +180,11 @@ func (a *app) handler() http.Handler {
 // embedded TSDB's prometheus_tsdb_* metrics.
 func (a *app) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	a.writeMetrics(w)
+}
+
+// writeMetrics writes what /metrics serves; -self-metrics records the same.
+func (a *app) writeMetrics(w io.Writer) {
 	a.set.WritePrometheus(w)
 	metrics.WriteProcessMetrics(w)
 	mfs, err := a.store.Registry().Gather()
@@ -237,6 +243,9 @@ func (a *app) run(ctx context.Context) error {
 	}
 	a.log.Info("collector listening", "component", "collector", "url", scheme+"://"+ln.Addr().String(),
 		"version", buildVersion(), "auth", a.auth.Enabled(), "data", a.cfg.dataDir)
+	if a.cfg.logFormat == "text" {
+		fmt.Fprint(a.cfg.stderr, nextSteps(scheme+"://"+ln.Addr().String()))
+	}
 
 	var runErr error
 	select {

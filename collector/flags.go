@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"regexp"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/telltale-dev/telltale/collector/query"
+	"github.com/telltale-dev/telltale/instrument"
 )
 
 // config holds every flag of the collector.
@@ -27,10 +27,14 @@ type config struct {
 	hostMetrics   bool
 	hostInterval  time.Duration
 	hostRoot      string
+	selfMetrics   bool
+	selfInterval  time.Duration
 	logLevel      string
 	logFormat     string
 	version       bool
 	shutdownGrace time.Duration
+	// stderr is where the startup hint for people goes (with -log.format=text).
+	stderr io.Writer
 
 	maxBodyBytes     int64
 	maxDecodedBytes  int64
@@ -92,7 +96,7 @@ type config struct {
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
-	c := &config{}
+	c := &config{stderr: stderr}
 	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -107,9 +111,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.tokensFile, "auth.tokens-file", "", "YAML file of bearer tokens and their scopes (write, read, deploy, admin); empty means no auth")
 	fs.StringVar(&c.tlsCert, "tls.cert-file", "", "TLS certificate file; with -tls.key-file serves HTTPS")
 	fs.StringVar(&c.tlsKey, "tls.key-file", "", "TLS key file; with -tls.cert-file serves HTTPS")
-	fs.BoolVar(&c.hostMetrics, "host-metrics", true, "record this host's CPU, memory, disk and network metrics in-process, like the agent does")
+	fs.BoolVar(&c.hostMetrics, "host-metrics", true, "record this host's CPU, memory, disk and network metrics in-process, like the agent does; paused while an agent records the same host (its telltale_agent_info has this host's instance)")
 	fs.DurationVar(&c.hostInterval, "host-metrics.interval", 10*time.Second, "interval of the in-process host metrics")
 	fs.StringVar(&c.hostRoot, "host-metrics.root", "/", "root under which /proc and /sys are read for host metrics")
+	fs.BoolVar(&c.selfMetrics, "self-metrics", true, "record the collector's own metrics (what /metrics serves) into its own storage with job=\"telltale-collector\", for the Telltale dashboard; turn off when something already scrapes /metrics into this collector")
+	fs.DurationVar(&c.selfInterval, "self-metrics.interval", 10*time.Second, "interval of -self-metrics")
 	fs.StringVar(&c.logLevel, "log.level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.logFormat, "log.format", "text", "log format: text or json")
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")
@@ -190,6 +196,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return nil, fmt.Errorf("-tls.cert-file and -tls.key-file go together; set both or neither")
 	}
+	if c.hostInterval <= 0 || c.selfInterval <= 0 {
+		return nil, fmt.Errorf("-host-metrics.interval=%s and -self-metrics.interval=%s must be positive, e.g. 10s", c.hostInterval, c.selfInterval)
+	}
 	if c.deployDB == "" {
 		c.deployDB = strings.TrimRight(c.dataDir, "/") + "/deploys.db"
 	}
@@ -214,14 +223,14 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version = ""
 
+// buildVersion is -ldflags' version, else what the Go build info says (see
+// instrument.BuildVersion: "devel" for go run).
 func buildVersion() string {
 	if version != "" {
 		return version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
+	v, _ := instrument.BuildVersion()
+	return v
 }
 
 // stringList is a repeatable string flag.

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -41,7 +40,7 @@ type Options struct {
 	// Service and Env become the service and env labels of every series.
 	Service, Env string
 	// Version and Commit label telltale_build_info; the defaults come from
-	// the binary's build info (module version, vcs.revision), else "unknown".
+	// the binary's build info: see BuildVersion.
 	Version, Commit string
 	// Instance is the instance label added to pushed series so replicas of
 	// a service do not overwrite each other; default os.Hostname(). Pull
@@ -198,7 +197,7 @@ func (o *Options) fill() error {
 	}
 	o.Service, o.Env = sanitizeLabelValue(o.Service), sanitizeLabelValue(o.Env)
 	if o.Version == "" || o.Commit == "" {
-		v, c := buildVersion()
+		v, c := BuildVersion()
 		if o.Version == "" {
 			o.Version = v
 		}
@@ -269,26 +268,4 @@ func (o *Options) fill() error {
 		o.Client = &http.Client{Timeout: o.Timeout}
 	}
 	return nil
-}
-
-// buildVersion returns the main module's version and VCS revision from the
-// binary's build info.
-func buildVersion() (version, commit string) {
-	version, commit = "unknown", "unknown"
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return version, commit
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		version = v
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && s.Value != "" {
-			commit = s.Value
-			if len(commit) > 12 {
-				commit = commit[:12]
-			}
-		}
-	}
-	return version, commit
 }

@@ -146,21 +146,47 @@ func moduleRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// Instance is one running collector.
+// Instance is one running collector. Stop, Kill, Signal, Exited,
+// ExitCode and Log come from its Process.
 type Instance struct {
+	*Process
 	t       testing.TB
 	URL     string // http://127.0.0.1:port
 	Addr    string
 	DataDir string
 	Args    []string
-	cmd     *exec.Cmd
-	log     *SyncBuffer
-	done    chan struct{}
+}
+
+// Process is a binary a test runs (a collector, an agent, the demo ...),
+// with its stdout and stderr kept for the test.
+type Process struct {
+	cmd  *exec.Cmd
+	log  *SyncBuffer
+	done chan struct{}
+}
+
+// StartProcess starts cmd (its Stdout and Stderr are set here) and stops
+// it when the test ends, showing its output if the test failed.
+func StartProcess(t testing.TB, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{cmd: cmd, log: &SyncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("%s %q output:\n%s", filepath.Base(cmd.Path), cmd.Args[1:], p.Log())
+		}
+	})
+	return p
 }
 
 // Start runs the collector with -listen on a free port, -data in a temp
-// dir (unless args set -data), -host-metrics=false (unless args set it), and
-// waits for /readyz.
+// dir (unless args set -data), -host-metrics=false and -self-metrics=false
+// (unless args set them: later flags win), and waits for /readyz.
 func Start(t testing.TB, args ...string) *Instance {
 	t.Helper()
 	return StartIn(t, t.TempDir(), args...)
@@ -176,22 +202,10 @@ func StartIn(t testing.TB, dataDir string, args ...string) *Instance {
 // its senders expect it.
 func StartOn(t testing.TB, addr, dataDir string, args ...string) *Instance {
 	t.Helper()
-	full := []string{"-listen", addr, "-data", dataDir, "-host-metrics=false", "-log.level", "debug"}
+	full := []string{"-listen", addr, "-data", dataDir, "-host-metrics=false", "-self-metrics=false", "-log.level", "debug"}
 	full = append(full, args...)
-	in := &Instance{t: t, URL: "http://" + addr, Addr: addr, DataDir: dataDir, Args: args,
-		log: &SyncBuffer{}, done: make(chan struct{})}
-	in.cmd = exec.Command(Binary(t), full...)
-	in.cmd.Stdout, in.cmd.Stderr = in.log, in.log
-	if err := in.cmd.Start(); err != nil {
-		t.Fatalf("start collector: %v", err)
-	}
-	go func() { _ = in.cmd.Wait(); close(in.done) }()
-	t.Cleanup(func() {
-		in.Stop()
-		if t.Failed() {
-			t.Logf("collector log (%s):\n%s", addr, in.Log())
-		}
-	})
+	in := &Instance{t: t, URL: "http://" + addr, Addr: addr, DataDir: dataDir, Args: args}
+	in.Process = StartProcess(t, exec.Command(Binary(t), full...))
 	in.WaitReady()
 	return in
 }
@@ -218,35 +232,35 @@ func (in *Instance) WaitReady() {
 	in.t.Fatalf("collector not ready after 60s:\n%s", in.Log())
 }
 
-// Log returns what the collector printed so far.
-func (in *Instance) Log() string { return in.log.String() }
+// Log returns what the process printed so far.
+func (p *Process) Log() string { return p.log.String() }
 
 // Stop sends SIGTERM and waits for a clean exit (up to 30 s, then kills).
-func (in *Instance) Stop() {
+func (p *Process) Stop() {
 	select {
-	case <-in.done:
+	case <-p.done:
 		return
 	default:
 	}
-	_ = in.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-in.done:
+	case <-p.done:
 	case <-time.After(30 * time.Second):
-		_ = in.cmd.Process.Kill()
-		<-in.done
+		_ = p.cmd.Process.Kill()
+		<-p.done
 	}
 }
 
 // Kill sends SIGKILL (kill -9) and waits for the process to end.
-func (in *Instance) Kill() {
-	_ = in.cmd.Process.Kill()
-	<-in.done
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
 }
 
-// Signal sends sig to the collector without waiting for it to end, for
+// Signal sends sig to the process without waiting for it to end, for
 // tests of what it does on the way out; Exited and ExitCode tell how it
 // ended.
-func (in *Instance) Signal(sig os.Signal) { _ = in.cmd.Process.Signal(sig) }
+func (p *Process) Signal(sig os.Signal) { _ = p.cmd.Process.Signal(sig) }
 
 // Pid returns the collector's process id.
 func (in *Instance) Pid() int { return in.cmd.Process.Pid }
@@ -276,12 +290,12 @@ func (in *Instance) RSS() (cur, peak int64) {
 }
 
 // Exited returns a channel that is closed once the process has ended.
-func (in *Instance) Exited() <-chan struct{} { return in.done }
+func (p *Process) Exited() <-chan struct{} { return p.done }
 
 // ExitCode returns the exit code after the process ended.
-func (in *Instance) ExitCode() int {
-	<-in.done
-	return in.cmd.ProcessState.ExitCode()
+func (p *Process) ExitCode() int {
+	<-p.done
+	return p.cmd.ProcessState.ExitCode()
 }
 
 // Value runs an instant PromQL query now that must return exactly one
@@ -427,16 +441,30 @@ func (in *Instance) Post(ctx context.Context, path string, body []byte, headers 
 // collector's /metrics, or -1 when it has none.
 func (in *Instance) Metric(ctx context.Context, name string) float64 {
 	in.t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, in.URL+"/metrics", nil)
+	v, err := MetricAt(ctx, in.URL+"/metrics", name)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	return v
+}
+
+// MetricAt returns the value of the series name (as written in the
+// exposition) on the /metrics page at url (any process's: the collector's,
+// an agent's -listen), or -1 when it has none.
+func MetricAt(ctx context.Context, url, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		in.t.Fatalf("GET /metrics: %v", err)
+		return 0, fmt.Errorf("GET %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
-		in.t.Fatalf("GET /metrics: status %d", resp.StatusCode)
+		return 0, fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
 	}
-	return metricValue(resp.Body, name)
+	return metricValue(resp.Body, name), nil
 }
 
 // Metric returns the value of the series name (as written in the

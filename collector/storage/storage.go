@@ -82,6 +82,9 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot resolve data directory %q: %w", opts.Dir, err)
 	}
+	if err := checkLock(dir); err != nil {
+		return nil, err
+	}
 
 	topts := tsdb.DefaultOptions()
 	topts.RetentionDuration = opts.Retention.Milliseconds()
@@ -109,7 +112,13 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 	reg := prometheus.NewRegistry()
 	start := time.Now()
 	stats := tsdb.NewDBStats()
-	db, err := tsdb.Open(dir, opts.Logger.With("component", "tsdb"), reg, topts, stats)
+	// The TSDB's routine start-up lines (WAL replay steps) only at debug:
+	// "storage opened" below says what a reader needs.
+	tlog := opts.Logger
+	if !tlog.Enabled(ctx, slog.LevelDebug) {
+		tlog = slog.New(warnAndAbove{tlog.Handler()})
+	}
+	db, err := tsdb.Open(dir, tlog.With("component", "tsdb"), reg, topts, stats)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return nil, err
@@ -151,4 +160,19 @@ func (s *Storage) Close() error {
 		return fmt.Errorf("cannot close TSDB: %w", err)
 	}
 	return nil
+}
+
+// warnAndAbove passes on only warnings and errors.
+type warnAndAbove struct{ slog.Handler }
+
+func (h warnAndAbove) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+func (h warnAndAbove) WithAttrs(as []slog.Attr) slog.Handler {
+	return warnAndAbove{h.Handler.WithAttrs(as)}
+}
+
+func (h warnAndAbove) WithGroup(name string) slog.Handler {
+	return warnAndAbove{h.Handler.WithGroup(name)}
 }

@@ -53,11 +53,11 @@ func service(opts Options) (*dashboard.DashboardBuilder, string, string) {
 		svcQ(`count by (version) (telltale_build_info{{S}})`), "{{version}}", quarter).
 		TextMode(common.BigValueTextModeName))
 	b.WithPanel(single("Requests", "Requests per second, all chosen routes.", units.RequestsPerSecond,
-		svcQ(`sum(rate(http_requests_total{{R}}[$__rate_interval]))`), "", quarter))
+		svcQ(`sum(rate(http_requests_total{{R}}[$__rate_interval]))`), "requests/s", quarter))
 	b.WithPanel(single("Errors", "Share of requests answered 5xx.", units.PercentUnit,
-		errorRatio("service, env"), "", quarter))
+		errorRatio("service, env"), "{{service}} {{env}} 5xx", quarter))
 	b.WithPanel(single("p99 latency", "99th percentile request duration, all chosen routes.", units.Seconds,
-		quantile("0.99", "le"), "", quarter))
+		quantile("0.99", "le"), "p99", quarter))
 
 	row(b, "Requests")
 	b.WithPanel(graph("Request rate by route", "Requests per second by route.", units.RequestsPerSecond, half,

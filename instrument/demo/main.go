@@ -31,10 +31,17 @@ func main() {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the usage is printed, and asking for it is no error
+		}
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
+
+// buildVersion is set by release builds: -ldflags "-X main.buildVersion=v1.2.3"
+// (the Dockerfile does); "" takes the version from the Go build info.
+var buildVersion = ""
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
@@ -43,7 +50,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve the shop API, /switches and /metrics on")
 	service := fs.String("service", "demo", "service label")
 	env := fs.String("env", "dev", "env label")
-	version := fs.String("version", "", "version label of telltale_build_info (default: from the build)")
+	version := fs.String("version", buildVersion, "version label of telltale_build_info (default: the Go build info's version, \"devel\" for go run)")
 	commit := fs.String("commit", "", "commit label of telltale_build_info (default: from the build)")
 	tokenFile := fs.String("token-file", "", "file holding the collector's bearer token (write scope)")
 	interval := fs.Duration("interval", 10*time.Second, "push interval")

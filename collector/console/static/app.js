@@ -13,9 +13,9 @@ import { LiveView } from './live.js';
 import { el } from './format.js';
 import { hideTooltip } from './chart.js';
 
-const RANGES = { '15m': 15 * 60e3, '1h': 3600e3, '6h': 6 * 3600e3, '24h': 24 * 3600e3 };
+const RANGES = { '15m': 15 * 60e3, '30m': 30 * 60e3, '1h': 3600e3, '6h': 6 * 3600e3, '24h': 24 * 3600e3 };
 const REFRESHES = { off: 0, '10s': 10e3, '30s': 30e3, '1m': 60e3 };
-const DEFAULT_RANGE = '1h';
+const DEFAULT_RANGE = '30m'; // as the dashboards' own default (board.DefaultFrom): a fresh install's data is more than a sliver
 const DEFAULT_REFRESH = '30s'; // the dashboards' own refresh
 
 const config = JSON.parse(document.getElementById('telltale-config').textContent);

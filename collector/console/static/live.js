@@ -6,7 +6,7 @@
 
 import * as api from './api.js';
 import { el } from './format.js';
-import { isoTime } from './units.js';
+import { isoTime, format } from './units.js';
 import { seriesName } from './vars.js';
 import { changeTitle } from './chart.js';
 
@@ -133,7 +133,8 @@ export class LiveView {
       const name = seriesName(s.labels);
       const v = Number(s.v);
       frag.append(el('tr', { dataset: { received: String(now), t: String(s.t), series: name, value: s.v } },
-        el('td', { class: 'muted' }, isoTime(now)), el('td', {}, isoTime(s.t)), el('td', { class: 'series' }, name), el('td', { class: 'num' }, s.v)));
+        el('td', { class: 'muted' }, isoTime(now)), el('td', {}, isoTime(s.t)), el('td', { class: 'series' }, name),
+        el('td', { class: 'num', title: s.v }, liveValue(name, v))));
       this.track(name, s.t, v);
     }
     this.state.live.samples += samples.length;
@@ -172,7 +173,8 @@ export class LiveView {
     }
     s.points.push([t, v]);
     if (s.points.length > SPARK_POINTS) s.points.shift();
-    s.value.textContent = Number.isFinite(v) ? String(+v.toPrecision(6)) : String(v);
+    s.value.textContent = liveValue(name, v);
+    s.value.title = String(v);
     s.row.dataset.points = String(s.points.length);
     this.dirty.add(s);
   }
@@ -206,6 +208,17 @@ export class LiveView {
     this.stop('stopped');
     cancelAnimationFrame(this.raf);
   }
+}
+
+// liveValue formats a live sample for reading (12.3 GiB, 1.2 s, 12.3 K)
+// with the unit its metric name's suffix says; the exact value is in the
+// cell's title and the row's data-value.
+export function liveValue(name, v) {
+  const metric = name.split('{')[0];
+  let unit = 'short';
+  if (/_bytes(_total)?$/.test(metric)) unit = 'bytes';
+  else if (/_seconds(_total)?$/.test(metric)) unit = 's';
+  return format(v, unit);
 }
 
 function drawSpark(canvas, points) {
