@@ -20,6 +20,7 @@ import (
 	"github.com/telltale-dev/telltale/collector/auth"
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/collector/query"
+	"github.com/telltale-dev/telltale/collector/rules"
 	"github.com/telltale-dev/telltale/collector/storage"
 	"github.com/telltale-dev/telltale/collector/tail"
 )
@@ -36,7 +37,8 @@ type app struct {
 	auth    *auth.Checker
 	mux     *http.ServeMux
 	deploys *deploys.Service
-	tail    *tail.Hub // live tail; deploy events go to tail.PublishDeploy
+	tail    *tail.Hub      // live tail; deploy events go to tail.PublishDeploy
+	rules   *rules.Manager // rules engine (ext_rules.go); serves /api/v1/rules and /api/v1/alerts
 	ready   atomic.Bool
 	workers []func(ctx context.Context) error // background loops, run until ctx is done
 	closers []func() error                    // run in reverse order after the server stopped

@@ -3,13 +3,15 @@ package main
 import "context"
 
 // addExtensions wires the parts beyond the core, each in its own ext_*.go
-// file: host metrics, deploys, live tail, Influx and OTLP ingest, the web
-// console.
+// file: host metrics, deploys, live tail, rules and alerts, Influx and OTLP
+// ingest, the web console. Rules come after the tail (so the tail sees
+// rule results) and the deploys (alerts name their service's deploys).
 func (a *app) addExtensions(ctx context.Context) error {
 	for _, add := range []func(context.Context) error{
 		a.addHostMetrics,
 		a.addTail,
 		a.addDeploys,
+		a.addRules,
 		a.addOTLP,
 		a.addInflux,
 		a.addConsole,

@@ -26,7 +26,7 @@ func main() {
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "collector:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -35,6 +35,9 @@ func main() {
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "tail" {
 		return runTail(ctx, args[1:], os.Stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "check-rules" {
+		return runCheckRules(args[1:], os.Stdin, os.Stdout, stderr)
 	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
