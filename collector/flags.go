@@ -77,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: collector [flags]\n       collector tail [-collector URL] [-json] '<selector>' ...   (live tail; collector tail -h)\n       collector check-rules [-lint-fatal] FILE...                 (validate rule files like promtool check rules)\n\nTelltale's collector: ingest, storage, Prometheus query API, deploy log, live tail and web console.\nOpen http://<listen>/ for the console; point Grafana's Prometheus data source at http://<listen>.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: collector [flags]\n       collector tail [-collector URL] [-json] '<selector>' ...   (live tail; collector tail -h)\n       collector check-rules [-lint-fatal] FILE...                 (validate rule files like promtool check rules)\n       collector slo-rules SLO-FILE > RULES                        (generate SLO recording and burn-rate alerting rules)\n\nTelltale's collector: ingest, storage, Prometheus query API, deploy log, live tail and web console.\nOpen http://<listen>/ for the console; point Grafana's Prometheus data source at http://<listen>.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9470", "address to serve HTTP on; listening beyond loopback without -auth.tokens-file logs a warning")

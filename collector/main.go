@@ -39,6 +39,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "check-rules" {
 		return runCheckRules(args[1:], os.Stdin, os.Stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "slo-rules" {
+		return runSLORules(args[1:], os.Stdout, stderr)
+	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
