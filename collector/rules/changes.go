@@ -91,7 +91,9 @@ func (c *changeContext) annotate(ctx context.Context, lset, ann labels.Labels, a
 		return ann
 	}
 	env := lset.Get("env")
-	text, link := c.lookup(ctx, service, env, activeAt, hold, firing)
+	// ALERTS_FOR_STATE keeps whole seconds, so after a restart the restored
+	// ActiveAt is truncated: truncate always, and the text stays the same.
+	text, link := c.lookup(ctx, service, env, activeAt.Truncate(time.Second), hold, firing)
 	b := labels.NewBuilder(ann)
 	b.Set(AnnotationChanges, text)
 	b.Set(AnnotationChangeLink, link) // "" deletes
