@@ -90,7 +90,7 @@ func (a *app) addRules(ctx context.Context) error {
 				return nil
 			case <-hup:
 				if l, err := m.Reload(ctx); err != nil {
-					a.log.Error("rules reload on SIGHUP failed; the rules loaded before stay in effect", "component", "rules", "err", err)
+					a.log.Error("rules reload on SIGHUP failed", "component", "rules", "err", err)
 				} else {
 					a.log.Info("rules reloaded on SIGHUP", "component", "rules", "files", len(l.Files), "groups", l.Groups, "rules", l.Rules)
 				}

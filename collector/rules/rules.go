@@ -319,6 +319,9 @@ func (m *Manager) Reload(ctx context.Context) (Loaded, error) {
 	if err != nil {
 		m.m.reloadFailed.Inc()
 		m.m.lastReloadOK.Set(0)
+		if m.loaded.Files != nil {
+			err = fmt.Errorf("%w\n(the rules loaded before stay in effect)", err)
+		}
 		return l, err
 	}
 	m.m.reloadOK.Inc()
@@ -351,7 +354,7 @@ func (m *Manager) reload(ctx context.Context) (Loaded, error) {
 		l.Rules += r.Rules
 	}
 	if len(problems) > 0 {
-		return Loaded{}, fmt.Errorf("%w; the rules loaded before stay in effect:\n%s", ErrInvalidRules, strings.Join(problems, "\n"))
+		return Loaded{}, fmt.Errorf("%w:\n%s", ErrInvalidRules, strings.Join(problems, "\n"))
 	}
 	if err := m.prom.Update(m.opts.Interval, files, labels.EmptyLabels(), m.opts.ExternalURL, m.iterate); err != nil {
 		// The check above passed, so the files changed in between.
