@@ -97,7 +97,7 @@ func newHarness(t *testing.T, dir, ruleFile string, mutate func(*Options)) *harn
 // are evaluated by hand.
 func (h *harness) load() {
 	h.t.Helper()
-	files, err := ExpandFiles(h.m.opts.Files)
+	files, err := h.m.files()
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -72,6 +72,8 @@ type Options struct {
 	Files []string
 	// Interval evaluates groups that set none; default 1m.
 	Interval time.Duration
+	// Builtin rule files are loaded (and reloaded) with Files.
+	Builtin []Builtin
 
 	// Writer receives every recorded sample; required.
 	Writer BatchWriter
@@ -135,8 +137,9 @@ type Options struct {
 type Manager struct {
 	opts    Options
 	log     *slog.Logger
-	prom    *promrules.Manager
-	promCtx context.Context
+	prom     *promrules.Manager
+	promOpts *promrules.ManagerOptions
+	promCtx  context.Context
 	cancel  context.CancelFunc
 	am      *alertmanagers // nil without Alertmanagers
 	ledger  *ledger        // nil without notification targets
@@ -248,7 +251,12 @@ func New(opts Options) (*Manager, error) {
 	}
 
 	m.promCtx, m.cancel = context.WithCancel(context.Background())
-	m.prom = promrules.NewManager(&promrules.ManagerOptions{
+	builtin := map[string][]byte{}
+	for _, b := range opts.Builtin {
+		builtin[b.Name] = b.Data
+	}
+	m.promOpts = &promrules.ManagerOptions{
+		GroupLoader:     loader{builtin: builtin, parser: opts.Parser},
 		ExternalURL:     parseOrNil(opts.ExternalURL),
 		QueryFunc:       promrules.EngineQueryFunc(opts.Engine, opts.Queryable),
 		NotifyFunc:      m.notify,
@@ -265,7 +273,8 @@ func New(opts Options) (*Manager, error) {
 		// file added while the collector runs may alert on series written
 		// by a previous instance).
 		RestoreNewRuleGroups: true,
-	})
+	}
+	m.prom = promrules.NewManager(m.promOpts)
 	return m, nil
 }
 
@@ -331,8 +340,29 @@ func (m *Manager) Reload(ctx context.Context) (Loaded, error) {
 	return l, nil
 }
 
-func (m *Manager) reload(ctx context.Context) (Loaded, error) {
+// files expands Files and appends the built-in files' names.
+func (m *Manager) files() ([]string, error) {
 	files, err := ExpandFiles(m.opts.Files)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range m.opts.Builtin {
+		files = append(files, b.Name)
+	}
+	return files, nil
+}
+
+func (m *Manager) check(file string) FileResult {
+	for _, b := range m.opts.Builtin {
+		if b.Name == file {
+			return CheckBytes(b.Name, b.Data, m.opts.Parser)
+		}
+	}
+	return CheckFile(file, m.opts.Parser)
+}
+
+func (m *Manager) reload(ctx context.Context) (Loaded, error) {
+	files, err := m.files()
 	if err != nil {
 		return Loaded{}, err
 	}
@@ -342,7 +372,7 @@ func (m *Manager) reload(ctx context.Context) (Loaded, error) {
 		if ctx.Err() != nil {
 			return Loaded{}, ctx.Err()
 		}
-		r := CheckFile(f, m.opts.Parser)
+		r := m.check(f)
 		for _, p := range r.Problems {
 			if p.Lint {
 				m.log.Warn("rule file lint", "file", f, "problem", p.String())
