@@ -2,10 +2,11 @@ package rules
 
 import (
 	"fmt"
-	"github.com/prometheus/prometheus/promql"
 	"math"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/promql"
 )
 
 const recordingRules = `
