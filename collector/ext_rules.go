@@ -19,10 +19,13 @@ import (
 	"github.com/telltale-dev/telltale/annotator/deployapi"
 	"github.com/telltale-dev/telltale/collector/auth"
 	"github.com/telltale-dev/telltale/collector/rules"
+	"github.com/telltale-dev/telltale/dashboards/board"
 )
 
-// addRules wires the rules engine: the -rules.files are checked and loaded
-// at start (a bad file stops the start with its file, line and why), then
+// addRules wires the rules engine: the -rules.files and (with
+// -rules.dashboards) the recording rules the built-in dashboards read are
+// checked and loaded at start (a bad file stops the start with its file,
+// line and why), then
 // evaluated against the storage with results written through a.writer
 // (so the live tail sees them); alerts go to -alertmanager.url, to
 // -alert.webhook and (with -alert.deploy-webhooks) the -deploy.webhook
@@ -45,8 +48,17 @@ func (a *app) addRules(ctx context.Context) error {
 			external = "https://" + a.cfg.listen
 		}
 	}
+	var builtin []rules.Builtin
+	if a.cfg.rulesDashboards {
+		data, err := board.RulesFileEvery(a.cfg.rulesDashboardsIntv)
+		if err != nil {
+			return err
+		}
+		builtin = append(builtin, rules.Builtin{Name: "builtin/telltale-dashboards.rules.yml", Data: data})
+	}
 	m, err := rules.New(rules.Options{
 		Files:               a.cfg.rulesFiles,
+		Builtin:             builtin,
 		Interval:            a.cfg.rulesInterval,
 		Writer:              a.writer,
 		Queryable:           a.query.Queryable(),
@@ -71,10 +83,8 @@ func (a *app) addRules(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(a.cfg.rulesFiles) > 0 {
-		if _, err := m.Reload(ctx); err != nil {
-			return fmt.Errorf("-rules.files: %w", err)
-		}
+	if _, err := m.Reload(ctx); err != nil {
+		return fmt.Errorf("-rules.files: %w", err)
 	}
 	a.rules = m
 	a.workers = append(a.workers, m.Run)

@@ -53,6 +53,8 @@ type config struct {
 	impactConfig  string
 
 	rulesFiles          stringList
+	rulesDashboards     bool
+	rulesDashboardsIntv time.Duration
 	rulesInterval       time.Duration
 	rulesExternalURL    string
 	rulesOutageTol      time.Duration
@@ -119,6 +121,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.impactConfig, "impact.config", "", "optional YAML file of deploy impact settings: window, step, rate_window and extra or retuned signals per service")
 	fs.Var(&c.webhooks, "deploy.webhook", "chat webhook told about every deploy, as slack=<url> (Slack-compatible JSON) or json=<url> (the deploy object); repeatable")
 	fs.Var(&c.rulesFiles, "rules.files", "Prometheus rule file (recording and alerting rules) or glob, e.g. rules/*.rules.yml; repeatable. Reloaded on SIGHUP and POST /-/reload (admin scope); check files with: collector check-rules FILE...")
+	fs.BoolVar(&c.rulesDashboards, "rules.dashboards", true, "evaluate the recording rules the built-in dashboards read (the console's and the generated Grafana JSON's heaviest panels); without them those panels are empty")
+	fs.DurationVar(&c.rulesDashboardsIntv, "rules.dashboards-interval", 30*time.Second, "evaluation interval of the dashboards' recording rules")
 	fs.DurationVar(&c.rulesInterval, "rules.evaluation-interval", time.Minute, "how often rule groups without their own interval are evaluated")
 	fs.StringVar(&c.rulesExternalURL, "rules.external-url", "", "the collector as people reach it, for the links in alert notifications and $externalURL in templates; default http://<-listen>")
 	fs.DurationVar(&c.rulesOutageTol, "rules.outage-tolerance", time.Hour, "longest collector downtime after which alerts' `for` state is still restored from ALERTS_FOR_STATE")

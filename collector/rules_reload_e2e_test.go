@@ -60,7 +60,7 @@ func TestRulesReload(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "e2e.rules.yml")
 	os.WriteFile(file, []byte(oneRule), 0o600)
-	in := collectortest.Start(t, "-rules.files", filepath.Join(dir, "*.rules.yml"))
+	in := collectortest.Start(t, "-rules.files", filepath.Join(dir, "*.rules.yml"), "-rules.dashboards=false")
 	waitUntil(t, time.Minute, "the first recorded sample", func() bool { return !newestSample(t, in, "e2e:one").IsZero() })
 	if n := in.Metric(t.Context(), "telltale_rules_samples_written_total"); n < 1 {
 		t.Errorf("telltale_rules_samples_written_total: got %v; want the recorded samples counted", n)
