@@ -265,7 +265,9 @@ func TestAlertsEndToEnd(t *testing.T) {
 	}
 	// The alert keeps being sent (every 2 s); Alertmanager must see the
 	// same alert, not a new one: no second firing notification.
-	nSends := func() int { return int(in.Metric(t.Context(), `prometheus_notifications_sent_total{alertmanager="`+amURL+`/api/v2/alerts"}`)) }
+	nSends := func() int {
+		return int(in.Metric(t.Context(), `prometheus_notifications_sent_total{alertmanager="`+amURL+`/api/v2/alerts"}`))
+	}
 	sent := nSends()
 	waitUntil(t, time.Minute, "two more sends after the restart", func() bool { return nSends() >= sent+2 })
 	if got := hook.statuses(slo.LatencyBudgetAlert); !slices.Equal(got, []string{"firing"}) {

@@ -135,16 +135,16 @@ type Options struct {
 // Manager runs the rules. Create it with New, load the files with Reload,
 // run Run in a goroutine. It is safe for concurrent use.
 type Manager struct {
-	opts    Options
-	log     *slog.Logger
+	opts     Options
+	log      *slog.Logger
 	prom     *promrules.Manager
 	promOpts *promrules.ManagerOptions
 	promCtx  context.Context
-	cancel  context.CancelFunc
-	am      *alertmanagers // nil without Alertmanagers
-	ledger  *ledger        // nil without notification targets
-	hooks   []*webhookWorker
-	changes *changeContext
+	cancel   context.CancelFunc
+	am       *alertmanagers // nil without Alertmanagers
+	ledger   *ledger        // nil without notification targets
+	hooks    []*webhookWorker
+	changes  *changeContext
 
 	holds sync.Map // alertname \x00 expr -> hold duration, for notifications
 
