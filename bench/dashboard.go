@@ -97,7 +97,7 @@ func dashboardCommand(ctx context.Context, args []string, stderr io.Writer) erro
 	// Grafana's $__interval for the span on a 1200 px wide panel, and its
 	// $__rate_interval: max(interval + scrape interval, 4 × scrape interval)
 	// with the data source's 15s scrape interval.
-	step := max((*span/1200).Round(time.Second), 15*time.Second)
+	step := max((*span / 1200).Round(time.Second), 15*time.Second)
 	rate := max(step+15*time.Second, time.Minute)
 	vars := board.TestVars()
 	vars["__interval"], vars["__rate_interval"], vars["__range"] = step.String(), rate.String(), span.String()
