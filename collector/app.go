@@ -71,6 +71,10 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 	})
 	a.query = query.New(a.store, query.Options{
 		Timeout: cfg.queryTimeout, MaxSamples: cfg.queryMaxSamples, LookbackDelta: cfg.lookbackDelta,
+		MaxConcurrent: cfg.queryMaxConcurrent, MaxQueued: cfg.queryMaxQueued, MaxQueueWait: cfg.queryMaxQueueWait,
+		MaxQueryLength: cfg.queryMaxLength, MaxQueryDepth: cfg.queryMaxDepth, WriteTimeout: cfg.queryWriteTimeout,
+		Features: cfg.queryFeatures, DataDir: cfg.dataDir, EnableAdmin: true, CORSOrigin: cfg.corsOrigin,
+		Flags: cfg.flagValues, Ready: a.ready.Load, Gatherer: a.store.Registry(),
 		Metadata: a.writer.Metadata(), BuildInfo: query.BuildInfo{Version: buildVersion()},
 		Logger: logger, Metrics: a.set,
 	})
@@ -87,7 +91,12 @@ func (a *app) routes() {
 	w := func(h http.HandlerFunc) http.Handler { return a.auth.Require(auth.ScopeWrite, h) }
 	a.mux.Handle("/api/v1/write", w(a.ingest.RemoteWrite))
 	a.mux.Handle("/api/v1/import/prometheus", w(a.ingest.ImportPrometheus))
-	a.mux.Handle("/api/v1/", a.auth.Require(auth.ScopeRead, a.query.Handler()))
+	qh := a.query.Handler()
+	a.mux.Handle("/api/v1/", a.auth.Require(auth.ScopeRead, qh))
+	a.mux.Handle("/api/v1/admin/", a.auth.Require(auth.ScopeAdmin, qh))
+	// Prometheus' probes, for tools that expect them; open like /healthz.
+	a.mux.Handle("/-/healthy", qh)
+	a.mux.Handle("/-/ready", qh)
 	a.mux.Handle("/metrics", a.auth.Require(auth.ScopeRead, http.HandlerFunc(a.serveMetrics)))
 	// Profiles for finding where the time goes (go tool pprof http://.../debug/pprof/profile).
 	a.mux.Handle("/debug/pprof/", a.auth.Require(auth.ScopeAdmin, http.HandlerFunc(pprof.Index)))

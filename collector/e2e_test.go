@@ -446,7 +446,7 @@ func TestQueryAPI(t *testing.T) {
 		{"/api/v1/query_range?query=e2e_api&start=" + strconv.FormatInt(now.Unix()-4, 10) + "&end=" + ts + "&step=1", 200, `"resultType":"matrix"`},
 		{"/api/v1/status/buildinfo", 200, `"version"`},
 		{"/api/v1/query?query=sum(", 400, `"errorType":"bad_data"`},
-		{"/api/v1/query", 400, `missing parameter \"query\"`},
+		{"/api/v1/query", 400, "no expression found in input"},
 		{"/api/v1/query_range?query=up&start=10&end=5&step=1", 400, "end timestamp must not be before start"},
 		{"/api/v1/query_range?query=up&start=0&end=100000&step=1", 400, "exceeded maximum resolution"},
 		{"/api/v1/series", 400, "no match[] parameter"},

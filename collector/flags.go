@@ -9,6 +9,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/telltale-dev/telltale/collector/query"
 )
 
 // config holds every flag of the collector.
@@ -39,9 +41,20 @@ type config struct {
 	maxQueueDuration time.Duration
 	influxMaxLineLen int
 
-	queryTimeout    time.Duration
-	queryMaxSamples int
-	lookbackDelta   time.Duration
+	queryTimeout       time.Duration
+	queryMaxSamples    int
+	lookbackDelta      time.Duration
+	queryMaxConcurrent int
+	queryMaxQueued     int
+	queryMaxQueueWait  time.Duration
+	queryMaxLength     int
+	queryMaxDepth      int
+	queryWriteTimeout  time.Duration
+	corsOrigin         string
+	queryFeatures      stringList
+
+	// flagValues is every flag's value by name, for /api/v1/status/flags.
+	flagValues map[string]string
 
 	deployDB         string
 	grafanaURL       string
@@ -111,6 +124,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.queryTimeout, "query.timeout", 2*time.Minute, "longest a query may run")
 	fs.IntVar(&c.queryMaxSamples, "query.max-samples", 50_000_000, "most samples a query may load into memory")
 	fs.DurationVar(&c.lookbackDelta, "query.lookback-delta", 5*time.Minute, "how far back an instant selector looks for the latest sample")
+	fs.IntVar(&c.queryMaxConcurrent, "query.max-concurrency", 20, "queries (and series, label and remote-read requests) run at once; more wait in a queue")
+	fs.IntVar(&c.queryMaxQueued, "query.max-queue", 80, "queries that may wait for a slot; more get 503 with Retry-After at once")
+	fs.DurationVar(&c.queryMaxQueueWait, "query.max-queue-duration", 30*time.Second, "how long a query waits for a slot before it gets 503 with Retry-After")
+	fs.IntVar(&c.queryMaxLength, "query.max-length", 256<<10, "longest PromQL query in bytes; longer gets 400")
+	fs.IntVar(&c.queryMaxDepth, "query.max-depth", 1000, "deepest PromQL nesting (brackets plus chained operators) accepted; deeper gets 400 before parsing, which is quadratic in it")
+	fs.DurationVar(&c.queryWriteTimeout, "query.write-timeout", time.Minute, "how long writing a query's answer may take after it is computed; a client that stops reading is cut off after this")
+	fs.Var(&c.queryFeatures, "query.enable-feature", "PromQL feature to turn on, with Prometheus' --enable-feature name: promql-experimental-functions, promql-delayed-name-removal, promql-binop-fill-modifiers, promql-unquoted-utf8-names, promql-per-step-stats; comma-separated or repeated")
+	fs.StringVar(&c.corsOrigin, "web.cors-origin", "", "regexp of the browser origins allowed to read the API cross-site (CORS), e.g. 'https?://grafana\\.example\\.com'; empty allows none (Prometheus allows '.*')")
 
 	fs.StringVar(&c.deployDB, "deploy.db", "", "SQLite file of the deploy log; default <-data>/deploys.db")
 	fs.StringVar(&c.grafanaURL, "grafana.url", "", "Grafana base URL; when set every deploy becomes a Grafana annotation and console panels link to Grafana")
@@ -142,8 +163,18 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	c.flagValues = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { c.flagValues[f.Name] = f.Value.String() })
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q; all settings are flags, see -h", fs.Arg(0))
+	}
+	var feats []string
+	for _, f := range c.queryFeatures {
+		feats = append(feats, strings.Split(f, ",")...)
+	}
+	c.queryFeatures = feats
+	if _, _, err := query.ParseFeatures(feats); err != nil {
+		return nil, fmt.Errorf("-query.enable-feature: %w", err)
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return nil, fmt.Errorf("-tls.cert-file and -tls.key-file go together; set both or neither")

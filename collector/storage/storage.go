@@ -47,6 +47,7 @@ type Options struct {
 // Storage is the embedded TSDB. It is safe for concurrent use.
 type Storage struct {
 	db       *tsdb.DB
+	stats    *tsdb.DBStats
 	registry *prometheus.Registry
 }
 
@@ -86,7 +87,8 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 
 	reg := prometheus.NewRegistry()
 	start := time.Now()
-	db, err := tsdb.Open(dir, opts.Logger.With("component", "tsdb"), reg, topts, tsdb.NewDBStats())
+	stats := tsdb.NewDBStats()
+	db, err := tsdb.Open(dir, opts.Logger.With("component", "tsdb"), reg, topts, stats)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return nil, err
@@ -97,7 +99,7 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 		"retention", opts.Retention, "out_of_order_window", opts.OutOfOrderWindow,
 		"head_series", db.Head().NumSeries(), "duration", time.Since(start).Round(time.Millisecond))
 
-	s := &Storage{db: db, registry: reg}
+	s := &Storage{db: db, stats: stats, registry: reg}
 	opts.Metrics.NewGauge("telltale_storage_head_series", func() float64 { return float64(db.Head().NumSeries()) })
 	opts.Metrics.NewGauge("telltale_storage_head_min_time_seconds", func() float64 { return float64(db.Head().MinTime()) / 1e3 })
 	opts.Metrics.NewGauge("telltale_storage_head_max_time_seconds", func() float64 { return float64(db.Head().MaxTime()) / 1e3 })
