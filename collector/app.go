@@ -15,6 +15,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/prometheus/common/expfmt"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/telltale-dev/telltale/annotator/deploys"
 	"github.com/telltale-dev/telltale/collector/auth"
@@ -76,7 +77,11 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 		Features: cfg.queryFeatures, DataDir: cfg.dataDir, EnableAdmin: true, CORSOrigin: cfg.corsOrigin,
 		Flags: cfg.flagValues, Ready: a.ready.Load, Gatherer: a.store.Registry(),
 		Metadata: a.writer.Metadata(), BuildInfo: query.BuildInfo{Version: buildVersion()},
-		Logger: logger, Metrics: a.set,
+		// The rules engine (ext_rules.go) is created after the API; these
+		// are asked per request, when it is there.
+		Rules:         func(context.Context) v1.RulesRetriever { return a.rules },
+		Alertmanagers: func(context.Context) v1.AlertmanagerRetriever { return a.rules },
+		Logger:        logger, Metrics: a.set,
 	})
 	a.routes()
 	if err := a.addExtensions(ctx); err != nil {

@@ -426,8 +426,11 @@ func (m *Manager) Run(ctx context.Context) error {
 }
 
 // RuleGroups returns the loaded rule groups, sorted by file and name
-// (v1.RulesRetriever).
+// (v1.RulesRetriever). The retriever methods of a nil Manager report none.
 func (m *Manager) RuleGroups() []*promrules.Group {
+	if m == nil {
+		return nil
+	}
 	if m.manual != nil {
 		return m.manual
 	}
@@ -436,6 +439,9 @@ func (m *Manager) RuleGroups() []*promrules.Group {
 
 // AlertingRules returns the loaded alerting rules (v1.RulesRetriever).
 func (m *Manager) AlertingRules() []*promrules.AlertingRule {
+	if m == nil {
+		return nil
+	}
 	if m.manual != nil {
 		var out []*promrules.AlertingRule
 		for _, g := range m.manual {
@@ -453,7 +459,7 @@ func (m *Manager) AlertingRules() []*promrules.AlertingRule {
 // Alertmanagers returns the Alertmanagers alerts are sent to
 // (v1.AlertmanagerRetriever).
 func (m *Manager) Alertmanagers() []*url.URL {
-	if m.am == nil {
+	if m == nil || m.am == nil {
 		return nil
 	}
 	return m.am.n.Alertmanagers()
@@ -462,7 +468,7 @@ func (m *Manager) Alertmanagers() []*url.URL {
 // DroppedAlertmanagers returns none: Alertmanagers come from flags, not
 // service discovery (v1.AlertmanagerRetriever).
 func (m *Manager) DroppedAlertmanagers() []*url.URL {
-	if m.am == nil {
+	if m == nil || m.am == nil {
 		return nil
 	}
 	return m.am.n.DroppedAlertmanagers()
