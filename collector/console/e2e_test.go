@@ -490,3 +490,45 @@ func TestConsoleAuth(t *testing.T) {
 		t.Errorf("after a reload with a saved token the prompt is shown")
 	}
 }
+
+// The console shows the rules engine's alerts: the alert firing on top of
+// the page with the deploy of its service that preceded it, and its firing
+// time as a region on the service's charts.
+func TestConsoleShowsAlerts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the collector and Chromium")
+	}
+	chromium(t)
+	rules := filepath.Join(t.TempDir(), "console.rules.yml")
+	os.WriteFile(rules, []byte(`groups:
+  - name: console
+    interval: 1s
+    rules:
+      - alert: CheckoutSlow
+        expr: vector(1)
+        labels: {service: shop, env: prod, severity: page}
+        annotations: {summary: checkout takes 2 s}
+`), 0o600)
+	col := collectortest.Start(t, "-rules.files", rules)
+	now := time.Now().Truncate(time.Millisecond)
+	push(t, col, appMetrics(appShape{service: "shop", env: "prod", routes: []string{"/", "/checkout"}, deployAt: now.Add(-5 * time.Minute),
+		old: "v1", new: "v2"}, now.Add(-15*time.Minute), now.Add(-2*time.Second)))
+	recordDeploy(t, col, deploy{Service: "shop", Env: "prod", Version: "v2", Who: "carol", Link: "https://example.com/shop/2"}, now.Add(-5*time.Minute), "")
+
+	b := newBrowser(t)
+	b.open(col.URL + "/#/d/telltale-service?range=15m&refresh=10s&var-service=shop&var-env=prod")
+	b.ready(0)
+	b.waitFor("the firing alert with its deploy on top of the page",
+		`[...document.querySelectorAll('#alerts li[data-alertname="CheckoutSlow"][data-state="firing"] .alert-changes')].some(e => e.textContent.includes('after deploy shop v2 to prod by carol: https://example.com/shop/2'))`, 30*time.Second)
+	if got := eval[string](b, `document.querySelector('#alerts li[data-alertname="CheckoutSlow"] .alert-summary').textContent`); got != "checkout takes 2 s" {
+		t.Errorf("alert summary: got %q; want the rule's", got)
+	}
+	// The region needs two evaluations in the range: wait for a refresh
+	// that has it.
+	b.waitFor("the firing region on the service's charts",
+		`[...document.querySelectorAll('.panel-timeseries .chart')].some(c => +c.dataset.alerts > 0 && c.querySelector('.alert-region[data-alertname="CheckoutSlow"]'))`, 45*time.Second)
+	b.screenshot("alerts", false)
+	if p := b.pageProblems(); len(p) > 0 {
+		t.Errorf("the page recorded problems: %q", p)
+	}
+}

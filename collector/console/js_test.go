@@ -27,8 +27,8 @@ func TestJavaScriptModules(t *testing.T) {
 	b := newBrowser(t)
 	b.open(srv.URL + "/")
 	eval[bool](b, `(async () => {
-		const [V, U, F, C] = await Promise.all(['vars', 'units', 'format', 'chart'].map(m => import('/static/' + m + '.js')));
-		Object.assign(window, {V, U, F, C});
+		const [V, U, F, C, A] = await Promise.all(['vars', 'units', 'format', 'chart', 'alerts'].map(m => import('/static/' + m + '.js')));
+		Object.assign(window, {V, U, F, C, A});
 		return true;
 	})()`)
 
@@ -94,4 +94,10 @@ func TestJavaScriptModules(t *testing.T) {
 	f(`C.deployTitle({service: 'api'})`, `"api (no version)"`)
 	f(`C.deployText({service: 'api', version: 'v1', who: 'me', env: 'prod', commit: 'abc', status: 'failed', message: 'Fix it', time: '2024-05-01T12:00:00Z', end_time: '2024-05-01T12:07:00Z'}, Date.parse('2024-05-01T12:10:00Z')).replace(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/, 'T')`,
 		`"api v1 by me\nprod · commit abc · failed\nT (10m ago), took 7 min\nFix it"`)
+	// Firing regions from ALERTS: a gap longer than 1.5 steps splits one.
+	f(`A.alertRegions([{metric: {__name__: 'ALERTS', alertname: 'Slow', alertstate: 'firing', service: 'shop'}, values: [[100, '1'], [110, '1'], [125, '1'], [200, '1'], [210, '1']]}, {metric: {alertname: 'Down', alertstate: 'firing'}, values: [[90, '1']]}], 10)`,
+		`[{"alertname":"Down","labels":{"alertname":"Down"},"start":90,"end":90},{"alertname":"Slow","labels":{"alertname":"Slow","service":"shop"},"start":100,"end":125},{"alertname":"Slow","labels":{"alertname":"Slow","service":"shop"},"start":200,"end":210}]`)
+	f(`[A.alertRegions(null, 10).length, A.stepFor(0, 15 * 60e3), A.stepFor(0, 24 * 3600e3)]`, `[0,10,288]`)
+	f(`A.regionText({alertname: 'Slow', labels: {service: 'shop', env: 'prod', severity: 'page'}, start: 1714564800, end: 1714565100}).replace(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/g, 'T')`,
+		`"Slow firing · shop prod\nT – T\nseverity page"`)
 }

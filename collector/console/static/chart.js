@@ -1,12 +1,15 @@
 // chart.js: a time-series chart (uPlot) with deploy markers: every deploy in
 // the chart's range is a vertical line (a band while a long deploy ran)
 // whose tooltip says who deployed what; clicking one shows it in the deploy
-// log. The chart element exposes what it drew as data- attributes
-// (data-series, data-points, data-xmin, data-xmax in ms, data-deploys) and
-// each marker its deploy's time (data-time, ms) and id (data-deploy-id).
+// log. Alerts that fired in the range are red regions behind them. The
+// chart element exposes what it drew as data- attributes (data-series,
+// data-points, data-xmin, data-xmax in ms, data-deploys, data-alerts) and
+// each marker its deploy's time (data-time, ms) and id (data-deploy-id),
+// each region its alert (data-alertname) and span (data-start, data-end, s).
 
 import { axisFormatter, format, isoTime } from './units.js';
 import { relTime } from './format.js';
+import { regionText } from './alerts.js';
 
 /* global uPlot */
 
@@ -108,6 +111,50 @@ function deployMarkers(chart) {
   };
 }
 
+// alertLayer is a uPlot plugin that draws chart.alerts (firing regions) on
+// the plot, under the deploy markers.
+function alertLayer(chart) {
+  let layer;
+  const draw = u => {
+    if (!layer) return;
+    layer.replaceChildren();
+    const [min, max] = [u.scales.x.min, u.scales.x.max];
+    if (min == null || max == null) return;
+    let n = 0;
+    for (const r of chart.alerts) {
+      if (r.end < min || r.start > max) continue;
+      const left = u.valToPos(Math.max(r.start, min), 'x');
+      const band = document.createElement('div');
+      band.className = 'alert-region';
+      band.style.left = left + 'px';
+      band.style.width = Math.max(2, u.valToPos(Math.min(r.end, max), 'x') - left) + 'px';
+      band.dataset.alertname = r.alertname;
+      band.dataset.start = String(r.start);
+      band.dataset.end = String(r.end);
+      band.setAttribute('aria-label', regionText(r));
+      band.addEventListener('mouseenter', e => showTooltip(regionText(r), e.clientX, e.clientY));
+      band.addEventListener('mousemove', e => showTooltip(regionText(r), e.clientX, e.clientY));
+      band.addEventListener('mouseleave', hideTooltip);
+      layer.append(band);
+      n++;
+    }
+    chart.el.dataset.alerts = String(n);
+  };
+  return {
+    hooks: {
+      ready: u => {
+        layer = document.createElement('div');
+        layer.className = 'alert-layer';
+        u.over.prepend(layer);
+        draw(u);
+      },
+      setScale: (u, key) => { if (key === 'x') draw(u); },
+      setSize: u => draw(u),
+    },
+    redraw: () => chart.u && draw(chart.u),
+  };
+}
+
 // Chart draws series over a fixed time range in el.
 export class Chart {
   constructor(el, { unit = 'short', onDeployClick } = {}) {
@@ -115,10 +162,12 @@ export class Chart {
     this.unit = unit;
     this.onDeployClick = onDeployClick;
     this.deploys = [];
+    this.alerts = [];
     this.u = null;
     this.labels = '';
     this.range = [0, 1];
     this.markers = deployMarkers(this);
+    this.regions = alertLayer(this);
     this.ro = new ResizeObserver(() => this.resize());
     this.ro.observe(el);
   }
@@ -159,6 +208,13 @@ export class Chart {
     this.markers.redraw();
   }
 
+  // setAlerts sets the firing regions to draw ({alertname, labels, start,
+  // end} in seconds).
+  setAlerts(regions) {
+    this.alerts = regions;
+    this.regions.redraw();
+  }
+
   options(series) {
     const unit = this.unit;
     const { width, height } = this.size();
@@ -188,7 +244,7 @@ export class Chart {
       legend: { show: true, live: true },
       cursor: { sync: { key: 'telltale' }, drag: { x: false, y: false, setScale: false }, focus: { prox: 16 } },
       focus: { alpha: 0.35 },
-      plugins: [this.markers],
+      plugins: [this.regions, this.markers],
     };
   }
 

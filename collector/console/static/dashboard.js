@@ -48,6 +48,7 @@ export class DashboardView {
     this.varDefs = (dash.templating?.list || []);
     this.panels = [];
     this.deploys = [];
+    this.alerts = [];
     this.build();
   }
 
@@ -208,6 +209,14 @@ export class DashboardView {
     for (const p of this.panels) if (p.chart) p.chart.setDeploys(this.deploys);
   }
 
+  // setAlerts draws the firing regions on every chart: those of the
+  // dashboard's service and env, and those of alerts without one (as the
+  // Grafana dashboards' firing-alerts annotation does).
+  setAlerts(regions) {
+    this.alerts = regions.filter(r => this.deployMatches({ service: r.labels.service, env: r.labels.env }) || (!r.labels.service && !r.labels.env));
+    for (const p of this.panels) if (p.chart) p.chart.setAlerts(this.alerts);
+  }
+
   scopeFor(fromMs, toMs, intervalMs) {
     return { ...this.vars, ...V.builtins(fromMs, toMs, intervalMs) };
   }
@@ -298,6 +307,7 @@ export class DashboardView {
     const t0 = performance.now();
     panel.chart.setData(xs, series, fromMs, toMs);
     panel.chart.setDeploys(this.deploys);
+    panel.chart.setAlerts(this.alerts || []);
     await new Promise(r => queueMicrotask(r)); // after uPlot's queued draw
     const drawMs = performance.now() - t0;
     let points = 0;
