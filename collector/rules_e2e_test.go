@@ -190,16 +190,50 @@ func flipSwitch(t *testing.T, demoAddr string, on bool) {
 }
 
 // forState returns the value of ALERTS_FOR_STATE (the unix second the
-// alert became active) of the shop's latency alert, 0 if none.
-func forState(t *testing.T, in *collectortest.Instance) float64 {
+// alert became active) of the shop's latency alert and the time of that
+// sample, zeros if none.
+func forState(t *testing.T, in *collectortest.Instance) (float64, time.Time) {
 	t.Helper()
-	res := in.Query(t.Context(), `ALERTS_FOR_STATE{alertname="`+slo.LatencyBudgetAlert+`",service="shop"}`, time.Time{})
-	if len(res) != 1 {
-		return 0
+	sel := `ALERTS_FOR_STATE{alertname="` + slo.LatencyBudgetAlert + `",service="shop"}`
+	res := in.Query(t.Context(), sel, time.Time{})
+	at := in.Query(t.Context(), "timestamp("+sel+")", time.Time{})
+	if len(res) != 1 || len(at) != 1 {
+		return 0, time.Time{}
 	}
-	var v float64
+	var v, ts float64
 	fmt.Sscan(res[0].Value[1].(string), &v)
-	return v
+	fmt.Sscan(at[0].Value[1].(string), &ts)
+	return v, time.UnixMilli(int64(ts * 1000))
+}
+
+// apiAlert is the shop's latency alert as /api/v1/alerts shows it; State
+// is "" when it is not there.
+type apiAlert struct {
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	State       string            `json:"state"`
+	ActiveAt    time.Time         `json:"activeAt"`
+}
+
+func latencyAlert(t *testing.T, in *collectortest.Instance) apiAlert {
+	t.Helper()
+	resp, err := http.Get(in.URL + "/api/v1/alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var env struct {
+		Data struct{ Alerts []apiAlert } `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range env.Data.Alerts {
+		if a.Labels["alertname"] == slo.LatencyBudgetAlert && a.Labels["service"] == "shop" {
+			return a
+		}
+	}
+	return apiAlert{}
 }
 
 // firing reports whether the shop's latency alert is firing in ALERTS.
@@ -251,17 +285,32 @@ func TestAlertsEndToEnd(t *testing.T) {
 	waitUntil(t, time.Minute, "Alertmanager's firing notification", func() bool {
 		return slices.Contains(hook.statuses(slo.LatencyBudgetAlert), "firing")
 	})
-	before := forState(t, in)
+	before, _ := forState(t, in)
 	if before == 0 || !firing(t, in) {
 		t.Fatalf("before the restart: ALERTS_FOR_STATE %v, firing %v; want the alert firing with its for state", before, firing(t, in))
 	}
+	api := latencyAlert(t, in)
+	if api.State != "firing" || !strings.Contains(api.Annotations["telltale_changes"], wantDeployNamed) || api.ActiveAt.Unix() != int64(before) {
+		t.Fatalf("/api/v1/alerts before the restart: got %+v; want it firing since %v with the deploy named", api, before)
+	}
 
-	// Restart while it fires: same address, data and flags.
+	// Restart while it fires: same address, data and flags. (ALERTS and
+	// ALERTS_FOR_STATE of before stay visible for the lookback: wait for
+	// the new process's own.)
 	in.Stop()
+	restarted := time.Now()
 	in = collectortest.StartOn(t, in.Addr, data, args...)
-	waitUntil(t, time.Minute, "the alert firing again after the restart", func() bool { return firing(t, in) })
-	if after := forState(t, in); after != before {
+	waitUntil(t, time.Minute, "the alert firing again after the restart", func() bool {
+		_, at := forState(t, in)
+		return latencyAlert(t, in).State == "firing" && at.After(restarted)
+	})
+	if after, _ := forState(t, in); after != before {
 		t.Fatalf("ALERTS_FOR_STATE after the restart: got %v; want %v as before (the for state restored, not restarted)", after, before)
+	}
+	if after := latencyAlert(t, in); after.State != "firing" || !after.ActiveAt.Equal(api.ActiveAt.Truncate(time.Second)) ||
+		after.Annotations["telltale_changes"] != api.Annotations["telltale_changes"] {
+		t.Fatalf("/api/v1/alerts after the restart: got %+v; want it firing, active since %s (whole seconds, as ALERTS_FOR_STATE keeps it), the same changes as before %q",
+			after, api.ActiveAt.Truncate(time.Second), api.Annotations["telltale_changes"])
 	}
 	// The alert keeps being sent (every 2 s); Alertmanager must see the
 	// same alert, not a new one: no second firing notification.
@@ -346,8 +395,12 @@ func TestAlertsToChatEndToEnd(t *testing.T) {
 	}
 
 	in.Stop()
+	restarted := time.Now()
 	in = collectortest.StartOn(t, in.Addr, data, args...)
-	waitUntil(t, time.Minute, "the alert firing again after the restart", func() bool { return firing(t, in) })
+	waitUntil(t, time.Minute, "the alert firing again after the restart", func() bool {
+		_, at := forState(t, in)
+		return latencyAlert(t, in).State == "firing" && at.After(restarted)
+	})
 	// A few more evaluations and sends with the alert firing.
 	evals := func() float64 { return in.Metric(t.Context(), `telltale_rules_samples_written_total`) }
 	n := evals()
