@@ -18,30 +18,11 @@ import (
 	"github.com/telltale-dev/telltale/collector/collectortest"
 )
 
-// prometheusPath finds the Prometheus v0.316.0 binary (go run ./bench
-// install -peers prometheus, which .ci/run runs); outside CI the test is
-// skipped when it is missing.
-func prometheusPath(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("TELLTALE_PROMETHEUS")
-	if p == "" {
-		home, _ := os.UserHomeDir()
-		p = filepath.Join(home, ".cache", "telltale", "bin", "prometheus")
-	}
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("prometheus not found at %s; .ci/run installs it (go run ./bench install -peers prometheus)", p)
-		}
-		t.Skipf("prometheus not found at %s; run go run ./bench install -peers prometheus (about 15 min)", p)
-	}
-	return p
-}
-
 // startPrometheus runs Prometheus with rule file rules, evaluating every
 // second, and returns its base URL.
 func startPrometheus(t *testing.T, rules, externalURL string) string {
 	t.Helper()
-	bin := prometheusPath(t)
+	bin := collectortest.Tool(t, "prometheus", "TELLTALE_PROMETHEUS", "run go run ./bench install -peers prometheus (about 15 min)")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("global:\n  evaluation_interval: 1s\nrule_files:\n  - %q\n", rules)), 0o600)

@@ -20,24 +20,6 @@ import (
 	"github.com/telltale-dev/telltale/collector/rules/slo"
 )
 
-// alertmanagerPath finds the Alertmanager v0.35.0 binary .ci/run builds;
-// outside CI the test is skipped when it is missing.
-func alertmanagerPath(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("TELLTALE_ALERTMANAGER")
-	if p == "" {
-		home, _ := os.UserHomeDir()
-		p = filepath.Join(home, ".cache", "telltale", "bin", "alertmanager")
-	}
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("alertmanager not found at %s; .ci/run builds it (install_alertmanager)", p)
-		}
-		t.Skipf("alertmanager not found at %s; run .ci/run, which builds Alertmanager v0.35.0 into ~/.cache/telltale/bin", p)
-	}
-	return p
-}
-
 // e2eSLO are the objectives of the demo shop in the end-to-end tests, with
 // windows short enough to fire within seconds: page when over 30 s and
 // 10 s more than twice the budget is spent (latency: 95% within 0.25 s;
@@ -121,7 +103,7 @@ func (h *amWebhook) statuses(alert string) []string {
 // returns its base URL.
 func startAlertmanager(t *testing.T, hookURL string) string {
 	t.Helper()
-	bin := alertmanagerPath(t)
+	bin := collectortest.Tool(t, "alertmanager", "TELLTALE_ALERTMANAGER", "run .ci/run, which builds Alertmanager v0.35.0 into ~/.cache/telltale/bin")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`route:
@@ -248,6 +230,47 @@ const deployBody = `{"service":"shop","env":"e2e","version":"v2.0.1","who":"alic
 // the deploy.
 const wantDeployNamed = "after deploy shop v2.0.1 to e2e by alice: https://ci.example/shop/42"
 
+// shopRun is the demo shop pushing to a collector that runs its SLO
+// rules: started, deployed and slowed down by slowShop.
+type shopRun struct {
+	in   *collectortest.Instance
+	demo string // the demo's address
+	data string
+	args []string
+}
+
+// slowShop starts the collector with the SLO rules and args, the demo
+// pushing to it, records deployBody once the demo's requests are in, and
+// flips slow_checkout on.
+func slowShop(t *testing.T, args ...string) *shopRun {
+	t.Helper()
+	dir := t.TempDir()
+	r := &shopRun{data: filepath.Join(dir, "data"), args: append([]string{"-rules.files", sloRuleFile(t, dir)}, args...)}
+	r.in = collectortest.StartIn(t, r.data, r.args...)
+	r.demo = startDemo(t, r.in.URL, "shop", "e2e")
+	waitUntil(t, time.Minute, "the demo's requests in the collector", func() bool {
+		return len(r.in.Query(t.Context(), `service_env:slo_slow_requests:ratio_rate10s{service="shop"}`, time.Time{})) == 1
+	})
+	postDeploy(t, r.in, deployBody)
+	flipSwitch(t, r.demo, true)
+	return r
+}
+
+// restart stops the collector and starts it again on the same address,
+// data and flags, and waits until it has evaluated the latency alert
+// firing itself (ALERTS and ALERTS_FOR_STATE of before stay visible for
+// the lookback, so they prove nothing).
+func (r *shopRun) restart(t *testing.T) {
+	t.Helper()
+	r.in.Stop()
+	restarted := time.Now()
+	r.in = collectortest.StartOn(t, r.in.Addr, r.data, r.args...)
+	waitUntil(t, time.Minute, "the alert firing again after the restart", func() bool {
+		_, at := forState(t, r.in)
+		return latencyAlert(t, r.in).State == "firing" && at.After(restarted)
+	})
+}
+
 // TestAlertsEndToEnd runs the real collector with the SLO rules of the demo
 // shop, the real demo pushing to it, and a real Alertmanager v0.35.0: after
 // a deploy, slow_checkout is flipped on; the latency SLO alert fires and
@@ -265,17 +288,8 @@ func TestAlertsEndToEnd(t *testing.T) {
 	hookSrv := httptest.NewServer(hook)
 	t.Cleanup(hookSrv.Close)
 	amURL := startAlertmanager(t, hookSrv.URL)
-
-	dir := t.TempDir()
-	args := []string{"-rules.files", sloRuleFile(t, dir), "-alertmanager.url", amURL, "-rules.resend-delay", "2s"}
-	data := filepath.Join(dir, "data")
-	in := collectortest.StartIn(t, data, args...)
-	demo := startDemo(t, in.URL, "shop", "e2e")
-	waitUntil(t, time.Minute, "the demo's requests in the collector", func() bool {
-		return len(in.Query(t.Context(), `service_env:slo_slow_requests:ratio_rate10s{service="shop"}`, time.Time{})) == 1
-	})
-	postDeploy(t, in, deployBody)
-	flipSwitch(t, demo, true)
+	shop := slowShop(t, "-alertmanager.url", amURL, "-rules.resend-delay", "2s")
+	in := shop.in
 
 	waitUntil(t, 2*time.Minute, "the latency alert at Alertmanager with the deploy in its annotations", func() bool {
 		return slices.ContainsFunc(amAlerts(t, amURL), func(a amAPIAlert) bool {
@@ -294,16 +308,9 @@ func TestAlertsEndToEnd(t *testing.T) {
 		t.Fatalf("/api/v1/alerts before the restart: got %+v; want it firing since %v with the deploy named", api, before)
 	}
 
-	// Restart while it fires: same address, data and flags. (ALERTS and
-	// ALERTS_FOR_STATE of before stay visible for the lookback: wait for
-	// the new process's own.)
-	in.Stop()
-	restarted := time.Now()
-	in = collectortest.StartOn(t, in.Addr, data, args...)
-	waitUntil(t, time.Minute, "the alert firing again after the restart", func() bool {
-		_, at := forState(t, in)
-		return latencyAlert(t, in).State == "firing" && at.After(restarted)
-	})
+	// Restart while it fires.
+	shop.restart(t)
+	in = shop.in
 	if after, _ := forState(t, in); after != before {
 		t.Fatalf("ALERTS_FOR_STATE after the restart: got %v; want %v as before (the for state restored, not restarted)", after, before)
 	}
@@ -323,7 +330,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 		t.Fatalf("Alertmanager notifications after the restart: got %v; want the one firing notification", got)
 	}
 
-	flipSwitch(t, demo, false)
+	flipSwitch(t, shop.demo, false)
 	waitUntil(t, 2*time.Minute, "Alertmanager's resolved notification", func() bool {
 		return slices.Equal(hook.statuses(slo.LatencyBudgetAlert), []string{"firing", "resolved"})
 	})
@@ -365,16 +372,8 @@ func TestAlertsToChatEndToEnd(t *testing.T) {
 	chat := &chatHook{}
 	chatSrv := httptest.NewServer(chat)
 	t.Cleanup(chatSrv.Close)
-	dir := t.TempDir()
-	args := []string{"-rules.files", sloRuleFile(t, dir), "-deploy.webhook", "slack=" + chatSrv.URL}
-	data := filepath.Join(dir, "data")
-	in := collectortest.StartIn(t, data, args...)
-	demo := startDemo(t, in.URL, "shop", "e2e")
-	waitUntil(t, time.Minute, "the demo's requests in the collector", func() bool {
-		return len(in.Query(t.Context(), `service_env:slo_slow_requests:ratio_rate10s{service="shop"}`, time.Time{})) == 1
-	})
-	postDeploy(t, in, deployBody)
-	flipSwitch(t, demo, true)
+	shop := slowShop(t, "-deploy.webhook", "slack="+chatSrv.URL)
+	in := shop.in
 
 	alertMsgs := func(event string) []chatMessage {
 		var out []chatMessage
@@ -394,13 +393,8 @@ func TestAlertsToChatEndToEnd(t *testing.T) {
 		t.Errorf("chat messages %v: want the deploy's own message too (the same webhook)", chat.messages())
 	}
 
-	in.Stop()
-	restarted := time.Now()
-	in = collectortest.StartOn(t, in.Addr, data, args...)
-	waitUntil(t, time.Minute, "the alert firing again after the restart", func() bool {
-		_, at := forState(t, in)
-		return latencyAlert(t, in).State == "firing" && at.After(restarted)
-	})
+	shop.restart(t)
+	in = shop.in
 	// A few more evaluations and sends with the alert firing.
 	evals := func() float64 { return in.Metric(t.Context(), `telltale_rules_samples_written_total`) }
 	n := evals()
@@ -409,7 +403,7 @@ func TestAlertsToChatEndToEnd(t *testing.T) {
 		t.Fatalf("firing messages after the restart: got %d; want 1", got)
 	}
 
-	flipSwitch(t, demo, false)
+	flipSwitch(t, shop.demo, false)
 	waitUntil(t, 2*time.Minute, "the resolved message in the chat", func() bool { return len(alertMsgs("alert_resolved")) == 1 })
 	res := alertMsgs("alert_resolved")[0]
 	if !strings.HasPrefix(res.text, ":white_check_mark: Resolved: *"+slo.LatencyBudgetAlert+"*") || res.delivery == msg.delivery {

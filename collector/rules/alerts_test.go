@@ -107,6 +107,13 @@ func (a *amRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mu.Unlock()
 }
 
+// serve runs h on a test server until the test ends and returns its URL.
+func serve(t *testing.T, h http.Handler) string {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 // waitFor polls cond until it holds or 30 s passed (the notifier sends on
 // its own goroutine).
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -138,14 +145,11 @@ func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 func TestAlertAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	hook := &hookRecorder{}
-	hookSrv := httptest.NewServer(hook)
-	t.Cleanup(hookSrv.Close)
+	hookURL := serve(t, hook)
 	slack := &hookRecorder{}
-	slackSrv := httptest.NewServer(slack)
-	t.Cleanup(slackSrv.Close)
+	slackURL := serve(t, slack)
 	am := &amRecorder{}
-	amSrv := httptest.NewServer(am)
-	t.Cleanup(amSrv.Close)
+	amURL := serve(t, am)
 
 	start := time.Now().Add(-time.Hour).Truncate(time.Minute)
 	t1 := start.Add(2 * time.Minute)      // checkout turns slow
@@ -158,8 +162,8 @@ func TestAlertAcrossRestart(t *testing.T) {
 	mutate := func(o *Options) {
 		o.Now = clk.now
 		o.Changes = fakeChanges{[]Change{deploy}}
-		o.Webhooks = []Webhook{{Name: "json", URL: hookSrv.URL, Format: FormatJSON}, {Name: "chat", URL: slackSrv.URL}}
-		o.Alertmanagers = []string{amSrv.URL}
+		o.Webhooks = []Webhook{{Name: "json", URL: hookURL, Format: FormatJSON}, {Name: "chat", URL: slackURL}}
+		o.Alertmanagers = []string{amURL}
 	}
 	value := func(ts time.Time) float64 {
 		if !ts.Before(t1) && ts.Before(t3) {
@@ -266,16 +270,14 @@ func TestAlertAcrossRestart(t *testing.T) {
 func TestAlertEndedWhileDown(t *testing.T) {
 	dir := t.TempDir()
 	hook := &hookRecorder{}
-	hookSrv := httptest.NewServer(hook)
-	t.Cleanup(hookSrv.Close)
+	hookURL := serve(t, hook)
 	am := &amRecorder{}
-	amSrv := httptest.NewServer(am)
-	t.Cleanup(amSrv.Close)
+	amURL := serve(t, am)
 	clk := &clock{}
 	mutate := func(o *Options) {
 		o.Now = clk.now
-		o.Webhooks = []Webhook{{Name: "json", URL: hookSrv.URL, Format: FormatJSON}}
-		o.Alertmanagers = []string{amSrv.URL}
+		o.Webhooks = []Webhook{{Name: "json", URL: hookURL, Format: FormatJSON}}
+		o.Alertmanagers = []string{amURL}
 	}
 	start := time.Now().Add(-time.Hour).Truncate(time.Minute)
 	h := newHarness(t, dir, latencyAlert, mutate)
@@ -318,12 +320,11 @@ func TestAlertEndedWhileDown(t *testing.T) {
 func TestWebhookRetriesWithBackoff(t *testing.T) {
 	dir := t.TempDir()
 	hook := &hookRecorder{fail: 2}
-	hookSrv := httptest.NewServer(hook)
-	t.Cleanup(hookSrv.Close)
+	hookURL := serve(t, hook)
 	clk := &clock{}
 	mutate := func(o *Options) {
 		o.Now = clk.now
-		o.Webhooks = []Webhook{{Name: "json", URL: hookSrv.URL, Format: FormatJSON}}
+		o.Webhooks = []Webhook{{Name: "json", URL: hookURL, Format: FormatJSON}}
 		o.MinBackoff, o.MaxBackoff = 10*time.Second, time.Minute
 	}
 	start := time.Now().Add(-time.Hour).Truncate(time.Minute)

@@ -58,14 +58,46 @@ export function hideTooltip() {
   if (tt) tt.hidden = true;
 }
 
-// deployMarkers is a uPlot plugin that draws chart.deploys on the plot.
-function deployMarkers(chart) {
+// overlay is a uPlot plugin: a layer of DOM elements over (or, with under,
+// beneath the other layers of) the plot, which fill(u, layer, min, max)
+// fills for the x range [min, max] in seconds; the count it returns goes to
+// the chart element's data-<key>. It refills when the range or size
+// changes, and on redraw().
+function overlay(chart, className, key, fill, under = false) {
   let layer;
   const draw = u => {
     if (!layer) return;
     layer.replaceChildren();
     const [min, max] = [u.scales.x.min, u.scales.x.max];
     if (min == null || max == null) return;
+    chart.el.dataset[key] = String(fill(u, layer, min, max));
+  };
+  return {
+    hooks: {
+      ready: u => {
+        layer = document.createElement('div');
+        layer.className = className;
+        if (under) u.over.prepend(layer); else u.over.append(layer);
+        draw(u);
+      },
+      setScale: (u, key) => { if (key === 'x') draw(u); },
+      setSize: u => draw(u),
+    },
+    redraw: () => chart.u && draw(chart.u),
+  };
+}
+
+// hoverText shows text as the tooltip of e.
+function hoverText(e, text) {
+  e.setAttribute('aria-label', text);
+  e.addEventListener('mouseenter', ev => showTooltip(text, ev.clientX, ev.clientY));
+  e.addEventListener('mousemove', ev => showTooltip(text, ev.clientX, ev.clientY));
+  e.addEventListener('mouseleave', hideTooltip);
+}
+
+// deployMarkers draws chart.deploys on the plot.
+function deployMarkers(chart) {
+  return overlay(chart, 'deploy-layer', 'deploys', (u, layer, min, max) => {
     let n = 0;
     for (const d of chart.deploys) {
       const ms = Date.parse(d.time);
@@ -86,40 +118,19 @@ function deployMarkers(chart) {
       m.style.left = left + 'px';
       m.dataset.time = String(ms);
       m.dataset.deployId = d.id;
-      m.setAttribute('aria-label', deployText(d));
-      m.addEventListener('mouseenter', e => showTooltip(deployText(d), e.clientX, e.clientY));
-      m.addEventListener('mousemove', e => showTooltip(deployText(d), e.clientX, e.clientY));
-      m.addEventListener('mouseleave', hideTooltip);
+      hoverText(m, deployText(d));
       m.addEventListener('click', () => chart.onDeployClick && chart.onDeployClick(d));
       layer.append(m);
       n++;
     }
-    chart.el.dataset.deploys = String(n);
-  };
-  return {
-    hooks: {
-      ready: u => {
-        layer = document.createElement('div');
-        layer.className = 'deploy-layer';
-        u.over.append(layer);
-        draw(u);
-      },
-      setScale: (u, key) => { if (key === 'x') draw(u); },
-      setSize: u => draw(u),
-    },
-    redraw: () => chart.u && draw(chart.u),
-  };
+    return n;
+  });
 }
 
-// alertLayer is a uPlot plugin that draws chart.alerts (firing regions) on
-// the plot, under the deploy markers.
+// alertLayer draws chart.alerts (firing regions) beneath the deploy
+// markers.
 function alertLayer(chart) {
-  let layer;
-  const draw = u => {
-    if (!layer) return;
-    layer.replaceChildren();
-    const [min, max] = [u.scales.x.min, u.scales.x.max];
-    if (min == null || max == null) return;
+  return overlay(chart, 'alert-layer', 'alerts', (u, layer, min, max) => {
     let n = 0;
     for (const r of chart.alerts) {
       if (r.end < min || r.start > max) continue;
@@ -131,28 +142,12 @@ function alertLayer(chart) {
       band.dataset.alertname = r.alertname;
       band.dataset.start = String(r.start);
       band.dataset.end = String(r.end);
-      band.setAttribute('aria-label', regionText(r));
-      band.addEventListener('mouseenter', e => showTooltip(regionText(r), e.clientX, e.clientY));
-      band.addEventListener('mousemove', e => showTooltip(regionText(r), e.clientX, e.clientY));
-      band.addEventListener('mouseleave', hideTooltip);
+      hoverText(band, regionText(r));
       layer.append(band);
       n++;
     }
-    chart.el.dataset.alerts = String(n);
-  };
-  return {
-    hooks: {
-      ready: u => {
-        layer = document.createElement('div');
-        layer.className = 'alert-layer';
-        u.over.prepend(layer);
-        draw(u);
-      },
-      setScale: (u, key) => { if (key === 'x') draw(u); },
-      setSize: u => draw(u),
-    },
-    redraw: () => chart.u && draw(chart.u),
-  };
+    return n;
+  }, true);
 }
 
 // Chart draws series over a fixed time range in el.
