@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -27,30 +26,8 @@ func startPrometheus(t *testing.T, rules, externalURL string) string {
 	cfg := filepath.Join(dir, "prometheus.yml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("global:\n  evaluation_interval: 1s\nrule_files:\n  - %q\n", rules)), 0o600)
 	addr := collectortest.FreeAddr(t)
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+	return startPeer(t, "prometheus", addr, bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--web.external-url="+externalURL)
-	log := &collectortest.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", log.String())
-		}
-	})
-	u := "http://" + addr
-	waitUntil(t, 2*time.Minute, "prometheus ready", func() bool {
-		resp, err := http.Get(u + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return u
 }
 
 func getJSON(t *testing.T, u string) []byte {

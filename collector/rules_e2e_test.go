@@ -119,8 +119,16 @@ receivers:
         send_resolved: true
 `, hookURL)), 0o600)
 	addr := collectortest.FreeAddr(t)
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
+	return startPeer(t, "alertmanager", addr, bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=debug")
+}
+
+// startPeer runs a Prometheus-family server listening on addr until the
+// test ends (its log shown if the test failed) and returns its base URL
+// once /-/ready answers 200.
+func startPeer(t *testing.T, name, addr, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	log := &collectortest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -130,11 +138,11 @@ receivers:
 		cmd.Process.Kill()
 		cmd.Wait()
 		if t.Failed() {
-			t.Logf("alertmanager log:\n%s", log.String())
+			t.Logf("%s log:\n%s", name, log.String())
 		}
 	})
 	u := "http://" + addr
-	waitUntil(t, time.Minute, "alertmanager ready", func() bool {
+	waitUntil(t, 2*time.Minute, name+" ready", func() bool {
 		resp, err := http.Get(u + "/-/ready")
 		if err != nil {
 			return false
