@@ -96,7 +96,7 @@ type amAlert struct {
 }
 
 func (a *amRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/api/v2/alerts" {
+	if r.URL.Path != "/api/v2/alerts" && r.URL.Path != "/prefix/api/v2/alerts" {
 		http.NotFound(w, r)
 		return
 	}
@@ -265,19 +265,19 @@ func TestAlertAcrossRestart(t *testing.T) {
 
 // TestAlertEndedWhileDown: the alert fires, the collector stops, the
 // condition clears meanwhile; after the restart the webhook gets the
-// resolved message and the Alertmanager the alert resolved, although the
+// resolved message and both Alertmanagers the alert resolved, although the
 // engine itself never saw it resolve.
 func TestAlertEndedWhileDown(t *testing.T) {
 	dir := t.TempDir()
 	hook := &hookRecorder{}
 	hookURL := serve(t, hook)
-	am := &amRecorder{}
-	amURL := serve(t, am)
+	am, am2 := &amRecorder{}, &amRecorder{}
+	amURL, am2URL := serve(t, am), serve(t, am2)
 	clk := &clock{}
 	mutate := func(o *Options) {
 		o.Now = clk.now
 		o.Webhooks = []Webhook{{Name: "json", URL: hookURL, Format: FormatJSON}}
-		o.Alertmanagers = []string{amURL}
+		o.Alertmanagers = []string{amURL, am2URL + "/prefix/"}
 	}
 	start := time.Now().Add(-time.Hour).Truncate(time.Minute)
 	h := newHarness(t, dir, latencyAlert, mutate)
@@ -307,11 +307,13 @@ func TestAlertEndedWhileDown(t *testing.T) {
 	if got := hook.events(); !slices.Equal(got, []string{"alert_firing", "alert_resolved"}) {
 		t.Fatalf("webhook after the restart: got %v; want firing, resolved", got)
 	}
-	waitFor(t, "the alertmanager to get the alert resolved", func() bool {
-		am.mu.Lock()
-		defer am.mu.Unlock()
-		return slices.ContainsFunc(am.alerts, func(a amAlert) bool { return !a.EndsAt.IsZero() && a.EndsAt.Before(ts) })
-	})
+	for _, am := range []*amRecorder{am, am2} { // both Alertmanagers, the second under a path prefix
+		waitFor(t, "the alertmanagers to get the alert resolved", func() bool {
+			am.mu.Lock()
+			defer am.mu.Unlock()
+			return slices.ContainsFunc(am.alerts, func(a amAlert) bool { return !a.EndsAt.IsZero() && a.EndsAt.Before(ts) })
+		})
+	}
 }
 
 // TestWebhookRetriesWithBackoff: a webhook that answers 503 twice gets the
