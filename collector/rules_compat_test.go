@@ -102,24 +102,33 @@ func TestRulesAPIMatchesPrometheus(t *testing.T) {
 	prom := startPrometheus(t, rules, external)
 	in := collectortest.Start(t, "-rules.files", rules, "-rules.dashboards=false", "-rules.external-url", external)
 
-	// Both have evaluated twice (restored their for state) when the firing
-	// alert shows as firing and the pending one as pending.
+	// Both have evaluated every group (each on its own schedule) when every
+	// rule is healthy, and restored their for state when the firing alert
+	// shows as firing and the pending one as pending.
 	for _, base := range []string{prom, in.URL} {
 		waitUntil(t, time.Minute, base+" evaluating the rules", func() bool {
-			var a struct {
+			var r struct {
 				Data struct {
-					Alerts []struct {
-						Labels map[string]string
-						State  string
+					Groups []struct {
+						Rules []struct {
+							Health string
+							State  string
+							Name   string
+						}
 					}
 				}
 			}
-			json.Unmarshal(getJSON(t, base+"/api/v1/alerts"), &a)
+			json.Unmarshal(getJSON(t, base+"/api/v1/rules"), &r)
 			states := map[string]string{}
-			for _, x := range a.Data.Alerts {
-				states[x.Labels["alertname"]] = x.State
+			for _, g := range r.Data.Groups {
+				for _, x := range g.Rules {
+					if x.Health != "ok" {
+						return false
+					}
+					states[x.Name] = x.State
+				}
 			}
-			return states["CompatFiring"] == "firing" && states["CompatPending"] == "pending"
+			return len(states) == 5 && states["CompatFiring"] == "firing" && states["CompatPending"] == "pending"
 		})
 	}
 	for _, path := range []string{
