@@ -30,6 +30,9 @@ type ledger struct {
 	path    string
 	targets []string
 	now     func() time.Time
+	// onSaveError is told when the state cannot be written; the state stays
+	// in memory and is written with the next change. Set before use.
+	onSaveError func(error)
 
 	mu sync.Mutex
 	st ledgerState
@@ -205,6 +208,14 @@ func (l *ledger) save() error {
 	return nil
 }
 
+// saveOrReport saves the state, telling onSaveError when it cannot. l.mu
+// is held.
+func (l *ledger) saveOrReport() {
+	if err := l.save(); err != nil && l.onSaveError != nil {
+		l.onSaveError(err)
+	}
+}
+
 // openEpisode returns the open episode of fingerprint fp. l.mu is held.
 func (l *ledger) openEpisode(fp string) *episode {
 	for _, e := range l.st.Episodes {
@@ -251,7 +262,7 @@ func (l *ledger) observe(alerts []*promrules.Alert, generatorURL string) (change
 	}
 	if changed {
 		l.trim()
-		_ = l.save() // retried with the next change; the log has it from deliveries
+		l.saveOrReport()
 	}
 	return changed
 }
@@ -295,7 +306,7 @@ func (l *ledger) reconcile(active map[uint64]bool, unrestored map[string]bool, t
 	}
 	if len(ended) > 0 {
 		l.trim()
-		_ = l.save()
+		l.saveOrReport()
 	}
 	return ended
 }

@@ -245,6 +245,11 @@ func New(opts Options) (*Manager, error) {
 		if m.ledger, err = openLedger(opts.StateFile, targets, opts.Now); err != nil {
 			return nil, err
 		}
+		saveErrors := opts.Metrics.NewCounter("telltale_rules_ledger_write_errors_total")
+		m.ledger.onSaveError = func(err error) {
+			saveErrors.Inc()
+			m.log.Error("cannot write the alert notification state; a restart now may repeat or miss a message", "file", opts.StateFile, "err", err)
+		}
 		for _, h := range hooks {
 			m.hooks = append(m.hooks, newWebhookWorker(m, h))
 		}
