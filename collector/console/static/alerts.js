@@ -62,13 +62,23 @@ export class AlertBar {
   }
 
   // load fetches the active alerts and the regions of [fromMs, toMs];
-  // it resolves to the regions. A collector without rules has none.
+  // it resolves to the regions (a collector without rules has none). A
+  // failure other than an abort keeps what was shown and says why in the
+  // strip's title; a missing token is the page's prompt's business.
   async load(fromMs, toMs, signal) {
     const step = stepFor(fromMs, toMs);
-    const [active, matrix] = await Promise.all([
-      api.request('/api/v1/alerts', { signal }),
-      api.queryRange('ALERTS{alertstate="firing"}', fromMs, toMs, step, signal),
-    ]);
+    let active, matrix;
+    try {
+      [active, matrix] = await Promise.all([
+        api.request('/api/v1/alerts', { signal }),
+        api.queryRange('ALERTS{alertstate="firing"}', fromMs, toMs, step, signal),
+      ]);
+    } catch (e) {
+      if (e.name === 'AbortError') throw e;
+      if (this.root) this.root.title = `alerts not loaded: ${e.message}`;
+      return this.regions;
+    }
+    if (this.root) this.root.title = '';
     this.list = (active.alerts || []).filter(a => a.state === 'firing' || a.state === 'pending');
     this.list.sort((a, b) => (a.state === b.state ? Date.parse(a.activeAt) - Date.parse(b.activeAt) : a.state === 'firing' ? -1 : 1));
     this.regions = alertRegions(matrix.result, step);
