@@ -19,11 +19,13 @@ import (
 	"github.com/grafana/regexp"
 	"github.com/prometheus/common/expfmt"
 	promstorage "github.com/prometheus/prometheus/storage"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/telltale-dev/telltale/annotator/changelog"
 	"github.com/telltale-dev/telltale/collector/auth"
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/collector/query"
+	"github.com/telltale-dev/telltale/collector/rules"
 	"github.com/telltale-dev/telltale/collector/storage"
 	"github.com/telltale-dev/telltale/collector/tail"
 	"github.com/telltale-dev/telltale/samples"
@@ -41,7 +43,8 @@ type app struct {
 	auth    *auth.Checker
 	mux     *http.ServeMux
 	changes *changelog.Service
-	tail    *tail.Hub // live tail; changes go to tail.PublishDeploy and PublishChange
+	tail    *tail.Hub      // live tail; changes go to tail.PublishDeploy and PublishChange
+	rules   *rules.Manager // rules engine (ext_rules.go); serves /api/v1/rules and /api/v1/alerts
 	// observers see every committed write: the result cache, the tail.
 	observers observers
 	ready     atomic.Bool
@@ -85,7 +88,11 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 		Features: cfg.queryFeatures, DataDir: cfg.dataDir, EnableAdmin: true, CORSOrigin: cfg.corsOrigin,
 		Flags: cfg.flagValues, Ready: a.ready.Load, Gatherer: a.store.Registry(),
 		Metadata: a.writer.Metadata(), BuildInfo: query.BuildInfo{Version: buildVersion()},
-		Logger: logger, Metrics: a.set,
+		// The rules engine (ext_rules.go) is created after the API; these
+		// are asked per request, when it is there.
+		Rules:         func(context.Context) v1.RulesRetriever { return a.rules },
+		Alertmanagers: func(context.Context) v1.AlertmanagerRetriever { return a.rules },
+		Logger:        logger, Metrics: a.set,
 	})
 	if o := a.query.Observer(); o != nil {
 		a.addObserver(o)
