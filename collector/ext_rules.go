@@ -68,6 +68,7 @@ func (a *app) addRules(ctx context.Context) error {
 		Alertmanagers:       a.cfg.alertmanagerURLs,
 		AlertmanagerTimeout: a.cfg.alertmanagerTimeout,
 		Webhooks:            webhooks,
+		Recorders:           []rules.Recorder{{Name: "changelog", Record: changeLogChanges{log: a.changes}.RecordAlert}},
 		StateFile:           filepath.Join(a.cfg.dataDir, "rules", "notifications.json"),
 		Changes:             changeLogChanges{log: a.changes},
 		ChangesWindow:       a.cfg.rulesChangesWindow,
@@ -154,7 +155,10 @@ func (a *app) alertWebhooks() ([]rules.Webhook, error) {
 }
 
 // changeLogChanges is rules.Changes over the change log: every change of a
-// service in a window (but alerts), with its impact summary.
+// service in a window (but alerts), with its impact summary. Its
+// RecordAlert records alerts there as changes of kind alert: a region from
+// when the alert fired to when it resolved, so alerts reach every graph,
+// Grafana, the chat and the search like any other change.
 type changeLogChanges struct{ log *changelog.Service }
 
 func (c changeLogChanges) Recent(ctx context.Context, service string, from, to time.Time) ([]rules.Change, error) {
@@ -175,4 +179,74 @@ func (c changeLogChanges) Recent(ctx context.Context, service string, from, to t
 		out = append(out, rc)
 	}
 	return out, nil
+}
+
+// RecordAlert is the rules.Recorder of the change log: a firing alert is
+// recorded as a running change of kind alert (its id derived from the
+// alert's fingerprint and start, so a repeated delivery is a no-op), and
+// its resolution ends that region.
+func (c changeLogChanges) RecordAlert(ctx context.Context, al rules.WebhookAlert) error {
+	id := fmt.Sprintf("alert-%s-%d", al.Fingerprint, al.ActiveAt.Unix())
+	if al.Status == "resolved" {
+		end := al.EndsAt
+		_, err := c.log.Update(ctx, id, changes.Patch{EndTime: &end, Status: changes.StatusResolved})
+		if !errors.Is(err, changelog.ErrNotFound) {
+			return permanentIfInvalid(err)
+		}
+		// The firing event never made it (the log was down): record the
+		// whole region.
+	}
+	name := al.Labels["alertname"]
+	msg := name + " " + al.Status
+	for _, k := range []string{"summary", "description", rules.AnnotationChanges} {
+		if v := al.Annotations[k]; v != "" {
+			msg += ": " + v
+		}
+	}
+	if len(msg) > changes.MaxMessageBytes {
+		msg = strings.ToValidUTF8(msg[:changes.MaxMessageBytes], "")
+	}
+	ch := changes.Change{ID: id, Kind: changes.KindAlert, Service: alertService(al.Labels), Env: al.Labels["env"],
+		Who: "telltale-rules", Message: msg, Time: al.StartsAt, Status: changes.StatusRunning,
+		Fields: map[string]string{"alertname": name, "fingerprint": al.Fingerprint}}
+	if sev := al.Labels["severity"]; sev != "" {
+		ch.Fields["severity"] = sev
+	}
+	if strings.HasPrefix(al.GeneratorURL, "http://") || strings.HasPrefix(al.GeneratorURL, "https://") {
+		ch.Link = al.GeneratorURL
+	}
+	if al.Status == "resolved" {
+		end := al.EndsAt
+		ch.EndTime, ch.Status = &end, changes.StatusResolved
+	}
+	_, err := c.log.Record(ctx, ch)
+	return permanentIfInvalid(err)
+}
+
+// alertService is the service an alert's change is about: its service
+// label, else its job, else "alerts", made a valid service name.
+func alertService(ls map[string]string) string {
+	s := ls["service"]
+	if s == "" {
+		s = ls["job"]
+	}
+	if s == "" {
+		return "alerts"
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '.' || r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// permanentIfInvalid keeps the rules engine from retrying a change the
+// log refuses as invalid.
+func permanentIfInvalid(err error) error {
+	var re *changes.RequestError
+	if errors.As(err, &re) {
+		return rules.Permanent(err)
+	}
+	return err
 }

@@ -105,8 +105,12 @@ type Options struct {
 	AlertmanagerTimeout time.Duration
 	// Webhooks get a message when an alert fires and when it resolves.
 	Webhooks []Webhook
-	// StateFile holds the notification ledger; required when Webhooks or
-	// Alertmanagers are set.
+	// Recorders are told, in process, when an alert fires and when it
+	// resolves (the change log records alerts through one), with the same
+	// durable ledger and retries as Webhooks.
+	Recorders []Recorder
+	// StateFile holds the notification ledger; required when Webhooks,
+	// Recorders or Alertmanagers are set.
 	StateFile string
 	// HTTPClient posts to webhooks; default a client with a 10s timeout.
 	HTTPClient *http.Client
@@ -234,6 +238,14 @@ func New(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	record := map[string]func(context.Context, WebhookAlert) error{}
+	for _, r := range opts.Recorders {
+		if !webhookNameRE.MatchString(r.Name) || r.Record == nil {
+			return nil, fmt.Errorf("BUG: rules recorder %q needs a name of [A-Za-z0-9._-] and a Record func", r.Name)
+		}
+		hooks = append(hooks, Webhook{Name: r.Name})
+		record[r.Name] = r.Record
+	}
 	if m.am != nil || len(hooks) > 0 {
 		if opts.StateFile == "" {
 			return nil, errors.New("BUG: rules.New with notification targets needs a StateFile")
@@ -251,7 +263,9 @@ func New(opts Options) (*Manager, error) {
 			m.log.Error("cannot write the alert notification state; a restart now may repeat or miss a message", "file", opts.StateFile, "err", err)
 		}
 		for _, h := range hooks {
-			m.hooks = append(m.hooks, newWebhookWorker(m, h))
+			ww := newWebhookWorker(m, h)
+			ww.record = record[h.Name]
+			m.hooks = append(m.hooks, ww)
 		}
 	}
 

@@ -90,6 +90,8 @@ type webhookWorker struct {
 	m    *Manager
 	w    Webhook
 	kick chan struct{}
+	// record, when set, delivers in process instead of posting to w.URL.
+	record func(context.Context, WebhookAlert) error
 
 	delivered, retried, failed *metrics.Counter
 }
@@ -180,8 +182,22 @@ func (ww *webhookWorker) round(ctx context.Context) time.Duration {
 	return 0
 }
 
-// deliver posts one event of e.
+// Recorder is told in process when an alert fires and when it resolves.
+// Record gets the event (Status firing or resolved) at least once; an error
+// is retried with backoff, one wrapped by Permanent is not.
+type Recorder struct {
+	Name   string
+	Record func(ctx context.Context, a WebhookAlert) error
+}
+
+// Permanent marks a Recorder failure that retrying will not fix.
+func Permanent(err error) error { return &permanentError{err} }
+
+// deliver posts one event of e (or hands it to the recorder).
 func (ww *webhookWorker) deliver(ctx context.Context, e *episode, event string) error {
+	if ww.record != nil {
+		return ww.record(ctx, webhookAlert(e, event))
+	}
 	var body []byte
 	switch ww.w.Format {
 	case FormatJSON:
