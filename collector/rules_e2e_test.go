@@ -235,8 +235,10 @@ func firing(t *testing.T, in *collectortest.Instance) bool {
 const deployBody = `{"service":"shop","env":"e2e","version":"v2.0.1","who":"alice","link":"https://ci.example/shop/42"}`
 
 // wantDeployNamed is what the telltale_changes annotation must say about
-// the deploy.
-const wantDeployNamed = "after deploy shop v2.0.1 to e2e by alice: https://ci.example/shop/42"
+// the deploy. The switch flip that slowed the shop came after it, so the
+// annotation names the flip first ("N s after switch shop slow_checkout")
+// and the deploy as the earlier change ("earlier N s before: deploy ...").
+const wantDeployNamed = "deploy shop v2.0.1 to e2e by alice: https://ci.example/shop/42"
 
 // shopRun is the demo shop pushing to a collector that runs its SLO
 // rules: started, deployed and slowed down by slowShop.
@@ -394,8 +396,9 @@ func TestAlertsToChatEndToEnd(t *testing.T) {
 	}
 	waitUntil(t, 2*time.Minute, "the firing message in the chat", func() bool { return len(alertMsgs("alert_firing")) > 0 })
 	msg := alertMsgs("alert_firing")[0]
-	if !strings.Contains(msg.text, wantDeployNamed) || !strings.Contains(msg.text, ":rotating_light: Firing: *"+slo.LatencyBudgetAlert+"* shop (e2e), severity page") {
-		t.Errorf("firing message: got %q; want the alert, the service and %q", msg.text, wantDeployNamed)
+	if !strings.Contains(msg.text, wantDeployNamed) || !strings.Contains(msg.text, "after switch shop slow_checkout") ||
+		!strings.Contains(msg.text, ":rotating_light: Firing: *"+slo.LatencyBudgetAlert+"* shop (e2e), severity page") {
+		t.Errorf("firing message: got %q; want the alert, the service, the switch flip and %q", msg.text, wantDeployNamed)
 	}
 	if !slices.ContainsFunc(chat.messages(), func(m chatMessage) bool { return m.event == "recorded" || strings.Contains(m.text, "Deployed") }) {
 		t.Errorf("chat messages %v: want the deploy's own message too (the same webhook)", chat.messages())

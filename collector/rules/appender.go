@@ -57,8 +57,8 @@ func (a *appendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
 type appender struct {
 	ctx   context.Context
 	a     *appendable
-	b     samples.Batch
-	stale []bool // per series of b: the sample is a staleness marker
+	b     samples.Batch // rule results
+	stale samples.Batch // staleness markers, written apart (see Commit)
 	done  bool
 }
 
@@ -69,55 +69,49 @@ func (ap *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v 
 	}
 	// Label strings of a labels.Labels are immutable, so the batch may
 	// point at them until Commit; so are the engine's result histograms.
-	ap.b.StartSeries(nil)
-	ls.Range(func(l labels.Label) { ap.b.AddLabel(l.Name, l.Value) })
-	switch {
-	case h != nil || fh != nil:
-		ap.b.AddHistogram(ingest.HistogramFromPrometheus(t, h, fh))
-		ap.stale = append(ap.stale, (h != nil && value.IsStaleNaN(h.Sum)) || (fh != nil && value.IsStaleNaN(fh.Sum)))
-	default:
-		ap.b.AddSample(t, v)
-		ap.stale = append(ap.stale, value.IsStaleNaN(v))
+	b := &ap.b
+	if (h == nil && fh == nil && value.IsStaleNaN(v)) || (h != nil && value.IsStaleNaN(h.Sum)) || (fh != nil && value.IsStaleNaN(fh.Sum)) {
+		b = &ap.stale
+	}
+	b.StartSeries(nil)
+	ls.Range(func(l labels.Label) { b.AddLabel(l.Name, l.Value) })
+	if h != nil || fh != nil {
+		b.AddHistogram(ingest.HistogramFromPrometheus(t, h, fh))
+	} else {
+		b.AddSample(t, v)
 	}
 	return storage.SeriesRef(ls.Hash()), nil
 }
 
-// Commit writes the buffered samples through the write path. The write
-// path commits the valid series of a batch and names the others; a refused
-// staleness marker is not an error, as in Prometheus (another rule writes
-// the series at the same time).
+// Commit writes the buffered samples through the write path, which
+// commits the valid series of a batch and names the others. Staleness
+// markers go in a batch of their own: one the storage refuses (another
+// rule writes the series at that time) is dropped quietly, as Prometheus
+// does.
 func (ap *appender) Commit() error {
 	if ap.done {
 		return errors.New("BUG: rules appender committed twice")
 	}
 	ap.done = true
-	n := ap.b.Len() + len(ap.b.Histograms)
+	err := ap.write(&ap.b, ap.a.failed)
+	if serr := ap.write(&ap.stale, ap.a.stale); serr != nil && !errors.Is(serr, ingest.ErrInvalid) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// write writes b, counting what was stored and, in refused, what was not.
+func (ap *appender) write(b *samples.Batch, refused *metrics.Counter) error {
+	n := b.Len() + len(b.Histograms)
 	if n == 0 {
 		return nil
 	}
-	w, err := ap.a.w.Write(ap.ctx, &ap.b)
-	ap.a.written.Add(w.Samples + w.Histograms)
-	if err == nil {
-		return nil
+	w, err := ap.a.w.Write(ap.ctx, b)
+	stored := w.Samples + w.Histograms
+	ap.a.written.Add(stored)
+	if err != nil {
+		refused.Add(n - stored)
 	}
-	var pe *ingest.PartialError
-	if !errors.As(err, &pe) {
-		ap.a.failed.Add(n - w.Samples - w.Histograms)
-		return err
-	}
-	stale := 0
-	for _, s := range ap.stale {
-		if s {
-			stale++
-		}
-	}
-	if pe.RejectedSeries <= stale {
-		// As many series refused as there are staleness markers: take
-		// them to be the markers.
-		ap.a.stale.Add(pe.Rejected)
-		return nil
-	}
-	ap.a.failed.Add(pe.Rejected)
 	return err
 }
 
@@ -125,5 +119,6 @@ func (ap *appender) Commit() error {
 func (ap *appender) Rollback() error {
 	ap.done = true
 	ap.b.Reset()
+	ap.stale.Reset()
 	return nil
 }
