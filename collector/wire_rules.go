@@ -30,7 +30,7 @@ import (
 // SIGHUP and POST /-/reload (admin scope) reload the files; a bad file keeps
 // the rules that run and the answer (400) names the problem.
 //
-// Order: after addDeploys (alerts read the deploy log through a.deploys)
+// Order: after addChanges (alerts read the change log through a.changes)
 // and addTail (the writer's observer is set, so the tail sees rule
 // results from the first evaluation).
 func (a *app) addRules(ctx context.Context) error {
