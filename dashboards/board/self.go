@@ -31,6 +31,15 @@ func self(opts Options) (*dashboard.DashboardBuilder, string, string) {
 		series{`max by (handler) (telltale_query_request_duration_seconds{quantile="0.99"})`, "p99 {{handler}}"}))
 	b.WithPanel(graph("Head series", "Series in the TSDB head (in memory): grows with cardinality.", units.Short, half,
 		series{`sum(telltale_storage_head_series)`, "head series"}))
+	b.WithPanel(graph("Series limit offenders", "Samples refused by -storage.max-series or -storage.max-hourly-series, by the metric that brought the new series (the ten worst). A label with unbounded values (a request id) shows here; /api/v1/status/tsdb lists the head's biggest metrics. 0 when none.", units.Short, half,
+		series{orZero(`topk(10, max by (metric) (telltale_ingest_series_limit_rejected_samples))`, "metric"), "{{metric}}"}))
+	b.WithPanel(graph("Query admission", "Queries running and waiting for a slot (-query.max-concurrency, -query.max-queue), and queries refused per second by reason (overloaded: 503; too_complex: -query.max-depth/-max-length).", units.Short, half,
+		series{`sum(telltale_query_running)`, "running"},
+		series{`sum(telltale_query_queued)`, "queued"},
+		series{orZero(`sum by (reason) (rate(telltale_query_rejected_total[$__rate_interval]))`, "reason"), "refused {{reason}}"}))
+	b.WithPanel(graph("Query result cache", "Range-query steps per second answered from the result cache and computed; the cache's share is how much a dashboard refresh saves. Late samples and deletes drop cached steps (invalidations).", units.Short, half,
+		series{`sum by (source) (rate(telltale_query_cache_steps_total[$__rate_interval]))`, "steps from {{source}}"},
+		series{orZero(`sum by (reason) (rate(telltale_query_cache_invalidations_total[$__rate_interval]))`, "reason"), "invalidated {{reason}}"}))
 	b.WithPanel(graph("Live-tail clients", "Websocket clients of the live tail (CLI and console).", units.Short, half,
 		series{`sum(telltale_tail_clients)`, "clients"}))
 	b.WithPanel(graph("Change deliveries", "Change log deliveries (deploys, switch flips, notes ...) per second by target (series, grafana, webhook, impact, other) and outcome; pending entries of the outbox.", units.Short, half,
