@@ -18,7 +18,7 @@ type worker struct {
 	deliver func(ctx context.Context, e Entry, c changes.Change) error
 	// batch, if set, takes the due entries together (see BatchTarget).
 	batch BatchTarget
-	kick    chan struct{}
+	kick  chan struct{}
 	// timeout bounds one attempt; default Options.DeliveryTimeout.
 	timeout time.Duration
 	// notBefore, if set, is the earliest time an entry of change c may be
