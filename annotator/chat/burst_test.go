@@ -1,0 +1,146 @@
+package chat_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/telltale-dev/telltale/annotator/changelog"
+	"github.com/telltale-dev/telltale/annotator/changes"
+	"github.com/telltale-dev/telltale/annotator/chat"
+	"github.com/telltale-dev/telltale/annotator/chat/slack"
+	"github.com/telltale-dev/telltale/annotator/chat/slack/slacktest"
+)
+
+// bubbleStack runs the change log and the chat service inside a synctest
+// bubble (fake clock); stop ends both.
+func bubbleStack(t *testing.T, dir string, nets []chat.Attached) (*changelog.Service, func()) {
+	cfg := &chat.Config{}
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nets {
+		cfg.Networks = append(cfg.Networks, n.Config)
+	}
+	cs, err := chat.New(chat.Options{Config: cfg, Networks: nets, Logger: quiet(), ChangesURL: "http://console.test/#/d/telltale-deploys"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := changelog.Open(context.Background(), changelog.Options{DBPath: filepath.Join(dir, "changes.db"), Targets: cs.Targets(), Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.SetLog(svc)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { svc.Run(ctx) })
+	wg.Go(func() { cs.Run(ctx) })
+	return svc, func() { cancel(); wg.Wait(); svc.Close() }
+}
+
+var timesRE = regexp.MustCompile(`deployed web (v\d) → prod by ci(?: \(×(\d+)\))?`)
+
+// TestBurst: 200 changes in 10 s (four 50-host deploys) reach a Slack
+// channel as a few batched messages, at most one per second as Slack
+// allows (none refused with 429), every change counted once. The clock is
+// synctest's, so nothing here depends on how busy the machine is.
+func TestBurst(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		fake := &slacktest.Server{Every: time.Second}
+		hook, err := slack.NewWebhook("https://hooks.slack.test/services/T0/B0/secret", &http.Client{Transport: slacktest.Transport{Handler: fake}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, stop := bubbleStack(t, dir, []chat.Attached{{Config: chat.NetworkConfig{Name: "slack", Slack: "https://hooks.slack.test/services/T0/B0/secret"},
+			Network: hook, Channels: []string{"webhook"}}})
+		defer stop()
+		start := time.Now()
+		for i := range 200 {
+			if _, err := svc.Record(context.Background(), changes.Change{Kind: changes.KindDeploy, Service: "web", Env: "prod",
+				Version: fmt.Sprintf("v%d", i/50+1), Who: "ci", Fields: map[string]string{"host": fmt.Sprintf("web-%d", i%50)}}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond) // 20 changes a second for 10 s
+		}
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+
+		posted := fake.Posted()
+		got := map[string]int{}
+		for _, p := range posted {
+			for _, m := range timesRE.FindAllStringSubmatch(p.Text, -1) {
+				n := 1
+				if m[2] != "" {
+					n, _ = strconv.Atoi(m[2])
+				}
+				got[m[1]] += n
+			}
+		}
+		for _, v := range []string{"v1", "v2", "v3", "v4"} {
+			if got[v] != 50 {
+				t.Errorf("deploys of %s in the messages: got %d; want 50 (messages: %q)", v, got[v], texts(posted))
+			}
+		}
+		if len(posted) > 8 {
+			t.Errorf("200 changes in 10 s became %d messages; want a few (≤ 8): %q", len(posted), texts(posted))
+		}
+		if n := fake.RateLimited(); n != 0 {
+			t.Errorf("Slack answered 429 %d times; want 0: the pacing should keep within one message a second", n)
+		}
+		for i := 1; i < len(posted); i++ {
+			if gap := posted[i].At.Sub(posted[i-1].At); gap < time.Second {
+				t.Errorf("messages %d and %d %s apart; want ≥ 1s", i-1, i, gap)
+			}
+		}
+		t.Logf("200 changes over %s → %d messages: %q", posted[len(posted)-1].At.Sub(start), len(posted), texts(posted))
+	})
+}
+
+func texts(ps []slacktest.Posted) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, strings.ReplaceAll(p.Text, "\n", " | "))
+	}
+	return out
+}
+
+// TestRateLimitAnswer: Slack (Retry-After) and Discord (JSON retry_after)
+// refuse a message with 429; the target waits as long as told, then
+// delivers it, with nothing lost or doubled.
+func TestRateLimitAnswer(t *testing.T) {
+	for _, discord := range []bool{false, true} {
+		t.Run(fmt.Sprint("discord=", discord), func(t *testing.T) {
+			dir := t.TempDir()
+			synctest.Test(t, func(t *testing.T) {
+				fake := &slacktest.Server{Discord: discord}
+				hook, _ := slack.NewWebhook("https://hooks.slack.test/services/T0/B0/secret", &http.Client{Transport: slacktest.Transport{Handler: fake}})
+				svc, stop := bubbleStack(t, dir, []chat.Attached{{Config: chat.NetworkConfig{Name: "slack", Slack: "x"}, Network: hook, Channels: []string{"webhook"}}})
+				defer stop()
+				fake.SetThrottle(7 * time.Second)
+				start := time.Now()
+				svc.Record(context.Background(), changes.Change{Kind: changes.KindNote, Service: "web", Who: "alice", Message: "first"})
+				time.Sleep(time.Minute)
+				synctest.Wait()
+				posted := fake.Posted()
+				if len(posted) != 1 || !strings.Contains(posted[0].Text, "first") {
+					t.Fatalf("posted %q; want the note once", texts(posted))
+				}
+				if wait := posted[0].At.Sub(start); wait < 7*time.Second {
+					t.Fatalf("delivered %s after the 429 asked for 7s; want ≥ 7s", wait)
+				}
+				if fake.RateLimited() != 1 {
+					t.Fatalf("429 answers: got %d; want 1", fake.RateLimited())
+				}
+			})
+		})
+	}
+}
