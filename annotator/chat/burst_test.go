@@ -16,6 +16,8 @@ import (
 	"github.com/telltale-dev/telltale/annotator/changelog"
 	"github.com/telltale-dev/telltale/annotator/changes"
 	"github.com/telltale-dev/telltale/annotator/chat"
+	"github.com/telltale-dev/telltale/annotator/chat/matrix"
+	"github.com/telltale-dev/telltale/annotator/chat/matrix/matrixtest"
 	"github.com/telltale-dev/telltale/annotator/chat/slack"
 	"github.com/telltale-dev/telltale/annotator/chat/slack/slacktest"
 )
@@ -143,4 +145,43 @@ func TestRateLimitAnswer(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestMatrixRateLimit: a homeserver that allows a burst of 2 messages,
+// then one per 5 s (Synapse's kind of limit) answers M_LIMIT_EXCEEDED with
+// retry_after_ms; the target waits exactly that long, so a refused message
+// is never refused twice in a row, and every change arrives once.
+func TestMatrixRateLimit(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		fake := &matrixtest.Server{Token: "tok", UserID: "@telltale:test", Aliases: map[string]string{"#ops:test": "!ops:test"}, Burst: 2, Every: 5 * time.Second}
+		mc, err := matrix.New(matrix.Options{Homeserver: "https://matrix.test", Token: "tok", Rooms: []string{"#ops:test"},
+			HTTPClient: &http.Client{Transport: slacktest.Transport{Handler: fake}}, Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, stop := bubbleStack(t, dir, []chat.Attached{{Config: chat.NetworkConfig{Name: "matrix", Matrix: "https://matrix.test/#ops:test"},
+			Network: mc, Channels: []string{"#ops:test"}}})
+		defer stop()
+		for i := range 30 {
+			svc.Record(context.Background(), changes.Change{Kind: changes.KindNote, Service: "web", Who: "alice", Message: fmt.Sprintf("note-%02d", i)})
+			time.Sleep(time.Second)
+		}
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		sent := fake.Sent()
+		all := ""
+		for _, e := range sent {
+			all += e.Body + "\n"
+		}
+		for i := range 30 {
+			if n := strings.Count(all, fmt.Sprintf("note-%02d", i)); n != 1 {
+				t.Errorf("note-%02d arrived %d times; want once", i, n)
+			}
+		}
+		if fake.RateLimited() == 0 || fake.RateLimited() > len(sent) {
+			t.Errorf("M_LIMIT_EXCEEDED %d times for %d messages; want some, and never twice in a row", fake.RateLimited(), len(sent))
+		}
+		t.Logf("30 changes in 30 s → %d messages, %d refused with M_LIMIT_EXCEEDED", len(sent), fake.RateLimited())
+	})
 }

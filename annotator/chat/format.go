@@ -227,21 +227,13 @@ type event struct {
 	follows *changes.Change
 }
 
-// groupKey puts the events a batch collapses into one line together: the
-// same kind, event, status, service, env, version and subject (a 50-host
-// deploy of one version is one group).
-func (e event) groupKey() string {
-	c := e.change
-	return strings.Join([]string{c.Kind, e.event, c.Status, c.Service, c.Env, c.Version, c.Subject, c.Fields["state"]}, "\x00")
-}
-
 // maxGroupLines bounds the lines of one batched message on networks that
 // allow several; the rest is counted.
 const maxGroupLines = 10
 
-// Compose renders the events of one batch for one channel as one message
+// compose renders the events of one batch for one channel as one message
 // of at most lim.MaxBytes: a single event as its Line; several as one line
-// per group of alike events ("deployed web v1.2.3 → prod by ci (×50)"),
+// per group of events that read the same ("deployed web v1.2.3 → prod by ci (×50)"),
 // at most 10 lines on multi-line networks, joined with "; " into one line
 // on IRC, with the rest counted ("… and 12 more") and more (a link to the
 // change log) appended when anything was left out.
@@ -249,21 +241,21 @@ func compose(events []event, lim Limits, more string) string {
 	if len(events) == 1 {
 		return ClipText(oneLine(Line(events[0].change, events[0].event, events[0].follows)), lim.MaxBytes)
 	}
+	// Events that read the same collapse into one line: a 50-host deploy
+	// of one version by one pipeline is one line (×50).
 	var order []string
-	groups := map[string][]event{}
+	n := map[string]int{}
 	for _, e := range events {
-		k := e.groupKey()
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
+		l := oneLine(Line(e.change, e.event, e.follows))
+		if n[l] == 0 {
+			order = append(order, l)
 		}
-		groups[k] = append(groups[k], e)
+		n[l]++
 	}
 	lines := make([]string, 0, len(order))
-	for _, k := range order {
-		g := groups[k]
-		l := oneLine(Line(g[0].change, g[0].event, g[0].follows))
-		if len(g) > 1 {
-			l += fmt.Sprintf(" (×%d)", len(g))
+	for _, l := range order {
+		if n[l] > 1 {
+			l += fmt.Sprintf(" (×%d)", n[l])
 		}
 		lines = append(lines, l)
 	}
