@@ -21,6 +21,7 @@ import (
 	promstorage "github.com/prometheus/prometheus/storage"
 
 	"github.com/telltale-dev/telltale/annotator/changelog"
+	"github.com/telltale-dev/telltale/annotator/chat"
 	"github.com/telltale-dev/telltale/collector/auth"
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/collector/query"
@@ -41,6 +42,7 @@ type app struct {
 	auth    *auth.Checker
 	mux     *http.ServeMux
 	changes *changelog.Service
+	chat    *chat.Service // nil without chat networks
 	tail    *tail.Hub // live tail; changes go to tail.PublishDeploy and PublishChange
 	// observers see every committed write: the result cache, the tail.
 	observers observers

@@ -83,6 +83,12 @@ type config struct {
 	grafanaTokenFile string
 	webhooks         stringList
 
+	chatConfig     string
+	chatIRC        stringList
+	chatMatrix     stringList
+	chatSlack      stringList
+	chatConsoleURL string
+
 	impactEnabled bool
 	impactWindow  windowFlag
 	impactConfig  string
@@ -168,6 +174,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Var(c.impactWindow.init(15*time.Minute), "impact.window", "`duration` of the before and after windows of deploy impact analysis, 1m..6h; overrides the window of -impact.config when given")
 	fs.StringVar(&c.impactConfig, "impact.config", "", "optional YAML file of deploy impact settings: window, step, rate_window and extra or retuned signals per service")
 	fs.Var(&c.webhooks, "deploy.webhook", "chat webhook told about every change, as slack=<url> (Slack-compatible JSON) or json=<url> (the change object); repeatable")
+	fs.StringVar(&c.chatConfig, "chat.config", "", "optional YAML file of chat networks, routes (which changes go to which channel by service, env, kind) and users (chat users mapped to -auth.tokens-file tokens, for !switch); see the README's chat section")
+	fs.Var(&c.chatIRC, "chat.irc", "IRC network to post every change and alert to and answer commands in, as irc://[nick@]host:6667/#channel (ircs:// for TLS; ?nick=, &auth=pass); a password from TELLTALE_IRC_PASSWORD logs in with SASL PLAIN; repeatable")
+	fs.Var(&c.chatMatrix, "chat.matrix", "Matrix room to post every change and alert to and answer commands in, as https://homeserver/#room:server (or /!roomid:server); the access token from TELLTALE_MATRIX_TOKEN; repeatable")
+	fs.Var(&c.chatSlack, "chat.slack", "Slack (or Discord /slack, Teams) incoming-webhook URL, or a Slack channel id for a bot token from TELLTALE_SLACK_TOKEN (commands through the Events API with TELLTALE_SLACK_SIGNING_SECRET); repeatable")
+	fs.StringVar(&c.chatConsoleURL, "chat.console-url", "", "the console's URL as chat readers reach it, for links in chat messages; default http://<-listen>")
 	fs.IntVar(&c.tailMaxClients, "tail.max-clients", 100, "most live-tail websocket clients at once; more get 503")
 	fs.IntVar(&c.tailMaxSelectors, "tail.max-selectors", 10, "most match[] selectors per live-tail client")
 	fs.IntVar(&c.tailQueueSize, "tail.queue-size", 256, "messages buffered per live-tail client; on overflow the client is told what it missed")
