@@ -48,6 +48,18 @@ func ParseURL(raw string) (Options, error) {
 		o.Password, _ = u.User.Password()
 	}
 	chans := strings.TrimPrefix(u.Path, "/")
+	q := u.Query()
+	if frag, query, ok := strings.Cut(u.Fragment, "?"); ok {
+		// irc://host/#ops?nick=x: the "#" made the query part of the fragment.
+		u.Fragment = frag
+		fq, err := url.ParseQuery(query)
+		if err != nil {
+			return o, fmt.Errorf("%q: parameters: %w", raw, err)
+		}
+		for k, v := range fq {
+			q[k] = append(q[k], v...)
+		}
+	}
 	if u.Fragment != "" {
 		chans += "#" + u.Fragment
 	}
@@ -64,7 +76,6 @@ func ParseURL(raw string) (Options, error) {
 	if len(o.Channels) == 0 {
 		return o, fmt.Errorf("%q names no channel; want irc://host:6667/#channel", raw)
 	}
-	q := u.Query()
 	for k := range q {
 		switch k {
 		case "nick", "user", "realname", "auth":
