@@ -39,6 +39,7 @@ Commands:
   run      run the scenarios against Telltale and the peers, write RESULTS.md, results.json and the chart
   install  install the peers with go install into the binary cache
   report   rewrite RESULTS.md and the chart from a results.json
+  dashboard  measure a dashboard refresh with and without the dashboards' recording rules (writes bench/DASHBOARDS.md)
 
 Run "go run ./bench <command> -h" for the flags of a command.
 `
@@ -56,10 +57,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return installCommand(ctx, args[1:], stderr)
 	case "report":
 		return reportCommand(args[1:], stderr)
+	case "dashboard":
+		return dashboardCommand(ctx, args[1:], stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stderr, usage)
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q: want run, install or report", args[0])
+	return fmt.Errorf("unknown command %q: want run, install, report or dashboard", args[0])
 }

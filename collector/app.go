@@ -19,12 +19,14 @@ import (
 	"github.com/grafana/regexp"
 	"github.com/prometheus/common/expfmt"
 	promstorage "github.com/prometheus/prometheus/storage"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/telltale-dev/telltale/annotator/changelog"
 	"github.com/telltale-dev/telltale/annotator/chat"
 	"github.com/telltale-dev/telltale/collector/auth"
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/collector/query"
+	"github.com/telltale-dev/telltale/collector/rules"
 	"github.com/telltale-dev/telltale/collector/storage"
 	"github.com/telltale-dev/telltale/collector/tail"
 	"github.com/telltale-dev/telltale/samples"
@@ -42,8 +44,9 @@ type app struct {
 	auth    *auth.Checker
 	mux     *http.ServeMux
 	changes *changelog.Service
-	chat    *chat.Service // nil without chat networks
-	tail    *tail.Hub // live tail; changes go to tail.PublishDeploy and PublishChange
+	chat    *chat.Service  // chat networks (wire_chat.go, from addChanges); nil without any
+	tail    *tail.Hub      // live tail; changes go to tail.PublishDeploy and PublishChange
+	rules   *rules.Manager // rules engine (wire_rules.go); serves /api/v1/rules and /api/v1/alerts
 	// observers see every committed write: the result cache, the tail.
 	observers observers
 	ready     atomic.Bool
@@ -87,17 +90,48 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 		Features: cfg.queryFeatures, DataDir: cfg.dataDir, EnableAdmin: true, CORSOrigin: cfg.corsOrigin,
 		Flags: cfg.flagValues, Ready: a.ready.Load, Gatherer: a.store.Registry(),
 		Metadata: a.writer.Metadata(), BuildInfo: query.BuildInfo{Version: buildVersion()},
-		Logger: logger, Metrics: a.set,
+		// The rules engine (wire_rules.go) is created after the API; these
+		// are asked per request, when it is there.
+		Rules:         func(context.Context) v1.RulesRetriever { return a.rules },
+		Alertmanagers: func(context.Context) v1.AlertmanagerRetriever { return a.rules },
+		Logger:        logger, Metrics: a.set,
 	})
 	if o := a.query.Observer(); o != nil {
 		a.addObserver(o)
 	}
 	a.routes()
-	if err := a.addExtensions(ctx); err != nil {
-		a.close()
-		return nil, err
+	// The rest of the wiring, one wire_*.go file each, in this order: each
+	// step uses what the steps above it set (the list says what), none is
+	// optional (a flag may make one do nothing).
+	for _, wire := range []func(context.Context) error{
+		a.addHostMetrics, // writes through a.writer
+		a.addSelfMetrics, // writes through a.writer
+		a.addTail,        // observes a.writer: before anything whose writes the tail must see
+		a.addChanges,     // publishes to a.tail; analyses impact with a.query; writes change series through a.writer; the chat networks (wire_chat.go) are its outbox targets
+		a.addRules,       // reads a.changes (alerts name changes, alerts are recorded as changes); writes through a.writer
+		a.addOTLP,        // write endpoints on a.writer
+		a.addInflux,
+		a.addConsole, // reads the board definitions and serves the UI; last, so every API it calls is mounted
+	} {
+		if err := wire(ctx); err != nil {
+			a.close()
+			return nil, err
+		}
 	}
 	return a, nil
+}
+
+// externalURL is the collector as people reach it (-rules.external-url,
+// default http://<-listen>, https with -tls.cert-file): links in alert
+// notifications and chat messages point there.
+func (a *app) externalURL() string {
+	if a.cfg.rulesExternalURL != "" {
+		return strings.TrimRight(a.cfg.rulesExternalURL, "/")
+	}
+	if a.cfg.tlsCert != "" {
+		return "https://" + a.cfg.listen
+	}
+	return "http://" + a.cfg.listen
 }
 
 // cacheBytes maps -query.cache-size (0: off) to query.Options (negative: off).
@@ -203,10 +237,23 @@ func (a *app) writeMetrics(w io.Writer) {
 // drain requests and websocket clients, stop background loops, flush and
 // close storage.
 func (a *app) run(ctx context.Context) error {
+	// The certificate first: a bad one must not leave a listener open.
+	var tlsCfg *tls.Config
+	if a.cfg.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(a.cfg.tlsCert, a.cfg.tlsKey)
+		if err != nil {
+			a.close()
+			return fmt.Errorf("cannot load -tls.cert-file/-tls.key-file: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", a.cfg.listen)
 	if err != nil {
 		a.close()
 		return fmt.Errorf("cannot listen on -listen=%s: %w; is another collector running? pick another port", a.cfg.listen, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	if !a.auth.Enabled() && !isLoopback(ln.Addr()) {
 		a.log.Warn("LISTENING BEYOND LOOPBACK WITHOUT AUTH: anyone who can reach this address can write, read and delete nothing but see everything; set -auth.tokens-file",
@@ -217,14 +264,6 @@ func (a *app) run(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelWarn),
-	}
-	if a.cfg.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(a.cfg.tlsCert, a.cfg.tlsKey)
-		if err != nil {
-			a.close()
-			return fmt.Errorf("cannot load -tls.cert-file/-tls.key-file: %w", err)
-		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 
 	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/telltale-dev/telltale/annotator/changes"
 	"github.com/telltale-dev/telltale/collector/collectortest"
@@ -19,8 +20,9 @@ import (
 
 // TestChangeLogBackupRestore follows the README's "Backups" with the real
 // collector binary: `collector backup` while writers keep recording
-// changes, stop, copy the file into a fresh data directory, start; every
-// change acknowledged before the backup began is there, searchable.
+// changes and samples, stop, copy the snapshot and the change log into a
+// fresh data directory, start; every change and every sample acknowledged
+// before the backup began is there, and the changes are searchable.
 func TestChangeLogBackupRestore(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -39,12 +41,38 @@ func TestChangeLogBackupRestore(t *testing.T) {
 		acked = append(acked, id)
 		mu.Unlock()
 	}
+	var samplesAcked []int
+	writeSamples := func(i int) {
+		// 50 series of one metric per request, each request its own batch label.
+		var body strings.Builder
+		for s := range 50 {
+			fmt.Fprintf(&body, "backup_samples{batch=\"%d\",s=\"%d\"} %d\n", i, s, i)
+		}
+		if code, msg := in.Post(t.Context(), "/api/v1/import/prometheus", []byte(body.String()), nil); code != http.StatusNoContent {
+			t.Errorf("write batch %d: %d %s", i, code, msg)
+			return
+		}
+		mu.Lock()
+		samplesAcked = append(samplesAcked, i)
+		mu.Unlock()
+	}
 	for i := range 100 {
 		record(i)
+		writeSamples(i)
 	}
 	// Writers keep going while the backup runs.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 1000; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			writeSamples(i)
+		}
+	})
 	for w := range 2 {
 		wg.Go(func() {
 			for i := 1000 * (w + 1); ; i++ {
@@ -59,22 +87,27 @@ func TestChangeLogBackupRestore(t *testing.T) {
 	}
 	mu.Lock()
 	before := append([]string(nil), acked...)
+	samplesBefore := append([]int(nil), samplesAcked...)
 	mu.Unlock()
 	backups := filepath.Join(t.TempDir(), "backups")
-	out, err := exec.CommandContext(t.Context(), collectortest.Binary(t), "backup", "-data", dir, backups).CombinedOutput()
+	out, err := exec.CommandContext(t.Context(), collectortest.Binary(t), "backup", "-data", dir, "-collector", in.URL, backups).CombinedOutput()
 	close(stop)
 	wg.Wait()
 	if err != nil {
 		t.Fatalf("collector backup: %v\n%s", err, out)
 	}
 	m := regexp.MustCompile(`backed up (\d+) changes \(schema \d+\) from \S+ to (\S+)\n`).FindStringSubmatch(string(out))
-	if m == nil {
-		t.Fatalf("collector backup printed %q; want the count and the file", out)
+	snap := regexp.MustCompile(`snapshot of the samples \((\d+) blocks\) in (\S+)\n`).FindStringSubmatch(string(out))
+	if m == nil || snap == nil {
+		t.Fatalf("collector backup printed %q; want the snapshot, the count and the file", out)
 	}
 	in.Stop()
 
 	// Restore into a fresh data directory, as the README says.
 	fresh := t.TempDir()
+	if err := os.CopyFS(fresh, os.DirFS(snap[2])); err != nil {
+		t.Fatal(err)
+	}
 	raw, err := os.ReadFile(m[2])
 	if err != nil {
 		t.Fatal(err)
@@ -122,5 +155,12 @@ func TestChangeLogBackupRestore(t *testing.T) {
 	if !strings.Contains(string(body), `"id":"bk-00042"`) {
 		t.Errorf("search in the restored log: got %s; want bk-00042", body)
 	}
-	t.Logf("backup held %s changes, %d acknowledged before it began, %d in all", m[1], len(before), len(acked))
+	for _, i := range samplesBefore {
+		q := fmt.Sprintf(`count(last_over_time(backup_samples{batch="%d"}[1h]))`, i)
+		if res := restored.Query(t.Context(), q, time.Time{}); len(res) != 1 || res[0].Value[1] != "50" {
+			t.Fatalf("%s in the restored collector: got %v; want the 50 samples acknowledged before the backup", q, res)
+		}
+	}
+	t.Logf("backup held %s changes (%d acknowledged before it began, %d in all) and %s TSDB blocks; %d sample batches acknowledged before it, %d in all",
+		m[1], len(before), len(acked), snap[1], len(samplesBefore), len(samplesAcked))
 }

@@ -14,8 +14,9 @@ import (
 )
 
 // TestChatIRCE2E: the collector binary with -chat.irc on a real IRC
-// server (ngircd): a deploy and a firing alert (a kind=alert change, as
-// the rules engine records them) arrive in the channel as one line each;
+// server (ngircd): a deploy and a firing alert (the rules engine's, from a
+// sample pushed after the deploy; it records the alert as a kind=alert
+// change) arrive in the channel as one line each;
 // !deploys web and !note answer (the note is in the change log);
 // !switch from an unmapped nick and from a user whose token lacks the
 // deploy scope is refused.
@@ -24,8 +25,18 @@ func TestChatIRCE2E(t *testing.T) {
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens.yml")
 	os.WriteFile(tokens, []byte(`tokens:
-  - {name: ci, token: "ci-token-0123456789abcdef", scopes: [deploy, read]}
+  - {name: ci, token: "ci-token-0123456789abcdef", scopes: [deploy, read, write]}
   - {name: bob, token: "bob-token-0123456789abcde", scopes: [read]}
+`), 0o600)
+	ruleFile := filepath.Join(dir, "chat.rules.yml")
+	os.WriteFile(ruleFile, []byte(`groups:
+  - name: chat
+    interval: 1s
+    rules:
+      - alert: HighErrorRate
+        expr: chat_e2e_error_ratio > 0.05
+        labels: {severity: critical}
+        annotations: {summary: "error ratio above 5%"}
 `), 0o600)
 	chatCfg := filepath.Join(dir, "chat.yml")
 	os.WriteFile(chatCfg, []byte(`users:
@@ -34,17 +45,18 @@ func TestChatIRCE2E(t *testing.T) {
 `), 0o600)
 	obs := irctest.Join(t, srv.Addr, "mallory", "#ops")
 	bob := irctest.Join(t, srv.Addr, "bob", "#ops")
-	in := collectortest.Start(t, "-auth.tokens-file", tokens, "-chat.config", chatCfg, "-chat.irc", "irc://"+srv.Addr+"/#ops", "-impact.enabled=false")
+	in := collectortest.Start(t, "-auth.tokens-file", tokens, "-chat.config", chatCfg, "-chat.irc", "irc://"+srv.Addr+"/#ops", "-impact.enabled=false",
+		"-rules.files", ruleFile, "-rules.dashboards=false")
 	auth := map[string]string{"Authorization": "Bearer ci-token-0123456789abcdef", "Content-Type": "application/json"}
 	if code, body := in.Post(t.Context(), "/api/v1/deploys", []byte(`{"id":"d1","service":"web","env":"prod","version":"v1.2.3","who":"alice","message":"faster checkout"}`), auth); code != 201 {
 		t.Fatalf("POST deploy: %d %s", code, body)
 	}
 	obs.WaitFor("the deploy line", func(s []irctest.Said) bool { return countSaid(s, "deployed web v1.2.3 → prod by alice: faster checkout") == 1 })
-	if code, body := in.Post(t.Context(), "/api/v1/changes", []byte(`{"id":"a1","kind":"alert","service":"web","env":"prod","subject":"HighErrorRate","status":"running","message":"error ratio above 5%","fields":{"severity":"critical"}}`), auth); code != 201 {
-		t.Fatalf("POST alert: %d %s", code, body)
+	if code, body := in.Post(t.Context(), "/api/v1/import/prometheus", []byte("chat_e2e_error_ratio{service=\"web\",env=\"prod\"} 0.07\n"), auth); code/100 != 2 {
+		t.Fatalf("push the error ratio: %d %s", code, body)
 	}
 	said := obs.WaitFor("the alert line", func(s []irctest.Said) bool { return countSaid(s, "FIRING HighErrorRate") == 1 })
-	if last := said[len(said)-1].Text; !strings.HasPrefix(last, "FIRING HighErrorRate web → prod (critical): error ratio above 5% — ") || !strings.HasSuffix(last, "after deploy web v1.2.3 by alice") {
+	if last := said[len(said)-1].Text; !strings.HasPrefix(last, "FIRING HighErrorRate web → prod (critical): error ratio above 5% ") || !strings.HasSuffix(last, "after deploy web v1.2.3 by alice") {
 		t.Fatalf("alert line: got %q; want FIRING ... and the deploy it follows", last)
 	}
 	if n := len(said); n != 2 {
@@ -60,7 +72,7 @@ func TestChatIRCE2E(t *testing.T) {
 			Who, Message string
 		} `json:"data"`
 	}
-	getJSON(t, in.URL+"/api/v1/changes?kind=note&q=flushed", "Bearer ci-token-0123456789abcdef", &notes)
+	getAuthJSON(t, in.URL+"/api/v1/changes?kind=note&q=flushed", "Bearer ci-token-0123456789abcdef", &notes)
 	if len(notes.Data) != 1 || notes.Data[0].Who != "mallory (irc)" {
 		t.Fatalf("notes in the change log: got %+v; want one by mallory (irc)", notes.Data)
 	}
@@ -69,7 +81,7 @@ func TestChatIRCE2E(t *testing.T) {
 	bob.Say("!switch web slow_checkout off provider slow")
 	bob.WaitFor("refusal", func(s []irctest.Said) bool { return countSaid(s, "bob: !switch needs a chat user mapped") == 1 })
 	var sw struct{ Data []json.RawMessage }
-	getJSON(t, in.URL+"/api/v1/changes?kind=switch", "Bearer ci-token-0123456789abcdef", &sw)
+	getAuthJSON(t, in.URL+"/api/v1/changes?kind=switch", "Bearer ci-token-0123456789abcdef", &sw)
 	if len(sw.Data) != 0 {
 		t.Fatalf("switch changes after refused !switch: %s; want none", sw.Data)
 	}
@@ -96,7 +108,7 @@ func countSaid(said []irctest.Said, sub string) int {
 	return n
 }
 
-func getJSON(t *testing.T, url, bearer string, out any) {
+func getAuthJSON(t *testing.T, url, bearer string, out any) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
 	req.Header.Set("Authorization", bearer)

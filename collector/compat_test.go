@@ -466,7 +466,9 @@ type inProcess struct {
 
 func startInProcess(t testing.TB, args ...string) *inProcess {
 	t.Helper()
-	full := append([]string{"-data", t.TempDir(), "-host-metrics=false", "-impact.enabled=false"}, args...)
+	// No built-in dashboard rules: the reference has no rules, and
+	// /api/v1/rules must match it.
+	full := append([]string{"-data", t.TempDir(), "-host-metrics=false", "-impact.enabled=false", "-rules.dashboards=false"}, args...)
 	cfg, err := parseFlags(full, io.Discard)
 	if err != nil {
 		t.Fatalf("collector flags %q: %v", full, err)

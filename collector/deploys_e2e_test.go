@@ -161,7 +161,7 @@ func TestDeployCLIToGrafanaAndPromQL(t *testing.T) {
 	})
 	// All four Grafana deliveries are done, so no duplicate can still come.
 	eventually(t, "four Grafana deliveries", func() string {
-		if n := in.Metric(t.Context(), `telltale_deploy_deliveries_total{target="grafana",outcome="delivered"}`); n != 4 {
+		if n := in.Metric(t.Context(), `telltale_change_deliveries_total{target="grafana",outcome="delivered"}`); n != 4 {
 			return fmt.Sprintf("%v delivered", n)
 		}
 		return ""

@@ -351,18 +351,11 @@ func TestAuth(t *testing.T) {
 	}
 }
 
-// vmagentPath finds the vmagent binary .ci/run installs; outside CI the
-// test is skipped when it is missing.
-func vmagentPath(t *testing.T) string {
-	t.Helper()
-	return collectortest.Peer(t, "vmagent", "TELLTALE_VMAGENT", "GOBIN=~/.cache/telltale/bin go install github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent@v1.151.0")
-}
-
 // TestVMAgentRemoteWrite has a real vmagent scrape a test endpoint and
 // remote-write to the collector.
 func TestVMAgentRemoteWrite(t *testing.T) {
 	t.Parallel()
-	bin := vmagentPath(t)
+	bin := collectortest.Peer(t, "vmagent", "TELLTALE_VMAGENT", "run .ci/run or: GOBIN=~/.cache/telltale/bin go install github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent@v1.151.0")
 	in := collectortest.Start(t)
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "# TYPE vmagent_e2e_value gauge\nvmagent_e2e_value{kind=\"a\"} 123.5\nvmagent_e2e_value{kind=\"b\"} -7")

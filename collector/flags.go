@@ -87,11 +87,24 @@ type config struct {
 	chatIRC        stringList
 	chatMatrix     stringList
 	chatSlack      stringList
-	chatConsoleURL string
 
 	impactEnabled bool
 	impactWindow  windowFlag
 	impactConfig  string
+
+	rulesFiles          stringList
+	rulesDashboards     bool
+	rulesDashboardsIntv time.Duration
+	rulesInterval       time.Duration
+	rulesExternalURL    string
+	rulesOutageTol      time.Duration
+	rulesForGrace       time.Duration
+	rulesResendDelay    time.Duration
+	rulesChangesWindow  time.Duration
+	alertmanagerURLs    stringList
+	alertmanagerTimeout time.Duration
+	alertWebhooks       stringList
+	alertDeployWebhooks bool
 
 	tailMaxClients   int
 	tailMaxSelectors int
@@ -106,7 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: collector [flags]\n       collector tail [-collector URL] [-json] '<selector>' ...   (live tail; collector tail -h)\n       collector backup [-data DIR] BACKUPDIR   (copy of the change log; collector backup -h)\n\nTelltale's collector: ingest, storage, Prometheus query API, change log, live tail and web console.\nOpen http://<listen>/ for the console; point Grafana's Prometheus data source at http://<listen>.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: collector [flags]\n       collector tail [-collector URL] [-json] '<selector>' ...   (live tail; collector tail -h)\n       collector backup [-data DIR] BACKUPDIR                      (samples and change log; collector backup -h)\n       collector check-rules [-lint-fatal] FILE...                 (validate rule files like promtool check rules)\n       collector slo-rules SLO-FILE > RULES                        (generate SLO recording and burn-rate alerting rules)\n\nTelltale's collector: ingest, storage, Prometheus query API, rules and alerts, change log, live tail and web console.\nOpen http://<listen>/ for the console; point Grafana's Prometheus data source at http://<listen>.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9470", "address to serve HTTP on; listening beyond loopback without -auth.tokens-file logs a warning")
@@ -174,11 +187,23 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Var(c.impactWindow.init(15*time.Minute), "impact.window", "`duration` of the before and after windows of deploy impact analysis, 1m..6h; overrides the window of -impact.config when given")
 	fs.StringVar(&c.impactConfig, "impact.config", "", "optional YAML file of deploy impact settings: window, step, rate_window and extra or retuned signals per service")
 	fs.Var(&c.webhooks, "deploy.webhook", "chat webhook told about every change, as slack=<url> (Slack-compatible JSON) or json=<url> (the change object); repeatable")
+	fs.Var(&c.rulesFiles, "rules.files", "Prometheus rule file (recording and alerting rules) or glob, e.g. rules/*.rules.yml; repeatable. Reloaded on SIGHUP and POST /-/reload (admin scope); check files with: collector check-rules FILE...")
+	fs.BoolVar(&c.rulesDashboards, "rules.dashboards", true, "evaluate the recording rules the built-in dashboards read (the console's and the generated Grafana JSON's heaviest panels); without them those panels are empty")
+	fs.DurationVar(&c.rulesDashboardsIntv, "rules.dashboards-interval", 30*time.Second, "evaluation interval of the dashboards' recording rules")
+	fs.DurationVar(&c.rulesInterval, "rules.evaluation-interval", time.Minute, "how often rule groups without their own interval are evaluated")
+	fs.StringVar(&c.rulesExternalURL, "rules.external-url", "", "the collector as people reach it, for the links in alert notifications, $externalURL in templates and the links in chat messages; default http://<-listen>")
+	fs.DurationVar(&c.rulesOutageTol, "rules.outage-tolerance", time.Hour, "longest collector downtime after which alerts' `for` state is still restored from ALERTS_FOR_STATE")
+	fs.DurationVar(&c.rulesForGrace, "rules.for-grace-period", 10*time.Minute, "least time a restored pending alert with a longer `for` waits before it fires (Prometheus' --rules.alert.for-grace-period)")
+	fs.DurationVar(&c.rulesResendDelay, "rules.resend-delay", time.Minute, "how often a firing alert is re-sent to the Alertmanagers")
+	fs.DurationVar(&c.rulesChangesWindow, "rules.changes-window", time.Hour, "how far before an alert became active the deploys of its service (label service) are named in its telltale_changes annotation")
+	fs.Var(&c.alertmanagerURLs, "alertmanager.url", "Alertmanager base URL (API v2), e.g. http://alertmanager:9093; user:password@ is sent as basic auth; repeatable")
+	fs.DurationVar(&c.alertmanagerTimeout, "alertmanager.timeout", 10*time.Second, "longest one send to an Alertmanager may take; failed sends are retried with backoff")
+	fs.Var(&c.alertWebhooks, "alert.webhook", "chat webhook told when an alert fires and resolves, as slack=<url> or json=<url>, for teams without an Alertmanager; repeatable")
+	fs.BoolVar(&c.alertDeployWebhooks, "alert.deploy-webhooks", true, "also tell every -deploy.webhook about alerts firing and resolving")
 	fs.StringVar(&c.chatConfig, "chat.config", "", "optional YAML file of chat networks, routes (which changes go to which channel by service, env, kind) and users (chat users mapped to -auth.tokens-file tokens, for !switch); see the README's chat section")
 	fs.Var(&c.chatIRC, "chat.irc", "IRC network to post every change and alert to and answer commands in, as irc://[nick@]host:6667/#channel (ircs:// for TLS; ?nick=, &auth=pass); a password from TELLTALE_IRC_PASSWORD logs in with SASL PLAIN; repeatable")
 	fs.Var(&c.chatMatrix, "chat.matrix", "Matrix room to post every change and alert to and answer commands in, as https://homeserver/#room:server (or /!roomid:server); the access token from TELLTALE_MATRIX_TOKEN; repeatable")
 	fs.Var(&c.chatSlack, "chat.slack", "Slack (or Discord /slack, Teams) incoming-webhook URL, or a Slack channel id for a bot token from TELLTALE_SLACK_TOKEN (commands through the Events API with TELLTALE_SLACK_SIGNING_SECRET); repeatable")
-	fs.StringVar(&c.chatConsoleURL, "chat.console-url", "", "the console's URL as chat readers reach it, for links in chat messages; default http://<-listen>")
 	fs.IntVar(&c.tailMaxClients, "tail.max-clients", 100, "most live-tail websocket clients at once; more get 503")
 	fs.IntVar(&c.tailMaxSelectors, "tail.max-selectors", 10, "most match[] selectors per live-tail client")
 	fs.IntVar(&c.tailQueueSize, "tail.queue-size", 256, "messages buffered per live-tail client; on overflow the client is told what it missed")

@@ -28,7 +28,7 @@ func main() {
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "collector:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -43,6 +43,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if len(args) > 0 && args[0] == "probe" {
 		return runProbe(ctx, args[1:], stderr)
+	}
+	if len(args) > 0 && args[0] == "check-rules" {
+		return runCheckRules(args[1:], os.Stdin, os.Stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "slo-rules" {
+		return runSLORules(args[1:], os.Stdout, stderr)
 	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/telltale-dev/telltale/collector/collectortest"
+	"github.com/telltale-dev/telltale/collector/rules"
 	"github.com/telltale-dev/telltale/dashboards/provision"
 )
 
@@ -394,5 +395,47 @@ func TestDockerignore(t *testing.T) {
 		if err != nil || !strings.Contains(string(src), f.flag) {
 			t.Errorf("%s does not define %s: update .dockerignore with the new default", f.file, f.flag)
 		}
+	}
+}
+
+// The collector loads the shipped rule files from the repository's rules/
+// folder, every one of which passes the rule check, and the agent scrapes
+// the collector's /metrics, which the self-health alerts read.
+func TestComposeLoadsShippedRules(t *testing.T) {
+	p := loadCompose(t)
+	root, _ := filepath.Abs(repoRoot)
+	col := service(t, p, "collector")
+	pattern := mustFlag(t, col, "rules.files")
+	var src string
+	for _, v := range col.Volumes {
+		if rel, ok := strings.CutPrefix(pattern, v.Target+"/"); ok && v.Type == types.VolumeTypeBind && v.ReadOnly {
+			src = filepath.Join(v.Source, rel)
+		}
+	}
+	if src == "" {
+		t.Fatalf("collector -rules.files=%s is not under a read-only bind mount", pattern)
+	}
+	files, _ := filepath.Glob(src)
+	names := map[string]bool{}
+	for _, f := range files {
+		names[filepath.Base(f)] = true
+		if r := rules.CheckFile(f, nil); len(r.Problems) > 0 {
+			t.Errorf("%s: %v", f, r.Problems)
+		}
+	}
+	if !names["telltale.rules.yml"] || !names["slo.rules.yml"] || !strings.HasPrefix(src, filepath.Join(root, "rules")+string(filepath.Separator)) {
+		t.Errorf("-rules.files=%s loads %v from %s; want rules/telltale.rules.yml and rules/slo.rules.yml", pattern, names, src)
+	}
+
+	// The self-health alerts read the collector's own metrics, which it
+	// records itself (-self-metrics, on by default); nothing may scrape
+	// them a second time.
+	for _, arg := range col.Command {
+		if strings.HasPrefix(strings.TrimLeft(arg, "-"), "self-metrics=false") {
+			t.Errorf("collector command %v turns -self-metrics off; the shipped self-health alerts need them", col.Command)
+		}
+	}
+	if agent := service(t, p, "agent"); len(agent.Configs) > 0 {
+		t.Errorf("the agent has configs %v; it must not scrape the collector's /metrics, which the collector records itself", agent.Configs)
 	}
 }

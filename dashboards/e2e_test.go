@@ -101,6 +101,13 @@ func TestDashboardsAgainstRealCollector(t *testing.T) {
 	if haveAgent {
 		args = []string{"-host-metrics=false", "-self-metrics=true", "-self-metrics.interval=1s"}
 	}
+	// The panels' recorded series every second, and an alert that always
+	// fires, for the firing-alerts annotation.
+	alertFile := filepath.Join(t.TempDir(), "e2e.rules.yml")
+	if err := os.WriteFile(alertFile, []byte("groups:\n  - name: e2e\n    interval: 1s\n    rules:\n      - alert: E2EAlwaysFiring\n        expr: vector(1)\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args = append(args, "-rules.dashboards-interval=1s", "-rules.files", alertFile)
 	col := collectortest.Start(t, args...)
 	startProcess(t, collectortest.Build(t, "github.com/telltale-dev/telltale/instrument/demo"),
 		"-collector", col.URL, "-listen", "127.0.0.1:0", "-service", "demo", "-env", "dev",
@@ -198,6 +205,22 @@ func TestDashboardsAgainstRealCollector(t *testing.T) {
 			continue
 		}
 		expr, _ := board.Expand(q.Expr, vars)
+		if q.Panel == board.AlertsAnnotationName {
+			// The firing alert as a region: a point at every step from when
+			// it fired up to now, none missing.
+			res := col.QueryRange(ctx, expr, now.Add(-time.Minute), now, time.Second)
+			if len(res) != 1 || res[0].Metric["alertname"] != "E2EAlwaysFiring" || len(res[0].Values) < 2 {
+				t.Errorf("%s: %s: got %+v; want E2EAlwaysFiring with points", q, expr, res)
+				continue
+			}
+			vals := res[0].Values
+			last, _ := vals[len(vals)-1][0].(float64)
+			first, _ := vals[0][0].(float64)
+			if int(last-first)+1 != len(vals) || now.Sub(time.UnixMilli(int64(last*1000))) > time.Second {
+				t.Errorf("%s: points %v; want one every second without a gap, up to now", q, vals)
+			}
+			continue
+		}
 		res := col.QueryRange(ctx, expr, deployAt.Add(-2*time.Minute), now, step)
 		if len(res) == 0 {
 			t.Errorf("%s: %s returns nothing; want the deploy", q, expr)

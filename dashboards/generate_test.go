@@ -39,8 +39,8 @@ func TestCommittedFilesAreFresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(generated) != 6 {
-		t.Errorf("generated %d files; want 4 dashboards and 2 provisioning files", len(generated))
+	if len(generated) != 7 {
+		t.Errorf("generated %d files; want 4 dashboards, 2 provisioning files and the recording rules", len(generated))
 	}
 	committed, _ := filepath.Glob(filepath.Join(provision.JSONDir, "*.json"))
 	for _, p := range committed {

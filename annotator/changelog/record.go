@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/telltale-dev/telltale/annotator/changes"
@@ -233,8 +234,10 @@ func (s *Service) enqueue(ctx context.Context, tx *Tx, c changes.Change, event s
 	if s.opts.Grafana != nil {
 		targets = append(targets, targetGrafana)
 	}
-	for t := range s.webhooks {
-		targets = append(targets, t)
+	for t, w := range s.webhooks {
+		if !slices.Contains(w.SkipKinds, c.Kind) {
+			targets = append(targets, t)
+		}
 	}
 	for t := range s.others {
 		targets = append(targets, t)

@@ -43,6 +43,9 @@ type WebhookConfig struct {
 	URL string
 	// Format is FormatSlack (default) or FormatJSON.
 	Format string
+	// SkipKinds are kinds of change this webhook is not told about (the
+	// collector skips alerts for webhooks the rules engine already tells).
+	SkipKinds []string
 }
 
 // Target is a place the outbox delivers every change to, besides the

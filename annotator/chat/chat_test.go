@@ -82,6 +82,13 @@ func TestLine(t *testing.T) {
 		changelog.EventImpact, nil, "impact of deploy web v2 → prod: regressed: error ratio 0.4% → 2.1% ▲ regressed")
 	f(changes.Change{Kind: "alert", Service: "web", Env: "prod", Subject: "HighErrorRate", Status: "running", Time: t0, Message: "error ratio 7%", Fields: map[string]string{"severity": "critical"}},
 		changelog.EventRecorded, &dep, "FIRING HighErrorRate web → prod (critical): error ratio 7% — 4m after deploy web v1.2.3 by alice")
+	// As the rules engine records them: the name in fields, its words in the message.
+	f(changes.Change{Kind: "alert", Service: "web", Env: "prod", Status: "running", Time: t0, Who: "telltale-rules",
+		Message: "HighErrorRate firing: error ratio above 5%: check the payment provider: firing since 2024-05-01 12:00 UTC, 4 min after deploy web v1.2.3 by alice",
+		Fields: map[string]string{"alertname": "HighErrorRate", "severity": "page", "fingerprint": "abc"}}, changelog.EventRecorded, &dep,
+		"FIRING HighErrorRate web → prod (page): error ratio above 5%: check the payment provider — 4m after deploy web v1.2.3 by alice")
+	f(changes.Change{Kind: "alert", Service: "web", Status: "running", Time: t0, Message: "Down firing: firing since 2024-05-01 12:00 UTC; no change of web in the 1 h before it",
+		Fields: map[string]string{"alertname": "Down"}}, changelog.EventRecorded, nil, "FIRING Down web")
 	f(changes.Change{Kind: "alert", Service: "web", Subject: "HighErrorRate", Status: "resolved", Time: t0, EndTime: &end}, changelog.EventFinished, &dep,
 		"RESOLVED HighErrorRate web after 3m")
 	f(changes.Change{Kind: "switch", Service: "web", Env: "prod", Subject: "slow_checkout", Who: "bob", Message: "provider slow", Fields: map[string]string{"state": "off"}, Status: "success"},

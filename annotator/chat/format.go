@@ -21,8 +21,9 @@ const maxMessagePart = 160
 //	RESOLVED HighErrorRate web → prod after 12m
 //	switch slow_checkout off (web) by alice: payment provider slow
 //
-// follows, when not nil, is the deploy the change came after: alerts and
-// incidents name it (the likely cause). event is one of the changelog
+// follows, when not nil, is the change (deploy, switch flip, config
+// change) the change came after: alerts and incidents name it (the likely
+// cause). event is one of the changelog
 // Event constants.
 func Line(c changes.Change, event string, follows *changes.Change) string {
 	var b strings.Builder
@@ -32,7 +33,7 @@ func Line(c changes.Change, event string, follows *changes.Change) string {
 		changeLine(&b, c, event)
 	}
 	if follows != nil && follows.ID != c.ID && event != changelog.EventImpact && !(c.Kind == changes.KindAlert && !c.Open()) {
-		fmt.Fprintf(&b, " — %s after %s", human(c.Time.Sub(follows.Time)), deployName(*follows))
+		fmt.Fprintf(&b, " — %s after %s", human(c.Time.Sub(follows.Time)), changeName(*follows))
 	}
 	return b.String()
 }
@@ -106,16 +107,36 @@ func alertLine(b *strings.Builder, c changes.Change, event string) {
 		}
 		return
 	}
-	summary := firstLine(c.Message)
-	if summary == "" {
-		summary = firstLine(c.Fields["summary"])
-	}
-	if summary != "" {
+	if summary := alertSummary(c, name); summary != "" {
 		b.WriteString(": " + ClipText(summary, maxMessagePart))
 	}
 	if c.Link != "" {
 		b.WriteString(" " + c.Link)
 	}
+}
+
+// alertSummary is what an alert says beyond its name. The rules engine
+// records alerts with the message "<alertname> firing: <summary>:
+// <description>: <telltale_changes>", where the last part ("firing since
+// 14:02 UTC, 4 min after deploy ...") says what the line's "— after"
+// already says: the name, the state and that part are left out.
+func alertSummary(c changes.Change, name string) string {
+	if s := firstLine(c.Fields["summary"]); s != "" {
+		return s
+	}
+	m := firstLine(c.Message)
+	for _, st := range []string{"firing", "resolved", "pending"} {
+		if rest, ok := strings.CutPrefix(m, name+" "+st); ok && (rest == "" || rest[0] == ':') {
+			m = strings.TrimSpace(strings.TrimPrefix(rest, ":"))
+			break
+		}
+	}
+	for _, marker := range []string{"firing since ", "pending since "} {
+		if i := strings.Index(m, marker); i >= 0 {
+			m = strings.TrimSpace(strings.TrimRight(strings.TrimSpace(m[:i]), ":"))
+		}
+	}
+	return m
 }
 
 func impactSummary(c changes.Change) string {
@@ -146,9 +167,17 @@ func subject(c changes.Change) string {
 	return s + " (" + c.Service + env + ")"
 }
 
-// deployName is "deploy web v1.2.3 by alice".
-func deployName(d changes.Change) string {
+// changeName is "deploy web v1.2.3 by alice", "switch slow_checkout off
+// (web) by bob".
+func changeName(d changes.Change) string {
 	s := d.Kind + " " + d.Service
+	if d.Subject != "" {
+		s = d.Kind + " " + d.Subject
+		if st := d.Fields["state"]; st != "" {
+			s += " " + oneLine(st)
+		}
+		s += " (" + d.Service + ")"
+	}
 	if d.Version != "" {
 		s += " " + oneLine(d.Version)
 	}

@@ -148,9 +148,12 @@ func (t *target) send(ctx context.Context, channel, text string, n int) error {
 	return fmt.Errorf("%s %s: %w", name, channel, err)
 }
 
-// follows returns the newest deploy of c's service (and env, or every
-// env) in the FollowsWindow before c, for alerts and incidents; nil for
-// other kinds or when there is none.
+// followKinds are the changes an alert or incident is said to follow.
+var followKinds = []string{changes.KindDeploy, changes.KindSwitch, changes.KindConfig}
+
+// follows returns the newest deploy, switch flip or config change of c's
+// service (and env, or every env) in the FollowsWindow before c, for
+// alerts and incidents; nil for other kinds or when there is none.
 func (s *Service) follows(ctx context.Context, c changes.Change) *changes.Change {
 	if c.Kind != changes.KindAlert && c.Kind != changes.KindIncident {
 		return nil
@@ -159,10 +162,10 @@ func (s *Service) follows(ctx context.Context, c changes.Change) *changes.Change
 	if l == nil {
 		return nil
 	}
-	list, err := l.List(ctx, changes.Filter{Kinds: []string{changes.KindDeploy}, Service: c.Service, Env: c.Env, EnvlessToo: true,
+	list, err := l.List(ctx, changes.Filter{Kinds: followKinds, Service: c.Service, Env: c.Env, EnvlessToo: true,
 		From: c.Time.Add(-s.opts.FollowsWindow), To: c.Time, Limit: 1})
 	if err != nil {
-		s.logger.Warn("cannot look up the deploy a change follows", "change_id", c.ID, "err", err)
+		s.logger.Warn("cannot look up the change an alert follows", "change_id", c.ID, "err", err)
 		return nil
 	}
 	if len(list) == 0 {

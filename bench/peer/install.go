@@ -21,13 +21,17 @@ type Module struct {
 	// About is how long the build takes on a 2-core machine, for the
 	// progress line.
 	About string
+	// Tags are build tags for go install, e.g. Prometheus without its
+	// service-discovery plugins (remove_all_sd): peers here scrape
+	// nothing, and the cloud SDKs are most of its build.
+	Tags string
 }
 
 // Modules are the peers bench/ installs, pinned.
 var Modules = []Module{
-	{VictoriaMetrics, "victoria-metrics", "github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@v1.151.0", "3 min"},
-	{NodeExporter, "node_exporter", "github.com/prometheus/node_exporter@v1.12.1", "2 min"},
-	{Prometheus, "prometheus", "github.com/prometheus/prometheus/cmd/prometheus@v0.316.0", "15 min"},
+	{VictoriaMetrics, "victoria-metrics", "github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@v1.151.0", "3 min", ""},
+	{NodeExporter, "node_exporter", "github.com/prometheus/node_exporter@v1.12.1", "2 min", ""},
+	{Prometheus, "prometheus", "github.com/prometheus/prometheus/cmd/prometheus@v0.316.0", "5 min", "remove_all_sd"},
 }
 
 // ModuleFor returns the module of kind k.
@@ -59,14 +63,18 @@ func (m Module) Installed(dir string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// Install runs `go install -v m.Path` with GOBIN=dir and writes a progress
+// Install runs `go install -v [-tags m.Tags] m.Path` with GOBIN=dir and writes a progress
 // line to progress every 15 s (builds of Prometheus take many minutes).
 func Install(ctx context.Context, dir string, m Module, progress io.Writer) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("cannot create the binary cache %s: %w", dir, err)
 	}
 	fmt.Fprintf(progress, "installing %s from %s into %s (about %s on 2 cores)\n", m.Binary, m.Path, dir, m.About)
-	cmd := exec.CommandContext(ctx, "go", "install", "-v", m.Path)
+	args := []string{"install", "-v"}
+	if m.Tags != "" {
+		args = append(args, "-tags", m.Tags)
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, m.Path)...)
 	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-buildvcs=false")
 	cmd.Dir = os.TempDir() // outside any module: go install pkg@version ignores the work tree
 	out, err := cmd.StderrPipe()

@@ -112,7 +112,7 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 	var args []string
 	switch spec.Kind {
 	case Telltale:
-		args = []string{"-listen", addr, "-data", p.DataDir, "-host-metrics=false", "-log.level=warn"}
+		args = []string{"-listen", addr, "-data", p.DataDir, "-host-metrics=false", "-self-metrics=false", "-rules.dashboards=false", "-log.level=warn"}
 	case VictoriaMetrics:
 		args = []string{"-httpListenAddr=" + addr, "-storageDataPath=" + p.DataDir, "-loggerLevel=WARN"}
 	case Prometheus:

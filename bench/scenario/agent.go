@@ -55,7 +55,10 @@ func agentScenario(sz Sizes) Scenario {
 		var scraper *scrapeLoop
 		switch k {
 		case peer.Agent:
-			sink, err := env.start(ctx, "agent-sink", peer.Telltale)
+			// The count below sums series of many metrics that differ
+			// only by name, which PromQL allows with delayed name removal.
+			sink, err := peer.Start(ctx, peer.Spec{Kind: peer.Telltale, Binary: env.Bins[peer.Telltale], Dir: env.runDir("agent-sink", peer.Telltale),
+				Args: []string{"-query.enable-feature=promql-delayed-name-removal", "-self-metrics=false"}})
 			if err != nil {
 				return r, err
 			}

@@ -166,7 +166,7 @@ func recordDeploy(t *testing.T, col *collectortest.Instance, d deploy, at time.T
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode == http.StatusNotFound {
-		t.Skipf("POST /api/v1/deploys: 404: the deploy API is not wired into the collector (collector/ext_deploys.go); the console's deploy log and markers cannot be checked")
+		t.Skipf("POST /api/v1/deploys: 404: the deploy API is not wired into the collector (collector/wire_changes.go); the console's deploy log and markers cannot be checked")
 	}
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /api/v1/deploys: got %d %s; want 201", resp.StatusCode, body)

@@ -27,8 +27,8 @@ func TestJavaScriptModules(t *testing.T) {
 	b := newBrowser(t)
 	b.open(srv.URL + "/")
 	eval[bool](b, `(async () => {
-		const [V, U, F, C, L] = await Promise.all(['vars', 'units', 'format', 'chart', 'live'].map(m => import('/static/' + m + '.js')));
-		Object.assign(window, {V, U, F, C, L});
+		const [V, U, F, C, L, A] = await Promise.all(['vars', 'units', 'format', 'chart', 'live', 'alerts'].map(m => import('/static/' + m + '.js')));
+		Object.assign(window, {V, U, F, C, L, A});
 		return true;
 	})()`)
 
@@ -105,4 +105,10 @@ func TestJavaScriptModules(t *testing.T) {
 	f(`C.changeTitle({kind: 'deploy', service: 'api', version: 'v2'})`, `"api v2"`)
 	f(`C.deployText({kind: 'incident', service: 'shop', subject: 'checkout', status: 'running', message: 'errors', time: '2024-05-01T12:00:00Z'}, Date.parse('2024-05-01T12:10:00Z')).replace(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/, 'T')`,
 		`"incident checkout (shop)\nrunning\nT (10m ago), still running\nerrors"`)
+	// Firing regions from ALERTS: a gap longer than 1.5 steps splits one.
+	f(`A.alertRegions([{metric: {__name__: 'ALERTS', alertname: 'Slow', alertstate: 'firing', service: 'shop'}, values: [[100, '1'], [110, '1'], [125, '1'], [200, '1'], [210, '1']]}, {metric: {alertname: 'Down', alertstate: 'firing'}, values: [[90, '1']]}], 10)`,
+		`[{"alertname":"Down","labels":{"alertname":"Down"},"start":90,"end":90},{"alertname":"Slow","labels":{"alertname":"Slow","service":"shop"},"start":100,"end":125},{"alertname":"Slow","labels":{"alertname":"Slow","service":"shop"},"start":200,"end":210}]`)
+	f(`[A.alertRegions(null, 10).length, A.stepFor(0, 15 * 60e3), A.stepFor(0, 24 * 3600e3)]`, `[0,10,288]`)
+	f(`A.regionText({alertname: 'Slow', labels: {service: 'shop', env: 'prod', severity: 'page'}, start: 1714564800, end: 1714565100}).replace(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/g, 'T')`,
+		`"Slow firing · shop prod\nT – T\nseverity page"`)
 }

@@ -582,6 +582,32 @@ func exemplarLabelLen(ls []samples.Label) int {
 	return n
 }
 
+// HistogramFromPrometheus converts a native histogram of the TSDB's model
+// (an integer h or a float fh) to the Batch's form. The Batch aliases the
+// histogram's slices: they must not be changed while the Batch is used.
+func HistogramFromPrometheus(t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) samples.Histogram {
+	spans := func(s []histogram.Span) []samples.Span {
+		if len(s) == 0 {
+			return nil
+		}
+		out := make([]samples.Span, len(s))
+		for i, x := range s {
+			out[i] = samples.Span{Offset: x.Offset, Length: x.Length}
+		}
+		return out
+	}
+	if fh != nil {
+		return samples.Histogram{T: t, Float: true, CounterResetHint: uint8(fh.CounterResetHint), Schema: fh.Schema,
+			ZeroThreshold: fh.ZeroThreshold, Sum: fh.Sum, Count: fh.Count, ZeroCount: fh.ZeroCount,
+			PositiveSpans: spans(fh.PositiveSpans), NegativeSpans: spans(fh.NegativeSpans),
+			PositiveCounts: fh.PositiveBuckets, NegativeCounts: fh.NegativeBuckets, CustomValues: fh.CustomValues}
+	}
+	return samples.Histogram{T: t, CounterResetHint: uint8(h.CounterResetHint), Schema: h.Schema,
+		ZeroThreshold: h.ZeroThreshold, Sum: h.Sum, IntCount: h.Count, IntZeroCount: h.ZeroCount,
+		PositiveSpans: spans(h.PositiveSpans), NegativeSpans: spans(h.NegativeSpans),
+		PositiveDeltas: h.PositiveBuckets, NegativeDeltas: h.NegativeBuckets, CustomValues: h.CustomValues}
+}
+
 // toPrometheus converts h to the TSDB's model. The slices are copied: the
 // head keeps the last histogram of each series, and h's point into a
 // reused request buffer.

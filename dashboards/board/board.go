@@ -16,6 +16,10 @@
 //     to the collector's deploy log.
 //   - Queries lists every PromQL expression with where it is used, so tests
 //     can parse them and run them against a real collector.
+//   - The heaviest panels read recorded series (Recordings, RulesFile)
+//     kept to the labels they filter and group by; with RawQueries they
+//     compute the same from the raw series, and a test holds both forms
+//     equal over the same data.
 //
 // Building is deterministic: the same Options give byte-identical JSON.
 package board
@@ -53,6 +57,11 @@ type Options struct {
 	// for links to the deploy log and the console (the dashboard variable
 	// collector_url, editable in Grafana). Default http://localhost:9470.
 	CollectorURL string
+	// RawQueries makes the panels that read the dashboards' recorded
+	// series (Recordings) compute the same from the raw series instead: what
+	// the collector's console does, so it shows data written late or
+	// backfilled, which recording rules never see.
+	RawQueries bool
 }
 
 // DefaultCollectorURL is Options.CollectorURL's default.

@@ -112,6 +112,14 @@ func TestDashboardsUseTheEmittedMetrics(t *testing.T) {
 		}
 		for _, n := range metricNames(t, expr) {
 			used[q.Dashboard][n] = true
+			// A recorded series uses what its rule reads.
+			for _, r := range Recordings() {
+				if r.Record == n {
+					for _, m := range metricNames(t, r.Expr) {
+						used[q.Dashboard][m] = true
+					}
+				}
+			}
 		}
 	}
 	want := map[string][]string{
@@ -192,14 +200,23 @@ func checkDashboard(t *testing.T, b Board) {
 
 	// Both deploy annotations, enabled; the PromQL one on ${datasource}
 	// with the value as time; the Grafana one filtered by tag deploy.
-	var promAnn, grafAnn *dashboard.AnnotationQuery
+	var promAnn, grafAnn, alertAnn *dashboard.AnnotationQuery
 	for i, a := range d.Annotations.List {
 		switch {
+		case a.Expr != nil && a.Name == AlertsAnnotationName:
+			alertAnn = &d.Annotations.List[i]
 		case a.Expr != nil:
 			promAnn = &d.Annotations.List[i]
 		case a.Datasource != nil && a.Datasource.Uid != nil && *a.Datasource.Uid == "-- Grafana --":
 			grafAnn = &d.Annotations.List[i]
 		}
+	}
+	// Firing alerts as regions: the ALERTS series of firing alerts.
+	if alertAnn == nil {
+		t.Error("no firing-alerts annotation")
+	} else if !alertAnn.Enable || !isDatasourceVar(alertAnn.Datasource.Uid) || !strings.HasPrefix(*alertAnn.Expr, `ALERTS{alertstate="firing"`) ||
+		alertAnn.UseValueForTime != nil && *alertAnn.UseValueForTime {
+		t.Errorf("firing-alerts annotation %+v: want enabled on ${datasource}, over ALERTS{alertstate=\"firing\"}, each sample a point of the region", alertAnn)
 	}
 	if promAnn == nil {
 		t.Error("no PromQL deploy annotation")

@@ -70,6 +70,9 @@ type deployFilter struct {
 	// "service:$service" (the collector tags each deploy annotation with
 	// deploy, service:<service> and env:<env>).
 	tags []string
+	// alerts are PromQL label matchers on ALERTS, without braces, after a
+	// leading comma, e.g. `,service=~"$service|"`; "" for every alert.
+	alerts string
 }
 
 // newDashboard starts a dashboard with the variables and annotations every
@@ -92,6 +95,7 @@ func newDashboard(uid, title, desc string, tags []string, opts Options, deploys 
 	for _, a := range deployAnnotations(deploys) {
 		b.Annotation(a)
 	}
+	b.Annotation(alertAnnotation(deploys.alerts))
 	b.Link(dashboard.NewDashboardLinkBuilder("Telltale").
 		Type(dashboard.DashboardLinkTypeDashboards).
 		Tags([]string{"telltale"}).
@@ -193,6 +197,34 @@ func deployAnnotations(f deployFilter) []cog.Builder[dashboard.AnnotationQuery] 
 			"limit":    100,
 		}))
 	return []cog.Builder[dashboard.AnnotationQuery]{series, grafana}
+}
+
+// colorAlert is the colour of firing-alert regions.
+const colorAlert = "red"
+
+// AlertsAnnotationName names the firing-alerts annotation of every
+// dashboard.
+const AlertsAnnotationName = "Firing alerts"
+
+// AlertAnnotationExpr is the PromQL of the firing-alerts annotation: the
+// ALERTS series the rules engine writes while an alert fires (1 at each
+// evaluation), which Grafana draws as a region over the time it fired.
+func AlertAnnotationExpr(matchers string) string {
+	return `ALERTS{alertstate="firing"` + matchers + `}`
+}
+
+// alertAnnotation marks the time each alert fired as a red region.
+func alertAnnotation(matchers string) cog.Builder[dashboard.AnnotationQuery] {
+	return dashboard.NewAnnotationQueryBuilder().
+		Name(AlertsAnnotationName).
+		Datasource(datasource()).
+		Enable(true).
+		Hide(false).
+		IconColor(colorAlert).
+		Expr(AlertAnnotationExpr(matchers)).
+		TitleFormat("{{alertname}} firing").
+		TextFormat("{{service}} {{instance}} severity {{severity}}").
+		TagKeys("alertname,service,severity")
 }
 
 // lastDeploy adds the top row: the last deploy (who, what, when) and links

@@ -17,6 +17,35 @@ func hostQ(expr string) string { return strings.ReplaceAll(expr, "{H}", hostSel)
 // fsFilter keeps real filesystems out of the pseudo ones.
 const fsFilter = `fstype!~"tmpfs|devtmpfs|overlay|squashfs|nsfs|ramfs|autofs|proc|sysfs"`
 
+// The CPU panels read the dashboards' recorded series (CPU seconds by host
+// and mode, CPUs per host); with Options.RawQueries they compute the same
+// from node_cpu_seconds_total.
+
+// cpus is the number of CPUs of each host.
+func cpus(o Options) string {
+	if o.RawQueries {
+		return hostQ(`count by (instance) (node_cpu_seconds_total{{H},mode="idle"})`)
+	}
+	return hostQ(`sum by (instance) (` + RecCPUs + `{{H}})`)
+}
+
+// cpuBusy is the share of each host's CPUs not idle.
+func cpuBusy(o Options) string {
+	if o.RawQueries {
+		return hostQ(`1 - avg by (instance) (rate(node_cpu_seconds_total{{H},mode="idle"}[$__rate_interval]))`)
+	}
+	return hostQ(`1 - sum by (instance) (` + RecCPUByMode + `{{H},mode="idle"}) / ` + cpus(o))
+}
+
+// cpuByMode is the share of each host's CPUs in each mode but idle.
+func cpuByMode(o Options) string {
+	src := `rate(node_cpu_seconds_total{{H},mode!="idle"}[$__rate_interval])`
+	if !o.RawQueries {
+		src = RecCPUByMode + `{{H},mode!="idle"}`
+	}
+	return hostQ(`sum by (instance, mode) (`+src+`) / on (instance) group_left () `) + cpus(o)
+}
+
 // hosts is the per-host system dashboard over node_exporter's metric names,
 // which the Telltale agent (and the collector for its own host) emits with
 // job="node" and instance=<hostname>.
@@ -30,8 +59,8 @@ func hosts(opts Options) (*dashboard.DashboardBuilder, string, string) {
 	row(b, "Overview")
 	b.WithPanel(single("Uptime", "Time since the host booted.", units.Seconds,
 		hostQ(`time() - node_boot_time_seconds{{H}}`), "{{instance}}", quarter))
-	b.WithPanel(single("CPU busy", "Share of all CPUs not idle, averaged over the rate interval.", units.PercentUnit,
-		hostQ(`1 - avg by (instance) (rate(node_cpu_seconds_total{{H},mode="idle"}[$__rate_interval]))`), "{{instance}}", quarter))
+	b.WithPanel(single("CPU busy", "Share of all CPUs not idle over the last minute.", units.PercentUnit,
+		cpuBusy(opts), "{{instance}}", quarter))
 	b.WithPanel(single("Memory used", "Share of memory not available to new work (MemTotal - MemAvailable).", units.PercentUnit,
 		hostQ(`1 - node_memory_MemAvailable_bytes{{H}} / node_memory_MemTotal_bytes{{H}}`), "{{instance}}", quarter))
 	b.WithPanel(single("Kernel", "Host name and kernel release from node_uname_info.", units.NoUnit,
@@ -40,13 +69,13 @@ func hosts(opts Options) (*dashboard.DashboardBuilder, string, string) {
 
 	row(b, "CPU")
 	b.WithPanel(stacked(graph("CPU by mode", "Share of the host's CPUs spent in each mode other than idle (user, system, iowait, steal ...).", units.PercentUnit, half,
-		series{hostQ(`sum by (instance, mode) (rate(node_cpu_seconds_total{{H},mode!="idle"}[$__rate_interval])) / on (instance) group_left () count by (instance) (node_cpu_seconds_total{{H},mode="idle"})`), "{{instance}} {{mode}}"})).
+		series{cpuByMode(opts), "{{instance}} {{mode}}"})).
 		Max(1))
 	b.WithPanel(graph("Load", "Run queue length averaged over 1, 5 and 15 minutes, beside the number of CPUs.", units.Short, half,
 		series{hostQ(`node_load1{{H}}`), "{{instance}} load1"},
 		series{hostQ(`node_load5{{H}}`), "{{instance}} load5"},
 		series{hostQ(`node_load15{{H}}`), "{{instance}} load15"},
-		series{hostQ(`count by (instance) (node_cpu_seconds_total{{H},mode="idle"})`), "{{instance}} CPUs"}))
+		series{cpus(opts), "{{instance}} CPUs"}))
 	b.WithPanel(graph("Running processes", "Processes in the runnable state.", units.Short, half,
 		series{hostQ(`node_procs_running{{H}}`), "{{instance}}"}))
 	b.WithPanel(graph("Context switches", "Context switches per second.", units.OpsPerSecond, half,

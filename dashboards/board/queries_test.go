@@ -74,8 +74,8 @@ func TestQueriesDescribeTheirPlace(t *testing.T) {
 			t.Errorf("%s: a time series panel with an instant query", q)
 		}
 	}
-	if kinds[KindAnnotation] != 4 || kinds[KindVariable] == 0 || kinds[KindPanel] == 0 {
-		t.Errorf("got %v; want 4 annotations (one per dashboard), variables and panels", kinds)
+	if kinds[KindAnnotation] != 8 || kinds[KindVariable] == 0 || kinds[KindPanel] == 0 {
+		t.Errorf("got %v; want 8 annotations (deploys and firing alerts on each dashboard), variables and panels", kinds)
 	}
 }
 

@@ -24,17 +24,38 @@ func svcQ(expr string) string {
 	return strings.NewReplacer("{S}", serviceSel, "{R}", routeSel).Replace(expr)
 }
 
+// The request panels read the dashboards' recorded series (recorded.go),
+// request rates by service, env, route and code and duration bucket rates
+// by service, env, route and le, 1m rates recorded every 30s; with
+// Options.RawQueries they compute the same from the raw series.
+
+// requests is the request rate summed by the given labels ("" for all);
+// extra adds matchers (",code=~...").
+func requests(o Options, by, extra string) string {
+	src := "rate(http_requests_total{{R}" + extra + "}[$__rate_interval])"
+	if !o.RawQueries {
+		src = RecHTTPRequests + "{{R}" + extra + "}"
+	}
+	if by == "" {
+		return svcQ("sum(" + src + ")")
+	}
+	return svcQ("sum by (" + by + ") (" + src + ")")
+}
+
 // errorRatio is the share of 5xx answers by the given labels; it reads 0,
 // not "no data", while there are requests but no errors.
-func errorRatio(by string) string {
-	total := fmt.Sprintf(`sum by (%s) (rate(http_requests_total{{R}}[$__rate_interval]))`, by)
-	errs := fmt.Sprintf(`sum by (%s) (rate(http_requests_total{{R},code=~"5.."}[$__rate_interval]))`, by)
-	return svcQ("(" + errs + " / " + total + ") or (" + total + " * 0)")
+func errorRatio(o Options, by string) string {
+	total, errs := requests(o, by, ""), requests(o, by, `,code=~"5.."`)
+	return "(" + errs + " / " + total + ") or (" + total + " * 0)"
 }
 
 // quantile is histogram_quantile(q) of the request duration by the labels.
-func quantile(q, by string) string {
-	return svcQ(fmt.Sprintf(`histogram_quantile(%s, sum by (%s) (rate(http_request_duration_seconds_bucket{{R}}[$__rate_interval])))`, q, by))
+func quantile(o Options, q, by string) string {
+	src := "rate(http_request_duration_seconds_bucket{{R}}[$__rate_interval])"
+	if !o.RawQueries {
+		src = RecHTTPDurationBuckets + "{{R}}"
+	}
+	return svcQ(fmt.Sprintf(`histogram_quantile(%s, sum by (%s) (%s))`, q, by, src))
 }
 
 // service is the per-service dashboard over the instrument library's
@@ -43,7 +64,7 @@ func service(opts Options) (*dashboard.DashboardBuilder, string, string) {
 	const title = "Service"
 	b := newDashboard(UIDService, title,
 		"Request rate, errors, latency and in-flight requests by route for one service in one env (instrument library metrics), its runtime, and its deploys.",
-		[]string{"service"}, opts, deployFilter{matchers: changeSel, tags: []string{"service:$service"}},
+		[]string{"service"}, opts, deployFilter{matchers: changeSel, tags: []string{"service:$service"}, alerts: `,service=~"$service|"`},
 		labelVariable("service", "service", "telltale_build_info", false),
 		labelVariable("env", "env", `telltale_build_info{service=~"$service"}`, false),
 		labelVariable("route", "route", `http_requests_total{service=~"$service",env=~"$env"}`, true))
@@ -52,28 +73,28 @@ func service(opts Options) (*dashboard.DashboardBuilder, string, string) {
 	b.WithPanel(single("Version", "Versions running now (telltale_build_info), with how many instances run each.", units.Short,
 		svcQ(`count by (version) (telltale_build_info{{S}})`), "{{version}}", quarter).
 		TextMode(common.BigValueTextModeName))
-	b.WithPanel(single("Requests", "Requests per second, all chosen routes.", units.RequestsPerSecond,
-		svcQ(`sum(rate(http_requests_total{{R}}[$__rate_interval]))`), "requests/s", quarter))
+	b.WithPanel(single("Requests", "Requests per second, all chosen routes (1m rate).", units.RequestsPerSecond,
+		requests(opts, "", ""), "requests/s", quarter))
 	b.WithPanel(single("Errors", "Share of requests answered 5xx.", units.PercentUnit,
-		errorRatio("service, env"), "{{service}} {{env}} 5xx", quarter))
+		errorRatio(opts, "service, env"), "{{service}} {{env}} 5xx", quarter))
 	b.WithPanel(single("p99 latency", "99th percentile request duration, all chosen routes.", units.Seconds,
-		quantile("0.99", "le"), "p99", quarter))
+		quantile(opts, "0.99", "le"), "p99", quarter))
 
 	row(b, "Requests")
 	b.WithPanel(graph("Request rate by route", "Requests per second by route.", units.RequestsPerSecond, half,
-		series{svcQ(`sum by (route) (rate(http_requests_total{{R}}[$__rate_interval]))`), "{{route}}"}))
+		series{requests(opts, "route", ""), "{{route}}"}))
 	b.WithPanel(graph("Error ratio by route", "Share of requests answered 5xx, by route.", units.PercentUnit, half,
-		series{errorRatio("route"), "{{route}}"}))
+		series{errorRatio(opts, "route"), "{{route}}"}))
 	b.WithPanel(stacked(graph("Requests by status code", "Requests per second by HTTP status code.", units.RequestsPerSecond, half,
-		series{svcQ(`sum by (code) (rate(http_requests_total{{R}}[$__rate_interval]))`), "{{code}}"})))
+		series{requests(opts, "code", ""), "{{code}}"})))
 	b.WithPanel(graph("In flight", "Requests being served right now (http_requests_in_flight).", units.Short, half,
 		series{svcQ(`sum by (service, env) (http_requests_in_flight{{S}})`), "{{service}} {{env}}"}))
 
 	row(b, "Latency")
 	b.WithPanel(graph("Latency by route: p50, p90, p99", "Request duration percentiles by route, from the http_request_duration_seconds histogram.", units.Seconds, full,
-		series{quantile("0.5", "le, route"), "p50 {{route}}"},
-		series{quantile("0.9", "le, route"), "p90 {{route}}"},
-		series{quantile("0.99", "le, route"), "p99 {{route}}"}))
+		series{quantile(opts, "0.5", "le, route"), "p50 {{route}}"},
+		series{quantile(opts, "0.9", "le, route"), "p90 {{route}}"},
+		series{quantile(opts, "0.99", "le, route"), "p99 {{route}}"}))
 
 	row(b, "Runtime")
 	b.WithPanel(graph("CPU", "CPU seconds per second used by the process.", units.Short, quarter,

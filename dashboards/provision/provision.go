@@ -8,6 +8,8 @@
 //	provisioning/datasources/telltale.yml   -> /etc/grafana/provisioning/datasources
 //	provisioning/dashboards/telltale.yml    -> /etc/grafana/provisioning/dashboards
 //	json/<uid>.json                         -> Options.DashboardsPath (default /var/lib/grafana/dashboards/telltale)
+//	rules/telltale-dashboards.rules.yml     the recording rules the dashboards read, for a
+//	                                        Prometheus behind them (the collector has them built in)
 //
 // Promises: rendering is deterministic (same dashboards and Options, same
 // bytes); Write touches only those paths, rewrites a file only when its
@@ -34,6 +36,7 @@ const (
 	DatasourceFile = "provisioning/datasources/telltale.yml"
 	ProviderFile   = "provisioning/dashboards/telltale.yml"
 	JSONDir        = "json"
+	RulesFile      = "rules/telltale-dashboards.rules.yml"
 )
 
 // Grafana folder of the dashboards, for file provisioning and the push
@@ -152,6 +155,11 @@ func Files(boards []board.Board, opts Options) (map[string][]byte, error) {
 		}
 		files[JSONDir+"/"+b.FileName()] = j
 	}
+	rules, err := board.RulesFile()
+	if err != nil {
+		return nil, err
+	}
+	files[RulesFile] = rules
 	return files, nil
 }
 

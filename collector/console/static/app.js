@@ -9,6 +9,7 @@
 import * as api from './api.js';
 import { DashboardView } from './dashboard.js';
 import { ChangeLog } from './changes.js';
+import { AlertBar } from './alerts.js';
 import { LiveView } from './live.js';
 import { el } from './format.js';
 import { hideTooltip } from './chart.js';
@@ -28,6 +29,8 @@ const state = window.__telltale = {
   loadMs: null, // time of the last complete load (deploy log + every panel)
   panels: {},
   deploys: 0, // changes marked on the graphs (every kind shown)
+  alerts: 0, // alerts firing or pending now
+  alertRegions: 0, // firing regions in the range
   csp: [], // Content-Security-Policy violations, which should never happen
   errors: [],
 };
@@ -129,6 +132,10 @@ const deployLog = new ChangeLog({
 function onDeployClick(d) {
   deployLog.highlight(d.id);
 }
+
+// --- alerts -------------------------------------------------------------
+
+const alertBar = new AlertBar();
 
 // --- views --------------------------------------------------------------
 
@@ -236,9 +243,15 @@ async function refresh() {
       state.changes = deployLog.list.length;
       if (current && current.setDeploys) current.setDeploys(deployLog.visible());
     });
+    const alertsP = alertBar.load(from, to, ctl.signal).then(regions => {
+      state.alerts = alertBar.list.length;
+      state.alertRegions = regions.length;
+      if (current && current.setAlerts) current.setAlerts(regions);
+    });
     const viewP = current && current.load ? current.load(from, to, rangeKey(), ctl.signal) : Promise.resolve();
-    await Promise.all([deploysP, viewP]);
+    await Promise.all([deploysP, alertsP, viewP]);
     if (current && current.setDeploys) current.setDeploys(deployLog.visible());
+    if (current && current.setAlerts) current.setAlerts(alertBar.regions);
   } catch (e) {
     if (e.name === 'AbortError') return;
     state.errors.push(e.message);

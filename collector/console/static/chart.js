@@ -3,15 +3,18 @@
 // vertical line in its kind's colour, and a change with a duration (a long
 // deploy, a switch away from its default, an open incident) is a band
 // from its start to its end (to now while it runs). Its tooltip says who
-// changed what; clicking one shows it in the change log. The chart element
-// exposes what it drew as data- attributes (data-series, data-points,
-// data-xmin, data-xmax in ms, data-deploys: the markers drawn,
-// data-bands) and each marker its change's time (data-time, ms), id
+// changed what; clicking one shows it in the change log. Alerts that fired
+// in the range are red regions behind them. The chart element exposes what
+// it drew as data- attributes (data-series, data-points, data-xmin,
+// data-xmax in ms, data-deploys: the markers drawn, data-bands,
+// data-alerts) and each marker its change's time (data-time, ms), id
 // (data-deploy-id) and kind (data-kind); each band its start and end
-// (data-time, data-end, ms; data-open while running).
+// (data-time, data-end, ms; data-open while running); each alert region its
+// alert (data-alertname) and span (data-start, data-end, s).
 
 import { axisFormatter, format, isoTime } from './units.js';
 import { relTime } from './format.js';
+import { regionText } from './alerts.js';
 
 const MARKED_KINDS = ['deploy', 'switch', 'config', 'incident', 'note', 'alert'];
 const kindClass = k => 'kind-' + (MARKED_KINDS.includes(k) ? k : 'other');
@@ -74,15 +77,46 @@ export function hideTooltip() {
   if (tt) tt.hidden = true;
 }
 
-// deployMarkers is a uPlot plugin that draws chart.deploys (changes of
-// every kind) on the plot.
-function deployMarkers(chart) {
+// overlay is a uPlot plugin: a layer of DOM elements over (or, with under,
+// beneath the other layers of) the plot, which fill(u, layer, min, max)
+// fills for the x range [min, max] in seconds; the count it returns goes to
+// the chart element's data-<key>. It refills when the range or size
+// changes, and on redraw().
+function overlay(chart, className, key, fill, under = false) {
   let layer;
   const draw = u => {
     if (!layer) return;
     layer.replaceChildren();
     const [min, max] = [u.scales.x.min, u.scales.x.max];
     if (min == null || max == null) return;
+    chart.el.dataset[key] = String(fill(u, layer, min, max));
+  };
+  return {
+    hooks: {
+      ready: u => {
+        layer = document.createElement('div');
+        layer.className = className;
+        if (under) u.over.prepend(layer); else u.over.append(layer);
+        draw(u);
+      },
+      setScale: (u, key) => { if (key === 'x') draw(u); },
+      setSize: u => draw(u),
+    },
+    redraw: () => chart.u && draw(chart.u),
+  };
+}
+
+// hoverText shows text as the tooltip of e.
+function hoverText(e, text) {
+  e.setAttribute('aria-label', text);
+  e.addEventListener('mouseenter', ev => showTooltip(text, ev.clientX, ev.clientY));
+  e.addEventListener('mousemove', ev => showTooltip(text, ev.clientX, ev.clientY));
+  e.addEventListener('mouseleave', hideTooltip);
+}
+
+// deployMarkers draws chart.deploys (changes of every kind) on the plot.
+function deployMarkers(chart) {
+  return overlay(chart, 'deploy-layer', 'deploys', (u, layer, min, max) => {
     let n = 0, bands = 0;
     for (const d of chart.deploys) {
       const ms = Date.parse(d.time);
@@ -111,30 +145,37 @@ function deployMarkers(chart) {
       m.dataset.time = String(ms);
       m.dataset.deployId = d.id;
       m.dataset.kind = d.kind || 'deploy';
-      m.setAttribute('aria-label', deployText(d));
-      m.addEventListener('mouseenter', e => showTooltip(deployText(d), e.clientX, e.clientY));
-      m.addEventListener('mousemove', e => showTooltip(deployText(d), e.clientX, e.clientY));
-      m.addEventListener('mouseleave', hideTooltip);
+      hoverText(m, deployText(d));
       m.addEventListener('click', () => chart.onDeployClick && chart.onDeployClick(d));
       layer.append(m);
       n++;
     }
-    chart.el.dataset.deploys = String(n);
     chart.el.dataset.bands = String(bands);
-  };
-  return {
-    hooks: {
-      ready: u => {
-        layer = document.createElement('div');
-        layer.className = 'deploy-layer';
-        u.over.append(layer);
-        draw(u);
-      },
-      setScale: (u, key) => { if (key === 'x') draw(u); },
-      setSize: u => draw(u),
-    },
-    redraw: () => chart.u && draw(chart.u),
-  };
+    return n;
+  });
+}
+
+// alertLayer draws chart.alerts (firing regions) beneath the change
+// markers.
+function alertLayer(chart) {
+  return overlay(chart, 'alert-layer', 'alerts', (u, layer, min, max) => {
+    let n = 0;
+    for (const r of chart.alerts) {
+      if (r.end < min || r.start > max) continue;
+      const left = u.valToPos(Math.max(r.start, min), 'x');
+      const band = document.createElement('div');
+      band.className = 'alert-region';
+      band.style.left = left + 'px';
+      band.style.width = Math.max(2, u.valToPos(Math.min(r.end, max), 'x') - left) + 'px';
+      band.dataset.alertname = r.alertname;
+      band.dataset.start = String(r.start);
+      band.dataset.end = String(r.end);
+      hoverText(band, regionText(r));
+      layer.append(band);
+      n++;
+    }
+    return n;
+  }, true);
 }
 
 // Chart draws series over a fixed time range in el.
@@ -144,10 +185,12 @@ export class Chart {
     this.unit = unit;
     this.onDeployClick = onDeployClick;
     this.deploys = [];
+    this.alerts = [];
     this.u = null;
     this.labels = '';
     this.range = [0, 1];
     this.markers = deployMarkers(this);
+    this.regions = alertLayer(this);
     this.ro = new ResizeObserver(() => this.resize());
     this.ro.observe(el);
   }
@@ -188,6 +231,13 @@ export class Chart {
     this.markers.redraw();
   }
 
+  // setAlerts sets the firing regions to draw ({alertname, labels, start,
+  // end} in seconds).
+  setAlerts(regions) {
+    this.alerts = regions;
+    this.regions.redraw();
+  }
+
   options(series) {
     const unit = this.unit;
     const { width, height } = this.size();
@@ -217,7 +267,7 @@ export class Chart {
       legend: { show: true, live: true },
       cursor: { sync: { key: 'telltale' }, drag: { x: false, y: false, setScale: false }, focus: { prox: 16 } },
       focus: { alpha: 0.35 },
-      plugins: [this.markers],
+      plugins: [this.regions, this.markers],
     };
   }
 

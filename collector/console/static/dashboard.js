@@ -53,6 +53,7 @@ export class DashboardView {
     this.deploys = [];
     this.switches = []; // announced switches of the chosen service
     this.range = [0, 1];
+    this.alerts = [];
     this.build();
   }
 
@@ -319,6 +320,14 @@ export class DashboardView {
     this.renderLanes();
   }
 
+  // setAlerts draws the firing regions on every chart: those of the
+  // dashboard's service and env, and those of alerts without one (as the
+  // Grafana dashboards' firing-alerts annotation does).
+  setAlerts(regions) {
+    this.alerts = regions.filter(r => this.deployMatches({ service: r.labels.service, env: r.labels.env }) || (!r.labels.service && !r.labels.env));
+    for (const p of this.panels) if (p.chart) p.chart.setAlerts(this.alerts);
+  }
+
   scopeFor(fromMs, toMs, intervalMs) {
     return { ...this.vars, ...V.builtins(fromMs, toMs, intervalMs) };
   }
@@ -409,6 +418,7 @@ export class DashboardView {
     const t0 = performance.now();
     panel.chart.setData(xs, series, fromMs, toMs);
     panel.chart.setDeploys(this.deploys);
+    panel.chart.setAlerts(this.alerts || []);
     await new Promise(r => queueMicrotask(r)); // after uPlot's queued draw
     const drawMs = performance.now() - t0;
     let points = 0;

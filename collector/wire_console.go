@@ -11,9 +11,11 @@ import (
 // addConsole mounts the web console on "/" (exactly) and "/static/", open
 // without a token: the page holds no data, the APIs it calls check the
 // read scope. The dashboards are built from dashboards/board at start, the
-// same Go definitions Grafana's JSON is generated from.
+// same Go definitions Grafana's JSON is generated from, with raw queries
+// where Grafana's panels read recorded series: the console shows data
+// written late or backfilled too, which recording rules never see.
 func (a *app) addConsole(context.Context) error {
-	boards, err := board.All(board.Options{})
+	boards, err := board.All(board.Options{RawQueries: true})
 	if err != nil {
 		return fmt.Errorf("console: cannot build the dashboards: %w", err)
 	}

@@ -74,14 +74,7 @@ func (a *app) addChat(opts *changelog.Options) error {
 		}
 		nets = append(nets, at)
 	}
-	console := strings.TrimRight(a.cfg.chatConsoleURL, "/")
-	if console == "" {
-		scheme := "http"
-		if a.cfg.tlsCert != "" {
-			scheme = "https"
-		}
-		console = scheme + "://" + a.cfg.listen
-	}
+	console := a.externalURL()
 	cs, err := chat.New(chat.Options{
 		Config:     cfg,
 		Networks:   nets,

@@ -58,7 +58,13 @@ func (a *app) addChanges(ctx context.Context) error {
 		if !ok || (format != changelog.FormatSlack && format != changelog.FormatJSON) {
 			return fmt.Errorf("-deploy.webhook=%q: want slack=<url> or json=<url>", w)
 		}
-		opts.Webhooks = append(opts.Webhooks, changelog.WebhookConfig{URL: u, Format: format})
+		wc := changelog.WebhookConfig{URL: u, Format: format}
+		if a.cfg.alertDeployWebhooks {
+			// The rules engine tells these webhooks about alerts in its
+			// own words (-alert.deploy-webhooks): not a second time.
+			wc.SkipKinds = []string{changes.KindAlert}
+		}
+		opts.Webhooks = append(opts.Webhooks, wc)
 	}
 	if a.cfg.impactEnabled {
 		im, err := a.impactOptions(pq)
