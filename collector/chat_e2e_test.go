@@ -51,7 +51,9 @@ func TestChatIRCE2E(t *testing.T) {
 	if code, body := in.Post(t.Context(), "/api/v1/deploys", []byte(`{"id":"d1","service":"web","env":"prod","version":"v1.2.3","who":"alice","message":"faster checkout"}`), auth); code != 201 {
 		t.Fatalf("POST deploy: %d %s", code, body)
 	}
-	obs.WaitFor("the deploy line", func(s []irctest.Said) bool { return countSaid(s, "deployed web v1.2.3 → prod by alice: faster checkout") == 1 })
+	obs.WaitFor("the deploy line", func(s []irctest.Said) bool {
+		return countSaid(s, "deployed web v1.2.3 → prod by alice: faster checkout") == 1
+	})
 	if code, body := in.Post(t.Context(), "/api/v1/import/prometheus", []byte("chat_e2e_error_ratio{service=\"web\",env=\"prod\"} 0.07\n"), auth); code/100 != 2 {
 		t.Fatalf("push the error ratio: %d %s", code, body)
 	}
@@ -66,7 +68,9 @@ func TestChatIRCE2E(t *testing.T) {
 	obs.Say("!deploys web")
 	obs.WaitFor("!deploys answer", func(s []irctest.Said) bool { return countSaid(s, "[d1]") == 1 })
 	obs.Say("!note web: cache flushed by hand")
-	obs.WaitFor("!note answer", func(s []irctest.Said) bool { return countSaid(s, "noted: note web by mallory (irc): cache flushed by hand") == 1 })
+	obs.WaitFor("!note answer", func(s []irctest.Said) bool {
+		return countSaid(s, "noted: note web by mallory (irc): cache flushed by hand") == 1
+	})
 	var notes struct {
 		Data []struct {
 			Who, Message string

@@ -83,10 +83,10 @@ type config struct {
 	grafanaTokenFile string
 	webhooks         stringList
 
-	chatConfig     string
-	chatIRC        stringList
-	chatMatrix     stringList
-	chatSlack      stringList
+	chatConfig string
+	chatIRC    stringList
+	chatMatrix stringList
+	chatSlack  stringList
 
 	impactEnabled bool
 	impactWindow  windowFlag

@@ -85,7 +85,7 @@ func TestLine(t *testing.T) {
 	// As the rules engine records them: the name in fields, its words in the message.
 	f(changes.Change{Kind: "alert", Service: "web", Env: "prod", Status: "running", Time: t0, Who: "telltale-rules",
 		Message: "HighErrorRate firing: error ratio above 5%: check the payment provider: firing since 2024-05-01 12:00 UTC, 4 min after deploy web v1.2.3 by alice",
-		Fields: map[string]string{"alertname": "HighErrorRate", "severity": "page", "fingerprint": "abc"}}, changelog.EventRecorded, &dep,
+		Fields:  map[string]string{"alertname": "HighErrorRate", "severity": "page", "fingerprint": "abc"}}, changelog.EventRecorded, &dep,
 		"FIRING HighErrorRate web → prod (page): error ratio above 5%: check the payment provider — 4m after deploy web v1.2.3 by alice")
 	f(changes.Change{Kind: "alert", Service: "web", Status: "running", Time: t0, Message: "Down firing: firing since 2024-05-01 12:00 UTC; no change of web in the 1 h before it",
 		Fields: map[string]string{"alertname": "Down"}}, changelog.EventRecorded, nil, "FIRING Down web")
