@@ -52,12 +52,12 @@ func TestChatIRCE2E(t *testing.T) {
 		t.Fatalf("POST deploy: %d %s", code, body)
 	}
 	obs.WaitFor("the deploy line", func(s []irctest.Said) bool {
-		return countSaid(s, "deployed web v1.2.3 → prod by alice: faster checkout") == 1
+		return irctest.Count(s, "deployed web v1.2.3 → prod by alice: faster checkout") == 1
 	})
 	if code, body := in.Post(t.Context(), "/api/v1/import/prometheus", []byte("chat_e2e_error_ratio{service=\"web\",env=\"prod\"} 0.07\n"), auth); code/100 != 2 {
 		t.Fatalf("push the error ratio: %d %s", code, body)
 	}
-	said := obs.WaitFor("the alert line", func(s []irctest.Said) bool { return countSaid(s, "FIRING HighErrorRate") == 1 })
+	said := obs.WaitFor("the alert line", func(s []irctest.Said) bool { return irctest.Count(s, "FIRING HighErrorRate") == 1 })
 	if last := said[len(said)-1].Text; !strings.HasPrefix(last, "FIRING HighErrorRate web → prod (critical): error ratio above 5% ") || !strings.HasSuffix(last, "after deploy web v1.2.3 by alice") {
 		t.Fatalf("alert line: got %q; want FIRING ... and the deploy it follows", last)
 	}
@@ -66,10 +66,10 @@ func TestChatIRCE2E(t *testing.T) {
 	}
 
 	obs.Say("!deploys web")
-	obs.WaitFor("!deploys answer", func(s []irctest.Said) bool { return countSaid(s, "[d1]") == 1 })
+	obs.WaitFor("!deploys answer", func(s []irctest.Said) bool { return irctest.Count(s, "[d1]") == 1 })
 	obs.Say("!note web: cache flushed by hand")
 	obs.WaitFor("!note answer", func(s []irctest.Said) bool {
-		return countSaid(s, "noted: note web by mallory (irc): cache flushed by hand") == 1
+		return irctest.Count(s, "noted: note web by mallory (irc): cache flushed by hand") == 1
 	})
 	var notes struct {
 		Data []struct {
@@ -81,9 +81,9 @@ func TestChatIRCE2E(t *testing.T) {
 		t.Fatalf("notes in the change log: got %+v; want one by mallory (irc)", notes.Data)
 	}
 	obs.Say("!switch web slow_checkout off provider slow")
-	obs.WaitFor("refusal", func(s []irctest.Said) bool { return countSaid(s, "mallory: !switch needs a chat user mapped") == 1 })
+	obs.WaitFor("refusal", func(s []irctest.Said) bool { return irctest.Count(s, "mallory: !switch needs a chat user mapped") == 1 })
 	bob.Say("!switch web slow_checkout off provider slow")
-	bob.WaitFor("refusal", func(s []irctest.Said) bool { return countSaid(s, "bob: !switch needs a chat user mapped") == 1 })
+	bob.WaitFor("refusal", func(s []irctest.Said) bool { return irctest.Count(s, "bob: !switch needs a chat user mapped") == 1 })
 	var sw struct{ Data []json.RawMessage }
 	getAuthJSON(t, in.URL+"/api/v1/changes?kind=switch", "Bearer ci-token-0123456789abcdef", &sw)
 	if len(sw.Data) != 0 {
@@ -100,16 +100,6 @@ func TestChatIRCE2E(t *testing.T) {
 	if want := `telltale_chat_commands_total{network="irc",command="switch",outcome="refused"} 2`; !strings.Contains(string(b), want) {
 		t.Fatalf("/metrics lacks %s", want)
 	}
-}
-
-func countSaid(said []irctest.Said, sub string) int {
-	n := 0
-	for _, s := range said {
-		if strings.Contains(s.Text, sub) {
-			n++
-		}
-	}
-	return n
 }
 
 func getAuthJSON(t *testing.T, url, bearer string, out any) {

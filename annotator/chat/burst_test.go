@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -22,9 +20,9 @@ import (
 	"github.com/telltale-dev/telltale/annotator/chat/slack/slacktest"
 )
 
-// bubbleStack runs the change log and the chat service inside a synctest
-// bubble (fake clock); stop ends both.
-func bubbleStack(t *testing.T, dir string, nets []chat.Attached) (*changelog.Service, func()) {
+// bubbleStack is startStack with a config of nets, for tests in a
+// synctest bubble.
+func bubbleStack(t *testing.T, nets []chat.Attached) *changelog.Service {
 	cfg := &chat.Config{}
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
@@ -32,20 +30,7 @@ func bubbleStack(t *testing.T, dir string, nets []chat.Attached) (*changelog.Ser
 	for _, n := range nets {
 		cfg.Networks = append(cfg.Networks, n.Config)
 	}
-	cs, err := chat.New(chat.Options{Config: cfg, Networks: nets, Logger: quiet(), ChangesURL: "http://console.test/#/d/telltale-deploys"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := changelog.Open(context.Background(), changelog.Options{DBPath: filepath.Join(dir, "changes.db"), Targets: cs.Targets(), Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs.SetLog(svc)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { svc.Run(ctx) })
-	wg.Go(func() { cs.Run(ctx) })
-	return svc, func() { cancel(); wg.Wait(); svc.Close() }
+	return startStack(t, cfg, nets, nil).log
 }
 
 var timesRE = regexp.MustCompile(`deployed web (v\d) → prod by ci(?: \(×(\d+)\))?`)
@@ -55,16 +40,14 @@ var timesRE = regexp.MustCompile(`deployed web (v\d) → prod by ci(?: \(×(\d+)
 // allows (none refused with 429), every change counted once. The clock is
 // synctest's, so nothing here depends on how busy the machine is.
 func TestBurst(t *testing.T) {
-	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		fake := &slacktest.Server{Every: time.Second}
 		hook, err := slack.NewWebhook("https://hooks.slack.test/services/T0/B0/secret", &http.Client{Transport: slacktest.Transport{Handler: fake}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc, stop := bubbleStack(t, dir, []chat.Attached{{Config: chat.NetworkConfig{Name: "slack", Slack: "https://hooks.slack.test/services/T0/B0/secret"},
+		svc := bubbleStack(t, []chat.Attached{{Config: chat.NetworkConfig{Name: "slack", Slack: "https://hooks.slack.test/services/T0/B0/secret"},
 			Network: hook, Channels: []string{"webhook"}}})
-		defer stop()
 		start := time.Now()
 		for i := range 200 {
 			if _, err := svc.Record(context.Background(), changes.Change{Kind: changes.KindDeploy, Service: "web", Env: "prod",
@@ -121,12 +104,10 @@ func texts(ps []slacktest.Posted) []string {
 func TestRateLimitAnswer(t *testing.T) {
 	for _, discord := range []bool{false, true} {
 		t.Run(fmt.Sprint("discord=", discord), func(t *testing.T) {
-			dir := t.TempDir()
 			synctest.Test(t, func(t *testing.T) {
 				fake := &slacktest.Server{Discord: discord}
 				hook, _ := slack.NewWebhook("https://hooks.slack.test/services/T0/B0/secret", &http.Client{Transport: slacktest.Transport{Handler: fake}})
-				svc, stop := bubbleStack(t, dir, []chat.Attached{{Config: chat.NetworkConfig{Name: "slack", Slack: "x"}, Network: hook, Channels: []string{"webhook"}}})
-				defer stop()
+				svc := bubbleStack(t, []chat.Attached{{Config: chat.NetworkConfig{Name: "slack", Slack: "x"}, Network: hook, Channels: []string{"webhook"}}})
 				fake.SetThrottle(7 * time.Second)
 				start := time.Now()
 				svc.Record(context.Background(), changes.Change{Kind: changes.KindNote, Service: "web", Who: "alice", Message: "first"})
@@ -152,7 +133,6 @@ func TestRateLimitAnswer(t *testing.T) {
 // retry_after_ms; the target waits exactly that long, so a refused message
 // is never refused twice in a row, and every change arrives once.
 func TestMatrixRateLimit(t *testing.T) {
-	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		fake := &matrixtest.Server{Token: "tok", UserID: "@telltale:test", Aliases: map[string]string{"#ops:test": "!ops:test"}, Burst: 2, Every: 5 * time.Second}
 		mc, err := matrix.New(matrix.Options{Homeserver: "https://matrix.test", Token: "tok", Rooms: []string{"#ops:test"},
@@ -160,9 +140,8 @@ func TestMatrixRateLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc, stop := bubbleStack(t, dir, []chat.Attached{{Config: chat.NetworkConfig{Name: "matrix", Matrix: "https://matrix.test/#ops:test"},
+		svc := bubbleStack(t, []chat.Attached{{Config: chat.NetworkConfig{Name: "matrix", Matrix: "https://matrix.test/#ops:test"},
 			Network: mc, Channels: []string{"#ops:test"}}})
-		defer stop()
 		for i := range 30 {
 			svc.Record(context.Background(), changes.Change{Kind: changes.KindNote, Service: "web", Who: "alice", Message: fmt.Sprintf("note-%02d", i)})
 			time.Sleep(time.Second)

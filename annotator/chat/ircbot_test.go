@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,12 +24,11 @@ import (
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // stack is a change log with the chat service delivering to networks,
-// both running until the test ends.
+// both running until the test ends (inside a synctest bubble too).
 type stack struct {
 	log  *changelog.Service
 	chat *chat.Service
-	srv  *httptest.Server // the change API
-	stop func()
+	srv  *httptest.Server // the change API, once serve was called
 }
 
 func startStack(t *testing.T, cfg *chat.Config, nets []chat.Attached, authorize func(string) bool) *stack {
@@ -49,18 +47,18 @@ func startStack(t *testing.T, cfg *chat.Config, nets []chat.Attached, authorize 
 	var wg sync.WaitGroup
 	wg.Go(func() { svc.Run(ctx) })
 	wg.Go(func() { cs.Run(ctx) })
-	s := &stack{log: svc, chat: cs, srv: httptest.NewServer(svc.Handler())}
-	var once sync.Once
-	s.stop = func() {
-		once.Do(func() {
-			cancel()
-			wg.Wait()
-			s.srv.Close()
-			svc.Close()
-		})
-	}
-	t.Cleanup(s.stop)
-	return s
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		svc.Close()
+	})
+	return &stack{log: svc, chat: cs}
+}
+
+// serve serves the change API over HTTP until the test ends.
+func (s *stack) serve(t *testing.T) {
+	s.srv = httptest.NewServer(s.log.Handler())
+	t.Cleanup(s.srv.Close)
 }
 
 func (s *stack) record(t *testing.T, c changes.Change) changes.Change {
@@ -121,19 +119,8 @@ func (a *switchApp) flipCount() int {
 	return len(a.flips)
 }
 
-// count returns how often a line containing sub was said.
-func count(said []irctest.Said, sub string) int {
-	n := 0
-	for _, s := range said {
-		if strings.Contains(s.Text, sub) {
-			n++
-		}
-	}
-	return n
-}
-
 func has(sub string, n int) func([]irctest.Said) bool {
-	return func(s []irctest.Said) bool { return count(s, sub) >= n }
+	return func(s []irctest.Said) bool { return irctest.Count(s, sub) >= n }
 }
 
 // TestIRC is the ops channel on a real IRC server (ngircd): a deploy and
@@ -175,6 +162,7 @@ users:
 	mallory := irctest.Join(t, srv.Addr, "mallory", "#ops")
 	s := startStack(t, cfg, []chat.Attached{{Config: nc, Network: client, Channels: []string{"#ops"}}},
 		func(token string) bool { return token == "ops-alice" })
+	s.serve(t)
 	app := &switchApp{s: s}
 	app.announce(t)
 
@@ -190,7 +178,7 @@ users:
 
 	mallory.Say("!deploys web")
 	said = mallory.WaitFor("!deploys answer", has("[d1]", 1))
-	if count(said, "deployed web v1.2.3 → prod by alice") != 2 { // the notification and the answer
+	if irctest.Count(said, "deployed web v1.2.3 → prod by alice") != 2 { // the notification and the answer
 		t.Fatalf("!deploys web: heard %q; want the deploy listed", said)
 	}
 	mallory.Say("!note web: cache flushed by hand")
@@ -234,17 +222,17 @@ users:
 	after := irctest.Join(t, srv.Addr, "after", "#ops")
 	gate <- struct{}{} // the bot may reconnect now that someone listens
 	after.WaitFor("the changes made while down", func(s []irctest.Said) bool {
-		return count(s, "deployed api v7") >= 1 && count(s, "RESOLVED HighErrorRate") >= 1 && count(s, "while the server was down") >= 1
+		return irctest.Count(s, "deployed api v7") >= 1 && irctest.Count(s, "RESOLVED HighErrorRate") >= 1 && irctest.Count(s, "while the server was down") >= 1
 	})
 	// One more change after the reconnect, then nothing may be doubled.
 	s.record(t, changes.Change{ID: "d3", Kind: changes.KindDeploy, Service: "web", Env: "prod", Version: "v1.2.4", Who: "alice"})
 	said = after.WaitFor("the last deploy", has("deployed web v1.2.4", 1))
 	for _, sub := range []string{"deployed api v7", "RESOLVED HighErrorRate", "while the server was down", "deployed web v1.2.4"} {
-		if n := count(said, sub); n != 1 {
+		if n := irctest.Count(said, sub); n != 1 {
 			t.Fatalf("after the restart %q was said %d times; want once: %q", sub, n, said)
 		}
 	}
-	if n := count(alice.Said(), "deployed web v1.2.3 → prod by alice: faster checkout") - count(alice.Said(), "ago: deployed web v1.2.3"); n != 1 {
+	if n := irctest.Count(alice.Said(), "deployed web v1.2.3 → prod by alice: faster checkout") - irctest.Count(alice.Said(), "ago: deployed web v1.2.3"); n != 1 {
 		t.Fatalf("the first deploy's notification was said %d times; want once", n)
 	}
 	for _, id := range []string{deploy.ID, alert.ID, "d2", "n1", "d3"} {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/annotator/chat/irc"
+	"github.com/telltale-dev/telltale/collector/collectortest"
 )
 
 // Server is a running ngircd.
@@ -42,7 +43,7 @@ type Server struct {
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	done    chan struct{}
-	log     *syncBuffer
+	log     *collectortest.SyncBuffer
 }
 
 // Binary returns ngircd's path ($TELLTALE_NGIRCD, else /usr/sbin/ngircd
@@ -72,7 +73,7 @@ func Binary(t testing.TB) string {
 // Start starts ngircd on two free loopback ports and stops it at cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, bin: Binary(t), Addr: freeAddr(t), TLSAddr: freeAddr(t), log: &syncBuffer{}}
+	s := &Server{t: t, bin: Binary(t), Addr: collectortest.FreeAddr(t), TLSAddr: collectortest.FreeAddr(t), log: &collectortest.SyncBuffer{}}
 	dir := t.TempDir()
 	cert, key, pool := selfSigned(t, dir)
 	s.RootCAs = pool
@@ -264,6 +265,17 @@ func (o *Observer) Said() []Said {
 	return append([]Said(nil), o.said...)
 }
 
+// Count is how many of said contain sub.
+func Count(said []Said, sub string) int {
+	n := 0
+	for _, s := range said {
+		if strings.Contains(s.Text, sub) {
+			n++
+		}
+	}
+	return n
+}
+
 // WaitFor waits until cond holds for what was said, failing the test
 // after 60s or when the connection dropped.
 func (o *Observer) WaitFor(what string, cond func([]Said) bool) []Said {
@@ -286,16 +298,6 @@ func (o *Observer) WaitFor(what string, cond func([]Said) bool) []Said {
 			o.t.Fatalf("observer %s: timed out waiting for %s; heard %q", o.Nick, what, said)
 		}
 	}
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // selfSigned writes a certificate for localhost and 127.0.0.1 and its key
@@ -324,21 +326,4 @@ func selfSigned(t testing.TB, dir string) (certFile, keyFile string, pool *x509.
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
