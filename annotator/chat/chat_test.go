@@ -193,3 +193,57 @@ func TestGlob(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseConfig: no panic; an accepted config checks again unchanged
+// (Check is idempotent) and has unique network names.
+func FuzzParseConfig(f *testing.F) {
+	for _, name := range []string{"testdata/config/full.yml"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("networks: [{irc: x}, {slack: y}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data)
+		if err != nil {
+			return
+		}
+		before := *c
+		if err := c.Check(); err != nil {
+			t.Fatalf("a parsed config fails Check again: %v", err)
+		}
+		if !reflect.DeepEqual(before, *c) {
+			t.Fatalf("Check changed an accepted config: %+v → %+v", before, *c)
+		}
+		seen := map[string]bool{}
+		for _, n := range c.Networks {
+			if seen[n.Name] || !validName(n.Name) {
+				t.Fatalf("network name %q: duplicate or invalid", n.Name)
+			}
+			seen[n.Name] = true
+		}
+	})
+}
+
+func TestConfigFile(t *testing.T) {
+	b, err := os.ReadFile("testdata/config/full.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		t.Fatalf("the README's example config: %v", err)
+	}
+	if len(c.Networks) != 2 || c.Networks[1].Name != "matrix" || c.Networks[1].Every != 3*time.Second || len(c.Routes) != 2 || len(c.Users) != 1 {
+		t.Fatalf("parsed %+v", c)
+	}
+	if err := c.CheckRoutes(); err != nil {
+		t.Fatal(err)
+	}
+	c.Routes = append(c.Routes, Route{Network: "nope"})
+	if err := c.CheckRoutes(); err == nil || !strings.Contains(err.Error(), `network "nope" is not configured`) {
+		t.Fatalf("route to an unknown network: got %v", err)
+	}
+}

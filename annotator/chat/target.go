@@ -31,6 +31,9 @@ type target struct {
 	sent map[int64]map[string]bool
 }
 
+// maxRemembered bounds the entries sent remembers.
+const maxRemembered = 10_000
+
 func (t *target) Name() string { return "chat:" + t.a.Config.Name }
 
 func (t *target) Wait(ctx context.Context) error { return t.pace.wait(ctx) }
@@ -102,6 +105,11 @@ func (t *target) DeliverBatch(ctx context.Context, items []changelog.Item) []err
 		if errs[i] == nil {
 			delete(t.sent, it.Entry.Seq)
 		}
+	}
+	if len(t.sent) > maxRemembered {
+		// Entries that failed for good are never delivered: forget all
+		// rather than grow (a retry may then repeat a channel).
+		clear(t.sent)
 	}
 	t.mu.Unlock()
 	return errs
