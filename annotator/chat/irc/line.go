@@ -1,3 +1,16 @@
+// Package irc is a small IRC client for the chat package: one persistent
+// connection (TLS with ircs://, SASL PLAIN or a server password), that
+// joins its channels after every reconnect, answers PINGs, reconnects with
+// backoff, paces its lines (flood control: a burst, then one per
+// LineEvery) and hands channel messages to the bot. Send returns only
+// once the server answered a PING queued after the message, so a message
+// is confirmed taken or reported as in doubt. The line parser (ParseLine)
+// takes RFC 1459 lines with IRCv3 tags and never panics on bad input.
+//
+// Written here rather than taken from a library: what the chat package
+// needs is ~600 lines, the IRC libraries for Go bring their own
+// reconnect, flood and event models (and state for features unused here)
+// that would have to be bent to "confirm before delivered".
 package irc
 
 import (
