@@ -22,6 +22,7 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/telltale-dev/telltale/annotator/changelog"
+	"github.com/telltale-dev/telltale/annotator/chat"
 	"github.com/telltale-dev/telltale/collector/auth"
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/collector/query"
@@ -43,6 +44,7 @@ type app struct {
 	auth    *auth.Checker
 	mux     *http.ServeMux
 	changes *changelog.Service
+	chat    *chat.Service  // chat networks (wire_chat.go, from addChanges); nil without any
 	tail    *tail.Hub      // live tail; changes go to tail.PublishDeploy and PublishChange
 	rules   *rules.Manager // rules engine (wire_rules.go); serves /api/v1/rules and /api/v1/alerts
 	// observers see every committed write: the result cache, the tail.
@@ -105,7 +107,7 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 		a.addHostMetrics, // writes through a.writer
 		a.addSelfMetrics, // writes through a.writer
 		a.addTail,        // observes a.writer: before anything whose writes the tail must see
-		a.addChanges,     // publishes to a.tail; analyses impact with a.query; writes change series through a.writer
+		a.addChanges,     // publishes to a.tail; analyses impact with a.query; writes change series through a.writer; the chat networks (wire_chat.go) are its outbox targets
 		a.addRules,       // reads a.changes (alerts name changes, alerts are recorded as changes); writes through a.writer
 		a.addOTLP,        // write endpoints on a.writer
 		a.addInflux,
@@ -117,6 +119,19 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 		}
 	}
 	return a, nil
+}
+
+// externalURL is the collector as people reach it (-rules.external-url,
+// default http://<-listen>, https with -tls.cert-file): links in alert
+// notifications and chat messages point there.
+func (a *app) externalURL() string {
+	if a.cfg.rulesExternalURL != "" {
+		return strings.TrimRight(a.cfg.rulesExternalURL, "/")
+	}
+	if a.cfg.tlsCert != "" {
+		return "https://" + a.cfg.listen
+	}
+	return "http://" + a.cfg.listen
 }
 
 // cacheBytes maps -query.cache-size (0: off) to query.Options (negative: off).

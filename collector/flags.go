@@ -83,6 +83,11 @@ type config struct {
 	grafanaTokenFile string
 	webhooks         stringList
 
+	chatConfig string
+	chatIRC    stringList
+	chatMatrix stringList
+	chatSlack  stringList
+
 	impactEnabled bool
 	impactWindow  windowFlag
 	impactConfig  string
@@ -186,7 +191,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.rulesDashboards, "rules.dashboards", true, "evaluate the recording rules the built-in dashboards read (the console's and the generated Grafana JSON's heaviest panels); without them those panels are empty")
 	fs.DurationVar(&c.rulesDashboardsIntv, "rules.dashboards-interval", 30*time.Second, "evaluation interval of the dashboards' recording rules")
 	fs.DurationVar(&c.rulesInterval, "rules.evaluation-interval", time.Minute, "how often rule groups without their own interval are evaluated")
-	fs.StringVar(&c.rulesExternalURL, "rules.external-url", "", "the collector as people reach it, for the links in alert notifications and $externalURL in templates; default http://<-listen>")
+	fs.StringVar(&c.rulesExternalURL, "rules.external-url", "", "the collector as people reach it, for the links in alert notifications, $externalURL in templates and the links in chat messages; default http://<-listen>")
 	fs.DurationVar(&c.rulesOutageTol, "rules.outage-tolerance", time.Hour, "longest collector downtime after which alerts' `for` state is still restored from ALERTS_FOR_STATE")
 	fs.DurationVar(&c.rulesForGrace, "rules.for-grace-period", 10*time.Minute, "least time a restored pending alert with a longer `for` waits before it fires (Prometheus' --rules.alert.for-grace-period)")
 	fs.DurationVar(&c.rulesResendDelay, "rules.resend-delay", time.Minute, "how often a firing alert is re-sent to the Alertmanagers")
@@ -195,6 +200,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.alertmanagerTimeout, "alertmanager.timeout", 10*time.Second, "longest one send to an Alertmanager may take; failed sends are retried with backoff")
 	fs.Var(&c.alertWebhooks, "alert.webhook", "chat webhook told when an alert fires and resolves, as slack=<url> or json=<url>, for teams without an Alertmanager; repeatable")
 	fs.BoolVar(&c.alertDeployWebhooks, "alert.deploy-webhooks", true, "also tell every -deploy.webhook about alerts firing and resolving")
+	fs.StringVar(&c.chatConfig, "chat.config", "", "optional YAML file of chat networks, routes (which changes go to which channel by service, env, kind) and users (chat users mapped to -auth.tokens-file tokens, for !switch); see the README's chat section")
+	fs.Var(&c.chatIRC, "chat.irc", "IRC network to post every change and alert to and answer commands in, as irc://[nick@]host:6667/#channel (ircs:// for TLS; ?nick=, &auth=pass); a password from TELLTALE_IRC_PASSWORD logs in with SASL PLAIN; repeatable")
+	fs.Var(&c.chatMatrix, "chat.matrix", "Matrix room to post every change and alert to and answer commands in, as https://homeserver/#room:server (or /!roomid:server); the access token from TELLTALE_MATRIX_TOKEN; repeatable")
+	fs.Var(&c.chatSlack, "chat.slack", "Slack (or Discord /slack, Teams) incoming-webhook URL, or a Slack channel id for a bot token from TELLTALE_SLACK_TOKEN (commands through the Events API with TELLTALE_SLACK_SIGNING_SECRET); repeatable")
 	fs.IntVar(&c.tailMaxClients, "tail.max-clients", 100, "most live-tail websocket clients at once; more get 503")
 	fs.IntVar(&c.tailMaxSelectors, "tail.max-selectors", 10, "most match[] selectors per live-tail client")
 	fs.IntVar(&c.tailQueueSize, "tail.queue-size", 256, "messages buffered per live-tail client; on overflow the client is told what it missed")

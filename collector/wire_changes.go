@@ -20,7 +20,7 @@ import (
 // /api/v1/deploys, /api/v1/switches): POST/PATCH need the deploy scope,
 // GET the read scope. Changes go to the storage (change and deploy
 // series), to Grafana when -grafana.url is set, to -deploy.webhook
-// targets, and to live tail clients (deploys as deploy messages, other
+// targets, to the chat networks (addChat), and to live tail clients (deploys as deploy messages, other
 // kinds as change messages). With -impact.enabled the impact of each
 // deploy, switch flip and config change is analysed on the collector's
 // own PromQL engine once -impact.window has passed. The storage doubles as
@@ -73,11 +73,15 @@ func (a *app) addChanges(ctx context.Context) error {
 		}
 		opts.Impact = im
 	}
+	if err := a.addChat(&opts); err != nil {
+		return err
+	}
 	svc, err := changelog.Open(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("cannot open change log (-deploy.db=%s): %w", a.cfg.deployDB, err)
 	}
 	a.changes = svc
+	a.startChat(svc)
 	a.closers = append(a.closers, svc.Close)
 	a.workers = append(a.workers, svc.Run)
 

@@ -38,13 +38,7 @@ func (a *app) addRules(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	external := a.cfg.rulesExternalURL
-	if external == "" {
-		external = "http://" + a.cfg.listen
-		if a.cfg.tlsCert != "" {
-			external = "https://" + a.cfg.listen
-		}
-	}
+	external := a.externalURL()
 	var builtin []rules.Builtin
 	if a.cfg.rulesDashboards {
 		data, err := board.RulesFileEvery(a.cfg.rulesDashboardsIntv)

@@ -16,7 +16,9 @@ type worker struct {
 	target  string // outbox target
 	kind    string // metric label: series, grafana, webhook, impact, other
 	deliver func(ctx context.Context, e Entry, c changes.Change) error
-	kick    chan struct{}
+	// batch, if set, takes the due entries together (see BatchTarget).
+	batch BatchTarget
+	kick  chan struct{}
 	// timeout bounds one attempt; default Options.DeliveryTimeout.
 	timeout time.Duration
 	// notBefore, if set, is the earliest time an entry of change c may be
@@ -61,6 +63,9 @@ func (w *worker) round(ctx context.Context) time.Duration {
 	now := s.opts.Now()
 	if now.Before(w.pausedUntil) {
 		return w.pausedUntil.Sub(now)
+	}
+	if w.batch != nil {
+		return w.batchRound(ctx)
 	}
 	entries, err := s.log.Due(ctx, w.target, now, batchSize)
 	if err != nil {
@@ -122,17 +127,27 @@ func (w *worker) attempt(ctx context.Context, e Entry) (pause time.Duration, sto
 	callCtx, cancel := context.WithTimeout(ctx, w.timeout)
 	err = w.deliver(callCtx, e, c)
 	cancel()
-	now := s.opts.Now()
 	// On shutdown leave the entry pending; the counted attempt makes the
 	// next process check before creating again.
 	if ctx.Err() != nil {
 		return 0, true
 	}
+	if wait, failed := w.outcome(ctx, e, err, s.opts.Now()); failed {
+		w.pausedUntil = s.opts.Now().Add(wait)
+		return wait, true
+	}
+	w.pausedUntil = time.Time{}
+	return 0, false
+}
+
+// outcome records the result err of an attempt of entry e: delivered,
+// failed for good, or to retry after wait (retry true).
+func (w *worker) outcome(ctx context.Context, e Entry, err error, now time.Time) (wait time.Duration, retry bool) {
+	s := w.s
 	// Outcome writes use a fresh context so a shutdown racing with them
 	// cannot lose a "delivered" mark.
 	bg := context.WithoutCancel(ctx)
 	if err == nil {
-		w.pausedUntil = time.Time{}
 		s.m.delivery(w.kind, "delivered").Inc()
 		if err := s.log.MarkDelivered(bg, e.Seq, now); err != nil {
 			s.logger.Error("cannot mark delivery done; it will be repeated", "target", w.target, "change_id", e.ChangeID, "err", err)
@@ -155,7 +170,7 @@ func (w *worker) attempt(ctx context.Context, e Entry) (pause time.Duration, sto
 		return 0, false
 	}
 	s.m.delivery(w.kind, "retry").Inc()
-	wait := backoff(e.Attempts, s.opts.MinBackoff, s.opts.MaxBackoff)
+	wait = backoff(e.Attempts, s.opts.MinBackoff, s.opts.MaxBackoff)
 	var auth *authError
 	if errors.As(err, &auth) {
 		wait = max(wait, s.opts.AuthBackoff)
@@ -168,7 +183,6 @@ func (w *worker) attempt(ctx context.Context, e Entry) (pause time.Duration, sto
 	if err := s.log.MarkRetry(bg, e.Seq, err.Error(), now.Add(wait)); err != nil {
 		s.logger.Error("cannot record delivery retry", "target", w.target, "change_id", e.ChangeID, "err", err)
 	}
-	w.pausedUntil = now.Add(wait)
 	return wait, true
 }
 

@@ -66,6 +66,9 @@ type Target interface {
 	Deliver(ctx context.Context, e Entry, c changes.Change) error
 }
 
+// A Target that also implements BatchTarget gets the due entries of a
+// round together.
+
 // Permanent marks a delivery error that retrying will not fix: the entry
 // is marked failed at once.
 func Permanent(err error) error { return &permanentError{err} }
@@ -202,7 +205,9 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		s.workers = append(s.workers, s.newWorker(target, "webhook", s.deliverWebhook))
 	}
 	for _, t := range opts.Targets {
-		s.workers = append(s.workers, s.newWorker(t.Name(), "other", t.Deliver))
+		w := s.newWorker(t.Name(), "other", t.Deliver)
+		w.batch, _ = t.(BatchTarget)
+		s.workers = append(s.workers, w)
 	}
 	if opts.Impact != nil {
 		if s.impact, err = newImpactRunner(*opts.Impact, opts.Now, s.m.set); err != nil {

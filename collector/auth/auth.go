@@ -124,6 +124,22 @@ func Load(path string, set *metrics.Set) (*Checker, error) {
 // Enabled reports whether any token is configured.
 func (c *Checker) Enabled() bool { return len(c.tokens) > 0 }
 
+// HasScope reports whether the token named name exists and holds scope
+// (or admin): how a chat user mapped to a token name is checked (the chat
+// bot has no bearer token to show). With no tokens configured it is true,
+// as every request is allowed then.
+func (c *Checker) HasScope(name string, scope Scope) bool {
+	if len(c.tokens) == 0 {
+		return true
+	}
+	for _, t := range c.tokens {
+		if t.name == name {
+			return slices.Contains(t.scopes, scope) || slices.Contains(t.scopes, ScopeAdmin)
+		}
+	}
+	return false
+}
+
 // Errors returned by Check; HTTP maps them to 401 and 403.
 var (
 	ErrUnauthenticated = errors.New("unauthenticated")

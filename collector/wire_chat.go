@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/prometheus/promql"
+
+	"github.com/telltale-dev/telltale/annotator/changelog"
+	"github.com/telltale-dev/telltale/annotator/chat"
+	"github.com/telltale-dev/telltale/annotator/chat/irc"
+	"github.com/telltale-dev/telltale/annotator/chat/matrix"
+	"github.com/telltale-dev/telltale/annotator/chat/slack"
+	"github.com/telltale-dev/telltale/collector/auth"
+	"github.com/telltale-dev/telltale/dashboards/board"
+)
+
+// addChat builds the chat networks of -chat.config, -chat.irc,
+// -chat.matrix and -chat.slack and adds them to opts.Targets, so every
+// change event is queued for them in the change log's outbox. Call it
+// from addChanges before changelog.Open, and startChat after it. Slack
+// bots with a signing secret get their Events API endpoint at
+// /api/v1/chat/slack/<network>/events (checked by signature, not token).
+func (a *app) addChat(opts *changelog.Options) error {
+	cfg := &chat.Config{}
+	if a.cfg.chatConfig != "" {
+		c, err := chat.LoadConfig(a.cfg.chatConfig)
+		if err != nil {
+			return err
+		}
+		cfg = c
+	} else if err := cfg.Check(); err != nil {
+		return fmt.Errorf("BUG: empty chat config: %w", err)
+	}
+	for _, f := range []struct {
+		flag string
+		vals []string
+		set  func(*chat.NetworkConfig, string)
+	}{
+		{"-chat.irc", a.cfg.chatIRC, func(n *chat.NetworkConfig, v string) { n.IRC = v }},
+		{"-chat.matrix", a.cfg.chatMatrix, func(n *chat.NetworkConfig, v string) { n.Matrix = v }},
+		{"-chat.slack", a.cfg.chatSlack, func(n *chat.NetworkConfig, v string) { n.Slack = v }},
+	} {
+		for i, v := range f.vals {
+			var n chat.NetworkConfig
+			f.set(&n, v)
+			n.Name = strings.TrimPrefix(f.flag, "-chat.")
+			if i > 0 {
+				n.Name += fmt.Sprint("-", i+1)
+			}
+			cfg.Networks = append(cfg.Networks, n)
+		}
+	}
+	if len(cfg.Networks) == 0 {
+		return nil
+	}
+	if err := cfg.Check(); err != nil {
+		return fmt.Errorf("chat: %w", err)
+	}
+	if err := cfg.CheckRoutes(); err != nil {
+		return fmt.Errorf("-chat.config: %w", err)
+	}
+	var nets []chat.Attached
+	for _, nc := range cfg.Networks {
+		at, err := a.chatNetwork(nc)
+		if err != nil {
+			return fmt.Errorf("chat network %s: %w", nc.Name, err)
+		}
+		nets = append(nets, at)
+	}
+	console := a.externalURL()
+	cs, err := chat.New(chat.Options{
+		Config:     cfg,
+		Networks:   nets,
+		Authorize:  func(token string) bool { return a.auth.HasScope(token, auth.ScopeDeploy) },
+		Graph:      a.chatGraph(console),
+		ChangesURL: console + "/#/d/" + board.UIDDeploys,
+		Logger:     a.log,
+		Metrics:    a.set,
+	})
+	if err != nil {
+		return err
+	}
+	a.chat = cs
+	opts.Targets = append(opts.Targets, cs.Targets()...)
+	for _, n := range nets {
+		a.log.Info("chat network on", "component", "chat", "network", n.Config.Name, "kind", n.Config.Kind(), "channels", strings.Join(n.Channels, ","))
+	}
+	return nil
+}
+
+// startChat hands the opened change log to the chat service and runs it.
+func (a *app) startChat(svc *changelog.Service) {
+	if a.chat == nil {
+		return
+	}
+	a.chat.SetLog(svc)
+	a.workers = append(a.workers, a.chat.Run)
+}
+
+// secret reads file (trimmed) or, without a file, the environment
+// variable env; what names both in the error.
+func secret(file, env, what string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("cannot read the %s: %w", what, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return os.Getenv(env), nil
+}
+
+// chatNetwork builds one network from its config entry.
+func (a *app) chatNetwork(nc chat.NetworkConfig) (chat.Attached, error) {
+	at := chat.Attached{Config: nc}
+	kind, raw := nc.KindURL()
+	switch kind {
+	case chat.KindIRC:
+		o, err := irc.ParseURL(raw)
+		if err != nil {
+			return at, err
+		}
+		pw, err := secret(nc.PasswordFile, "TELLTALE_IRC_PASSWORD", "IRC password (password_file)")
+		if err != nil {
+			return at, err
+		}
+		if pw != "" {
+			o.Password = pw
+		}
+		o.Name, o.Logger, o.Metrics = nc.Name, a.log, a.set
+		o.Channels = append(o.Channels, nc.Channels...)
+		c, err := irc.New(o)
+		if err != nil {
+			return at, err
+		}
+		at.Network, at.Channels = c, o.Channels
+	case chat.KindMatrix:
+		hs, rooms, err := matrix.ParseURL(raw)
+		if err != nil {
+			return at, err
+		}
+		token, err := secret(nc.TokenFile, "TELLTALE_MATRIX_TOKEN", "Matrix access token (token_file)")
+		if err != nil {
+			return at, err
+		}
+		rooms = append(rooms, nc.Channels...)
+		c, err := matrix.New(matrix.Options{Name: nc.Name, Homeserver: hs, Token: token, Rooms: rooms, Logger: a.log})
+		if err != nil {
+			return at, err
+		}
+		at.Network, at.Channels = c, rooms
+	case chat.KindSlack:
+		if strings.HasPrefix(raw, "https://") || strings.HasPrefix(raw, "http://") {
+			w, err := slack.NewWebhook(raw, nil)
+			if err != nil {
+				return at, err
+			}
+			at.Network, at.Channels = w, []string{"webhook"}
+			return at, nil
+		}
+		token, err := secret(nc.TokenFile, "TELLTALE_SLACK_TOKEN", "Slack bot token (token_file)")
+		if err != nil {
+			return at, err
+		}
+		sign, err := secret(nc.SigningSecretFile, "TELLTALE_SLACK_SIGNING_SECRET", "Slack signing secret (signing_secret_file)")
+		if err != nil {
+			return at, err
+		}
+		api := os.Getenv("TELLTALE_SLACK_API") // tests point it at a fake Slack
+		b, err := slack.NewBot(slack.BotOptions{Token: token, API: api, SigningSecret: sign})
+		if err != nil {
+			return at, err
+		}
+		chans := append(strings.Split(raw, ","), nc.Channels...)
+		for i := range chans {
+			chans[i] = strings.TrimSpace(chans[i])
+		}
+		at.Network, at.Channels = b, chans
+		if sign != "" {
+			a.mux.Handle("/api/v1/chat/slack/"+nc.Name+"/events", b.EventsHandler())
+		}
+	}
+	return at, nil
+}
+
+// graphLines bounds how many series a PromQL !graph shows.
+const graphLines = 3
+
+// chatGraph answers !graph: a panel title of the built-in dashboards gets
+// a console link to its dashboard; anything else is evaluated as PromQL
+// now, answering with up to three series' values and a link (Grafana
+// Explore with -grafana.url, else the query API). No image is rendered.
+func (a *app) chatGraph(console string) func(context.Context, string) ([]string, error) {
+	type panel struct{ uid, board, title string }
+	var panels []panel
+	if boards, err := board.All(board.Options{}); err == nil {
+		for _, b := range boards {
+			js, err := b.JSON()
+			if err != nil {
+				continue
+			}
+			var d struct {
+				Panels []struct {
+					Title string `json:"title"`
+				} `json:"panels"`
+			}
+			json.Unmarshal(js, &d)
+			for _, p := range d.Panels {
+				if p.Title != "" {
+					panels = append(panels, panel{b.UID, b.Title, p.Title})
+				}
+			}
+		}
+	}
+	return func(ctx context.Context, arg string) ([]string, error) {
+		for _, p := range panels {
+			if strings.EqualFold(p.title, arg) || len(arg) >= 4 && strings.Contains(strings.ToLower(p.title), strings.ToLower(arg)) {
+				return []string{fmt.Sprintf("%s (dashboard %s): %s/#/d/%s", p.title, p.board, console, p.uid)}, nil
+			}
+		}
+		now := time.Now()
+		q, err := a.query.Engine().NewInstantQuery(ctx, a.query.Queryable(), nil, arg, now)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a panel title nor PromQL: %v", chat.ClipText(arg, 80), err)
+		}
+		defer q.Close()
+		res := q.Exec(ctx)
+		if res.Err != nil {
+			return nil, fmt.Errorf("query failed: %v", res.Err)
+		}
+		var out []string
+		switch v := res.Value.(type) {
+		case promql.Vector:
+			sort.Slice(v, func(i, j int) bool { return v[i].F > v[j].F })
+			for i, s := range v {
+				if i == graphLines {
+					out = append(out, fmt.Sprintf("… and %d more series", len(v)-i))
+					break
+				}
+				out = append(out, fmt.Sprintf("%s %g", s.Metric.String(), s.F))
+			}
+			if len(v) == 0 {
+				out = append(out, "no data now")
+			}
+		case promql.Scalar:
+			out = append(out, fmt.Sprintf("%g", v.V))
+		default:
+			out = append(out, "a "+string(res.Value.Type())+" result; open the link")
+		}
+		link := console + "/api/v1/query?query=" + url.QueryEscape(arg)
+		if a.cfg.grafanaURL != "" {
+			panes, _ := json.Marshal(map[string]any{"a": map[string]any{"datasource": board.DatasourceUID,
+				"queries": []map[string]any{{"refId": "A", "expr": arg, "datasource": map[string]string{"type": "prometheus", "uid": board.DatasourceUID}}},
+				"range":   map[string]string{"from": "now-1h", "to": "now"}}})
+			link = strings.TrimRight(a.cfg.grafanaURL, "/") + "/explore?schemaVersion=1&orgId=1&panes=" + url.QueryEscape(string(panes))
+		}
+		return append(out, link), nil
+	}
+}
