@@ -301,7 +301,7 @@ func TestQueryClient(t *testing.T) {
 }
 
 func TestCountQuery(t *testing.T) {
-	if got, want := CountQuery(90*time.Minute), `sum(count_over_time({__name__=~"bench_.*"}[5400s]))`; got != want {
+	if got, want := CountQuery(Set{}.Selectors()[0], 90*time.Minute), `sum(count_over_time({__name__=~"bench_.*"}[5400s]))`; got != want {
 		t.Fatalf("got %s; want %s", got, want)
 	}
 }

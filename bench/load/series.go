@@ -68,6 +68,9 @@ func (s Set) interval() time.Duration {
 	return s.Interval
 }
 
+// Selectors match every series of every Set: {__name__=~"bench_.*"}.
+func (s Set) Selectors() []string { return []string{`{__name__=~"` + MetricPrefix + `.*"}`} }
+
 // Time returns the timestamp of step k in milliseconds since the epoch.
 func (s Set) Time(k int) int64 {
 	return s.Start.UnixMilli() + int64(k)*s.interval().Milliseconds()
