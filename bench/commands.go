@@ -103,8 +103,8 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rep := &report.Report{Command: "go run ./bench run " + strings.Join(args, " "), Started: time.Now(),
-		Machine: report.DescribeMachine(), Rounds: c.rounds, Versions: map[string]string{}}
+	rep := &report.Report{Run: report.Run{Command: "go run ./bench run " + strings.Join(args, " "), Started: time.Now(),
+		Machine: report.DescribeMachine(), Rounds: c.rounds, Versions: map[string]string{}}}
 	rep.Command = strings.TrimSpace(rep.Command)
 	fmt.Fprintf(stderr, "bench: %s; loadavg %s\n", rep.Machine, rep.Machine.LoadStart)
 

@@ -31,13 +31,7 @@ import (
 // Report is everything RESULTS.md and the chart are made of; it is also
 // saved as JSON so the Markdown can be regenerated without a new run.
 type Report struct {
-	Command  string    `json:"command"`
-	Started  time.Time `json:"started"`
-	Finished time.Time `json:"finished"`
-	Machine  Machine   `json:"machine"`
-	Rounds   int       `json:"rounds"`
-	// Versions maps a system's title to what ran (module and version).
-	Versions map[string]string `json:"versions"`
+	Run
 	// Skipped says which selected peers did not run and why.
 	Skipped   []string            `json:"skipped,omitempty"`
 	Scenarios []scenario.Scenario `json:"scenarios"`
@@ -48,17 +42,23 @@ type Report struct {
 	ProfileRun     string `json:"profile_run,omitempty"`
 	// Earlier are the runs whose scenarios (and profile) this report
 	// keeps because this run did not repeat them; see Merge.
-	Earlier []Run `json:"earlier,omitempty"`
+	Earlier []Kept `json:"earlier,omitempty"`
 }
 
-// Run says where kept figures come from: one earlier `bench run`.
+// Run says where figures come from: one `bench run`.
 type Run struct {
-	Command  string            `json:"command"`
-	Started  time.Time         `json:"started"`
-	Finished time.Time         `json:"finished"`
-	Machine  Machine           `json:"machine"`
-	Rounds   int               `json:"rounds"`
+	Command  string    `json:"command"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Machine  Machine   `json:"machine"`
+	Rounds   int       `json:"rounds"`
+	// Versions maps a system's title to what ran (module and version).
 	Versions map[string]string `json:"versions"`
+}
+
+// Kept is an earlier run whose figures a report keeps.
+type Kept struct {
+	Run
 	// Scenarios are the names of the scenarios kept from the run.
 	Scenarios []string `json:"scenarios"`
 	// Profile is true when the report's CPU profile comes from the run.
@@ -91,8 +91,7 @@ func (r *Report) Merge(old *Report) {
 		r.Profile, r.ProfileCommand, r.ProfileRun = old.Profile, old.ProfileCommand, old.ProfileRun
 	}
 	// old's own run, then the runs old had kept, each with what is still kept.
-	runs := append([]Run{{Command: old.Command, Started: old.Started, Finished: old.Finished, Machine: old.Machine,
-		Rounds: old.Rounds, Versions: old.Versions, Profile: keepProfile}}, old.Earlier...)
+	runs := append([]Kept{{Run: old.Run, Profile: keepProfile}}, old.Earlier...)
 	claimed := map[string]bool{}
 	for _, e := range old.Earlier {
 		for _, n := range e.Scenarios {

@@ -96,16 +96,11 @@ func refreshScenario(sz Sizes, rules bool, peers []peer.Kind) Scenario {
 		if withRules {
 			args = append(args, "-rules.dashboards=true")
 		}
-		p, err := env.start(ctx, name, k, args...)
+		p, err := env.load(ctx, name, k, [][]load.Stream{streams}, &r, args...)
 		if err != nil {
 			return r, err
 		}
 		defer p.Stop()
-		st, err := send(ctx, p, load.RemoteWrite, env.Sizes.Senders, streams)
-		r.Sent = st.Samples
-		if err != nil {
-			return r, err
-		}
 		// VictoriaMetrics makes new series searchable a moment after it
 		// takes them, and a query in that moment leaves them out of its
 		// series-lookup cache for good; a system running for a while has

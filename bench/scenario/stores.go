@@ -222,16 +222,11 @@ func queryScenario(sz Sizes, peers []peer.Kind) Scenario {
 		if err != nil {
 			return r, err
 		}
-		p, err := env.start(ctx, "query", k)
+		p, err := env.load(ctx, "query", k, [][]load.Stream{streams}, &r)
 		if err != nil {
 			return r, err
 		}
 		defer p.Stop()
-		st, err := send(ctx, p, load.RemoteWrite, env.Sizes.Senders, streams)
-		r.Sent = st.Samples
-		if err != nil {
-			return r, err
-		}
 		if err := verify(ctx, p, set, steps, &r); err != nil {
 			return r, err
 		}
@@ -265,18 +260,11 @@ func longQueryScenario(sz Sizes, peers []peer.Kind) Scenario {
 		if err != nil {
 			return r, err
 		}
-		p, err := env.start(ctx, "query-8h", k)
+		p, err := env.load(ctx, "query-8h", k, phases, &r)
 		if err != nil {
 			return r, err
 		}
 		defer p.Stop()
-		for _, streams := range phases {
-			st, err := send(ctx, p, load.RemoteWrite, env.Sizes.Senders, streams)
-			r.Sent += st.Samples
-			if err != nil {
-				return r, err
-			}
-		}
 		if err := verify(ctx, p, set, steps, &r); err != nil {
 			return r, err
 		}
@@ -345,6 +333,25 @@ func timeQueries(ctx context.Context, env *Env, p *peer.Process, start, end time
 		r.Notes = append(r.Notes, fmt.Sprintf("%s returned %d series", q.key, series))
 	}
 	return nil
+}
+
+// load starts system k for a run of scenario (with args) and sends it
+// the phases' streams by remote write, one phase after another, adding what
+// it delivered to r.Sent. On an error the process is stopped.
+func (env *Env) load(ctx context.Context, scenario string, k peer.Kind, phases [][]load.Stream, r *Result, args ...string) (*peer.Process, error) {
+	p, err := env.start(ctx, scenario, k, args...)
+	if err != nil {
+		return nil, err
+	}
+	for _, streams := range phases {
+		st, err := send(ctx, p, load.RemoteWrite, env.Sizes.Senders, streams)
+		r.Sent += st.Samples
+		if err != nil {
+			p.Stop()
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // phases returns the streams of set's steps in phases of 30 min of data:
@@ -451,18 +458,11 @@ func diskScenario(sz Sizes, peers []peer.Kind) Scenario {
 		if err != nil {
 			return r, err
 		}
-		p, err := env.start(ctx, "disk", k)
+		p, err := env.load(ctx, "disk", k, phases, &r)
 		if err != nil {
 			return r, err
 		}
 		defer p.Stop()
-		for _, streams := range phases {
-			st, err := send(ctx, p, load.RemoteWrite, env.Sizes.Senders, streams)
-			r.Sent += st.Samples
-			if err != nil {
-				return r, err
-			}
-		}
 		if err := verify(ctx, p, set, steps, &r); err != nil {
 			return r, err
 		}
