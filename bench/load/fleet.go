@@ -28,7 +28,8 @@ import (
 //
 // Values are what those sources produce: integer counters growing at a
 // per-series rate, cumulative histogram buckets (monotonic in le at every
-// step), CPU seconds with two decimals, gauges wandering around a
+// step and in every interval, as one request counts in its bucket and all
+// above), CPU seconds with two decimals, gauges wandering around a
 // per-series level, constants for sizes and info series. Like Set, series
 // i at step k has a fixed value, so every system gets the same data, and a
 // Fleet is safe for concurrent use once built.
@@ -289,9 +290,9 @@ func (f *Fleet) Value(i, k int) float64 {
 	case kSeconds:
 		return math.Floor(s.a*(t+unit(hash(s.group, uint64(k)+1)))*100) / 100
 	case kBucket:
-		return math.Floor(s.b * s.a * (t + unit(hash(s.group, uint64(k)+1))))
+		return bucket(s.b, s.a, t, unit(hash(s.group, uint64(k)+1)))
 	case kSum:
-		count := math.Floor(s.a * (t + unit(hash(s.group, uint64(k)+1))))
+		count := bucket(1, s.a, t, unit(hash(s.group, uint64(k)+1)))
 		return math.Round(count*s.b*1000) / 1000
 	case kGauge, kLoadAvg:
 		phase := 2 * math.Pi * unit(hash(s.group, 1<<50))

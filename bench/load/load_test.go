@@ -225,12 +225,8 @@ func TestFleetLooksLikeItsSources(t *testing.T) {
 		if len(idx) != 12 {
 			t.Fatalf("histogram %s: %d buckets; want 12", hk, len(idx))
 		}
+		monotonicHistogram(t, fl, idx, hk)
 		for k := range 20 {
-			for j := 1; j < len(idx); j++ {
-				if a, c := fl.Value(idx[j-1], k), fl.Value(idx[j], k); c < a {
-					t.Fatalf("histogram %s step %d: bucket %d has %v < bucket %d's %v", hk, k, j, c, j-1, a)
-				}
-			}
 			if inf, count := fl.Value(idx[len(idx)-1], k), fl.Value(byKey[hk], k); inf != count {
 				t.Fatalf("histogram %s step %d: +Inf bucket %v, _count %v; want equal", hk, k, inf, count)
 			}
@@ -300,19 +296,38 @@ func TestSetLooksLikeExporters(t *testing.T) {
 			t.Fatalf("%s: got %d series; want %d", n, names[n], c)
 		}
 	}
-	// Histogram buckets grow with le at every step (histogram_quantile needs it).
-	for k := 0; k < 20; k++ {
-		for h := 0; h < 5; h++ {
-			first := 20 + h*12
-			for j := 1; j < 12; j++ {
-				if a, c := set.Value(first+j-1, k), set.Value(first+j, k); c < a {
-					t.Fatalf("histogram %d step %d: bucket %d has %v < bucket %d's %v", h, k, j, c, j-1, a)
-				}
-			}
+	// Histogram buckets grow with le at every step and over every interval
+	// (histogram_quantile needs it, and a real histogram has it).
+	for h := 0; h < 4*5; h++ {
+		first := h/5*PerInstance + 20 + h%5*12
+		idx := make([]int, 12)
+		for j := range idx {
+			idx[j] = first + j
 		}
+		monotonicHistogram(t, set, idx, fmt.Sprintf("histogram %d", h))
 	}
 	if got, want := set.Time(3)-set.Time(0), int64(30_000); got != want {
 		t.Fatalf("3 steps: got %d ms; want %d (10 s default interval)", got, want)
+	}
+}
+
+// monotonicHistogram fails unless the buckets idx (in le order) of src grow
+// with le at every step and over every interval of up to 30 steps.
+func monotonicHistogram(t *testing.T, src Source, idx []int, name string) {
+	t.Helper()
+	for k := range 60 {
+		for j := 1; j < len(idx); j++ {
+			if a, c := src.Value(idx[j-1], k), src.Value(idx[j], k); c < a {
+				t.Fatalf("%s step %d: bucket %d has %v < bucket %d's %v", name, k, j, c, j-1, a)
+			}
+			for w := 1; w <= 30 && w <= k; w++ {
+				lo := src.Value(idx[j-1], k) - src.Value(idx[j-1], k-w)
+				hi := src.Value(idx[j], k) - src.Value(idx[j], k-w)
+				if hi < lo {
+					t.Fatalf("%s steps %d to %d: bucket %d grew by %v, more than bucket %d's %v", name, k-w, k, j-1, lo, j, hi)
+				}
+			}
+		}
 	}
 }
 
