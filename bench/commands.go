@@ -24,6 +24,7 @@ type runConfig struct {
 	out, chart, json string
 	binDir, workDir  string
 	keep, smoke      bool
+	merge            bool
 	cpuProfile       string
 	noInstall        bool
 }
@@ -48,6 +49,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.BoolVar(&c.smoke, "smoke", false, "tiny sizes: checks the whole path in a minute; the figures mean nothing")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "after the rounds, run remote-write ingestion (10k series) once more against Telltale while fetching the collector's CPU profile (/debug/pprof/profile) into this file, and summarise it in the report")
 	fs.BoolVar(&c.noInstall, "no-install", false, "do not install missing peers; skip them")
+	fs.BoolVar(&c.merge, "merge", true, "keep from the existing -json the scenarios this run does not repeat (and its CPU profile when this run takes none), each named in the report with the run it comes from; false: the report holds this run only")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -77,6 +79,17 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 			return fmt.Errorf("cannot create the folder of %s: %w", f, err)
 		}
 	}
+	// The report to merge into is read now, so a broken one fails the run
+	// before an hour of measuring, not after it.
+	var old *report.Report
+	if c.merge {
+		if old, err = report.ReadJSON(c.json); err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("%w; -merge=false writes a report of this run alone", err)
+			}
+			old = nil
+		}
+	}
 	sizes := scenario.FullSizes()
 	if c.smoke {
 		sizes = scenario.SmokeSizes()
@@ -90,8 +103,8 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rep := &report.Report{Command: "go run ./bench run " + strings.Join(args, " "), Started: time.Now(),
-		Machine: report.DescribeMachine(), Rounds: c.rounds, Versions: map[string]string{}}
+	rep := &report.Report{Run: report.Run{Command: "go run ./bench run " + strings.Join(args, " "), Started: time.Now(),
+		Machine: report.DescribeMachine(), Rounds: c.rounds, Versions: map[string]string{}}}
 	rep.Command = strings.TrimSpace(rep.Command)
 	fmt.Fprintf(stderr, "bench: %s; loadavg %s\n", rep.Machine, rep.Machine.LoadStart)
 
@@ -181,6 +194,9 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	rep.Finished = time.Now()
 	rep.Machine.LoadEnd = report.LoadAvg()
+	if old != nil {
+		rep.Merge(old)
+	}
 	if err := writeReport(rep, c.out, c.chart, c.json); err != nil {
 		return err
 	}

@@ -18,14 +18,16 @@ func TestDashboardCommandSmoke(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "DASHBOARDS.md")
 	var stderr bytes.Buffer
-	if err := run(t.Context(), []string{"dashboard", "-services", "1", "-hosts", "1", "-span", "10m", "-runs", "1", "-out", out}, &stderr); err != nil {
+	if err := run(t.Context(), []string{"dashboard", "-services", "1", "-instances", "1", "-hosts", "1", "-span", "10m", "-runs", "1", "-out", out}, &stderr); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
 	md, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| telltale-service | 18 (9) |", "| telltale-hosts | 24 (3) |"} {
+	// Requests: the variables' lookups, two annotations and every panel
+	// target (recorded ones in brackets).
+	for _, want := range []string{"| telltale-service | `service=cart env=prod route=.*` | 23 (9) |", "| telltale-hosts | `host=.*` | 27 (3) |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

@@ -25,6 +25,14 @@ func TestRunRejectsBadInput(t *testing.T) {
 	f([]string{"run", "extra"}, `unexpected argument "extra"`)
 	f([]string{"install", "-peers", "thanos"}, `"thanos"`)
 	f([]string{"report", "-in", filepath.Join(t.TempDir(), "none.json")}, "bench run")
+	f([]string{"dashboard", "-instances", "0"}, "-instances=0")
+	// A results file to merge into that is not one fails before measuring.
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "results.json")
+	if err := os.WriteFile(bad, []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f([]string{"run", "-out", filepath.Join(dir, "RESULTS.md"), "-bin", dir}, "-merge=false")
 }
 
 func TestRunFlagsDefaultFilesNextToOut(t *testing.T) {

@@ -50,9 +50,31 @@ func (st Stream) Samples() int {
 	return n
 }
 
+// Source is a deterministic set of series sampled at fixed steps: series
+// i (0 <= i < Len) has the labels AppendSeries writes and at step k the
+// value Value(i, k) at time Time(k). Set (the bench_ series) and Fleet
+// (the series the provisioned dashboards read) are Sources. A Source must
+// be safe for concurrent use.
+type Source interface {
+	// Len returns the number of series.
+	Len() int
+	// Time returns the timestamp of step k in milliseconds since the epoch.
+	Time(k int) int64
+	// AppendSeries starts series i in b (with a nil key) and adds its
+	// labels, sorted by name as remote write requires.
+	AppendSeries(b *samples.Batch, i int)
+	// Value returns the value of series i at step k (k >= 0).
+	Value(i, k int) float64
+	// Selectors are PromQL series selectors that together match exactly
+	// the source's series, for counting them back, each once. No two
+	// series one selector matches differ only by name (count_over_time
+	// drops the name, and two series left alike fail the query).
+	Selectors() []string
+}
+
 // Plan describes the data of one load phase.
 type Plan struct {
-	Set Set
+	Set Source
 	// Senders is the number of concurrent senders; sender j owns the series
 	// i with i%Senders == j. Zero means 1.
 	Senders int
@@ -76,8 +98,12 @@ func (p Plan) Streams() ([]Stream, error) {
 	if per <= 0 {
 		per = 2000
 	}
-	if p.Set.Len() == 0 || p.Steps <= 0 {
-		return nil, fmt.Errorf("empty plan: %d series × %d steps; set Instances and Steps above 0", p.Set.Len(), p.Steps)
+	if p.Set == nil || p.Set.Len() == 0 || p.Steps <= 0 {
+		n := 0
+		if p.Set != nil {
+			n = p.Set.Len()
+		}
+		return nil, fmt.Errorf("empty plan: %d series × %d steps; give the set series (Instances, Services, Hosts) and Steps above 0", n, p.Steps)
 	}
 	if p.Format != RemoteWrite && p.Format != Text {
 		return nil, fmt.Errorf("unknown %v: use RemoteWrite or Text", p.Format)

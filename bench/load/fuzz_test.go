@@ -1,6 +1,7 @@
 package load
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -8,7 +9,8 @@ import (
 
 // FuzzDecodeAnswer feeds arbitrary bytes to the Prometheus API answer
 // decoder: it must return an answer or an error, never panic, and a decoded
-// vector sums or fails cleanly.
+// vector sums or fails cleanly, and so do its series and a label-values
+// list.
 func FuzzDecodeAnswer(f *testing.F) {
 	files, err := filepath.Glob("testdata/answers/*.json")
 	if err != nil || len(files) == 0 {
@@ -30,10 +32,13 @@ func FuzzDecodeAnswer(f *testing.F) {
 			return
 		}
 		_, _ = r.vectorSum()
-		for _, s := range r.Data.Result {
+		_, ss, _ := r.result()
+		for _, s := range ss {
 			for _, p := range s.Values {
 				_, _ = sampleValue(p)
 			}
 		}
+		var vals []string
+		_ = json.Unmarshal(r.Data, &vals) // a label-values answer
 	})
 }

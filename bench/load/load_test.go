@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -74,9 +75,9 @@ func decodeStreams(t *testing.T, f Format, streams []Stream) []map[string][]poin
 }
 
 func TestStreamsDecodeToTheSet(t *testing.T) {
-	f := func(format Format, senders, fromStep, steps, per int) {
+	fleet := NewFleet(FleetSize{Services: 1, Instances: 2, Hosts: 2}, start, 0)
+	f := func(set Source, format Format, senders, fromStep, steps, per int) {
 		t.Helper()
-		set := Set{Instances: 3, Start: start}
 		p := Plan{Set: set, Senders: senders, FromStep: fromStep, Steps: steps, PerRequest: per, Format: format}
 		streams, err := p.Streams()
 		if err != nil {
@@ -129,10 +130,13 @@ func TestStreamsDecodeToTheSet(t *testing.T) {
 			t.Fatalf("%v: streams hold %d distinct series; want %d (some sent by two senders?)", format, n, seen)
 		}
 	}
-	f(RemoteWrite, 4, 0, 5, 70)
-	f(RemoteWrite, 1, 7, 3, 2000)
-	f(Text, 4, 2, 4, 33)
-	f(Text, 3, 0, 1, 1)
+	set := Set{Instances: 3, Start: start}
+	f(set, RemoteWrite, 4, 0, 5, 70)
+	f(set, RemoteWrite, 1, 7, 3, 2000)
+	f(set, Text, 4, 2, 4, 33)
+	f(set, Text, 3, 0, 1, 1)
+	f(fleet, RemoteWrite, 4, 0, 3, 500)
+	f(fleet, Text, 2, 5, 2, 77)
 }
 
 func TestPlanErrors(t *testing.T) {
@@ -147,6 +151,112 @@ func TestPlanErrors(t *testing.T) {
 	f(Plan{Set: Set{Instances: 1}, Steps: 0}, "Steps")
 	f(Plan{Set: Set{Instances: 1}, Steps: 1, Senders: 101}, "fewer senders")
 	f(Plan{Set: Set{Instances: 1}, Steps: 1, Format: Format(9)}, "unknown")
+	f(Plan{Steps: 1}, "empty plan")
+	f(Plan{Set: NewFleet(FleetSize{}, start, 0), Steps: 1}, "Services")
+}
+
+// TestFleetLooksLikeItsSources checks the fleet's series: unique, sorted
+// label sets under the names the dashboards read; counters that never go
+// down; histogram buckets that grow with le, with _count equal to the +Inf
+// bucket; gauges that move; and selectors that count every series once.
+func TestFleetLooksLikeItsSources(t *testing.T) {
+	size := FleetSize{Services: 2, Instances: 3, Hosts: 4}
+	fl := NewFleet(size, start, 0)
+	if fl.Len() != size.Series() {
+		t.Fatalf("Len %d, FleetSize.Series %d; want equal", fl.Len(), size.Series())
+	}
+	var b samples.Batch
+	keys := map[string]bool{}
+	names := map[string]int{}
+	byKey := map[string]int{} // series without le -> the +Inf bucket's index
+	buckets := map[string][]int{}
+	for i := range fl.Len() {
+		b.Reset()
+		fl.AppendSeries(&b, i)
+		s := &b.Series[0]
+		labels := b.SeriesLabels(s)
+		for n := 1; n < len(labels); n++ {
+			if labels[n-1].Name >= labels[n].Name {
+				t.Fatalf("series %d: labels not sorted: %v", i, labels)
+			}
+		}
+		k := seriesKey(&b, s)
+		if keys[k] {
+			t.Fatalf("series %d repeats the label set %s", i, k)
+		}
+		keys[k] = true
+		name := b.Name(s)
+		names[name]++
+		if strings.HasSuffix(name, "_total") || name == "http_request_duration_seconds_bucket" || name == "http_request_duration_seconds_count" {
+			for step := 1; step < 50; step++ {
+				if a, c := fl.Value(i, step-1), fl.Value(i, step); c < a {
+					t.Fatalf("series %d (%s): counter fell from %v at step %d to %v", i, k, a, step-1, c)
+				}
+			}
+		}
+		var rest []string // the labels but name and le: the histogram
+		for _, l := range labels {
+			if l.Name != "__name__" && l.Name != "le" {
+				rest = append(rest, l.Name+"="+l.Value)
+			}
+		}
+		hk := strings.Join(rest, ",")
+		switch name {
+		case "http_request_duration_seconds_bucket":
+			buckets[hk] = append(buckets[hk], i)
+		case "http_request_duration_seconds_count":
+			byKey[hk] = i
+		}
+	}
+	want := map[string]int{
+		"http_requests_total": 24 * 6, "http_request_duration_seconds_bucket": 24 * 12 * 6, "node_cpu_seconds_total": 32 * 4,
+		"telltale_build_info": 6, "telltale_deploys_total": 2, "node_uname_info": 4, "node_load1": 4, "telltale_agent_spool_bytes": 4,
+		"telltale_storage_head_series": 1,
+	}
+	for n, c := range want {
+		if names[n] != c {
+			t.Errorf("%s: got %d series; want %d", n, names[n], c)
+		}
+	}
+	if len(buckets) != 24*6 {
+		t.Fatalf("got %d histograms; want %d", len(buckets), 24*6)
+	}
+	for hk, idx := range buckets {
+		if len(idx) != 12 {
+			t.Fatalf("histogram %s: %d buckets; want 12", hk, len(idx))
+		}
+		monotonicHistogram(t, fl, idx, hk)
+		for k := range 20 {
+			if inf, count := fl.Value(idx[len(idx)-1], k), fl.Value(byKey[hk], k); inf != count {
+				t.Fatalf("histogram %s step %d: +Inf bucket %v, _count %v; want equal", hk, k, inf, count)
+			}
+		}
+	}
+	// Every series is counted by exactly one selector.
+	sels := fl.Selectors()
+	if len(sels) != len(names) {
+		t.Fatalf("got %d selectors for %d names", len(sels), len(names))
+	}
+	for n := range names {
+		if !slices.Contains(sels, `{__name__="`+n+`"}`) {
+			t.Errorf("no selector for %s", n)
+		}
+	}
+	// Gauges move; the memory gauge stays below the total.
+	moved := false
+	for i := range fl.Len() {
+		b.Reset()
+		fl.AppendSeries(&b, i)
+		if b.Name(&b.Series[0]) == "node_memory_MemAvailable_bytes" && fl.Value(i, 0) != fl.Value(i, 30) {
+			moved = true
+		}
+	}
+	if !moved {
+		t.Errorf("node_memory_MemAvailable_bytes never moves")
+	}
+	if got := fl.Step(time.UnixMilli(fl.Time(7)).Add(9 * time.Second)); got != 7 {
+		t.Errorf("Step(time of step 7 + 9 s): got %d; want 7", got)
+	}
 }
 
 func TestSetLooksLikeExporters(t *testing.T) {
@@ -186,19 +296,38 @@ func TestSetLooksLikeExporters(t *testing.T) {
 			t.Fatalf("%s: got %d series; want %d", n, names[n], c)
 		}
 	}
-	// Histogram buckets grow with le at every step (histogram_quantile needs it).
-	for k := 0; k < 20; k++ {
-		for h := 0; h < 5; h++ {
-			first := 20 + h*12
-			for j := 1; j < 12; j++ {
-				if a, c := set.Value(first+j-1, k), set.Value(first+j, k); c < a {
-					t.Fatalf("histogram %d step %d: bucket %d has %v < bucket %d's %v", h, k, j, c, j-1, a)
-				}
-			}
+	// Histogram buckets grow with le at every step and over every interval
+	// (histogram_quantile needs it, and a real histogram has it).
+	for h := 0; h < 4*5; h++ {
+		first := h/5*PerInstance + 20 + h%5*12
+		idx := make([]int, 12)
+		for j := range idx {
+			idx[j] = first + j
 		}
+		monotonicHistogram(t, set, idx, fmt.Sprintf("histogram %d", h))
 	}
 	if got, want := set.Time(3)-set.Time(0), int64(30_000); got != want {
 		t.Fatalf("3 steps: got %d ms; want %d (10 s default interval)", got, want)
+	}
+}
+
+// monotonicHistogram fails unless the buckets idx (in le order) of src grow
+// with le at every step and over every interval of up to 30 steps.
+func monotonicHistogram(t *testing.T, src Source, idx []int, name string) {
+	t.Helper()
+	for k := range 60 {
+		for j := 1; j < len(idx); j++ {
+			if a, c := src.Value(idx[j-1], k), src.Value(idx[j], k); c < a {
+				t.Fatalf("%s step %d: bucket %d has %v < bucket %d's %v", name, k, j, c, j-1, a)
+			}
+			for w := 1; w <= 30 && w <= k; w++ {
+				lo := src.Value(idx[j-1], k) - src.Value(idx[j-1], k-w)
+				hi := src.Value(idx[j], k) - src.Value(idx[j], k-w)
+				if hi < lo {
+					t.Fatalf("%s steps %d to %d: bucket %d grew by %v, more than bucket %d's %v", name, k-w, k, j-1, lo, j, hi)
+				}
+			}
+		}
 	}
 }
 
@@ -301,7 +430,7 @@ func TestQueryClient(t *testing.T) {
 }
 
 func TestCountQuery(t *testing.T) {
-	if got, want := CountQuery(90*time.Minute), `sum(count_over_time({__name__=~"bench_.*"}[5400s]))`; got != want {
+	if got, want := CountQuery(Set{}.Selectors()[0], 90*time.Minute), `sum(count_over_time({__name__=~"bench_.*"}[5400s]))`; got != want {
 		t.Fatalf("got %s; want %s", got, want)
 	}
 }

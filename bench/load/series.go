@@ -68,6 +68,9 @@ func (s Set) interval() time.Duration {
 	return s.Interval
 }
 
+// Selectors match every series of every Set: {__name__=~"bench_.*"}.
+func (s Set) Selectors() []string { return []string{`{__name__=~"` + MetricPrefix + `.*"}`} }
+
 // Time returns the timestamp of step k in milliseconds since the epoch.
 func (s Set) Time(k int) int64 {
 	return s.Start.UnixMilli() + int64(k)*s.interval().Milliseconds()
@@ -149,7 +152,7 @@ func (s Set) Value(i, k int) float64 {
 		if le := leVals[j%12]; !math.IsInf(le, 1) {
 			cdf = 1 - math.Exp(-le/scale)
 		}
-		return math.Floor(cdf * a * (t + unit(hash(group, uint64(k)+1<<42))))
+		return bucket(cdf, a, t, unit(hash(group, uint64(k)+1<<42)))
 	default:
 		j -= 80
 		busy := 0.05 + 0.5*unit(hash(uint64(inst), 1<<43))
@@ -157,6 +160,23 @@ func (s Set) Value(i, k int) float64 {
 		secs := frac * s.interval().Seconds() * (t + unit(hash(uint64(i), uint64(k)+1<<44)))
 		return math.Floor(secs*100) / 100
 	}
+}
+
+// histSlots is how finely a generated histogram spreads its requests over
+// its buckets: each bucket counts a whole number of tenths of them.
+const histSlots = 10
+
+// bucket returns the value of a histogram bucket whose share of the
+// requests is cdf (1 for +Inf), for a histogram that has had about rate
+// requests per step for t steps (noise in [0, 1) shared by all its
+// buckets). As in a real histogram, where every request counts in its own
+// bucket and all above, a bucket grows by no more than any bucket above it
+// in every interval, so bucket rates stay monotonic in le and
+// histogram_quantile needs no fixing: the request count grows in whole
+// multiples of histSlots and each bucket takes a fixed whole number of
+// them.
+func bucket(cdf, rate, t, noise float64) float64 {
+	return math.Round(cdf*histSlots) * math.Floor(rate/histSlots*(t+noise))
 }
 
 // hash mixes two numbers into a pseudo-random one (splitmix64's finalizer).

@@ -7,13 +7,16 @@
 // Promises: a figure appears only from runs that finished without error;
 // a peer that did not run is named with the reason; the report keeps the
 // hand-written analysis block of the previous RESULTS.md
-// (between <!-- analysis --> and <!-- /analysis -->).
+// (between <!-- analysis --> and <!-- /analysis -->); a run of some
+// scenarios merged into an earlier report (Merge) keeps the earlier
+// sections it did not repeat, each named with the run it comes from.
 package report
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -28,13 +31,7 @@ import (
 // Report is everything RESULTS.md and the chart are made of; it is also
 // saved as JSON so the Markdown can be regenerated without a new run.
 type Report struct {
-	Command  string    `json:"command"`
-	Started  time.Time `json:"started"`
-	Finished time.Time `json:"finished"`
-	Machine  Machine   `json:"machine"`
-	Rounds   int       `json:"rounds"`
-	// Versions maps a system's title to what ran (module and version).
-	Versions map[string]string `json:"versions"`
+	Run
 	// Skipped says which selected peers did not run and why.
 	Skipped   []string            `json:"skipped,omitempty"`
 	Scenarios []scenario.Scenario `json:"scenarios"`
@@ -43,6 +40,93 @@ type Report struct {
 	Profile        string `json:"profile,omitempty"`
 	ProfileCommand string `json:"profile_command,omitempty"`
 	ProfileRun     string `json:"profile_run,omitempty"`
+	// Earlier are the runs whose scenarios (and profile) this report
+	// keeps because this run did not repeat them; see Merge.
+	Earlier []Kept `json:"earlier,omitempty"`
+}
+
+// Run says where figures come from: one `bench run`.
+type Run struct {
+	Command  string    `json:"command"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Machine  Machine   `json:"machine"`
+	Rounds   int       `json:"rounds"`
+	// Versions maps a system's title to what ran (module and version).
+	Versions map[string]string `json:"versions"`
+}
+
+// Kept is an earlier run whose figures a report keeps.
+type Kept struct {
+	Run
+	// Scenarios are the names of the scenarios kept from the run.
+	Scenarios []string `json:"scenarios"`
+	// Profile is true when the report's CPU profile comes from the run.
+	Profile bool `json:"profile,omitempty"`
+}
+
+// Merge adds to r what old has and r does not: the scenarios r did not
+// run, with their results, and old's profile when r has none. Each kept
+// part is listed in r.Earlier with the run it comes from. Scenarios end up
+// in the order of scenario.Groups.
+func (r *Report) Merge(old *Report) {
+	ran := map[string]bool{}
+	for _, s := range r.Scenarios {
+		ran[s.Name] = true
+	}
+	kept := map[string]bool{}
+	for _, s := range old.Scenarios {
+		if !ran[s.Name] {
+			kept[s.Name] = true
+			r.Scenarios = append(r.Scenarios, s)
+		}
+	}
+	for _, res := range old.Results {
+		if kept[res.Scenario] {
+			r.Results = append(r.Results, res)
+		}
+	}
+	keepProfile := r.Profile == "" && old.Profile != ""
+	if keepProfile {
+		r.Profile, r.ProfileCommand, r.ProfileRun = old.Profile, old.ProfileCommand, old.ProfileRun
+	}
+	// old's own run, then the runs old had kept, each with what is still kept.
+	runs := append([]Kept{{Run: old.Run, Profile: keepProfile}}, old.Earlier...)
+	claimed := map[string]bool{}
+	for _, e := range old.Earlier {
+		for _, n := range e.Scenarios {
+			claimed[n] = true
+		}
+		if e.Profile {
+			runs[0].Profile = false // the profile is the earlier run's
+		}
+	}
+	for _, s := range old.Scenarios {
+		if kept[s.Name] && !claimed[s.Name] {
+			runs[0].Scenarios = append(runs[0].Scenarios, s.Name)
+		}
+	}
+	for i := range runs {
+		if i > 0 {
+			runs[i].Scenarios = slices.DeleteFunc(slices.Clone(runs[i].Scenarios), func(n string) bool { return !kept[n] })
+			runs[i].Profile = runs[i].Profile && keepProfile
+		}
+		if len(runs[i].Scenarios) > 0 || runs[i].Profile {
+			r.Earlier = append(r.Earlier, runs[i])
+		}
+	}
+	slices.SortStableFunc(r.Scenarios, func(a, b scenario.Scenario) int {
+		return slices.Index(scenario.Groups, a.Group) - slices.Index(scenario.Groups, b.Group)
+	})
+}
+
+// source returns the scenario whose results hold system k's figures for
+// scenario s: s itself, or s.PeersFrom for its peers.
+func source(s scenario.Scenario, k peer.Kind) string {
+	if k != s.Subject && s.PeersFrom != "" {
+		return s.PeersFrom
+	}
+	return s.Name
 }
 
 // WriteJSON saves r to file.
@@ -128,7 +212,7 @@ func (r *Report) Comparisons() []Comparison {
 				continue
 			}
 			for _, p := range s.Peers {
-				ps := r.Stat(s.Name, m.Key, p)
+				ps := r.Stat(source(s, p), m.Key, p)
 				if ps.N == 0 || ps.Median == 0 || t.Median == 0 {
 					continue
 				}
@@ -149,7 +233,7 @@ func (r *Report) ran(s scenario.Scenario) []peer.Kind {
 	out := []peer.Kind{s.Subject}
 	for _, p := range s.Peers {
 		for _, res := range r.Results {
-			if res.Scenario == s.Name && res.System == p {
+			if res.Scenario == source(s, p) && res.System == p {
 				out = append(out, p)
 				break
 			}
@@ -181,6 +265,22 @@ func (r *Report) Markdown(analysis, chart string) []byte {
 		w(" %s: `%s`;", n, r.Versions[n])
 	}
 	w("\n\n")
+	for _, e := range r.Earlier {
+		what := "the sections " + "`" + strings.Join(e.Scenarios, "`, `") + "`"
+		switch {
+		case len(e.Scenarios) == 0:
+			what = "the CPU profile"
+		case e.Profile:
+			what += " and the CPU profile"
+		}
+		var vs []string
+		for _, n := range slices.Sorted(maps.Keys(e.Versions)) {
+			vs = append(vs, fmt.Sprintf("%s `%s`", n, e.Versions[n]))
+		}
+		w("> Kept from an earlier run, which this one did not repeat: %s, from `%s` (%s, %s; %s; loadavg %s at the start, %s at the end; %d rounds; %s).\n\n",
+			what, e.Command, e.Started.UTC().Format("2006-01-02 15:04 UTC"), e.Finished.Sub(e.Started).Round(time.Second),
+			e.Machine, e.Machine.LoadStart, e.Machine.LoadEnd, e.Rounds, strings.Join(vs, ", "))
+	}
 	for _, s := range r.Skipped {
 		w("> Not run: %s\n\n", s)
 	}
@@ -249,7 +349,7 @@ func (r *Report) scenarioMarkdown(b *bytes.Buffer, s scenario.Scenario) {
 		w("| %s | %s |", m.Label, better)
 		t := r.Stat(s.Name, m.Key, s.Subject)
 		for i, k := range systems {
-			st := r.Stat(s.Name, m.Key, k)
+			st := r.Stat(source(s, k), m.Key, k)
 			w(" %s |", st)
 			if i == 0 {
 				continue
@@ -269,7 +369,7 @@ func (r *Report) scenarioMarkdown(b *bytes.Buffer, s scenario.Scenario) {
 	}
 	w("| every sample stored | — |")
 	for i, k := range systems {
-		w(" %s |", r.verification(s.Name, k))
+		w(" %s |", r.verification(source(s, k), k))
 		if i > 0 {
 			w(" |")
 		}
@@ -277,6 +377,13 @@ func (r *Report) scenarioMarkdown(b *bytes.Buffer, s scenario.Scenario) {
 	w("\n\n")
 	for k, why := range s.NotComparable {
 		w("Not compared with %s: %s.\n\n", k.Title(), why)
+	}
+	if s.PeersFrom != "" && len(systems) > 1 {
+		var ps []string
+		for _, k := range systems[1:] {
+			ps = append(ps, k.Title())
+		}
+		w("%s: the runs of `%s` (the same work; see their notes there).\n\n", strings.Join(ps, " and "), s.PeersFrom)
 	}
 	notes := map[string][]string{}
 	var order []string

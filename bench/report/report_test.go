@@ -28,10 +28,10 @@ func sample() *Report {
 	res := func(s string, k peer.Kind, round int, vals map[string]float64) scenario.Result {
 		return scenario.Result{Scenario: s, System: k, Round: round, Values: vals, Sent: 100, Stored: 100, VerifyUnit: "samples"}
 	}
-	r := &Report{Command: "go run ./bench run -rounds 2", Started: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Rounds: 2,
+	r := &Report{Run: Run{Command: "go run ./bench run -rounds 2", Started: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Rounds: 2,
 		Machine:  Machine{CPU: "Test CPU", Cores: 2, MemTotal: 8 << 30, Kernel: "6.1", GoVersion: "go1.26", LoadStart: "1.00 1.00 1.00", LoadEnd: "2.00 2.00 2.00"},
-		Versions: map[string]string{"Telltale": "git abc", "VictoriaMetrics": "v1.151.0"},
-		Skipped:  []string{"Prometheus is not installed"}, Scenarios: scs}
+		Versions: map[string]string{"Telltale": "git abc", "VictoriaMetrics": "v1.151.0"}},
+		Skipped: []string{"Prometheus is not installed"}, Scenarios: scs}
 	r.Finished = r.Started.Add(20 * time.Minute)
 	for round := range 2 {
 		r.Results = append(r.Results,
@@ -225,4 +225,99 @@ func FuzzMachineParsers(f *testing.F) {
 			t.Fatalf("MemTotal %d < 0", n)
 		}
 	})
+}
+
+// TestMerge checks that a run of some scenarios keeps the others from the
+// earlier report, with the run each comes from, in the groups' order.
+func TestMerge(t *testing.T) {
+	old := sample() // ingest-10k and disk, with a profile
+	old.Profile, old.ProfileCommand, old.ProfileRun = "flat% top", "GET /debug/pprof/profile", "an extra run"
+	old.Scenarios[0].Group, old.Scenarios[1].Group = "ingest", "disk"
+	earlier := Kept{Run: Run{Command: "go run ./bench run -scenarios agent", Rounds: 1}, Scenarios: []string{"agent", "memory"}}
+	old.Earlier = []Kept{earlier}
+	old.Scenarios = append(old.Scenarios, scenario.Scenario{Name: "agent", Group: "agent", Title: "Agent", Subject: peer.Agent})
+	old.Results = append(old.Results, scenario.Result{Scenario: "agent", System: peer.Agent, Values: map[string]float64{"cpu": 1}, Sent: 1, Stored: 1})
+
+	r := &Report{Run: Run{Command: "go run ./bench run -scenarios disk,refresh", Rounds: 1},
+		Scenarios: []scenario.Scenario{
+			{Name: "refresh", Group: "refresh", Title: "Refresh", Subject: peer.Telltale, Peers: []peer.Kind{peer.VictoriaMetrics},
+				Metrics: []scenario.Metric{{Key: "cpu", Label: "CPU-ms", Lower: true}}},
+			{Name: "disk", Group: "disk", Title: "Disk again", Subject: peer.Telltale, Peers: []peer.Kind{peer.VictoriaMetrics},
+				Metrics: []scenario.Metric{{Key: "bps", Label: "bytes/sample", Lower: true}}},
+		},
+		Results: []scenario.Result{
+			{Scenario: "disk", System: peer.Telltale, Values: map[string]float64{"bps": 2}, Sent: 5, Stored: 5},
+			{Scenario: "disk", System: peer.VictoriaMetrics, Values: map[string]float64{"bps": 1}, Sent: 5, Stored: 5},
+		}}
+	r.Merge(old)
+	var names []string
+	for _, s := range r.Scenarios {
+		names = append(names, s.Name)
+	}
+	if got, want := strings.Join(names, ","), "ingest-10k,refresh,disk,agent"; got != want {
+		t.Fatalf("scenarios: got %s; want %s (the groups' order, this run's disk)", got, want)
+	}
+	if st := r.Stat("disk", "bps", peer.Telltale); st.Median != 2 || st.N != 1 {
+		t.Fatalf("disk: got %+v; want this run's 2 only", st)
+	}
+	if st := r.Stat("ingest-10k", "cpu", peer.Telltale); st.N != 2 {
+		t.Fatalf("ingest-10k kept: got %+v; want the 2 earlier rounds", st)
+	}
+	if len(r.Earlier) != 2 {
+		t.Fatalf("got %d earlier runs; want 2: %+v", len(r.Earlier), r.Earlier)
+	}
+	if e := r.Earlier[0]; e.Command != old.Command || strings.Join(e.Scenarios, ",") != "ingest-10k" || !e.Profile {
+		t.Fatalf("earlier[0]: got %+v; want old's command with ingest-10k and the profile", e)
+	}
+	if e := r.Earlier[1]; e.Command != earlier.Command || strings.Join(e.Scenarios, ",") != "agent" || e.Profile {
+		t.Fatalf("earlier[1]: got %+v; want the agent run with agent only (memory is not in old)", e)
+	}
+	if r.Profile != "flat% top" {
+		t.Fatalf("profile not kept")
+	}
+	md := string(r.Markdown("", ""))
+	for _, want := range []string{
+		"> Kept from an earlier run, which this one did not repeat: the sections `ingest-10k` and the CPU profile, from `go run ./bench run -rounds 2`",
+		"> Kept from an earlier run, which this one did not repeat: the sections `agent`, from `go run ./bench run -scenarios agent`",
+		"## Disk again (`disk`)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("Markdown:\n%s", md)
+	}
+	// Merging again keeps nothing twice.
+	r2 := &Report{Run: Run{Command: "again"}, Scenarios: []scenario.Scenario{{Name: "agent", Group: "agent", Subject: peer.Agent}}}
+	r2.Merge(r)
+	if len(r2.Earlier) != 2 || r2.Earlier[0].Command != r.Command || strings.Join(r2.Earlier[1].Scenarios, ",") != "ingest-10k" {
+		t.Fatalf("second merge: got %+v; want this run's refresh and disk, then ingest-10k from the first", r2.Earlier)
+	}
+}
+
+// TestPeersFrom checks a scenario compared with another one's peer runs.
+func TestPeersFrom(t *testing.T) {
+	m := []scenario.Metric{{Key: "cpu", Label: "CPU-ms", Lower: true}}
+	r := &Report{Run: Run{Command: "x", Rounds: 1}, Scenarios: []scenario.Scenario{
+		{Name: "refresh", Title: "With", Subject: peer.Telltale, Peers: []peer.Kind{peer.VictoriaMetrics}, Metrics: m},
+		{Name: "refresh-norules", Title: "Without", Subject: peer.Telltale, Peers: []peer.Kind{peer.VictoriaMetrics}, Metrics: m, PeersFrom: "refresh"},
+	}, Results: []scenario.Result{
+		{Scenario: "refresh", System: peer.Telltale, Values: map[string]float64{"cpu": 10}, Sent: 1, Stored: 1},
+		{Scenario: "refresh", System: peer.VictoriaMetrics, Values: map[string]float64{"cpu": 40}, Sent: 1, Stored: 1},
+		{Scenario: "refresh-norules", System: peer.Telltale, Values: map[string]float64{"cpu": 80}, Sent: 1, Stored: 1},
+	}}
+	cs := r.Comparisons()
+	if len(cs) != 2 || cs[1].Scenario != "refresh-norules" || cs[1].Ratio != 2 {
+		t.Fatalf("got %+v; want refresh-norules at 80/40 = 2 against refresh's VictoriaMetrics run", cs)
+	}
+	md := string(r.Markdown("", ""))
+	for _, want := range []string{
+		"| CPU-ms | lower | 80.0 | 40.0 | 2 (**Telltale behind 2×**) |",
+		"VictoriaMetrics: the runs of `refresh`",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md)
+		}
+	}
 }

@@ -42,6 +42,20 @@ type Sizes struct {
 	QueryRuns   int           // timed runs per query and system
 	QueryStep   time.Duration
 
+	// The query-8h scenario: cold queries over a long range of many series.
+	LongQuerySeries int
+	LongQuerySpan   time.Duration // data loaded; the queries cover the last LongQueryRange of it
+	LongQueryRange  time.Duration
+	LongQueryStep   time.Duration
+	LongQueryRuns   int
+
+	// The refresh scenarios: the provisioned dashboards refreshed over a
+	// fleet's series while it keeps sending.
+	Fleet        load.FleetSize
+	RefreshRange time.Duration // the dashboards' time range
+	RefreshEvery time.Duration // a refresh every so often after the cold one ...
+	RefreshFor   time.Duration // ... for so long
+
 	MemorySeries int
 	MemorySteps  int
 	Settle       time.Duration // wait after a forced GC before RSS is read
@@ -61,6 +75,10 @@ func FullSizes() Sizes {
 		IngestSeries: []int{10_000, 100_000}, IngestSamples: 2_000_000,
 		TextSeries: 10_000, TextSamples: 1_000_000,
 		QuerySeries: 2_000, QuerySpan: time.Hour + 5*time.Minute, QueryRuns: 20, QueryStep: 15 * time.Second,
+		// Grafana's step for 8 h on a 1200 px panel: 24 s, rounded to 20 s.
+		LongQuerySeries: 10_000, LongQuerySpan: 8*time.Hour + 10*time.Minute, LongQueryRange: 8 * time.Hour, LongQueryStep: 20 * time.Second, LongQueryRuns: 10,
+		Fleet:        load.FleetSize{Services: 5, Instances: 4, Hosts: 40},
+		RefreshRange: 30 * time.Minute, RefreshEvery: 15 * time.Second, RefreshFor: 5 * time.Minute,
 		MemorySeries: 100_000, MemorySteps: 3, Settle: 10 * time.Second,
 		DiskSeries: 2_000, DiskSpan: 3*time.Hour + 30*time.Minute,
 		AgentWindow: 60 * time.Second, AgentInterval: 10 * time.Second,
@@ -74,6 +92,9 @@ func SmokeSizes() Sizes {
 		IngestSeries: []int{300}, IngestSamples: 30_000,
 		TextSeries: 200, TextSamples: 20_000,
 		QuerySeries: 200, QuerySpan: 15 * time.Minute, QueryRuns: 3, QueryStep: time.Minute,
+		LongQuerySeries: 200, LongQuerySpan: 40 * time.Minute, LongQueryRange: 30 * time.Minute, LongQueryStep: time.Minute, LongQueryRuns: 2,
+		Fleet:        load.FleetSize{Services: 1, Instances: 1, Hosts: 1},
+		RefreshRange: 10 * time.Minute, RefreshEvery: time.Second, RefreshFor: 3 * time.Second,
 		MemorySeries: 500, MemorySteps: 2, Settle: 100 * time.Millisecond,
 		DiskSeries: 100, DiskSpan: 3*time.Hour + 20*time.Minute,
 		AgentWindow: 3 * time.Second, AgentInterval: time.Second,
@@ -145,12 +166,17 @@ type Scenario struct {
 	Peers []peer.Kind `json:"peers"`
 	// NotComparable says why a selected peer cannot take part.
 	NotComparable map[peer.Kind]string `json:"not_comparable,omitempty"`
+	// PeersFrom names the scenario whose peer runs this one compares with:
+	// only the subject differs between the two (Telltale with and without
+	// its dashboards' recording rules), so the peers do the same work and
+	// run once, in PeersFrom. Empty: the scenario runs its own peers.
+	PeersFrom string `json:"peers_from,omitempty"`
 
 	run func(ctx context.Context, env *Env, k peer.Kind) (Result, error)
 }
 
 // Groups lists the scenario groups -scenarios accepts.
-var Groups = []string{"ingest", "text", "query", "memory", "disk", "agent"}
+var Groups = []string{"ingest", "text", "query", "query-8h", "refresh", "memory", "disk", "agent"}
 
 // All returns the scenarios of the given groups (all when empty), in a
 // fixed order.
@@ -176,6 +202,12 @@ func All(sizes Sizes, groups []string) ([]Scenario, error) {
 	if want("query") {
 		out = append(out, queryScenario(sizes, stores))
 	}
+	if want("query-8h") {
+		out = append(out, longQueryScenario(sizes, stores))
+	}
+	if want("refresh") {
+		out = append(out, refreshScenario(sizes, true, stores), refreshScenario(sizes, false, stores))
+	}
 	if want("memory") {
 		out = append(out, memoryScenario(sizes, stores))
 	}
@@ -188,9 +220,13 @@ func All(sizes Sizes, groups []string) ([]Scenario, error) {
 	return out, nil
 }
 
-// Systems returns the subject and the scenario's peers among selected.
+// Systems returns the subject and the scenario's peers among selected
+// (only the subject when the peers run in PeersFrom).
 func (s *Scenario) Systems(selected []peer.Kind) []peer.Kind {
 	out := []peer.Kind{s.Subject}
+	if s.PeersFrom != "" {
+		return out
+	}
 	for _, k := range s.Peers {
 		if slices.Contains(selected, k) {
 			out = append(out, k)
@@ -248,12 +284,14 @@ func (env *Env) plan(key string, p load.Plan) ([]load.Stream, error) {
 	return st, nil
 }
 
-func (env *Env) start(ctx context.Context, scenario string, k peer.Kind) (*peer.Process, error) {
+// start starts system k for a run of scenario with args added to its
+// command line.
+func (env *Env) start(ctx context.Context, scenario string, k peer.Kind, args ...string) (*peer.Process, error) {
 	bin, ok := env.Bins[k]
 	if !ok {
 		return nil, fmt.Errorf("no binary for %s; run `go run ./bench install`", k.Title())
 	}
-	return peer.Start(ctx, peer.Spec{Kind: k, Binary: bin, Dir: env.runDir(scenario, k)})
+	return peer.Start(ctx, peer.Spec{Kind: k, Binary: bin, Dir: env.runDir(scenario, k), Args: args})
 }
 
 func (env *Env) logf(format string, args ...any) {

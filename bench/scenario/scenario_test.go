@@ -46,8 +46,8 @@ func TestSmokeAgainstTelltale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(scenarios) != 6 {
-		t.Fatalf("got %d scenarios; want 6 (ingest, text, query, memory, disk, agent)", len(scenarios))
+	if len(scenarios) != 9 {
+		t.Fatalf("got %d scenarios; want 9 (ingest, text, query, query-8h, refresh, refresh-norules, memory, disk, agent)", len(scenarios))
 	}
 	rn := &Runner{Env: env, Scenarios: scenarios, Rounds: 1}
 	results := rn.Run(t.Context())
@@ -83,11 +83,21 @@ func TestSmokeAgainstTelltale(t *testing.T) {
 	if t.Failed() {
 		t.Logf("progress:\n%s", progress.String())
 	}
-	// The disk run must have measured a real block.
 	for _, r := range results {
-		if r.Scenario == "disk" && !strings.Contains(strings.Join(r.Notes, " "), "block(s)") {
-			t.Errorf("disk notes %q: want the block statistics", r.Notes)
+		notes := strings.Join(r.Notes, " ")
+		switch r.Scenario {
+		case "disk": // a real block
+			if !strings.Contains(notes, "block(s)") {
+				t.Errorf("disk notes %q: want the block statistics", r.Notes)
+			}
+		case "refresh", "refresh-norules": // the dashboards got data, the cache answered
+			if !strings.Contains(notes, "result cache over the run") || strings.Contains(notes, " 0 points") || strings.Contains(notes, " 0 steps from the cache") {
+				t.Errorf("%s notes %q: want points and cached steps", r.Scenario, r.Notes)
+			}
 		}
+	}
+	if !strings.Contains(strings.Join(results[4].Notes, " "), "recorded series backfilled") {
+		t.Errorf("refresh notes %q: want the recorded series backfilled", results[4].Notes)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/telltale-dev/telltale/bench/load"
 	"github.com/telltale-dev/telltale/bench/peer"
+	"github.com/telltale-dev/telltale/bench/refresh"
 )
 
 // seriesName writes 10000 as 10k.
@@ -42,17 +43,22 @@ func send(ctx context.Context, p *peer.Process, f load.Format, senders int, stre
 	return load.Send(ctx, load.Target{URL: url, Format: f, Client: load.NewClient(senders)}, streams)
 }
 
-// verify counts the generated samples the system stores in the steps of
-// set up to lastStep and fills r.Stored.
-func verify(ctx context.Context, p *peer.Process, set load.Set, steps int, r *Result) error {
+// verify counts the generated samples the system stores in steps 0 to
+// steps-1 of set and fills r.Stored.
+func verify(ctx context.Context, p *peer.Process, set load.Source, steps int, r *Result) error {
 	if err := p.Flush(ctx); err != nil {
 		return err
 	}
 	q := &load.QueryClient{Base: p.URL, Params: p.QueryParams()}
 	at := time.UnixMilli(set.Time(steps - 1))
-	n, err := q.Sum(ctx, load.CountQuery(time.Duration(steps)*10*time.Second), at)
-	if err != nil {
-		return fmt.Errorf("cannot count the stored samples: %w", err)
+	window := time.Duration(set.Time(steps)-set.Time(0)) * time.Millisecond
+	var n float64
+	for _, sel := range set.Selectors() {
+		c, err := q.Sum(ctx, load.CountQuery(sel, window), at)
+		if err != nil {
+			return fmt.Errorf("cannot count the stored samples: %w", err)
+		}
+		n += c
 	}
 	r.Stored, r.VerifyUnit = int64(n), "samples"
 	if r.Stored != r.Sent {
@@ -112,7 +118,7 @@ func ingestScenario(sz Sizes, series int, f load.Format, peers []peer.Kind) Scen
 			"then %d samples are measured: *samples/s* is wall clock over the measured pass, *CPU-s per 1M samples* is the server process' "+
 			"user+system time (/proc/<pid>/stat) from the first measured request until the process is idle again (background flushes and merges included). "+
 			"Every sample is then counted back with `%s`.",
-			sz.Senders, series, f, sz.PerRequest, series, measured, load.CountQuery(time.Duration(steps)*10*time.Second)),
+			sz.Senders, series, f, sz.PerRequest, series, measured, load.CountQuery(load.Set{}.Selectors()[0], time.Duration(steps)*10*time.Second)),
 		Metrics: []Metric{
 			{Key: "samples_per_s", Label: "samples/s (wall)"},
 			{Key: "cpu_s_per_1m", Label: "server CPU-s per 1M samples", Lower: true},
@@ -204,18 +210,11 @@ func queryScenario(sz Sizes, peers []peer.Kind) Scenario {
 		"at a %v step (what a Grafana panel asks). Figures are the median and p90 of the wall time per call measured by the client, "+
 		"and the server process' CPU time over the timed runs ÷ runs (steadier than wall time on a shared machine; a system that "+
 		"evaluates on both cores spends more CPU than wall time). "+
-		"VictoriaMetrics gets `nocache=1` so its result cache does not answer. Queries:\n",
+		"Telltale and VictoriaMetrics get `nocache=1` so their result caches do not answer. Queries:\n",
 		sz.QuerySeries, sz.QuerySeries/load.PerInstance, sz.QuerySpan, sz.QuerySeries*steps, sz.QueryRuns, sz.QueryStep)
-	var metrics []Metric
-	for _, q := range queries {
-		fmt.Fprintf(&what, "- %s: `%s`\n", q.label, q.q)
-		metrics = append(metrics,
-			Metric{Key: q.key + "_p50_ms", Label: q.label + ": median ms", Lower: true},
-			Metric{Key: q.key + "_p90_ms", Label: q.label + ": p90 ms", Lower: true},
-			Metric{Key: q.key + "_cpu_ms", Label: q.label + ": server CPU-ms per query", Lower: true})
-	}
 	s := Scenario{Name: "query", Group: "query", Title: "query_range latency over a loaded hour", What: what.String(),
-		Metrics: metrics, Subject: peer.Telltale, Peers: peers}
+		Metrics: queryMetrics(&what), Subject: peer.Telltale, Peers: peers}
+	s.What = what.String()
 	s.run = func(ctx context.Context, env *Env, k peer.Kind) (Result, error) {
 		var r Result
 		set := env.set(sz.QuerySeries, steps)
@@ -223,56 +222,154 @@ func queryScenario(sz Sizes, peers []peer.Kind) Scenario {
 		if err != nil {
 			return r, err
 		}
-		p, err := env.start(ctx, "query", k)
+		p, err := env.load(ctx, "query", k, [][]load.Stream{streams}, &r)
 		if err != nil {
 			return r, err
 		}
 		defer p.Stop()
-		st, err := send(ctx, p, load.RemoteWrite, env.Sizes.Senders, streams)
-		r.Sent = st.Samples
-		if err != nil {
-			return r, err
-		}
 		if err := verify(ctx, p, set, steps, &r); err != nil {
 			return r, err
 		}
-		qc := &load.QueryClient{Base: p.URL, Params: p.QueryParams()}
 		end := time.UnixMilli(set.Time(steps - 1))
-		start := end.Add(-time.Hour)
-		r.Values = map[string]float64{}
-		for _, q := range queries {
-			var ms []float64
-			var series int
-			var u0 peer.Usage
-			for i := 0; i <= env.Sizes.QueryRuns; i++ {
-				if i == 1 {
-					if u0, err = p.Usage(); err != nil {
-						return r, err
-					}
-				}
-				t0 := time.Now()
-				n, _, err := qc.Range(ctx, q.q, start, end, env.Sizes.QueryStep)
-				if err != nil {
-					return r, err
-				}
-				if i > 0 { // the first run warms caches and is not timed
-					ms = append(ms, float64(time.Since(t0).Microseconds())/1e3)
-				}
-				series = n
-			}
-			u1, err := p.Usage()
-			if err != nil {
-				return r, err
-			}
-			r.Values[q.key+"_cpu_ms"] = (u1.CPU - u0.CPU) * 1e3 / float64(env.Sizes.QueryRuns)
-			r.Values[q.key+"_p50_ms"] = Quantile(ms, 0.5)
-			r.Values[q.key+"_p90_ms"] = Quantile(ms, 0.9)
-			r.Values[q.key+"_series"] = float64(series)
-			r.Notes = append(r.Notes, fmt.Sprintf("%s returned %d series", q.key, series))
-		}
-		return r, nil
+		return r, timeQueries(ctx, env, p, end.Add(-time.Hour), end, env.Sizes.QueryStep, env.Sizes.QueryRuns, &r)
 	}
 	return s
+}
+
+// longQueryScenario is query-8h: the dashboard queries of `query`, cold,
+// over hours of many series, where the cost per sample decoded dominates.
+func longQueryScenario(sz Sizes, peers []peer.Kind) Scenario {
+	steps := int(sz.LongQuerySpan / (10 * time.Second))
+	var what strings.Builder
+	fmt.Fprintf(&what, "%d series (%d instances: request counters, 12-bucket latency histograms, CPU seconds) are loaded for %v at 10 s resolution "+
+		"(%d samples, counted back; the senders wait for each other every 30 min of data so no sample arrives out of order), "+
+		"and the systems compact them as they would after hours of running (Telltale and Prometheus cut 2 h blocks from the head and merge them, bench/ "+
+		"waits until the data directory holds still; VictoriaMetrics gets `force_merge`). "+
+		"Then each query runs once untimed and %d times timed as `query_range` over the last %v at a %v step "+
+		"(Grafana's step for that range on a 1200 px panel), **cold**: Telltale and VictoriaMetrics get `nocache=1`, so every step is evaluated "+
+		"(Telltale with its default flags: a range query is evaluated in time slices over every core, `-query.parallel`; VictoriaMetrics spreads series over the cores). "+
+		"Figures as in `query`: median and p90 wall time per call, server CPU time (/proc/<pid>/stat) over the timed runs ÷ runs. Queries:\n",
+		sz.LongQuerySeries, sz.LongQuerySeries/load.PerInstance, sz.LongQuerySpan, sz.LongQuerySeries*steps, sz.LongQueryRuns, refresh.Duration(sz.LongQueryRange), refresh.Duration(sz.LongQueryStep))
+	s := Scenario{Name: "query-8h", Group: "query-8h", Title: fmt.Sprintf("Cold query_range over %s of %s series", refresh.Duration(sz.LongQueryRange), seriesName(sz.LongQuerySeries)),
+		Metrics: queryMetrics(&what), Subject: peer.Telltale, Peers: peers}
+	s.What = what.String()
+	s.run = func(ctx context.Context, env *Env, k peer.Kind) (Result, error) {
+		var r Result
+		set := env.set(sz.LongQuerySeries, steps)
+		phases, err := env.phases("query-8h", set, steps)
+		if err != nil {
+			return r, err
+		}
+		p, err := env.load(ctx, "query-8h", k, phases, &r)
+		if err != nil {
+			return r, err
+		}
+		defer p.Stop()
+		if err := verify(ctx, p, set, steps, &r); err != nil {
+			return r, err
+		}
+		if sz.LongQuerySpan > 3*time.Hour {
+			if err := p.Compact(ctx, 5*time.Minute); err != nil {
+				return r, err
+			}
+		}
+		if _, err := waitIdle(ctx, p, 30*time.Second); err != nil {
+			return r, err
+		}
+		end := time.UnixMilli(set.Time(steps - 1))
+		return r, timeQueries(ctx, env, p, end.Add(-sz.LongQueryRange), end, sz.LongQueryStep, sz.LongQueryRuns, &r)
+	}
+	return s
+}
+
+// queryMetrics lists the queries into what and returns their figures.
+func queryMetrics(what *strings.Builder) []Metric {
+	var metrics []Metric
+	for _, q := range queries {
+		fmt.Fprintf(what, "- %s: `%s`\n", q.label, q.q)
+		metrics = append(metrics,
+			Metric{Key: q.key + "_p50_ms", Label: q.label + ": median ms", Lower: true},
+			Metric{Key: q.key + "_p90_ms", Label: q.label + ": p90 ms", Lower: true},
+			Metric{Key: q.key + "_cpu_ms", Label: q.label + ": server CPU-ms per query", Lower: true})
+	}
+	return metrics
+}
+
+// timeQueries runs each of queries once untimed, then runs times timed,
+// as query_range over [start, end] at step, and fills r with the median
+// and p90 wall time and the server's CPU time per query.
+func timeQueries(ctx context.Context, env *Env, p *peer.Process, start, end time.Time, step time.Duration, runs int, r *Result) error {
+	qc := &load.QueryClient{Base: p.URL, Params: p.QueryParams()}
+	r.Values = map[string]float64{}
+	for _, q := range queries {
+		var ms []float64
+		var series int
+		var u0 peer.Usage
+		var err error
+		for i := 0; i <= runs; i++ {
+			if i == 1 {
+				if u0, err = p.Usage(); err != nil {
+					return err
+				}
+			}
+			t0 := time.Now()
+			n, _, err := qc.Range(ctx, q.q, start, end, step)
+			if err != nil {
+				return err
+			}
+			if i > 0 { // the first run warms caches and is not timed
+				ms = append(ms, float64(time.Since(t0).Microseconds())/1e3)
+			}
+			series = n
+		}
+		u1, err := p.Usage()
+		if err != nil {
+			return err
+		}
+		r.Values[q.key+"_cpu_ms"] = (u1.CPU - u0.CPU) * 1e3 / float64(runs)
+		r.Values[q.key+"_p50_ms"] = Quantile(ms, 0.5)
+		r.Values[q.key+"_p90_ms"] = Quantile(ms, 0.9)
+		r.Values[q.key+"_series"] = float64(series)
+		r.Notes = append(r.Notes, fmt.Sprintf("%s returned %d series", q.key, series))
+	}
+	return nil
+}
+
+// load starts system k for a run of scenario (with args) and sends it
+// the phases' streams by remote write, one phase after another, adding what
+// it delivered to r.Sent. On an error the process is stopped.
+func (env *Env) load(ctx context.Context, scenario string, k peer.Kind, phases [][]load.Stream, r *Result, args ...string) (*peer.Process, error) {
+	p, err := env.start(ctx, scenario, k, args...)
+	if err != nil {
+		return nil, err
+	}
+	for _, streams := range phases {
+		st, err := send(ctx, p, load.RemoteWrite, env.Sizes.Senders, streams)
+		r.Sent += st.Samples
+		if err != nil {
+			p.Stop()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// phases returns the streams of set's steps in phases of 30 min of data:
+// the senders wait for each other after each, so no sample arrives older
+// than the head of a TSDB allows (a long load otherwise lets one sender
+// fall behind a head compaction).
+func (env *Env) phases(key string, set load.Set, steps int) ([][]load.Stream, error) {
+	const phase = 180 // steps (30 min of data)
+	var out [][]load.Stream
+	for from := 0; from < steps; from += phase {
+		st, err := env.plan(fmt.Sprintf("%s/%d", key, from), load.Plan{Set: set, Senders: env.Sizes.Senders,
+			FromStep: from, Steps: min(phase, steps-from), PerRequest: env.Sizes.PerRequest})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
 }
 
 func memoryScenario(sz Sizes, peers []peer.Kind) Scenario {
@@ -336,7 +433,6 @@ func memoryScenario(sz Sizes, peers []peer.Kind) Scenario {
 
 func diskScenario(sz Sizes, peers []peer.Kind) Scenario {
 	steps := int(sz.DiskSpan / (10 * time.Second))
-	const phase = 180 // steps (30 min of data) the senders send before they wait for each other
 	s := Scenario{Name: "disk", Group: "disk", Title: "Disk bytes per sample",
 		What: fmt.Sprintf("%d series are loaded for %v at 10 s resolution from a 2 h boundary on (%d samples; the senders wait for each other every 30 min of data so "+
 			"no sample arrives out of order), counted back, then compacted: Telltale and Prometheus cut a 2 h block from the head by themselves "+
@@ -358,27 +454,15 @@ func diskScenario(sz Sizes, peers []peer.Kind) Scenario {
 		set := env.set(sz.DiskSeries, steps)
 		// Start on a 2 h boundary so the first block holds a full 2 h.
 		set.Start = set.Start.Truncate(2 * time.Hour)
-		var phases [][]load.Stream
-		for from := 0; from < steps; from += phase {
-			st, err := env.plan(fmt.Sprintf("disk/%d", from), load.Plan{Set: set, Senders: env.Sizes.Senders,
-				FromStep: from, Steps: min(phase, steps-from), PerRequest: env.Sizes.PerRequest})
-			if err != nil {
-				return r, err
-			}
-			phases = append(phases, st)
+		phases, err := env.phases("disk", set, steps)
+		if err != nil {
+			return r, err
 		}
-		p, err := env.start(ctx, "disk", k)
+		p, err := env.load(ctx, "disk", k, phases, &r)
 		if err != nil {
 			return r, err
 		}
 		defer p.Stop()
-		for _, streams := range phases {
-			st, err := send(ctx, p, load.RemoteWrite, env.Sizes.Senders, streams)
-			r.Sent += st.Samples
-			if err != nil {
-				return r, err
-			}
-		}
 		if err := verify(ctx, p, set, steps, &r); err != nil {
 			return r, err
 		}
