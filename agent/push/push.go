@@ -8,8 +8,9 @@
 //   - Headers: Content-Encoding: snappy; Content-Type
 //     application/x-protobuf (1.0) or
 //     application/x-protobuf;proto=io.prometheus.write.v2.Request (2.0);
-//     X-Prometheus-Remote-Write-Version 0.1.0 or 2.0.0; User-Agent; and
-//     Authorization: Bearer <token> when a token is configured.
+//     X-Prometheus-Remote-Write-Version 0.1.0 or 2.0.0; User-Agent;
+//     Authorization: Bearer <token> when a token is configured; and the
+//     configured extra headers (a tenant's X-Scope-OrgID ...).
 //   - 2xx is success. 5xx, 429 and network errors are retryable
 //     (*RetryableError); any other status is permanent (*PermanentError,
 //     carrying the receiver's message) and never retried: the same body
@@ -105,11 +106,30 @@ type Options struct {
 	Metrics *metrics.Set
 	// MetricPrefix starts the metric names. Zero means "telltale_agent_".
 	MetricPrefix string
+	// MetricLabels are added to every metric of the client, as
+	// `name="value"` pairs separated by commas (e.g. `target="cortex"`),
+	// for a process with several clients in one Set. Empty means none.
+	MetricLabels string
+	// Headers are sent with every request, e.g. X-Scope-OrgID: <tenant>
+	// for Cortex or Thanos receive. They may not replace the headers the
+	// protocol defines (Content-Type, Content-Encoding,
+	// X-Prometheus-Remote-Write-Version).
+	Headers map[string]string
+	// Flags names the settings in the hints of error messages; zero
+	// fields mean the agent's flags.
+	Flags FlagNames
 	// Sleep waits d or until ctx is done (returning ctx.Err()). Nil means a
 	// timer; tests pass a fake to see the waits without waiting.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+}
+
+// FlagNames are the names of the settings a rejection's hint points to.
+type FlagNames struct {
+	// URL, Token and Version default to -collector, -token-file and
+	// -remote-write-version.
+	URL, Token, Version string
 }
 
 // Client sends remote write bodies to one URL.
@@ -185,6 +205,12 @@ func New(opts Options) (*Client, error) {
 	if opts.MetricPrefix == "" {
 		opts.MetricPrefix = "telltale_agent_"
 	}
+	for k := range opts.Headers {
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Type", "Content-Encoding", "X-Prometheus-Remote-Write-Version", "Content-Length":
+			return nil, fmt.Errorf("remote write header %q is set by the protocol and cannot be configured", k)
+		}
+	}
 	if opts.Sleep == nil {
 		opts.Sleep = sleep
 	}
@@ -209,13 +235,21 @@ func New(opts Options) (*Client, error) {
 	if set == nil {
 		set = metrics.NewSet() // counted, never exported
 	}
-	p := opts.MetricPrefix
-	st.requests = set.GetOrCreateCounter(p + "send_requests_total")
-	st.retries = set.GetOrCreateCounter(p + "send_retries_total")
-	st.bytesSent = set.GetOrCreateCounter(p + "send_bytes_total")
+	name := func(n, labels string) string {
+		switch {
+		case opts.MetricLabels == "" && labels == "":
+			return opts.MetricPrefix + n
+		case opts.MetricLabels == "" || labels == "":
+			return opts.MetricPrefix + n + "{" + opts.MetricLabels + labels + "}"
+		}
+		return opts.MetricPrefix + n + "{" + opts.MetricLabels + "," + labels + "}"
+	}
+	st.requests = set.GetOrCreateCounter(name("send_requests_total", ""))
+	st.retries = set.GetOrCreateCounter(name("send_retries_total", ""))
+	st.bytesSent = set.GetOrCreateCounter(name("send_bytes_total", ""))
 	st.errs = make(map[string]*metrics.Counter, len(reasons))
 	for _, r := range reasons {
-		st.errs[r] = set.GetOrCreateCounter(p + `send_errors_total{reason="` + r + `"}`)
+		st.errs[r] = set.GetOrCreateCounter(name("send_errors_total", `reason="`+r+`"`))
 	}
 	return &Client{version: opts.Version, state: st}, nil
 }
@@ -237,17 +271,26 @@ type PermanentError struct {
 	// Message is the start of the receiver's response body, which says
 	// what was wrong.
 	Message string
+	// Flags names the settings the hint points to; zero fields mean the
+	// agent's flags.
+	Flags FlagNames
 }
 
 func (e *PermanentError) Error() string {
 	hint := ""
+	f := func(set, def string) string {
+		if set != "" {
+			return set
+		}
+		return def
+	}
 	switch e.StatusCode {
 	case http.StatusUnauthorized, http.StatusForbidden:
-		hint = " (check the bearer token: -token-file)"
+		hint = " (check the bearer token: " + f(e.Flags.Token, "-token-file") + ")"
 	case http.StatusUnsupportedMediaType:
-		hint = " (the receiver may not speak this remote write version: try -remote-write-version=1)"
+		hint = " (the receiver may not speak this remote write version: try " + f(e.Flags.Version, "-remote-write-version") + "=1)"
 	case http.StatusNotFound:
-		hint = " (check the URL: -collector)"
+		hint = " (check the URL: " + f(e.Flags.URL, "-collector") + ")"
 	}
 	return fmt.Sprintf("receiver rejected the request with %d %s: %s; not retried%s",
 		e.StatusCode, http.StatusText(e.StatusCode), e.Message, hint)
@@ -372,6 +415,9 @@ func (c *Client) attempt(ctx context.Context, body []byte) error {
 	h.Set("Content-Type", c.version.contentType())
 	h.Set("X-Prometheus-Remote-Write-Version", c.version.header())
 	h.Set("User-Agent", c.opts.UserAgent)
+	for k, v := range c.opts.Headers {
+		h.Set(k, v)
+	}
 	if tok := c.currentToken(); tok != "" {
 		h.Set("Authorization", "Bearer "+tok)
 	}
@@ -405,7 +451,7 @@ func (c *Client) attempt(ctx context.Context, body []byte) error {
 			Err:        fmt.Errorf("receiver %s answered %d %s: %s", c.url, resp.StatusCode, http.StatusText(resp.StatusCode), text),
 		}
 	}
-	return &PermanentError{StatusCode: resp.StatusCode, Message: text}
+	return &PermanentError{StatusCode: resp.StatusCode, Message: text, Flags: c.opts.Flags}
 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP

@@ -329,6 +329,38 @@ func TestNewErrors(t *testing.T) {
 	f(Options{URL: "http://x", Version: 3}, "use 1 or 2")
 	f(Options{URL: "http://x", TokenFile: "/nonexistent/token"}, "cannot read token file")
 	f(Options{URL: "http://x", TokenFile: empty}, "is empty")
+	f(Options{URL: "http://x", Headers: map[string]string{"content-type": "text/plain"}}, "set by the protocol")
+}
+
+func TestExtraHeadersAndMetricLabels(t *testing.T) {
+	rcv := &fakeReceiver{script: []response{{status: 204}, {status: 404, body: "no such path"}}}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	c, _, set := newTestClient(t, srv.URL+"/api/v1/push", func(o *Options) {
+		o.Headers = map[string]string{"X-Scope-OrgID": "team-a"}
+		o.MetricPrefix = "telltale_forward_"
+		o.MetricLabels = `target="cortex"`
+		o.Flags = FlagNames{URL: "-storage.remote-write-url"}
+	})
+	if err := c.Send(t.Context(), []byte("body")); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if got := rcv.reqs[0].Header.Get("X-Scope-OrgID"); got != "team-a" {
+		t.Errorf("X-Scope-OrgID = %q; want team-a", got)
+	}
+	err := c.Send(t.Context(), []byte("body"))
+	if err == nil || !strings.Contains(err.Error(), "check the URL: -storage.remote-write-url") {
+		t.Errorf("404: %v; want a hint naming -storage.remote-write-url", err)
+	}
+	for name, want := range map[string]uint64{
+		`telltale_forward_send_requests_total{target="cortex"}`:                     2,
+		`telltale_forward_send_errors_total{target="cortex",reason="rejected"}`:     1,
+		`telltale_forward_send_errors_total{target="cortex",reason="server_error"}`: 0,
+	} {
+		if got := counter(set, name); got != want {
+			t.Errorf("%s = %d; want %d", name, got, want)
+		}
+	}
 }
 
 func TestPermanentErrorHints(t *testing.T) {
