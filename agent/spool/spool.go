@@ -126,8 +126,7 @@ type Spool struct {
 	rSeq     uint64
 	rOff     int64  // offset of the next record to read in segs[0]
 	rRecords int    // records of segs[0] already acknowledged
-	peeked   int64  // length on disk of the records Peek returned, 0 if none
-	peekedN  int    // how many records Peek returned
+	peeked   []int64 // length on disk of each record Peek returned
 	rbuf     []byte // the records Peek returned
 	recs     [][]byte
 	wbuf     []byte // the record Append writes
@@ -388,7 +387,7 @@ func (s *Spool) dropOldest() {
 	s.records -= lost
 	s.rOff = int64(len(segmentMagic))
 	s.rRecords = 0
-	s.peeked, s.peekedN = 0, 0
+	s.peeked = s.peeked[:0]
 	s.droppedFull.Add(lost)
 	s.logger.Warn("spool full, dropped oldest records", "records", lost, "bytes", seg.size, "max_bytes", s.opts.MaxBytes)
 	s.writePos()
@@ -425,7 +424,7 @@ func (s *Spool) PeekBatch(maxRecords, maxBytes int) ([][]byte, error) {
 	if s.closed {
 		return nil, errors.New("spool is closed")
 	}
-	s.peeked, s.peekedN = 0, 0
+	s.peeked = s.peeked[:0]
 	for {
 		seg := &s.segs[0]
 		if s.rOff >= seg.size {
@@ -448,6 +447,7 @@ func (s *Spool) PeekBatch(maxRecords, maxBytes int) ([][]byte, error) {
 			// Then as many of the following records as fit; a bad one
 			// ends the batch and is dealt with when it comes first.
 			ends := []int{int(n - headerLen)}
+			s.peeked = append(s.peeked, n)
 			off := s.rOff + n
 			for len(ends) < maxRecords && off < seg.size {
 				last := ends[len(ends)-1]
@@ -457,6 +457,7 @@ func (s *Spool) PeekBatch(maxRecords, maxBytes int) ([][]byte, error) {
 					break
 				}
 				ends = append(ends, last+int(m-headerLen))
+				s.peeked = append(s.peeked, m)
 				off += m
 			}
 			s.recs = s.recs[:0]
@@ -465,7 +466,6 @@ func (s *Spool) PeekBatch(maxRecords, maxBytes int) ([][]byte, error) {
 				s.recs = append(s.recs, s.rbuf[start:end:end])
 				start = end
 			}
-			s.peeked, s.peekedN = off-s.rOff, len(ends)
 			return s.recs, nil
 		}
 		if !errors.Is(err, errCorrupt) {
@@ -551,19 +551,30 @@ func (s *Spool) finishSegment() {
 // Ack removes the records the last Peek or PeekBatch returned. It does
 // nothing when they were dropped for space in between (they were counted
 // then).
-func (s *Spool) Ack() error {
+func (s *Spool) Ack() error { return s.AckN(-1) }
+
+// AckN removes the first n of the records the last Peek or PeekBatch
+// returned (all of them when n is negative or more than were returned);
+// the others come first in the next PeekBatch. Like Ack, it does nothing
+// when they were dropped for space in between.
+func (s *Spool) AckN(n int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return errors.New("spool is closed")
 	}
-	if s.peeked == 0 {
+	if n < 0 || n > len(s.peeked) {
+		n = len(s.peeked)
+	}
+	if n == 0 {
 		return nil
 	}
-	s.rOff += s.peeked
-	s.rRecords += s.peekedN
-	s.records = max(s.records-s.peekedN, 0)
-	s.peeked, s.peekedN = 0, 0
+	for _, l := range s.peeked[:n] {
+		s.rOff += l
+	}
+	s.rRecords += n
+	s.records = max(s.records-n, 0)
+	s.peeked = s.peeked[:0]
 	if s.rOff >= s.segs[0].size {
 		if len(s.segs) == 1 {
 			// Caught up with the writer: start a fresh segment so the

@@ -588,3 +588,30 @@ func TestMetricLabelsAndFlag(t *testing.T) {
 		t.Errorf("Append of a record larger than the spool: %v; want an error naming -forward.queue-max-bytes", err)
 	}
 }
+
+func TestAckN(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, nil)
+	for i := range 10 {
+		s.Append(rec(i))
+	}
+	recs, _ := s.PeekBatch(5, 1<<20)
+	if len(recs) != 5 {
+		t.Fatalf("PeekBatch = %d records; want 5", len(recs))
+	}
+	if err := s.AckN(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AckN(2); err != nil { // nothing peeked since: no-op
+		t.Fatal(err)
+	}
+	if _, n := s.Size(); n != 8 {
+		t.Errorf("after AckN(2) Size = %d records; want 8", n)
+	}
+	s.Close()
+	s, _ = open(t, dir, nil)
+	defer s.Close()
+	if got := drainBatches(t, s, 3, 1<<20); !slices.Equal(got, want(2, 10)) {
+		t.Errorf("after AckN(2) and a restart got %q; want records 2 to 9", got)
+	}
+}
