@@ -124,10 +124,10 @@ type Spool struct {
 
 	r        *os.File // segment segs[0], opened for reading
 	rSeq     uint64
-	rOff     int64  // offset of the next record to read in segs[0]
-	rRecords int    // records of segs[0] already acknowledged
+	rOff     int64   // offset of the next record to read in segs[0]
+	rRecords int     // records of segs[0] already acknowledged
 	peeked   []int64 // length on disk of each record Peek returned
-	rbuf     []byte // the records Peek returned
+	rbuf     []byte  // the records Peek returned
 	recs     [][]byte
 	wbuf     []byte // the record Append writes
 	pos      *os.File
