@@ -42,7 +42,7 @@ func TestParseRecordErrors(t *testing.T) {
 	}
 	f(nil)
 	f([]byte{recordFormat})
-	f([]byte{9, 1, 0, 0, 0})           // unknown format
+	f([]byte{9, 1, 0, 0, 0})            // unknown format
 	f([]byte{recordFormat, 3, 0, 0, 0}) // unknown version
 	f([]byte{recordFormat, 1, 0x80})    // truncated varint
 	f([]byte{recordFormat, 1, 1, 2})    // no sample time
