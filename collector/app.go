@@ -16,6 +16,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/grafana/regexp"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	promstorage "github.com/prometheus/prometheus/storage"
 
@@ -33,7 +34,10 @@ type app struct {
 	cfg     *config
 	log     *slog.Logger
 	set     *metrics.Set
-	store   *storage.Storage
+	store   *storage.Storage // nil in forward mode
+	// gatherer holds the storage's own Prometheus metrics (the TSDB's);
+	// /metrics serves them.
+	gatherer prometheus.Gatherer
 	writer  *ingest.Writer
 	ingest  *ingest.Handlers
 	query   *query.API
@@ -54,14 +58,34 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 	if a.auth, err = auth.Load(cfg.tokensFile, a.set); err != nil {
 		return nil, err
 	}
-	if a.store, err = storage.Open(ctx, storage.Options{
-		Dir: cfg.dataDir, Retention: cfg.retention, OutOfOrderWindow: cfg.oooWindow, WALCompression: cfg.walCompress,
-		Logger: logger, Metrics: a.set,
-	}); err != nil {
-		return nil, err
+	// Where samples go and queries read: the embedded TSDB, or in forward
+	// mode the engine (ext_forward.go).
+	var (
+		appendable ingest.Appendable
+		readable   query.Storage
+	)
+	if cfg.forwardMode() {
+		setup, err := cfg.loadForward()
+		if err != nil {
+			return nil, err
+		}
+		f, rs, err := a.openForward(setup)
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		appendable, readable, a.gatherer = f, rs, prometheus.NewRegistry()
+	} else {
+		if a.store, err = storage.Open(ctx, storage.Options{
+			Dir: cfg.dataDir, Retention: cfg.retention, OutOfOrderWindow: cfg.oooWindow, WALCompression: cfg.walCompress,
+			Logger: logger, Metrics: a.set,
+		}); err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, a.store.Close)
+		appendable, readable, a.gatherer = a.store, a.store, a.store.Registry()
 	}
-	a.closers = append(a.closers, a.store.Close)
-	a.writer = ingest.NewWriter(a.store, ingest.Options{
+	a.writer = ingest.NewWriter(appendable, ingest.Options{
 		Limits: ingest.Limits{
 			MaxLabelsPerSeries: cfg.maxLabels, MaxLabelNameLen: cfg.maxLabelNameLen,
 			MaxLabelValueLen: cfg.maxLabelValueLen, MaxFutureDrift: cfg.maxFutureDrift,
@@ -73,17 +97,19 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 		MaxBodyBytes: cfg.maxBodyBytes, MaxDecodedBytes: cfg.maxDecodedBytes,
 		Logger: logger, Metrics: a.set,
 	})
-	a.query = query.New(a.store, query.Options{
+	a.query = query.New(readable, query.Options{
 		Timeout: cfg.queryTimeout, MaxSamples: cfg.queryMaxSamples, LookbackDelta: cfg.lookbackDelta,
 		MaxConcurrent: cfg.queryMaxConcurrent, MaxQueued: cfg.queryMaxQueued, MaxQueueWait: cfg.queryMaxQueueWait,
 		MaxQueryLength: cfg.queryMaxLength, MaxQueryDepth: cfg.queryMaxDepth, WriteTimeout: cfg.queryWriteTimeout,
 		CacheMaxBytes: cacheBytes(cfg.queryCacheBytes), CacheFreshness: cfg.queryCacheFreshness, Parallel: cfg.queryParallel, MinSliceSteps: cfg.queryMinSliceSteps,
 		Features: cfg.queryFeatures, DataDir: cfg.dataDir, EnableAdmin: true, CORSOrigin: cfg.corsOrigin,
-		Flags: cfg.flagValues, Ready: a.ready.Load, Gatherer: a.store.Registry(),
+		Flags: cfg.flagValues, Ready: a.ready.Load, Gatherer: a.gatherer,
 		Metadata: a.writer.Metadata(), BuildInfo: query.BuildInfo{Version: buildVersion()},
 		Logger: logger, Metrics: a.set,
 	})
-	if o := a.query.Observer(); o != nil {
+	if o := a.query.Observer(); o != nil && a.store != nil {
+		// In forward mode the cache learns of writes once the engine has
+		// them (observeLate), not when they are queued.
 		a.addObserver(o)
 	}
 	a.routes()
@@ -135,7 +161,11 @@ func (a *app) routes() {
 	a.mux.Handle("/api/v1/import/prometheus", w(a.ingest.ImportPrometheus))
 	qh := a.query.Handler()
 	a.mux.Handle("/api/v1/", a.auth.Require(auth.ScopeRead, qh))
-	a.mux.Handle("/api/v1/admin/", a.auth.Require(auth.ScopeAdmin, qh))
+	if a.store != nil {
+		a.mux.Handle("/api/v1/admin/", a.auth.Require(auth.ScopeAdmin, qh))
+	} else {
+		a.mux.Handle("/api/v1/admin/", a.auth.Require(auth.ScopeAdmin, http.HandlerFunc(notInForwardMode)))
+	}
 	// Prometheus' probes, for tools that expect them; open like /healthz.
 	a.mux.Handle("/-/healthy", qh)
 	a.mux.Handle("/-/ready", qh)
@@ -173,12 +203,12 @@ func (a *app) handler() http.Handler {
 }
 
 // serveMetrics writes Telltale's own metrics, process metrics and the
-// embedded TSDB's prometheus_tsdb_* metrics.
+// embedded TSDB's prometheus_tsdb_* metrics (none in forward mode).
 func (a *app) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	a.set.WritePrometheus(w)
 	metrics.WriteProcessMetrics(w)
-	mfs, err := a.store.Registry().Gather()
+	mfs, err := a.gatherer.Gather()
 	if err != nil {
 		a.log.Warn("cannot gather tsdb metrics", "component", "selfmon", "err", err)
 	}

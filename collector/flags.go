@@ -71,6 +71,22 @@ type config struct {
 	impactWindow  windowFlag
 	impactConfig  string
 
+	// forward mode (ext_forward.go)
+	remoteWriteURLs     stringList
+	remoteWriteVersion  int
+	remoteWriteTenant   string
+	remoteConfig        string
+	queryURL            string
+	queryRead           string
+	queryTenant         string
+	queryDropLabels     string
+	engineRetention     time.Duration
+	forwardQueueDir     string
+	forwardQueueMax     int64
+	forwardSync         time.Duration
+	forwardMaxSamples   int
+	forwardShutdownWait time.Duration
+
 	tailMaxClients   int
 	tailMaxSelectors int
 	tailQueueSize    int
@@ -138,6 +154,20 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Var(c.impactWindow.init(15*time.Minute), "impact.window", "`duration` of the before and after windows of deploy impact analysis, 1m..6h; overrides the window of -impact.config when given")
 	fs.StringVar(&c.impactConfig, "impact.config", "", "optional YAML file of deploy impact settings: window, step, rate_window and extra or retuned signals per service")
 	fs.Var(&c.webhooks, "deploy.webhook", "chat webhook told about every deploy, as slack=<url> (Slack-compatible JSON) or json=<url> (the deploy object); repeatable")
+	fs.Var(&c.remoteWriteURLs, "storage.remote-write-url", "forward mode: instead of storing samples, queue them on disk and remote-write them to this engine (Cortex http://cortex:9009/api/v1/push, Thanos receive, Prometheus ...); repeatable; per-target settings in -storage.remote-config. Needs -storage.query-url")
+	fs.IntVar(&c.remoteWriteVersion, "storage.remote-write-version", 1, "remote write protocol of the -storage.remote-write-url targets: 1 or 2 (Thanos receive silently stores nothing of 2.0)")
+	fs.StringVar(&c.remoteWriteTenant, "storage.remote-write-tenant", "", "tenant sent as X-Scope-OrgID to the -storage.remote-write-url targets (Cortex, Thanos receive); empty sends none")
+	fs.StringVar(&c.remoteConfig, "storage.remote-config", "", "forward mode: YAML file of remote_write targets (name, url, protocol, tenant, headers, bearer_token_file, tls_ca_file) and the query engine (query: url, read, tenant, headers, drop_labels ...); see the README")
+	fs.StringVar(&c.queryURL, "storage.query-url", "", "forward mode: base of the engine's Prometheus API, queried for everything the collector serves: http://cortex:9009/prometheus (Cortex), http://thanos-query:10902 (Thanos)")
+	fs.StringVar(&c.queryRead, "storage.query-read", "auto", "forward mode: how raw samples are read from -storage.query-url: remote-read (exact: staleness markers, native histograms), query-api (for engines without remote read, such as Thanos Query) or auto (remote read when the engine serves it)")
+	fs.StringVar(&c.queryTenant, "storage.query-tenant", "", "forward mode: tenant sent as X-Scope-OrgID to -storage.query-url; default -storage.remote-write-tenant")
+	fs.StringVar(&c.queryDropLabels, "storage.query-drop-labels", "", "forward mode: comma-separated labels the engine adds that queries must not see, e.g. receive_cluster,tenant_id for Thanos receive (series that then coincide are merged)")
+	fs.DurationVar(&c.engineRetention, "storage.engine-retention", 0, "forward mode: how long the engine keeps data, so the query cache drops results computed from deleted data; 0 means unknown")
+	fs.StringVar(&c.forwardQueueDir, "forward.queue-dir", "", "forward mode: directory of the on-disk queues, one per target; default <-data>/forward. One collector per directory")
+	fs.Int64Var(&c.forwardQueueMax, "forward.queue-max-bytes", 1<<30, "forward mode: most bytes each target's queue may hold on disk; when full the oldest samples are dropped and counted")
+	fs.DurationVar(&c.forwardSync, "forward.sync-interval", time.Second, "forward mode: how often the queues are fsynced; a kill -9 loses nothing acknowledged, a power cut at most this much (0 fsyncs every write)")
+	fs.IntVar(&c.forwardMaxSamples, "forward.max-samples-per-send", 5000, "forward mode: most samples in one remote write request; keep it under the engine's per-tenant burst (Cortex -distributor.ingestion-burst-size)")
+	fs.DurationVar(&c.forwardShutdownWait, "forward.shutdown-drain", 10*time.Second, "forward mode: on shutdown keep sending the queues for at most this long; what is left is sent after the next start")
 	fs.IntVar(&c.tailMaxClients, "tail.max-clients", 100, "most live-tail websocket clients at once; more get 503")
 	fs.IntVar(&c.tailMaxSelectors, "tail.max-selectors", 10, "most match[] selectors per live-tail client")
 	fs.IntVar(&c.tailQueueSize, "tail.queue-size", 256, "messages buffered per live-tail client; on overflow the client is told what it missed")
@@ -165,6 +195,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return nil, fmt.Errorf("-tls.cert-file and -tls.key-file go together; set both or neither")
+	}
+	if err := c.checkForward(); err != nil {
+		return nil, err
 	}
 	if c.deployDB == "" {
 		c.deployDB = strings.TrimRight(c.dataDir, "/") + "/deploys.db"

@@ -187,13 +187,19 @@ type Prometheus struct {
 // an out-of-order window, so replayed samples are kept.
 func StartPrometheus(t testing.TB) *Prometheus {
 	t.Helper()
+	return StartPrometheusAt(t, fmt.Sprintf("127.0.0.1:%d", FreePort(t)))
+}
+
+// StartPrometheusAt is StartPrometheus listening on addr, for an engine
+// that comes up where a collector already sends.
+func StartPrometheusAt(t testing.TB, addr string) *Prometheus {
+	t.Helper()
 	bin := Peer(t, "prometheus", "TELLTALE_PROMETHEUS", "go install github.com/prometheus/prometheus/cmd/prometheus@v0.316.0")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfg, []byte("global: {}\nstorage:\n  tsdb:\n    out_of_order_time_window: 6h\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	p := Start(t, "prometheus", dir, bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--web.enable-remote-write-receiver",
 		"--web.remote-write-receiver.accepted-protobuf-messages=prometheus.WriteRequest",
