@@ -31,20 +31,20 @@ import (
 
 // app is the wired collector: storage, write path, query API, HTTP server.
 type app struct {
-	cfg     *config
-	log     *slog.Logger
-	set     *metrics.Set
-	store   *storage.Storage // nil in forward mode
+	cfg   *config
+	log   *slog.Logger
+	set   *metrics.Set
+	store *storage.Storage // nil in forward mode
 	// gatherer holds the storage's own Prometheus metrics (the TSDB's);
 	// /metrics serves them.
 	gatherer prometheus.Gatherer
-	writer  *ingest.Writer
-	ingest  *ingest.Handlers
-	query   *query.API
-	auth    *auth.Checker
-	mux     *http.ServeMux
-	deploys *deploys.Service
-	tail    *tail.Hub // live tail; deploy events go to tail.PublishDeploy
+	writer   *ingest.Writer
+	ingest   *ingest.Handlers
+	query    *query.API
+	auth     *auth.Checker
+	mux      *http.ServeMux
+	deploys  *deploys.Service
+	tail     *tail.Hub // live tail; deploy events go to tail.PublishDeploy
 	// observers see every committed write: the result cache, the tail.
 	observers observers
 	ready     atomic.Bool
