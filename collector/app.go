@@ -31,25 +31,26 @@ import (
 
 // app is the wired collector: storage, write path, query API, HTTP server.
 type app struct {
-	cfg   *config
-	log   *slog.Logger
-	set   *metrics.Set
-	store *storage.Storage // nil in forward mode
-	// gatherer holds the storage's own Prometheus metrics (the TSDB's);
-	// /metrics serves them.
-	gatherer prometheus.Gatherer
-	writer   *ingest.Writer
-	ingest   *ingest.Handlers
-	query    *query.API
-	auth     *auth.Checker
-	mux      *http.ServeMux
-	deploys  *deploys.Service
-	tail     *tail.Hub // live tail; deploy events go to tail.PublishDeploy
+	cfg     *config
+	log     *slog.Logger
+	set     *metrics.Set
+	store   *storage.Storage // nil in forward mode
+	writer  *ingest.Writer
+	ingest  *ingest.Handlers
+	query   *query.API
+	auth    *auth.Checker
+	mux     *http.ServeMux
+	deploys *deploys.Service
+	tail    *tail.Hub // live tail; deploy events go to tail.PublishDeploy
 	// observers see every committed write: the result cache, the tail.
 	observers observers
 	ready     atomic.Bool
 	workers   []func(ctx context.Context) error // background loops, run until ctx is done
 	closers   []func() error                    // run in reverse order after the server stopped
+
+	// gatherer holds the storage's own Prometheus metrics (the TSDB's;
+	// none in forward mode), which /metrics serves.
+	gatherer prometheus.Gatherer
 }
 
 func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) {
@@ -58,32 +59,9 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 	if a.auth, err = auth.Load(cfg.tokensFile, a.set); err != nil {
 		return nil, err
 	}
-	// Where samples go and queries read: the embedded TSDB, or in forward
-	// mode the engine (ext_forward.go).
-	var (
-		appendable ingest.Appendable
-		readable   query.Storage
-	)
-	if cfg.forwardMode() {
-		setup, err := cfg.loadForward()
-		if err != nil {
-			return nil, err
-		}
-		f, rs, err := a.openForward(setup)
-		if err != nil {
-			a.close()
-			return nil, err
-		}
-		appendable, readable, a.gatherer = f, rs, prometheus.NewRegistry()
-	} else {
-		if a.store, err = storage.Open(ctx, storage.Options{
-			Dir: cfg.dataDir, Retention: cfg.retention, OutOfOrderWindow: cfg.oooWindow, WALCompression: cfg.walCompress,
-			Logger: logger, Metrics: a.set,
-		}); err != nil {
-			return nil, err
-		}
-		a.closers = append(a.closers, a.store.Close)
-		appendable, readable, a.gatherer = a.store, a.store, a.store.Registry()
+	appendable, readable, err := a.openStorage(ctx)
+	if err != nil {
+		return nil, err
 	}
 	a.writer = ingest.NewWriter(appendable, ingest.Options{
 		Limits: ingest.Limits{

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -14,12 +15,16 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	config_util "github.com/prometheus/common/config"
 	"gopkg.in/yaml.v3"
 
 	"github.com/telltale-dev/telltale/agent/push"
 	"github.com/telltale-dev/telltale/collector/forward"
+	"github.com/telltale-dev/telltale/collector/ingest"
+	"github.com/telltale-dev/telltale/collector/query"
 	"github.com/telltale-dev/telltale/collector/remote"
+	"github.com/telltale-dev/telltale/collector/storage"
 	"github.com/telltale-dev/telltale/samples"
 )
 
@@ -232,6 +237,35 @@ func caTLS(file string) (*tls.Config, error) {
 		return nil, fmt.Errorf("tls_ca_file %s holds no PEM certificate", file)
 	}
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// openStorage opens where samples go and queries read: the embedded TSDB,
+// or in forward mode the queues and the engine.
+func (a *app) openStorage(ctx context.Context) (ingest.Appendable, query.Storage, error) {
+	cfg := a.cfg
+	if !cfg.forwardMode() {
+		st, err := storage.Open(ctx, storage.Options{
+			Dir: cfg.dataDir, Retention: cfg.retention, OutOfOrderWindow: cfg.oooWindow, WALCompression: cfg.walCompress,
+			Logger: a.log, Metrics: a.set,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		a.store, a.gatherer = st, st.Registry()
+		a.closers = append(a.closers, st.Close)
+		return st, st, nil
+	}
+	setup, err := cfg.loadForward()
+	if err != nil {
+		return nil, nil, err
+	}
+	f, rs, err := a.openForward(setup)
+	if err != nil {
+		a.close()
+		return nil, nil, err
+	}
+	a.gatherer = prometheus.NewRegistry()
+	return f, rs, nil
 }
 
 // openForward builds forward mode's storage: the queues and drainers the
