@@ -211,3 +211,15 @@ func queryRangeAt(t *testing.T, base, q string, start, end time.Time, step time.
 	}
 	return env.Data.Result
 }
+
+func TestForwardModeAgainstCortexSmoke(t *testing.T) {
+	cx := enginetest.StartCortex(t, 3, 3)
+	in := collectortest.Start(t, forwardArgs(cx.Write, cx.API)...)
+	now := time.Now().Truncate(time.Second)
+	b := testBatch("fwd_cortex", 5, 30, now)
+	if status, body, _ := postRemoteWrite(t, in, b, 1); status != http.StatusNoContent {
+		t.Fatalf("write: %d %s", status, body)
+	}
+	waitQuery(t, cx.API, "sum(count_over_time(fwd_cortex[1h]))", 150)
+	checkStored(t, in, b, now)
+}

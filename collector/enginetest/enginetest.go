@@ -209,3 +209,164 @@ func StartPrometheusAt(t testing.TB, addr string) *Prometheus {
 	p.WaitHTTP(base+"/-/ready", time.Minute)
 	return &Prometheus{Process: p, Addr: addr, API: base, Write: base + "/api/v1/write"}
 }
+
+// cortexConfig is the YAML every Cortex node shares; the node-specific
+// settings are flags (see Cortex.start). Everything listens on loopback;
+// the rings gossip over memberlist; blocks go to a shared directory.
+const cortexConfig = `auth_enabled: false
+server:
+  http_listen_address: 127.0.0.1
+  grpc_listen_address: 127.0.0.1
+  grpc_server_max_recv_msg_size: 104857600
+  grpc_server_max_send_msg_size: 104857600
+  log_level: warn
+distributor:
+  shard_by_all_labels: true
+  pool:
+    health_check_ingesters: true
+  ring:
+    instance_addr: 127.0.0.1
+    kvstore:
+      store: memberlist
+ingester_client:
+  grpc_client_config:
+    max_recv_msg_size: 104857600
+    max_send_msg_size: 104857600
+ingester:
+  lifecycler:
+    address: 127.0.0.1
+    join_after: 0s
+    observe_period: 0s
+    min_ready_duration: 0s
+    final_sleep: 0s
+    num_tokens: 128
+    ring:
+      kvstore:
+        store: memberlist
+      replication_factor: %d
+memberlist:
+  bind_addr: [127.0.0.1]
+  abort_if_cluster_join_fails: false
+blocks_storage:
+  backend: filesystem
+  filesystem:
+    dir: %s
+store_gateway:
+  sharding_enabled: true
+  sharding_ring:
+    instance_addr: 127.0.0.1
+    wait_stability_min_duration: 0s
+    kvstore:
+      store: memberlist
+limits:
+  ingestion_rate: 10000000
+  ingestion_burst_size: 20000000
+  out_of_order_time_window: 6h
+`
+
+// Cortex is a Cortex cluster of -target=distributor,ingester,querier,
+// store-gateway nodes (the write and read path; no ruler, alertmanager or
+// compactor), behind a balancer as a load balancer would be.
+type Cortex struct {
+	t     testing.TB
+	bin   string
+	dir   string
+	nodes []*cortexNode
+	// Balancer spreads requests over the live nodes.
+	Balancer *Balancer
+	// API is the base of the Prometheus API through the balancer
+	// (-storage.query-url); Write its remote write endpoint.
+	API, Write string
+}
+
+type cortexNode struct {
+	http, grpc, gossip int
+	proc               *Process
+}
+
+// StartCortex starts n nodes with replication factor rf and waits until
+// every node is ready and sees all n ingesters ACTIVE in the ring.
+func StartCortex(t testing.TB, n, rf int) *Cortex {
+	t.Helper()
+	c := &Cortex{t: t, dir: t.TempDir(),
+		bin: Peer(t, "cortex", "TELLTALE_CORTEX", "see .ci/run: go mod download github.com/cortexproject/cortex@v1.21.1, then go build -tags netgo,slicelabels ./cmd/cortex inside it")}
+	cfg := fmt.Sprintf(cortexConfig, rf, filepath.Join(c.dir, "blocks"))
+	if err := os.WriteFile(filepath.Join(c.dir, "cortex.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		c.nodes = append(c.nodes, &cortexNode{http: FreePort(t), grpc: FreePort(t), gossip: FreePort(t)})
+	}
+	for i := range c.nodes {
+		c.start(i)
+	}
+	var urls []string
+	for i := range c.nodes {
+		urls = append(urls, c.NodeURL(i))
+		c.WaitReady(i)
+	}
+	c.Balancer = NewBalancer(t, urls...)
+	c.API, c.Write = c.Balancer.URL+"/prometheus", c.Balancer.URL+"/api/v1/push"
+	return c
+}
+
+// NodeURL is node i's own HTTP address.
+func (c *Cortex) NodeURL(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", c.nodes[i].http) }
+
+func (c *Cortex) start(i int) {
+	c.t.Helper()
+	nd := c.nodes[i]
+	dir := filepath.Join(c.dir, fmt.Sprintf("node%d", i))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	args := []string{"-config.file=" + filepath.Join(c.dir, "cortex.yaml"),
+		"-target=distributor,ingester,querier,store-gateway",
+		fmt.Sprintf("-server.http-listen-port=%d", nd.http), fmt.Sprintf("-server.grpc-listen-port=%d", nd.grpc),
+		fmt.Sprintf("-memberlist.bind-port=%d", nd.gossip),
+		fmt.Sprintf("-ingester.lifecycler.ID=ingester-%d", i),
+		"-ingester.tokens-file-path=" + filepath.Join(dir, "tokens"),
+		"-blocks-storage.tsdb.dir=" + filepath.Join(dir, "tsdb"),
+		"-blocks-storage.bucket-store.sync-dir=" + filepath.Join(dir, "sync"),
+		"-querier.instance-addr=127.0.0.1", "-frontend.instance-addr=127.0.0.1"}
+	for _, o := range c.nodes {
+		args = append(args, fmt.Sprintf("-memberlist.join=127.0.0.1:%d", o.gossip))
+	}
+	nd.proc = Start(c.t, fmt.Sprintf("cortex-%d", i), dir, c.bin, args...)
+}
+
+// WaitReady waits until node i answers /ready and its ring has every
+// ingester ACTIVE.
+func (c *Cortex) WaitReady(i int) {
+	c.t.Helper()
+	nd := c.nodes[i]
+	nd.proc.WaitHTTP(c.NodeURL(i)+"/ready", 2*time.Minute)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		resp, err := http.Get(c.NodeURL(i) + "/ingester/ring")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Count(string(b), ">ACTIVE<") >= len(c.nodes) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("cortex node %d: the ingester ring has not %d ACTIVE ingesters after 2m", i, len(c.nodes))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Kill kills node i with SIGKILL.
+func (c *Cortex) Kill(i int) {
+	c.nodes[i].proc.Kill()
+}
+
+// Restart starts node i again (same ports, data and tokens) and waits
+// until it is ready.
+func (c *Cortex) Restart(i int) {
+	c.t.Helper()
+	c.start(i)
+	c.WaitReady(i)
+}
