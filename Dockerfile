@@ -33,7 +33,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 FROM build AS build-demo
 ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -ldflags "-s -w -X main.version=${VERSION}" -o /out/demo ./instrument/demo
+    go build -ldflags "-s -w -X main.buildVersion=${VERSION}" -o /out/demo ./instrument/demo
 
 # The collector runs as nonroot; its data folder belongs to that user so a
 # fresh named volume mounted there is writable.

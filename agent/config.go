@@ -54,6 +54,7 @@ type config struct {
 	discovery          []sdSpec // the service discovery configs of the jobs
 	textfileDir        string
 	printVersion       bool
+	deprecated         []string // deprecated flags used, with what to use instead, for a warning at start
 }
 
 // sdSpec is one service discovery config of a job; exactly one field is
@@ -165,7 +166,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	var caFile string
 	fs.StringVar(&c.collector, "collector", defaultCollector, "base URL of the Telltale collector; samples go to <collector>/api/v1/write. A URL with another path is used as is (any remote write receiver)")
 	fs.DurationVar(&c.interval, "interval", 10*time.Second, "how often host metrics are collected and app endpoints scraped (minimum 100ms)")
-	fs.StringVar(&c.spoolDir, "spool-dir", "/var/lib/telltale-agent/spool", "directory of the on-disk queue that keeps samples while the collector is unreachable")
+	fs.StringVar(&c.spoolDir, "spool-dir", "telltale-agent-spool", "directory of the on-disk queue that keeps samples while the collector is unreachable; relative to the working directory, like the collector's ./telltale-data (the systemd unit and docker-compose.yml set /var/lib/telltale-agent/spool)")
 	fs.Var(&spoolMax, "spool-max-bytes", "size limit of -spool-dir (e.g. 512MiB); when full the oldest samples are dropped and counted")
 	fs.DurationVar(&c.spoolSync, "spool-sync-interval", 0, "fsync policy of the spool: 0 fsyncs every spooled request (survives power loss); a duration fsyncs at most that often. A crash of the agent alone never loses spooled data")
 	fs.StringVar(&c.configFile, "config", "", "optional YAML file with scrape_configs and labels (unknown keys are errors)")
@@ -181,7 +182,12 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.retryMaxBackoff, "retry-max-backoff", 5*time.Second, "longest wait between two retries of a spooled request (Retry-After from the collector may ask for longer)")
 	fs.Var(&scrapeMax, "scrape-max-body-bytes", "size limit of one scraped response (e.g. 32MiB); bigger ones fail with up=0")
 	fs.StringVar(&c.listen, "listen", "", "address to serve the agent's own /metrics on (e.g. 127.0.0.1:9471); off by default: the metrics are pushed anyway")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.logLevel, "log.level", "info", "log level: debug, info, warn or error")
+	fs.Func("log-level", "deprecated spelling of -log.level (the collector's); still accepted, with a warning", func(v string) error {
+		c.logLevel = v
+		c.deprecated = append(c.deprecated, "-log-level is deprecated: use -log.level")
+		return nil
+	})
 	fs.StringVar(&c.textfileDir, "textfile.directory", "", "directory of *.prom files to read with the host metrics (node_exporter's --collector.textfile.directory); not below -root")
 	fs.BoolVar(&c.printVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -222,7 +228,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("-scrape-max-body-bytes must be positive")
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.logLevel) {
-		return nil, fmt.Errorf("-log-level=%q: use debug, info, warn or error", c.logLevel)
+		return nil, fmt.Errorf("-log.level=%q: use debug, info, warn or error", c.logLevel)
 	}
 	if fi, err := os.Stat(c.root + "/proc"); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("-root=%s: no proc directory below it: pass the host's root (or where it is mounted)", c.root)

@@ -90,7 +90,8 @@ func TestBadConfiguration(t *testing.T) {
 	f([]string{"-interval", "10ms"}, "-interval=10ms", "at least 100ms")
 	f([]string{"-spool-max-bytes", "lots"}, "spool-max-bytes", "not a size")
 	f([]string{"-root", dir}, "-root", "no proc directory")
-	f([]string{"-log-level", "loud"}, "-log-level")
+	f([]string{"-log.level", "loud"}, "-log.level=\"loud\"", "use debug, info")
+	f([]string{"-log-level", "loud"}, "-log.level=\"loud\"") // the deprecated spelling names the new one
 	f([]string{"-no-such-flag"}, "no-such-flag")
 	f([]string{"extra-arg"}, `unexpected argument "extra-arg"`)
 }

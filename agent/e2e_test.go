@@ -244,7 +244,7 @@ func fixtureRoot(t *testing.T) string {
 func startAgent(t *testing.T, args ...string) *agentProc {
 	t.Helper()
 	p := &agentProc{listen: collectortest.FreeAddr(t), done: make(chan error, 1)}
-	p.cmd = exec.Command(buildAgent(t), append([]string{"-listen", p.listen, "-log-level", "debug"}, args...)...)
+	p.cmd = exec.Command(buildAgent(t), append([]string{"-listen", p.listen, "-log.level", "debug"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -24,9 +24,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "telltale-agent:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the usage is printed, and asking for it is no error
 		}
+		fmt.Fprintln(os.Stderr, "telltale-agent:", err)
 		os.Exit(2)
 	}
 }
@@ -53,5 +54,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.logLevel))
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	for _, d := range cfg.deprecated {
+		logger.Warn("deprecated flag", "component", "agent", "fix", d)
+	}
 	return runAgent(ctx, cfg, logger)
 }

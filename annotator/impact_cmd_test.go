@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telltale-dev/telltale/annotator/deployapi"
-	"github.com/telltale-dev/telltale/annotator/deploys"
+	"github.com/telltale-dev/telltale/annotator/changelog"
+	"github.com/telltale-dev/telltale/annotator/changes"
 )
 
 // jumpQuerier answers the default impact signals with steady noisy values;
@@ -47,7 +47,7 @@ func (q jumpQuerier) QueryRange(_ context.Context, query string, start, end time
 // the verdict and summary.
 func TestImpactCommand(t *testing.T) {
 	at := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
-	c := newCollectorWith(t, &deploys.ImpactOptions{Querier: jumpQuerier{jump: at}})
+	c := newCollectorWith(t, &changelog.ImpactOptions{Querier: jumpQuerier{jump: at}})
 	when := at.Format(time.RFC3339)
 	annotator(t, nil, "deploy", "-collector", c.URL, "-service", "web", "-env", "prod", "-version", "v1.2.3", "-id", "web-1").want(t, 0, "", "")
 	// A deploy in the past is due at once; a deploy now is pending.
@@ -90,7 +90,7 @@ func TestImpactCommand(t *testing.T) {
 	}
 
 	r = annotator(t, nil, "impact", "-collector", c.URL, "web-0", "-json")
-	var ans deployapi.ImpactAnswer
+	var ans changes.ImpactAnswer
 	if err := json.Unmarshal([]byte(r.stdout), &ans); err != nil || ans.Verdict != "regressed" || ans.Regressions != 1 || len(ans.Report) == 0 {
 		t.Fatalf("impact -json: got %+v, %v; want regressed with the report:\n%s", ans.Impact, err, r.stdout)
 	}
@@ -106,8 +106,8 @@ func TestImpactCommand(t *testing.T) {
 		}
 	}
 
-	annotator(t, nil, "impact", "-collector", c.URL, "nope").want(t, 4, "", `deploy "nope" not found`)
-	annotator(t, nil, "impact", "-collector", c.URL).want(t, 2, "", "missing deploy id")
+	annotator(t, nil, "impact", "-collector", c.URL, "nope").want(t, 4, "", `change "nope" not found`)
+	annotator(t, nil, "impact", "-collector", c.URL).want(t, 2, "", "missing change id")
 	annotator(t, nil, "impact", "-collector", c.URL, "a", "b").want(t, 2, "", `unexpected argument "b"`)
 	off := newCollector(t)
 	annotator(t, nil, "deploy", "-collector", off.URL, "-service", "api", "-id", "api-1").want(t, 0, "", "")

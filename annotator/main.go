@@ -1,5 +1,7 @@
-// Command annotator records deploys in Telltale from CI pipelines: `annotator
-// deploy`, `annotator run -- ./deploy.sh` and `annotator deploys`. Run
+// Command annotator records changes in Telltale from CI pipelines and
+// terminals: `annotator deploy`, `annotator run -- ./deploy.sh`, `annotator
+// note`, `annotator incident open|close`, `annotator switch`, and lists
+// them with `annotator deploys` and `annotator changes -q ...`. Run
 // `annotator -h` for the flags, environment variables and exit codes. The
 // code lives in annotator/cli.
 package main

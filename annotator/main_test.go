@@ -2,7 +2,7 @@ package main
 
 // End-to-end tests of the annotator binary: it is built once into a temp
 // dir and run against an httptest server that mounts the real deploy API
-// (annotator/deploys on a SQLite file in t.TempDir).
+// (annotator/changelog on a SQLite file in t.TempDir).
 
 import (
 	"bytes"
@@ -24,7 +24,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telltale-dev/telltale/annotator/deploys"
+	"github.com/telltale-dev/telltale/annotator/changelog"
+	"github.com/telltale-dev/telltale/annotator/changes"
 	"github.com/telltale-dev/telltale/collector/collectortest"
 )
 
@@ -39,7 +40,7 @@ func annotatorBin(t *testing.T) string {
 // collector is an httptest server mounting the real deploy API.
 type collector struct {
 	*httptest.Server
-	svc      *deploys.Service
+	svc      *changelog.Service
 	mu       sync.Mutex
 	auth     []string
 	recorded []string // id/status per OnRecorded call
@@ -52,13 +53,13 @@ func newCollector(t *testing.T) *collector {
 
 // newCollectorWith is newCollector with impact analysis on impact (nil:
 // off); the outbox runs in the background then.
-func newCollectorWith(t *testing.T, im *deploys.ImpactOptions) *collector {
+func newCollectorWith(t *testing.T, im *changelog.ImpactOptions) *collector {
 	t.Helper()
 	c := &collector{}
-	svc, err := deploys.Open(t.Context(), deploys.Options{
+	svc, err := changelog.Open(t.Context(), changelog.Options{
 		DBPath: filepath.Join(t.TempDir(), "deploys.db"),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		OnRecorded: func(d deploys.Deploy) {
+		OnRecorded: func(d changes.Change) {
 			c.mu.Lock()
 			c.recorded = append(c.recorded, d.ID+"/"+d.Status)
 			c.mu.Unlock()
@@ -102,14 +103,14 @@ func (c *collector) calls() []string {
 	return append([]string(nil), c.recorded...)
 }
 
-func (c *collector) deploys(t *testing.T) []deploys.Deploy {
+func (c *collector) deploys(t *testing.T) []changes.Change {
 	t.Helper()
 	resp, err := http.Get(c.URL + "/api/v1/deploys")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var env struct{ Data []deploys.Deploy }
+	var env struct{ Data []changes.Change }
 	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func TestDeployCommand(t *testing.T) {
 	r := annotator(t, []string{"TELLTALE_TOKEN=sekret"}, "deploy", "-collector", c.URL, "-service", "api", "-env", "prod", "-version", "1.2.3",
 		"-who", "alice", "-message", "fix login", "-link", "https://ci.example.com/1", "-commit", "abc123", "-id", "my-1", "-json")
 	r.want(t, 0, `"id": "my-1"`, "")
-	var d deploys.Deploy
+	var d changes.Change
 	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
 		t.Fatalf("-json output: %v: %s", err, r.stdout)
 	}
@@ -299,7 +300,7 @@ func TestDeploysTable(t *testing.T) {
 		t.Fatalf("table shows the second message line or another service:\n%s", r.stdout)
 	}
 	r = annotator(t, nil, "deploys", "-collector", c.URL, "-limit", "2", "-json")
-	var list []deploys.Deploy
+	var list []changes.Change
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 2 || list[0].Service != "web" {
 		t.Fatalf("-json -limit 2: got %v %v; want 2 deploys, web first", list, err)
 	}
@@ -343,7 +344,7 @@ func TestBinaryStaysSmall(t *testing.T) {
 		t.Fatalf("go list -deps: %v", err)
 	}
 	for _, banned := range []string{"modernc.org/sqlite", "github.com/grafana/", "github.com/prometheus/", "github.com/VictoriaMetrics/",
-		"github.com/telltale-dev/telltale/annotator/deploys", "github.com/telltale-dev/telltale/annotator/deploylog"} {
+		"github.com/telltale-dev/telltale/annotator/changelog"} {
 		for _, dep := range strings.Fields(string(out)) {
 			if strings.HasPrefix(dep, banned) {
 				t.Errorf("annotator imports %s (banned prefix %s): keep the CLI on annotator/client", dep, banned)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,7 +21,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	promstorage "github.com/prometheus/prometheus/storage"
 
-	"github.com/telltale-dev/telltale/annotator/deploys"
+	"github.com/telltale-dev/telltale/annotator/changelog"
 	"github.com/telltale-dev/telltale/collector/auth"
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/collector/query"
@@ -40,8 +41,8 @@ type app struct {
 	query   *query.API
 	auth    *auth.Checker
 	mux     *http.ServeMux
-	deploys *deploys.Service
-	tail    *tail.Hub // live tail; deploy events go to tail.PublishDeploy
+	changes *changelog.Service
+	tail    *tail.Hub // live tail; changes go to tail.PublishDeploy and PublishChange
 	// observers see every committed write: the result cache, the tail.
 	observers observers
 	ready     atomic.Bool
@@ -68,11 +69,13 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 			MaxLabelsPerSeries: cfg.maxLabels, MaxLabelNameLen: cfg.maxLabelNameLen,
 			MaxLabelValueLen: cfg.maxLabelValueLen, MaxFutureDrift: cfg.maxFutureDrift,
 			MaxConcurrentInserts: cfg.maxConcurrent, MaxQueueDuration: cfg.maxQueueDuration,
+			MaxHistogramBuckets: cfg.maxHistBuckets, MaxExemplarLabelBytes: cfg.maxExemplarLabel,
 		},
 		Logger: logger, Metrics: a.set,
 	})
 	a.ingest = ingest.NewHandlers(a.writer, ingest.HTTPOptions{
 		MaxBodyBytes: cfg.maxBodyBytes, MaxDecodedBytes: cfg.maxDecodedBytes,
+		BodyReadTimeout: cfg.bodyReadTimeout, MaxInflightBytes: cfg.maxInflightBytes,
 		Logger: logger, Metrics: a.set,
 	})
 	a.query = query.New(readable, query.Options{
@@ -184,6 +187,11 @@ func (a *app) handler() http.Handler {
 // embedded TSDB's prometheus_tsdb_* metrics (none in forward mode).
 func (a *app) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	a.writeMetrics(w)
+}
+
+// writeMetrics writes what /metrics serves; -self-metrics records the same.
+func (a *app) writeMetrics(w io.Writer) {
 	a.set.WritePrometheus(w)
 	metrics.WriteProcessMetrics(w)
 	mfs, err := a.gatherer.Gather()
@@ -242,6 +250,9 @@ func (a *app) run(ctx context.Context) error {
 	}
 	a.log.Info("collector listening", "component", "collector", "url", scheme+"://"+ln.Addr().String(),
 		"version", buildVersion(), "auth", a.auth.Enabled(), "data", a.cfg.dataDir)
+	if a.cfg.logFormat == "text" {
+		fmt.Fprint(a.cfg.stderr, nextSteps(scheme+"://"+ln.Addr().String()))
+	}
 
 	var runErr error
 	select {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -290,7 +291,45 @@ func ask(ctx context.Context, client *http.Client, baseURL, path string, params 
 	if path == "/api/v1/query" && !orderedQuery(params.Get("query")) {
 		body = sortVector(body)
 	}
+	body = sortAnnotations(body)
 	return answer{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: string(body)}, nil
+}
+
+// sortAnnotations sorts the warnings and infos of an API answer: PromQL
+// collects them in a map, so their order differs between two evaluations
+// of the same query (it shows with native histograms, whose mixes warn
+// twice at once).
+func sortAnnotations(body []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	changed := false
+	for _, k := range []string{"warnings", "infos"} {
+		var list []string
+		if raw, ok := m[k]; !ok || json.Unmarshal(raw, &list) != nil || slices.IsSorted(list) {
+			continue
+		}
+		slices.Sort(list)
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(list)
+		m[k] = bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+		changed = true
+	}
+	if !changed {
+		return body
+	}
+	// Keys sorted, as Prometheus writes them; no HTML escaping, as
+	// Prometheus does not escape.
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(m) != nil {
+		return body
+	}
+	return bytes.TrimSuffix(out.Bytes(), []byte("\n"))
 }
 
 // orderedQuery reports whether an instant query's result order is part of

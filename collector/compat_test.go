@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -390,6 +391,7 @@ func loadBoth(t *testing.T, ctx context.Context, where, collURL string, ref *ref
 	for _, s := range load {
 		series = append(series, toPrompb(s.lset, s.pts))
 	}
+	series = dropRepeats(series)
 	skipped := 0
 	status, msg, err := remoteWrite(ctx, collURL, series)
 	if err != nil {
@@ -427,6 +429,30 @@ func loadBoth(t *testing.T, ctx context.Context, where, collURL string, ref *ref
 		t.Fatalf("%s: %v", where, err)
 	}
 	return skipped
+}
+
+// dropRepeats drops the samples of a series at a timestamp an earlier
+// entry of the same series already has: a test file may load one series
+// twice. A TSDB keeps the first value and drops the second at commit; the
+// collector refuses it by name (400), so both get the first only.
+func dropRepeats(series []prompb.TimeSeries) []prompb.TimeSeries {
+	seen := map[string]map[int64]bool{}
+	for i := range series {
+		ts := &series[i]
+		var b labels.ScratchBuilder
+		for _, l := range ts.Labels {
+			b.Add(l.Name, l.Value)
+		}
+		b.Sort()
+		key := b.Labels().String()
+		if seen[key] == nil {
+			seen[key] = map[int64]bool{}
+		}
+		at := seen[key]
+		ts.Samples = slices.DeleteFunc(ts.Samples, func(s prompb.Sample) bool { dup := at[s.Timestamp]; at[s.Timestamp] = true; return dup })
+		ts.Histograms = slices.DeleteFunc(ts.Histograms, func(h prompb.Histogram) bool { dup := at[h.Timestamp]; at[h.Timestamp] = true; return dup })
+	}
+	return series
 }
 
 // inProcess is the collector's whole HTTP surface, wired by newApp as the

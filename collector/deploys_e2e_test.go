@@ -135,6 +135,7 @@ func TestDeployCLIToGrafanaAndPromQL(t *testing.T) {
 
 	// Grafana down: deploys are still accepted, then delivered once each.
 	g.SetFailure(http.StatusServiceUnavailable)
+	failedBefore := g.Requests()
 	for _, v := range []string{"v1.2.4", "v1.2.5", "v1.2.6"} {
 		if code, out := annotate(t, "deploy", "-collector", in.URL, "-service", "web", "-env", "prod", "-version", v, "-id", "web-"+v); code != 0 {
 			t.Fatalf("annotator deploy %s while Grafana is down: exit %d: %s", v, code, out)
@@ -144,7 +145,13 @@ func TestDeployCLIToGrafanaAndPromQL(t *testing.T) {
 	if code, out := annotate(t, "deploy", "-collector", in.URL, "-service", "web", "-env", "prod", "-version", "v1.2.6", "-id", "web-v1.2.6"); code != 0 {
 		t.Fatalf("retried deploy: exit %d: %s", code, out)
 	}
-	time.Sleep(2 * time.Second)
+	// Each of the three was tried and refused before Grafana comes back.
+	eventually(t, "delivery attempts while Grafana is down", func() string {
+		if n := g.Requests() - failedBefore; n < 3 {
+			return fmt.Sprintf("%d attempts, want 3", n)
+		}
+		return ""
+	})
 	g.SetFailure(0)
 	eventually(t, "annotations after Grafana is back", func() string {
 		if n := len(g.Annotations()); n != 4 {
@@ -152,7 +159,13 @@ func TestDeployCLIToGrafanaAndPromQL(t *testing.T) {
 		}
 		return ""
 	})
-	time.Sleep(time.Second)
+	// All four Grafana deliveries are done, so no duplicate can still come.
+	eventually(t, "four Grafana deliveries", func() string {
+		if n := in.Metric(t.Context(), `telltale_deploy_deliveries_total{target="grafana",outcome="delivered"}`); n != 4 {
+			return fmt.Sprintf("%v delivered", n)
+		}
+		return ""
+	})
 	if c := g.Creates(); c != 4 {
 		t.Fatalf("got %d annotations created; want 4 (no duplicates)", c)
 	}

@@ -186,7 +186,10 @@ func TestImportPrometheusText(t *testing.T) {
 func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	in := collectortest.StartIn(t, dir)
+	// The count below sums over 40 metrics whose series differ only by
+	// name: that needs delayed __name__ removal, as in Prometheus.
+	flags := []string{"-query.enable-feature=promql-delayed-name-removal"}
+	in := collectortest.StartIn(t, dir, flags...)
 	now := time.Now().Truncate(time.Second)
 	const requests, series, perSeries = 40, 50, 10
 	var wg sync.WaitGroup
@@ -205,7 +208,7 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 		t.Fatal(e)
 	}
 	in.Kill()
-	in2 := collectortest.StartIn(t, dir)
+	in2 := collectortest.StartIn(t, dir, flags...)
 	res := in2.Query(t.Context(), `sum(count_over_time({__name__=~"e2e_kill_.*"}[1h]))`, now)
 	if len(res) != 1 || res[0].Value[1] != strconv.Itoa(requests*series*perSeries) {
 		t.Fatalf("after kill -9 and restart: got %v; want %d samples", res, requests*series*perSeries)
@@ -352,18 +355,7 @@ func TestAuth(t *testing.T) {
 // test is skipped when it is missing.
 func vmagentPath(t *testing.T) string {
 	t.Helper()
-	p := os.Getenv("TELLTALE_VMAGENT")
-	if p == "" {
-		home, _ := os.UserHomeDir()
-		p = filepath.Join(home, ".cache", "telltale", "bin", "vmagent")
-	}
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("vmagent not found at %s; .ci/run installs it", p)
-		}
-		t.Skipf("vmagent not found at %s; run .ci/run or: GOBIN=~/.cache/telltale/bin go install github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent@v1.151.0", p)
-	}
-	return p
+	return collectortest.Peer(t, "vmagent", "TELLTALE_VMAGENT", "GOBIN=~/.cache/telltale/bin go install github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent@v1.151.0")
 }
 
 // TestVMAgentRemoteWrite has a real vmagent scrape a test endpoint and

@@ -246,6 +246,7 @@ func (a *app) openStorage(ctx context.Context) (ingest.Appendable, query.Storage
 	if !cfg.forwardMode() {
 		st, err := storage.Open(ctx, storage.Options{
 			Dir: cfg.dataDir, Retention: cfg.retention, OutOfOrderWindow: cfg.oooWindow, WALCompression: cfg.walCompress,
+			MaxExemplars: cfg.maxExemplars, MaxSeries: cfg.maxSeries, MaxHourlySeries: cfg.maxHourlySeries,
 			Logger: a.log, Metrics: a.set,
 		})
 		if err != nil {

@@ -13,8 +13,13 @@ import (
 // write endpoints.
 func (a *app) addOTLP(context.Context) error {
 	h := a.auth.Require(auth.ScopeWrite, otlp.NewHandler(a.ingest, otlp.Options{
-		LookbackDelta: a.cfg.lookbackDelta,
-		Logger:        a.log,
+		LookbackDelta:     a.cfg.lookbackDelta,
+		Limits:            otlp.Limits{MaxAttributeDepth: a.cfg.otlpMaxDepth, MaxAttributes: a.cfg.otlpMaxAttrs},
+		DeltaToCumulative: a.cfg.otlpDelta,
+		DeltaMaxSeries:    a.cfg.otlpDeltaSeries,
+		HistogramsToNHCB:  a.cfg.otlpNHCB,
+		Logger:            a.log,
+		Metrics:           a.set,
 	}))
 	a.mux.Handle(otlp.Path, h)
 	a.mux.Handle(otlp.PrometheusPath, h)

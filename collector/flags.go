@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"regexp"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/telltale-dev/telltale/collector/query"
+	"github.com/telltale-dev/telltale/instrument"
 )
 
 // config holds every flag of the collector.
@@ -27,10 +27,14 @@ type config struct {
 	hostMetrics   bool
 	hostInterval  time.Duration
 	hostRoot      string
+	selfMetrics   bool
+	selfInterval  time.Duration
 	logLevel      string
 	logFormat     string
 	version       bool
 	shutdownGrace time.Duration
+	// stderr is where the startup hint for people goes (with -log.format=text).
+	stderr io.Writer
 
 	maxBodyBytes     int64
 	maxDecodedBytes  int64
@@ -41,6 +45,18 @@ type config struct {
 	maxConcurrent    int
 	maxQueueDuration time.Duration
 	influxMaxLineLen int
+	otlpMaxDepth     int
+	otlpMaxAttrs     int
+	otlpDelta        bool
+	otlpDeltaSeries  int
+	otlpNHCB         bool
+	maxHistBuckets   int
+	maxExemplarLabel int
+	maxExemplars     int64
+	maxSeries        int64
+	bodyReadTimeout  time.Duration
+	maxInflightBytes int64
+	maxHourlySeries  int64
 
 	queryTimeout        time.Duration
 	queryMaxSamples     int
@@ -96,24 +112,26 @@ type config struct {
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
-	c := &config{}
+	c := &config{stderr: stderr}
 	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: collector [flags]\n       collector tail [-collector URL] [-json] '<selector>' ...   (live tail; collector tail -h)\n\nTelltale's collector: ingest, storage, Prometheus query API, deploy log, live tail and web console.\nOpen http://<listen>/ for the console; point Grafana's Prometheus data source at http://<listen>.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: collector [flags]\n       collector tail [-collector URL] [-json] '<selector>' ...   (live tail; collector tail -h)\n       collector backup [-data DIR] BACKUPDIR   (copy of the change log; collector backup -h)\n\nTelltale's collector: ingest, storage, Prometheus query API, change log, live tail and web console.\nOpen http://<listen>/ for the console; point Grafana's Prometheus data source at http://<listen>.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9470", "address to serve HTTP on; listening beyond loopback without -auth.tokens-file logs a warning")
-	fs.StringVar(&c.dataDir, "data", "./telltale-data", "directory for the TSDB and the deploy log")
+	fs.StringVar(&c.dataDir, "data", "./telltale-data", "directory for the TSDB and the change log")
 	fs.DurationVar(&c.retention, "retention", 15*24*time.Hour, "how long samples are kept")
 	fs.DurationVar(&c.oooWindow, "storage.out-of-order-window", 6*time.Hour, "how far behind the newest sample a sample may arrive and still be stored (agents replaying a spool are hours behind); 0 turns out-of-order ingestion off")
 	fs.StringVar(&c.walCompress, "storage.wal-compression", "none", "WAL compression: none, snappy (Prometheus' default: about half the WAL on disk for about 10% more ingest CPU) or zstd")
 	fs.StringVar(&c.tokensFile, "auth.tokens-file", "", "YAML file of bearer tokens and their scopes (write, read, deploy, admin); empty means no auth")
 	fs.StringVar(&c.tlsCert, "tls.cert-file", "", "TLS certificate file; with -tls.key-file serves HTTPS")
 	fs.StringVar(&c.tlsKey, "tls.key-file", "", "TLS key file; with -tls.cert-file serves HTTPS")
-	fs.BoolVar(&c.hostMetrics, "host-metrics", true, "record this host's CPU, memory, disk and network metrics in-process, like the agent does")
+	fs.BoolVar(&c.hostMetrics, "host-metrics", true, "record this host's CPU, memory, disk and network metrics in-process, like the agent does; paused while an agent records the same host (its telltale_agent_info has this host's instance)")
 	fs.DurationVar(&c.hostInterval, "host-metrics.interval", 10*time.Second, "interval of the in-process host metrics")
 	fs.StringVar(&c.hostRoot, "host-metrics.root", "/", "root under which /proc and /sys are read for host metrics")
+	fs.BoolVar(&c.selfMetrics, "self-metrics", true, "record the collector's own metrics (what /metrics serves) into its own storage with job=\"telltale-collector\", for the Telltale dashboard; turn off when something already scrapes /metrics into this collector")
+	fs.DurationVar(&c.selfInterval, "self-metrics.interval", 10*time.Second, "interval of -self-metrics")
 	fs.StringVar(&c.logLevel, "log.level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.logFormat, "log.format", "text", "log format: text or json")
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")
@@ -121,12 +139,24 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 
 	fs.Int64Var(&c.maxBodyBytes, "ingest.max-body-bytes", 32<<20, "largest request body accepted as sent (compressed), checked before decompressing; larger bodies get 413")
 	fs.Int64Var(&c.maxDecodedBytes, "ingest.max-decoded-bytes", 128<<20, "largest request body accepted after decompression (snappy's declared length is checked before decoding); larger get 413")
+	fs.DurationVar(&c.bodyReadTimeout, "ingest.body-read-timeout", time.Minute, "longest a write request's body may take to arrive; the body is read before the request takes an insert slot, so a slow sender only holds its own connection")
+	fs.Int64Var(&c.maxInflightBytes, "ingest.max-inflight-bytes", 1<<30, "memory all write requests may hold together: each reserves its body, decompressed body and decoded batch (about 3-4x the decompressed size) as it reads; beyond it writes get 503 with Retry-After; 0 means no bound")
 	fs.IntVar(&c.maxLabels, "ingest.max-labels-per-series", 40, "most labels a series may have, __name__ included; more gets 400")
 	fs.IntVar(&c.maxLabelNameLen, "ingest.max-label-name-len", 256, "longest label name in bytes; longer gets 400")
 	fs.IntVar(&c.maxLabelValueLen, "ingest.max-label-value-len", 4096, "longest label value in bytes; longer gets 400")
 	fs.DurationVar(&c.maxFutureDrift, "ingest.max-future-drift", 10*time.Minute, "samples later than now plus this are rejected with 400 (a sender with a wrong clock)")
 	fs.IntVar(&c.maxConcurrent, "ingest.max-concurrent-inserts", 2*runtime.GOMAXPROCS(0), "write requests processed at once; more wait up to -ingest.max-queue-duration")
 	fs.DurationVar(&c.maxQueueDuration, "ingest.max-queue-duration", time.Minute, "how long a write waits for a slot before it gets 503 with Retry-After")
+	fs.IntVar(&c.otlpMaxDepth, "otlp.max-attribute-depth", 16, "deepest an OTLP attribute value may nest (arrays and key-value lists of values; a plain value is 1); deeper gets 400")
+	fs.IntVar(&c.otlpMaxAttrs, "otlp.max-attributes", 128, "most attributes an OTLP resource, scope, metric, data point or exemplar may have; more gets 400")
+	fs.BoolVar(&c.otlpDelta, "otlp.delta-to-cumulative", true, "turn OTLP delta sums and histograms into cumulative ones per series (a running total in memory, as the OpenTelemetry deltatocumulative processor does), so rate() works on them; false rejects them")
+	fs.IntVar(&c.otlpDeltaSeries, "otlp.delta-max-series", 100_000, "most OTLP delta series -otlp.delta-to-cumulative keeps a running total for; points of more get rejected")
+	fs.BoolVar(&c.otlpNHCB, "otlp.histograms-as-nhcb", false, "store OTLP explicit-bucket histograms as native histograms with custom buckets (one series) instead of classic _bucket/_sum/_count series")
+	fs.IntVar(&c.maxHistBuckets, "ingest.max-histogram-buckets", 512, "most buckets (positive and negative) a native histogram sample may have; more gets 400")
+	fs.IntVar(&c.maxExemplarLabel, "ingest.max-exemplar-label-bytes", 128, "longest an exemplar's label names and values may be together, in characters (OpenMetrics' limit, which the TSDB enforces too); longer gets 400")
+	fs.Int64Var(&c.maxSeries, "storage.max-series", 2_000_000, "most series the TSDB head may hold (each costs a few KiB of memory); a sample of a new series beyond it gets 400 naming the series, and existing series keep ingesting; 0 means no limit")
+	fs.Int64Var(&c.maxHourlySeries, "storage.max-hourly-series", 0, "most new series created in the last hour (as VictoriaMetrics' -storage.maxHourlySeries): stops a label holding a request id early; beyond it new series get 400; 0 means no limit")
+	fs.Int64Var(&c.maxExemplars, "storage.max-exemplars", 100_000, "exemplars kept in memory (a ring buffer, as Prometheus' storage.exemplars.max-exemplars); 0 turns exemplar storage off")
 	fs.IntVar(&c.influxMaxLineLen, "ingest.influx-max-line-len", 256<<10, "longest Influx line protocol line in bytes; longer gets 400")
 
 	fs.DurationVar(&c.queryTimeout, "query.timeout", 2*time.Minute, "longest a query may run")
@@ -146,14 +176,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.allowedHosts, "web.allowed-hosts", "", "comma-separated host names the collector answers to without -auth.tokens-file, besides IP addresses and localhost (e.g. the compose service name); '*' allows any. Other names get 403: a DNS-rebinding page would use one")
 	fs.StringVar(&c.corsOrigin, "web.cors-origin", "", "regexp of the browser origins allowed to read the API cross-site (CORS), e.g. 'https?://grafana\\.example\\.com'; empty allows none (Prometheus allows '.*')")
 
-	fs.StringVar(&c.deployDB, "deploy.db", "", "SQLite file of the deploy log; default <-data>/deploys.db")
-	fs.StringVar(&c.grafanaURL, "grafana.url", "", "Grafana base URL; when set every deploy becomes a Grafana annotation and console panels link to Grafana")
+	fs.StringVar(&c.deployDB, "deploy.db", "", "SQLite file of the change log (deploys, switch flips, incidents, notes ...); default <-data>/deploys.db; a deploy log of an older collector is migrated on start")
+	fs.StringVar(&c.grafanaURL, "grafana.url", "", "Grafana base URL; when set every change becomes a Grafana annotation tagged with its kind, and console panels link to Grafana")
 	fs.StringVar(&c.grafanaTokenFile, "grafana.token-file", "", "file with a Grafana service account token (Editor role); or set TELLTALE_GRAFANA_TOKEN")
 
-	fs.BoolVar(&c.impactEnabled, "impact.enabled", true, "analyse what each deploy did to its service's key signals once -impact.window has passed after it (GET /api/v1/deploys/<id>/impact)")
+	fs.BoolVar(&c.impactEnabled, "impact.enabled", true, "analyse what each deploy, switch flip and config change did to its service's key signals once -impact.window has passed after it (GET /api/v1/changes/<id>/impact)")
 	fs.Var(c.impactWindow.init(15*time.Minute), "impact.window", "`duration` of the before and after windows of deploy impact analysis, 1m..6h; overrides the window of -impact.config when given")
 	fs.StringVar(&c.impactConfig, "impact.config", "", "optional YAML file of deploy impact settings: window, step, rate_window and extra or retuned signals per service")
-	fs.Var(&c.webhooks, "deploy.webhook", "chat webhook told about every deploy, as slack=<url> (Slack-compatible JSON) or json=<url> (the deploy object); repeatable")
+	fs.Var(&c.webhooks, "deploy.webhook", "chat webhook told about every change, as slack=<url> (Slack-compatible JSON) or json=<url> (the change object); repeatable")
 	fs.Var(&c.remoteWriteURLs, "storage.remote-write-url", "forward mode: instead of storing samples, queue them on disk and remote-write them to this engine (Cortex http://cortex:9009/api/v1/push, Thanos receive, Prometheus ...); repeatable; per-target settings in -storage.remote-config. Needs -storage.query-url")
 	fs.IntVar(&c.remoteWriteVersion, "storage.remote-write-version", 1, "remote write protocol of the -storage.remote-write-url targets: 1 or 2 (Thanos receive silently stores nothing of 2.0)")
 	fs.StringVar(&c.remoteWriteTenant, "storage.remote-write-tenant", "", "tenant sent as X-Scope-OrgID to the -storage.remote-write-url targets (Cortex, Thanos receive); empty sends none")
@@ -196,6 +226,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return nil, fmt.Errorf("-tls.cert-file and -tls.key-file go together; set both or neither")
 	}
+	if c.hostInterval <= 0 || c.selfInterval <= 0 {
+		return nil, fmt.Errorf("-host-metrics.interval=%s and -self-metrics.interval=%s must be positive, e.g. 10s", c.hostInterval, c.selfInterval)
+	}
 	if err := c.checkForward(); err != nil {
 		return nil, err
 	}
@@ -223,14 +256,14 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version = ""
 
+// buildVersion is -ldflags' version, else what the Go build info says (see
+// instrument.BuildVersion: "devel" for go run).
 func buildVersion() string {
 	if version != "" {
 		return version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
+	v, _ := instrument.BuildVersion()
+	return v
 }
 
 // stringList is a repeatable string flag.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -21,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telltale-dev/telltale/annotator/deployapi"
+	"github.com/telltale-dev/telltale/annotator/changes"
 	"github.com/telltale-dev/telltale/annotator/grafana/grafanatest"
 	"github.com/telltale-dev/telltale/annotator/impact"
 	"github.com/telltale-dev/telltale/collector/collectortest"
@@ -60,7 +59,7 @@ func TestImpactEndToEnd(t *testing.T) {
 	in := collectortest.Start(t, "-impact.window=2m", "-grafana.url", g.URL, "-grafana.token-file", tokenFile,
 		"-deploy.webhook", "slack="+chatSrv.URL)
 
-	demoAddr := startDemo(t, in.URL, "shop", "e2e")
+	demoAddr := collectortest.StartDemo(t, in.URL, "-service", "shop", "-env", "e2e", "-version", "v2.0.0")
 	demoStart := time.Now()
 
 	// Synthetic: 33 minutes of "steady" traffic, then deploys in the past.
@@ -123,7 +122,7 @@ func TestImpactEndToEnd(t *testing.T) {
 		t.Fatalf("flip slow_checkout: got %d; want 200", resp.StatusCode)
 	}
 	pending := getImpact(t, in, "shop-b")
-	if pending.Status != deployapi.ImpactPending || !strings.HasPrefix(pending.Message, "pending: due at ") || pending.DueAt == nil {
+	if pending.Status != changes.ImpactPending || !strings.HasPrefix(pending.Message, "pending: due at ") || pending.DueAt == nil {
 		t.Fatalf("shop-b right after the deploy: got %+v %q; want pending with the due time", pending.Impact, pending.Message)
 	}
 
@@ -154,6 +153,23 @@ func TestImpactEndToEnd(t *testing.T) {
 		t.Errorf("shop-b: got %s %q; want regressed, the error ratio first", ans.Verdict, ans.Summary)
 	}
 
+	// The flip of slow_checkout is a change too (kind switch, recorded by
+	// the demo): it gets its own annotation and impact analysis, and its
+	// report names the deploy it overlaps. Wait for it, so the counts
+	// below do not depend on which analysis ran first.
+	var flips []changes.Change
+	eventually(t, "the switch change", func() string {
+		flips = listChanges(t, in, "?kind=switch&service=shop")
+		if len(flips) != 1 {
+			return fmt.Sprintf("%d switch changes", len(flips))
+		}
+		return ""
+	})
+	flipAns, flipRep := waitChangeImpact(t, in, flips[0].ID, time.Until(flips[0].Time.Add(3*time.Minute)))
+	if !slices.Contains(flipRep.Overlapping, "shop-b") || !strings.Contains(ans.Summary, "switch slow_checkout on (shop)") {
+		t.Errorf("overlaps: switch report overlapping %v (summary %q), deploy summary %q; want each to name the other", flipRep.Overlapping, flipAns.Summary, ans.Summary)
+	}
+
 	t.Run("grafana", func(t *testing.T) {
 		eventually(t, "annotation with the impact", func() string {
 			for _, a := range g.Annotations() {
@@ -166,8 +182,8 @@ func TestImpactEndToEnd(t *testing.T) {
 			}
 			return "no annotation of shop-b"
 		})
-		if c := g.Creates(); c != 5 {
-			t.Errorf("grafana creates: got %d; want 5 (one per deploy, the impact updates it)", c)
+		if c := g.Creates(); c != 6 {
+			t.Errorf("grafana creates: got %d; want 6 (one per deploy and one for the switch flip, the impact updates it)", c)
 		}
 	})
 	t.Run("webhook", func(t *testing.T) {
@@ -214,9 +230,9 @@ func TestImpactEndToEnd(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if !strings.Contains(string(b), `telltale_impact_analyses_total{outcome="done"} 5`) ||
-			!strings.Contains(string(b), "telltale_impact_analysis_duration_seconds_count 5") {
-			t.Errorf("/metrics lacks 5 done analyses:\n%s", grepLines(string(b), "telltale_impact"))
+		if !strings.Contains(string(b), `telltale_impact_analyses_total{outcome="done"} 6`) ||
+			!strings.Contains(string(b), "telltale_impact_analysis_duration_seconds_count 6") {
+			t.Errorf("/metrics lacks 6 done analyses (5 deploys, 1 switch flip):\n%s", grepLines(string(b), "telltale_impact"))
 		}
 	})
 }
@@ -251,53 +267,6 @@ func TestImpactFlags(t *testing.T) {
 	if resp.StatusCode != 404 || !strings.Contains(string(b), "impact analysis is off") {
 		t.Errorf("impact off: got %d %s; want 404 saying it is off", resp.StatusCode, b)
 	}
-}
-
-// startDemo builds and runs the demo service pushing to collector every
-// second under 50 requests/s, and returns its listen address.
-func startDemo(t *testing.T, collector, service, env string) string {
-	t.Helper()
-	bin := collectortest.Build(t, "github.com/telltale-dev/telltale/instrument/demo")
-	cmd := exec.Command(bin, "-collector", collector, "-listen", "127.0.0.1:0", "-service", service, "-env", env,
-		"-version", "v2.0.0", "-interval", "1s", "-load", "50")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var logMu sync.Mutex
-	var logs bytes.Buffer
-	addrCh := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`msg=listening .*addr=(\S+)`)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logMu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			logMu.Unlock()
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addrCh <- m[1]
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			logMu.Lock()
-			t.Logf("demo log:\n%s", logs.String())
-			logMu.Unlock()
-		}
-	})
-	select {
-	case addr := <-addrCh:
-		return addr
-	case <-time.After(30 * time.Second):
-		t.Fatal("demo did not report its listen address")
-	}
-	return ""
 }
 
 // steadyTraffic is the Prometheus text, with timestamps, of a service
@@ -347,14 +316,14 @@ func postDeploy(t *testing.T, in *collectortest.Instance, body string) {
 	}
 }
 
-func getImpact(t *testing.T, in *collectortest.Instance, id string) deployapi.ImpactAnswer {
+func getImpact(t *testing.T, in *collectortest.Instance, id string) changes.ImpactAnswer {
 	t.Helper()
 	resp, err := http.Get(in.URL + "/api/v1/deploys/" + id + "/impact")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var env deployapi.Response[deployapi.ImpactAnswer]
+	var env changes.Response[changes.ImpactAnswer]
 	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("GET impact of %s: got %d %+v, %v; want 200", id, resp.StatusCode, env, err)
 	}
@@ -363,12 +332,12 @@ func getImpact(t *testing.T, in *collectortest.Instance, id string) deployapi.Im
 
 // waitImpact polls the impact of deploy id until it is done (at most
 // within) and returns the answer and the decoded report.
-func waitImpact(t *testing.T, in *collectortest.Instance, id string, within time.Duration) (deployapi.ImpactAnswer, impact.Report) {
+func waitImpact(t *testing.T, in *collectortest.Instance, id string, within time.Duration) (changes.ImpactAnswer, impact.Report) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		ans := getImpact(t, in, id)
-		if ans.Status == deployapi.ImpactDone {
+		if ans.Status == changes.ImpactDone {
 			var rep impact.Report
 			if err := json.Unmarshal(ans.Report, &rep); err != nil {
 				t.Fatalf("report of %s: %v", id, err)
@@ -420,4 +389,43 @@ func (h *chatHook) messages() []chatMessage {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.msgs)
+}
+
+func listChanges(t *testing.T, in *collectortest.Instance, query string) []changes.Change {
+	t.Helper()
+	resp, err := http.Get(in.URL + "/api/v1/changes" + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var env changes.Response[[]changes.Change]
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		t.Fatalf("GET /api/v1/changes%s: %v", query, err)
+	}
+	return env.Data
+}
+
+func waitChangeImpact(t *testing.T, in *collectortest.Instance, id string, within time.Duration) (changes.ImpactAnswer, impact.Report) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := http.Get(in.URL + "/api/v1/changes/" + id + "/impact")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env changes.Response[changes.ImpactAnswer]
+		json.NewDecoder(resp.Body).Decode(&env)
+		resp.Body.Close()
+		if env.Data.Status == changes.ImpactDone {
+			var rep impact.Report
+			if err := json.Unmarshal(env.Data.Report, &rep); err != nil {
+				t.Fatalf("impact report of %s: %v", id, err)
+			}
+			return env.Data, rep
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("impact of %s not done after %v: %+v", id, within, env)
+		}
+		time.Sleep(time.Second)
+	}
 }

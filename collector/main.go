@@ -1,10 +1,12 @@
 // Command collector is Telltale's server: it receives metrics (Prometheus
 // remote write, text exposition, Influx line protocol, OTLP), stores them in
 // an embedded Prometheus TSDB, serves the Prometheus query API for Grafana,
-// records deploy events, streams a live tail and serves the web console.
+// records changes (deploys, switch flips, incidents, notes ...), streams
+// a live tail and serves the web console.
 //
-//	go run ./collector            # listens on 127.0.0.1:9470, data in ./telltale-data
-//	go run ./collector -h         # every flag
+//	go run ./collector                   # listens on 127.0.0.1:9470, data in ./telltale-data
+//	go run ./collector -h                # every flag
+//	go run ./collector backup DIR        # a consistent copy of the change log
 package main
 
 import (
@@ -35,6 +37,12 @@ func main() {
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "tail" {
 		return runTail(ctx, args[1:], os.Stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "backup" {
+		return runBackup(ctx, args[1:], os.Stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "probe" {
+		return runProbe(ctx, args[1:], stderr)
 	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {

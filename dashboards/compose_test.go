@@ -157,23 +157,45 @@ func TestComposeFile(t *testing.T) {
 	if ds != wantURL {
 		t.Errorf("provisioned data source url %s; want %s (the collector service and its -listen port): regenerate with -datasource.url", ds, wantURL)
 	}
-	for _, name := range []string{"agent", "demo"} {
-		if u := mustFlag(t, service(t, p, name), "collector"); u != wantURL {
-			t.Errorf("%s -collector=%s; want %s", name, u, wantURL)
-		}
+	if u := mustFlag(t, service(t, p, "demo"), "collector"); u != wantURL {
+		t.Errorf("demo -collector=%s; want %s", u, wantURL)
 	}
 
-	// The agent sees the host: its process table, /proc and /sys read-only
-	// under the -root it reads.
+	// The agent sees the host as agent/README.md says: the host's network
+	// (so its network metrics and host name are the host's), process table,
+	// and root read-only with /proc and /sys under the -root it reads. On
+	// the host's network it reaches the collector at its published port.
 	agent := service(t, p, "agent")
-	if agent.Pid != "host" {
-		t.Errorf("agent pid %q; want host", agent.Pid)
+	if agent.Pid != "host" || agent.NetworkMode != "host" {
+		t.Errorf("agent pid %q, network_mode %q; want host and host", agent.Pid, agent.NetworkMode)
+	}
+	if u, want := mustFlag(t, agent, "collector"), "http://127.0.0.1:"+port; u != want {
+		t.Errorf("agent -collector=%s; want %s, the collector's port published on the host's loopback", u, want)
 	}
 	rootDir := mustFlag(t, agent, "root")
-	for _, hostPath := range []string{"/proc", "/sys"} {
-		v, ok := volume(agent, rootDir+hostPath)
+	for hostPath, target := range map[string]string{"/": rootDir, "/proc": rootDir + "/proc", "/sys": rootDir + "/sys"} {
+		v, ok := volume(agent, target)
 		if !ok || v.Source != hostPath || !v.ReadOnly || v.Type != types.VolumeTypeBind {
-			t.Errorf("agent mount of %s: got %+v; want host %s bound read-only at %s", hostPath, v, hostPath, rootDir+hostPath)
+			t.Errorf("agent mount of %s: got %+v; want host %s bound read-only at %s", hostPath, v, hostPath, target)
+		}
+	}
+	if v, _ := volume(agent, rootDir); v.Bind == nil || v.Bind.Propagation != types.PropagationRSlave {
+		t.Errorf("agent mount of / at %s: propagation %+v; want rslave, so filesystems the host mounts later are seen", rootDir, v.Bind)
+	}
+
+	// Healthchecks: the collector probes its own /readyz (its image has no
+	// shell or curl) on its -listen port; Grafana its /api/health; the
+	// others start once the collector is healthy.
+	hc := col.HealthCheck
+	if hc == nil || len(hc.Test) != 4 || hc.Test[0] != "CMD" || hc.Test[2] != "probe" || hc.Test[3] != "http://127.0.0.1:"+port+"/readyz" {
+		t.Errorf("collector healthcheck %+v; want [CMD <collector> probe http://127.0.0.1:%s/readyz]", hc, port)
+	}
+	if hc := service(t, p, "grafana").HealthCheck; hc == nil || len(hc.Test) < 2 || !strings.HasSuffix(hc.Test[len(hc.Test)-1], ":3000/api/health") {
+		t.Errorf("grafana healthcheck %+v; want a GET of :3000/api/health", hc)
+	}
+	for _, name := range []string{"agent", "demo", "grafana"} {
+		if d, ok := service(t, p, name).DependsOn["collector"]; !ok || d.Condition != types.ServiceConditionHealthy {
+			t.Errorf("%s depends_on collector %+v; want condition service_healthy", name, d)
 		}
 	}
 	if spool := mustFlag(t, agent, "spool-dir"); !mountedAt(agent, spool) {
@@ -316,8 +338,61 @@ func TestComposeCommandsParse(t *testing.T) {
 		t.Errorf("demo %q -dry-run: %v\n%s", demo.Command, err, out)
 	}
 
+	// The agent's flags, with -root pointing at this machine's / instead of
+	// the container's /host.
 	agent := service(t, p, "agent")
-	if _, err := os.Stat(filepath.Join(repoRoot, "agent", "main.go")); err != nil {
-		t.Logf("agent/main.go is not there yet: the agent's flags %q are unchecked", agent.Command)
+	args := append([]string{}, agent.Command...)
+	for i, a := range args {
+		if strings.HasPrefix(a, "-root=") {
+			args[i] = "-root=/"
+		}
+	}
+	agentBin := collectortest.Build(t, "github.com/telltale-dev/telltale/agent")
+	if out, err := exec.CommandContext(t.Context(), agentBin, append(args, "-check-config")...).CombinedOutput(); err != nil {
+		t.Errorf("agent %q -check-config: %v\n%s", agent.Command, err, out)
+	}
+
+	// The collector's healthcheck command works against a real collector
+	// (ready: exit 0) and fails on a URL that does not answer 2xx.
+	in := collectortest.Start(t)
+	probe := col.HealthCheck.Test[2:]
+	ok := append([]string{probe[0]}, in.URL+"/readyz")
+	if out, err := exec.CommandContext(t.Context(), collectortest.Binary(t), ok...).CombinedOutput(); err != nil {
+		t.Errorf("collector %q: %v\n%s", ok, err, out)
+	}
+	bad := append([]string{probe[0]}, in.URL+"/no-such-page")
+	if out, err := exec.CommandContext(t.Context(), collectortest.Binary(t), bad...).CombinedOutput(); err == nil || !strings.Contains(string(out), "404") {
+		t.Errorf("collector %q: err %v, output %q; want a failure naming the 404", bad, err, out)
+	}
+}
+
+// The Docker build context leaves out the git history and local data: a
+// collector's data directory or an agent's spool in the working tree would
+// otherwise be sent to the daemon and copied into the build stage.
+func TestDockerignore(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, ".dockerignore"))
+	if err != nil {
+		t.Fatalf(".dockerignore: %v", err)
+	}
+	entries := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			entries[l] = true
+		}
+	}
+	for _, want := range []string{".git", "**/telltale-data", "**/telltale-agent-spool"} {
+		if !entries[want] {
+			t.Errorf(".dockerignore lacks %q", want)
+		}
+	}
+	// The defaults it must cover are the binaries' own.
+	for _, f := range []struct{ file, flag string }{
+		{"collector/flags.go", `"data", "./telltale-data"`},
+		{"agent/config.go", `"spool-dir", "telltale-agent-spool"`},
+	} {
+		src, err := os.ReadFile(filepath.Join(repoRoot, f.file))
+		if err != nil || !strings.Contains(string(src), f.flag) {
+			t.Errorf("%s does not define %s: update .dockerignore with the new default", f.file, f.flag)
+		}
 	}
 }

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -14,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,26 +20,10 @@ import (
 
 func TestMain(m *testing.M) { collectortest.Main(m) }
 
-// startProcess runs bin until the test ends, stopping it with SIGTERM, and
-// shows its output if the test failed.
+// startProcess runs bin until the test ends.
 func startProcess(t *testing.T, bin string, args ...string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 15 * time.Second
-	var out collectortest.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(bin), out.String())
-		}
-	})
+	collectortest.StartProcess(t, exec.Command(bin, args...))
 }
 
 // e2eDeploy is the deploy the test records.
@@ -55,7 +35,7 @@ var e2eDeploy = map[string]string{
 // recordDeploy posts e2eDeploy to the deploy API at time at and reports
 // whether the API took it. Until the API is wired into the collector (404),
 // it writes the deploy series the API would write
-// (annotator/deploys/series.go) through the text import, so the dashboards'
+// (annotator/changelog/series.go) through the text import, so the dashboards'
 // deploy queries are still checked against real storage.
 func recordDeploy(t *testing.T, col *collectortest.Instance, at time.Time) (api bool) {
 	t.Helper()
@@ -81,56 +61,6 @@ func recordDeploy(t *testing.T, col *collectortest.Instance, at time.Time) (api 
 		t.Fatalf("import deploy series: %d %s", code, resp)
 	}
 	return false
-}
-
-// scrapeSelf stores the collector's own /metrics in itself every second
-// until the test ends, as the agent or any scraper would, so the Telltale
-// dashboard has the collector's series.
-func scrapeSelf(t *testing.T, col *collectortest.Instance) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			if err := scrapeOnce(ctx, col.URL); err != nil && ctx.Err() == nil {
-				t.Errorf("scrape the collector's /metrics into itself: %v", err)
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-}
-
-func scrapeOnce(ctx context.Context, base string) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 {
-		return fmt.Errorf("GET /metrics: %d %v", resp.StatusCode, err)
-	}
-	q := url.Values{"extra_label": {"job=telltale-collector", "instance=collector"}}
-	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/import/prometheus?"+q.Encode(), bytes.NewReader(body))
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	msg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("import: %d %s", resp.StatusCode, msg)
-	}
-	return nil
 }
 
 // labelValues asks the collector for the values of label on series
@@ -165,9 +95,11 @@ func TestDashboardsAgainstRealCollector(t *testing.T) {
 	}
 	_, err := os.Stat(filepath.Join(repoRoot, "agent", "main.go"))
 	haveAgent := err == nil
-	args := []string{"-host-metrics=true", "-host-metrics.interval=1s"}
+	// The collector records its own metrics (-self-metrics) for the
+	// Telltale dashboard, as it does by default.
+	args := []string{"-host-metrics=true", "-host-metrics.interval=1s", "-self-metrics=true", "-self-metrics.interval=1s"}
 	if haveAgent {
-		args = []string{"-host-metrics=false"}
+		args = []string{"-host-metrics=false", "-self-metrics=true", "-self-metrics.interval=1s"}
 	}
 	col := collectortest.Start(t, args...)
 	startProcess(t, collectortest.Build(t, "github.com/telltale-dev/telltale/instrument/demo"),
@@ -177,7 +109,6 @@ func TestDashboardsAgainstRealCollector(t *testing.T) {
 		startProcess(t, collectortest.Build(t, "github.com/telltale-dev/telltale/agent"),
 			"-collector", col.URL, "-root", "/", "-interval", "1s", "-spool-dir", t.TempDir())
 	}
-	scrapeSelf(t, col)
 	deployAt := time.Now().Add(-30 * time.Second).Truncate(time.Millisecond)
 	deployAPI := recordDeploy(t, col, deployAt)
 

@@ -24,7 +24,7 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stderr)
 	stop()
 	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(2)
+		return // -h: the usage is printed, and asking for it is no error
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dashboards:", err)

@@ -2,7 +2,9 @@
 // dashboards in a few lines: counters, gauges and Prometheus histograms that
 // carry the standard labels (service, env), HTTP middleware with bounded
 // label cardinality, Go runtime and process metrics, a build-info series,
-// and a pusher to the collector that loses nothing in a short outage.
+// a pusher to the collector that loses nothing in a short outage, and
+// contingency switches (switches.go) whose flips are recorded in the
+// collector's change log.
 //
 // Quick start:
 //

@@ -36,7 +36,9 @@ type Registry struct {
 	guards  map[guardKey]*guard
 	ident   *identity // set by Start; nil before
 	pushing bool      // a pusher is running
-	bufPool sync.Pool // *bytes.Buffer for expositions
+	// switches holds the contingency switches; created on first use.
+	switches *switchBoard
+	bufPool  sync.Pool // *bytes.Buffer for expositions
 }
 
 // NewRegistry returns an empty Registry.

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -41,7 +40,7 @@ type Options struct {
 	// Service and Env become the service and env labels of every series.
 	Service, Env string
 	// Version and Commit label telltale_build_info; the defaults come from
-	// the binary's build info (module version, vcs.revision), else "unknown".
+	// the binary's build info: see BuildVersion.
 	Version, Commit string
 	// Instance is the instance label added to pushed series so replicas of
 	// a service do not overwrite each other; default os.Hostname(). Pull
@@ -71,6 +70,19 @@ type Options struct {
 	Logger *slog.Logger
 	// Client sends the pushes; default a client with Timeout.
 	Client *http.Client
+
+	// SwitchURL is where the app serves SwitchHandler, as the collector
+	// reaches it (e.g. "http://10.0.0.5:8080/switches"). With Collector
+	// set, the switches are announced to the collector so they can be
+	// flipped from its console and `annotator switch`. Empty: not
+	// announced (flips at the app's endpoint still record changes).
+	SwitchURL string
+	// SwitchTokens are the bearer tokens SwitchHandler accepts for flips,
+	// by name; the name is recorded as who flipped. Empty: flips need no
+	// token (development only: do not expose such an endpoint).
+	// Recording a flip at the collector uses Token, which then needs the
+	// collector's deploy scope besides write.
+	SwitchTokens map[string]string
 
 	// tick, if set, replaces the interval ticker (tests drive time with it).
 	tick <-chan time.Time
@@ -128,11 +140,14 @@ func (r *Registry) Start(ctx context.Context, opts Options) (stop func(), err er
 	b = append(b, '}')
 	r.set.GetOrCreateGauge(string(b), func() float64 { return 1 })
 
+	stopSwitches, switchesDone := r.board().start(ctx, &opts)
 	if opts.Collector == "" {
 		return func() {}, nil
 	}
 	p, err := newPusher(r, &opts, id)
 	if err != nil {
+		stopSwitches()
+		<-switchesDone
 		r.mu.Lock()
 		r.pushing = false
 		r.mu.Unlock()
@@ -141,7 +156,9 @@ func (r *Registry) Start(ctx context.Context, opts Options) (stop func(), err er
 	done := p.run(ctx)
 	return func() {
 		p.stop()
+		stopSwitches()
 		<-done
+		<-switchesDone
 		r.mu.Lock()
 		r.pushing = false
 		r.mu.Unlock()
@@ -180,7 +197,7 @@ func (o *Options) fill() error {
 	}
 	o.Service, o.Env = sanitizeLabelValue(o.Service), sanitizeLabelValue(o.Env)
 	if o.Version == "" || o.Commit == "" {
-		v, c := buildVersion()
+		v, c := BuildVersion()
 		if o.Version == "" {
 			o.Version = v
 		}
@@ -225,6 +242,17 @@ func (o *Options) fill() error {
 		}
 		o.Collector = u.String()
 	}
+	if o.SwitchURL != "" {
+		u, err := url.Parse(o.SwitchURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("instrument: Options.SwitchURL=%q is not an http(s) URL: use the URL the collector reaches SwitchHandler at, e.g. http://10.0.0.5:8080/switches", o.SwitchURL)
+		}
+	}
+	for name, tok := range o.SwitchTokens {
+		if name == "" || len(tok) < 16 {
+			return fmt.Errorf("instrument: Options.SwitchTokens[%q]: every token needs a name and at least 16 characters", name)
+		}
+	}
 	if o.Instance == "" {
 		o.Instance, _ = os.Hostname()
 		if o.Instance == "" {
@@ -240,26 +268,4 @@ func (o *Options) fill() error {
 		o.Client = &http.Client{Timeout: o.Timeout}
 	}
 	return nil
-}
-
-// buildVersion returns the main module's version and VCS revision from the
-// binary's build info.
-func buildVersion() (version, commit string) {
-	version, commit = "unknown", "unknown"
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return version, commit
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		version = v
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && s.Value != "" {
-			commit = s.Value
-			if len(commit) > 12 {
-				commit = commit[:12]
-			}
-		}
-	}
-	return version, commit
 }

@@ -246,6 +246,23 @@ func (c *Collector) Collect(t time.Time, dst *samples.Batch) error {
 	return errors.Join(errs...)
 }
 
+// Instance returns the instance label every series of c carries
+// (Options.Instance, else the host name, or an "instance" in
+// Options.Labels). It reads the host name on first use.
+func (c *Collector) Instance() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.inited {
+		c.init()
+	}
+	for _, l := range c.common {
+		if l.Name == "instance" {
+			return l.Value
+		}
+	}
+	return ""
+}
+
 func (c *Collector) init() {
 	root := strings.TrimSuffix(c.opts.Root, "/")
 	c.root = root

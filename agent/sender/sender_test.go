@@ -22,6 +22,7 @@ type receiver struct {
 	mu      sync.Mutex
 	status  int           // what to answer
 	hang    chan struct{} // when not nil, requests block until it is closed
+	hanging chan struct{} // when not nil, told of each request that starts to block on hang
 	got     []string      // bodies accepted, in order
 	types   []string      // their Content-Type
 	arrived chan struct{}
@@ -32,9 +33,12 @@ func newReceiver() *receiver { return &receiver{status: 200, arrived: make(chan 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
-	status, hang := r.status, r.hang
+	status, hang, hanging := r.status, r.hang, r.hanging
 	r.mu.Unlock()
 	if hang != nil {
+		if hanging != nil {
+			hanging <- struct{}{}
+		}
 		select {
 		case <-hang:
 		case <-req.Context().Done():
@@ -216,14 +220,18 @@ func TestPermanentRejectionDropped(t *testing.T) {
 // sender on the same spool delivers them.
 func TestShutdownSpoolsMemory(t *testing.T) {
 	e := start(t, push.V1, 100)
-	hang := make(chan struct{})
+	hang, hanging := make(chan struct{}), make(chan struct{}, 100)
 	e.rcv.mu.Lock()
-	e.rcv.hang = hang
+	e.rcv.hang, e.rcv.hanging = hang, hanging
 	e.rcv.mu.Unlock()
 	for _, b := range bodies(0, 10) {
 		e.sender.Submit([]byte(b), 1)
 	}
-	time.Sleep(50 * time.Millisecond) // let the first send start and hang
+	select { // the first send has started and hangs
+	case <-hanging:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no send reached the collector in 20s")
+	}
 	e.stop(t)
 	close(hang)
 	e.rcv.mu.Lock()

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/telltale-dev/telltale/annotator/changes"
 	"github.com/telltale-dev/telltale/annotator/client"
-	"github.com/telltale-dev/telltale/annotator/deployapi"
 )
 
 func TestExitCode(t *testing.T) {
@@ -67,26 +67,26 @@ func TestOneLine(t *testing.T) {
 
 func TestImpactColumn(t *testing.T) {
 	due := time.Date(2024, 5, 1, 12, 15, 30, 0, time.UTC)
-	f := func(im *deployapi.Impact, want string) {
+	f := func(im *changes.Impact, want string) {
 		t.Helper()
 		if got := impactColumn(im); got != want {
 			t.Fatalf("impactColumn(%+v): got %q; want %q", im, got, want)
 		}
 	}
 	f(nil, "-")
-	f(&deployapi.Impact{Status: deployapi.ImpactPending, DueAt: &due}, "pending (due 2024-05-01T12:15:30Z)")
-	f(&deployapi.Impact{Status: deployapi.ImpactFailed}, "failed")
-	f(&deployapi.Impact{Status: deployapi.ImpactDone, Verdict: "unchanged", Summary: "no significant change in 6 signals"},
+	f(&changes.Impact{Status: changes.ImpactPending, DueAt: &due}, "pending (due 2024-05-01T12:15:30Z)")
+	f(&changes.Impact{Status: changes.ImpactFailed}, "failed")
+	f(&changes.Impact{Status: changes.ImpactDone, Verdict: "unchanged", Summary: "no significant change in 6 signals"},
 		"unchanged: no significant change in 6 signals")
 	long := strings.Repeat("error ratio 0.4% → 2.1% ▲ regressed; ", 5)
-	if got := impactColumn(&deployapi.Impact{Status: deployapi.ImpactDone, Verdict: "regressed", Summary: long}); len([]rune(got)) != len("regressed: ")+70 || !strings.HasSuffix(got, "…") {
+	if got := impactColumn(&changes.Impact{Status: changes.ImpactDone, Verdict: "regressed", Summary: long}); len([]rune(got)) != len("regressed: ")+70 || !strings.HasSuffix(got, "…") {
 		t.Fatalf("long summary: got %q; want it cut to 70 runes with …", got)
 	}
 }
 
 func TestPrintImpactPending(t *testing.T) {
 	var out bytes.Buffer
-	err := printImpact(&out, deployapi.ImpactAnswer{DeployID: "web-1", Impact: deployapi.Impact{Status: deployapi.ImpactPending, Attempts: 2},
+	err := printImpact(&out, changes.ImpactAnswer{DeployID: "web-1", Impact: changes.Impact{Status: changes.ImpactPending, Attempts: 2},
 		Message: "pending: due at 2024-05-01T12:15:30Z; the last attempt failed: storage down"})
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestPrintImpactPending(t *testing.T) {
 	if got, want := out.String(), "deploy web-1: impact analysis pending: due at 2024-05-01T12:15:30Z; the last attempt failed: storage down\nattempts: 2\n"; got != want {
 		t.Fatalf("got %q; want %q", got, want)
 	}
-	err = printImpact(&out, deployapi.ImpactAnswer{DeployID: "x", Impact: deployapi.Impact{Status: deployapi.ImpactDone}, Report: []byte(`{"window":5}`)})
+	err = printImpact(&out, changes.ImpactAnswer{DeployID: "x", Impact: changes.Impact{Status: changes.ImpactDone}, Report: []byte(`{"window":5}`)})
 	if err == nil || !strings.Contains(err.Error(), "cannot decode the impact report") {
 		t.Fatalf("bad report: got %v; want a decode error", err)
 	}

@@ -10,13 +10,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/telltale-dev/telltale/annotator/deployapi"
+	"github.com/telltale-dev/telltale/annotator/changes"
 	"github.com/telltale-dev/telltale/annotator/impact"
 )
 
 func runImpact(ctx context.Context, args []string, sys IO) error {
 	var c common
-	fs := newFlagSet("impact", "impact [-json] <deploy id>", sys)
+	fs := newFlagSet("impact", "impact [-json] <change id>", sys)
 	c.register(fs, sys.Getenv)
 	asJSON := fs.Bool("json", false, "print the answer (state and full report) as JSON")
 	if err := parse(fs, args); err != nil {
@@ -29,11 +29,11 @@ func runImpact(ctx context.Context, args []string, sys IO) error {
 			return err
 		}
 		if fs.NArg() > 0 {
-			return usageError("unexpected argument %q: impact takes one deploy id", fs.Arg(0))
+			return usageError("unexpected argument %q: impact takes one change id", fs.Arg(0))
 		}
 	}
 	if id == "" {
-		return usageError("missing deploy id: annotator impact <id> (annotator deploys lists them)")
+		return usageError("missing change id: annotator impact <id> (annotator changes lists them)")
 	}
 	cl, err := c.client(sys.Getenv)
 	if err != nil {
@@ -53,31 +53,36 @@ func runImpact(ctx context.Context, args []string, sys IO) error {
 
 // printImpact prints an impact answer for people: the state, or the
 // report as a table of signals.
-func printImpact(w io.Writer, ans deployapi.ImpactAnswer) error {
-	if ans.Status != deployapi.ImpactDone {
-		fmt.Fprintf(w, "deploy %s: impact analysis %s\n", ans.DeployID, ans.Message)
+func printImpact(w io.Writer, ans changes.ImpactAnswer) error {
+	if ans.Status != changes.ImpactDone {
+		fmt.Fprintf(w, "%s %s: impact analysis %s\n", answerNoun(ans), ans.DeployID, ans.Message)
 		if ans.Attempts > 0 {
 			fmt.Fprintf(w, "attempts: %d\n", ans.Attempts)
 		}
 		return nil
 	}
 	if len(ans.Report) == 0 {
-		fmt.Fprintf(w, "deploy %s: %s\n", ans.DeployID, ans.Message)
+		fmt.Fprintf(w, "%s %s: %s\n", answerNoun(ans), ans.DeployID, ans.Message)
 		return nil
 	}
 	var r impact.Report
 	if err := json.Unmarshal(ans.Report, &r); err != nil {
-		return fmt.Errorf("cannot decode the impact report of deploy %s (annotator older than the collector?): %w", ans.DeployID, err)
+		return fmt.Errorf("cannot decode the impact report of change %s (annotator older than the collector?): %w", ans.DeployID, err)
 	}
 	where := r.Service
 	if r.Env != "" {
 		where += " to " + r.Env
 	}
-	fmt.Fprintf(w, "deploy %s: %s at %s\n", r.DeployID, where, r.DeployTime.UTC().Format(time.RFC3339))
+	noun := answerNoun(ans)
+	fmt.Fprintf(w, "%s %s: %s at %s\n", noun, r.DeployID, where, r.DeployTime.UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "verdict: %s (%s)\n", r.Verdict, plural(r.Regressions(), "signal needs", "signals need")+" a look")
 	fmt.Fprintf(w, "summary: %s\n", r.SummaryText)
-	fmt.Fprintf(w, "compared: %s before vs %s after the deploy, one value per %s; requests %s before, %s after\n\n",
-		time.Duration(r.Window), time.Duration(r.Window), time.Duration(r.Step), count(float64(r.RequestsBefore)), count(float64(r.RequestsAfter)))
+	fmt.Fprintf(w, "compared: %s before vs %s after the %s, one value per %s; requests %s before, %s after\n",
+		time.Duration(r.Window), time.Duration(r.Window), noun, time.Duration(r.Step), count(float64(r.RequestsBefore)), count(float64(r.RequestsAfter)))
+	if r.Hint != "" {
+		fmt.Fprintf(w, "why no requests: %s\n", r.Hint)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SIGNAL\tBEFORE\tAFTER\tCHANGE\tP-VALUE\tVERDICT")
 	var notes []string
@@ -98,10 +103,24 @@ func printImpact(w io.Writer, ans deployapi.ImpactAnswer) error {
 			fmt.Fprintln(w, "  "+n)
 		}
 	}
-	if len(r.Overlapping) > 0 {
+	if len(r.Overlaps) > 0 {
+		fmt.Fprintf(w, "\nother changes of %s inside the windows (what moved may be theirs):\n", where)
+		for _, o := range r.Overlaps {
+			fmt.Fprintf(w, "  %s  %s  %s\n", o.Time.UTC().Format(time.RFC3339), o.Title, o.ID)
+		}
+	} else if len(r.Overlapping) > 0 {
 		fmt.Fprintf(w, "\noverlapping deploys of %s (changes may be theirs): %s\n", where, strings.Join(r.Overlapping, ", "))
 	}
 	return nil
+}
+
+// answerNoun names the analysed change: "deploy" for deploys and for
+// answers of collectors that analysed deploys only, else "change".
+func answerNoun(ans changes.ImpactAnswer) string {
+	if ans.Kind == "" {
+		return "deploy"
+	}
+	return changes.Noun(ans.Kind)
 }
 
 // change is the relative change of medians; the absolute change when the
@@ -131,13 +150,13 @@ func plural(n int, one, many string) string {
 }
 
 // impactColumn is the IMPACT column of the deploys table.
-func impactColumn(im *deployapi.Impact) string {
+func impactColumn(im *changes.Impact) string {
 	switch {
 	case im == nil:
 		return "-"
-	case im.Status == deployapi.ImpactPending && im.DueAt != nil:
+	case im.Status == changes.ImpactPending && im.DueAt != nil:
 		return "pending (due " + im.DueAt.UTC().Format(time.RFC3339) + ")"
-	case im.Status == deployapi.ImpactDone:
+	case im.Status == changes.ImpactDone:
 		return im.Verdict + ": " + oneLine(im.Summary, 70)
 	}
 	return im.Status

@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/telltale-dev/telltale/annotator/changes"
 	"github.com/telltale-dev/telltale/annotator/client"
-	"github.com/telltale-dev/telltale/annotator/deployapi"
 )
 
 func runRun(ctx context.Context, args []string, sys IO) error {
@@ -41,8 +41,11 @@ func runRun(ctx context.Context, args []string, sys IO) error {
 	rctx := context.WithoutCancel(ctx)
 	start := time.Now().UTC()
 	startReq := req
-	startReq.Status = deployapi.StatusRunning
-	_, _, startErr := cl.Create(rctx, startReq)
+	startReq.Status = changes.StatusRunning
+	started, startErr := cl.Create(rctx, startReq)
+	for _, w := range started.Warnings {
+		fmt.Fprintf(sys.Stderr, "annotator: warning: %s\n", w)
+	}
 	if startErr != nil {
 		fmt.Fprintf(sys.Stderr, "annotator: warning: cannot record the start of deploy %s: %v; running the command anyway\n", req.ID, startErr)
 	} else {
@@ -65,7 +68,7 @@ func runRun(ctx context.Context, args []string, sys IO) error {
 		endReq.Time = start.Format(time.RFC3339Nano)
 		endReq.EndTime = end.Format(time.RFC3339Nano)
 	}
-	if _, _, err := cl.Create(rctx, endReq); err != nil {
+	if _, err := cl.Create(rctx, endReq); err != nil {
 		fmt.Fprintf(sys.Stderr, "annotator: warning: cannot record the end of deploy %s: %v\n", req.ID, err)
 	} else {
 		fmt.Fprintf(sys.Stderr, "annotator: deploy %s finished: %s (exit code %d) after %s\n", req.ID, status, code, end.Sub(start).Round(time.Millisecond))
@@ -83,7 +86,7 @@ func execute(command []string, sys IO) (code int, status string, err error) {
 	cmd := exec.Command(command[0], command[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = sys.Stdin, sys.Stdout, sys.Stderr
 	if err := cmd.Start(); err != nil {
-		return ExitCannotRun, deployapi.StatusFailed, fmt.Errorf("cannot start %q: %w", command[0], err)
+		return ExitCannotRun, changes.StatusFailed, fmt.Errorf("cannot start %q: %w", command[0], err)
 	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, forwardedSignals...)
@@ -115,11 +118,11 @@ func execute(command []string, sys IO) (code int, status string, err error) {
 	}
 	switch {
 	case code == 0:
-		return 0, deployapi.StatusSuccess, nil
+		return 0, changes.StatusSuccess, nil
 	case interrupted.Load():
-		return code, deployapi.StatusCancelled, nil
+		return code, changes.StatusCancelled, nil
 	}
-	return code, deployapi.StatusFailed, nil
+	return code, changes.StatusFailed, nil
 }
 
 // forwardedSignals are passed on to the wrapped command.

@@ -1,11 +1,16 @@
-// Package client talks to a Telltale collector's deploy API
-// (/api/v1/deploys) for the annotator CLI and for tests.
+// Package client talks to a Telltale collector's change API
+// (/api/v1/changes, /api/v1/deploys, /api/v1/switches) for the annotator
+// CLI and for tests. It depends on the standard library and the change
+// model (annotator/changes) only, so the CLI stays small.
 //
 // Promises: every request carries the bearer token when one is set; network
 // errors, 5xx and 429 answers are retried with exponential backoff (honouring
 // Retry-After) up to Options.Retries times, and only requests that are safe
 // to repeat are retried: creates always carry an id (a random one when the
-// caller gave none), so a retried create never records a deploy twice.
+// caller gave none), so a retried create never records a change twice.
+// Switch flips are not retried (the relay answers per instance). Warnings
+// of an accepted request (e.g. a change that marks no graph) are returned,
+// not dropped.
 // Errors say what to do: ErrUnreachable for a collector that cannot be
 // reached, *APIError for an answer that refused the request.
 //
@@ -30,14 +35,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/telltale-dev/telltale/annotator/deployapi"
+	"github.com/telltale-dev/telltale/annotator/changes"
 )
 
 // ErrUnreachable is wrapped by errors for a collector that could not be
 // reached (connection refused, DNS failure, timeout) after all retries.
 var ErrUnreachable = errors.New("collector unreachable")
 
-// APIError is an error answer of the deploy API.
+// APIError is an error answer of the change API.
 type APIError struct {
 	StatusCode int
 	// Type is the envelope's errorType, e.g. bad_data, not_found.
@@ -71,7 +76,7 @@ type Options struct {
 	UserAgent string
 }
 
-// Client is a deploy API client for one collector.
+// Client is a change API client for one collector.
 type Client struct {
 	base string
 	opts Options
@@ -105,71 +110,101 @@ func New(baseURL string, opts Options) (*Client, error) {
 	return &Client{base: strings.TrimRight(baseURL, "/"), opts: opts}, nil
 }
 
-// NewID returns a random deploy id.
+// NewID returns a random change id.
 func NewID() string {
 	var b [10]byte
 	crand.Read(b[:])
 	return "cli-" + hex.EncodeToString(b[:])
 }
 
-// Create records a deploy. When req.ID is empty it is set to a random id
-// first, so retries are idempotent. created is false when the collector
-// already had a deploy with that id (a retry).
-func (c *Client) Create(ctx context.Context, req deployapi.CreateRequest) (d deployapi.Deploy, created bool, err error) {
+// Recorded is the answer to Create.
+type Recorded struct {
+	Change changes.Change
+	// Created is false when the collector already had a change with that
+	// id (a retry).
+	Created bool
+	// Warnings say when the change may not do what was meant, e.g. its
+	// service has no data, so it marks no graph of the Service dashboard.
+	Warnings []string
+}
+
+// Create records a change. When req.ID is empty it is set to a random id
+// first, so retries are idempotent. A deploy (Kind "" or "deploy", no
+// Subject or Fields) goes to /api/v1/deploys, which every collector
+// serves; any other change to /api/v1/changes.
+func (c *Client) Create(ctx context.Context, req changes.CreateRequest) (Recorded, error) {
 	if req.ID == "" {
 		req.ID = NewID()
 	}
+	path := "/api/v1/changes"
+	if (req.Kind == "" || req.Kind == changes.KindDeploy) && req.Subject == "" && len(req.Fields) == 0 {
+		path, req.Kind = "/api/v1/deploys", ""
+	}
 	body, err := json.Marshal(req)
 	if err != nil {
-		return d, false, fmt.Errorf("BUG: cannot encode deploy: %w", err)
+		return Recorded{}, fmt.Errorf("BUG: cannot encode change: %w", err)
 	}
-	code, err := c.do(ctx, http.MethodPost, "/api/v1/deploys", body, &d)
-	return d, code == http.StatusCreated, err
+	var r Recorded
+	code, warnings, err := c.do(ctx, http.MethodPost, path, body, &r.Change, true)
+	r.Created, r.Warnings = code == http.StatusCreated, warnings
+	return r, err
 }
 
-// Update closes or changes deploy id (PATCH).
-func (c *Client) Update(ctx context.Context, id string, req deployapi.ChangeRequest) (deployapi.Deploy, error) {
-	var d deployapi.Deploy
+// Update ends or changes change id (PATCH).
+func (c *Client) Update(ctx context.Context, id string, req changes.PatchRequest) (changes.Change, error) {
+	var ch changes.Change
 	body, err := json.Marshal(req)
 	if err != nil {
-		return d, fmt.Errorf("BUG: cannot encode change: %w", err)
+		return ch, fmt.Errorf("BUG: cannot encode patch: %w", err)
 	}
-	_, err = c.do(ctx, http.MethodPatch, "/api/v1/deploys/"+url.PathEscape(id), body, &d)
-	return d, err
+	_, _, err = c.do(ctx, http.MethodPatch, "/api/v1/changes/"+url.PathEscape(id), body, &ch, true)
+	return ch, err
 }
 
-// Get returns deploy id.
-func (c *Client) Get(ctx context.Context, id string) (deployapi.Deploy, error) {
-	var d deployapi.Deploy
-	_, err := c.do(ctx, http.MethodGet, "/api/v1/deploys/"+url.PathEscape(id), nil, &d)
-	return d, err
+// Get returns change id.
+func (c *Client) Get(ctx context.Context, id string) (changes.Change, error) {
+	var ch changes.Change
+	_, _, err := c.do(ctx, http.MethodGet, "/api/v1/changes/"+url.PathEscape(id), nil, &ch, true)
+	return ch, err
 }
 
-// Impact returns the impact analysis of deploy id: its state
-// (pending with the due time, done, failed) and, once done, the report.
-// A deploy without analysis, or an unknown one, is an *APIError with
-// StatusCode 404.
-func (c *Client) Impact(ctx context.Context, id string) (deployapi.ImpactAnswer, error) {
-	var a deployapi.ImpactAnswer
-	_, err := c.do(ctx, http.MethodGet, "/api/v1/deploys/"+url.PathEscape(id)+"/impact", nil, &a)
+// Impact returns the impact analysis of change id: its state (pending
+// with the due time, done, failed) and, once done, the report. A change
+// without analysis, or an unknown one, is an *APIError with StatusCode
+// 404.
+func (c *Client) Impact(ctx context.Context, id string) (changes.ImpactAnswer, error) {
+	var a changes.ImpactAnswer
+	_, _, err := c.do(ctx, http.MethodGet, "/api/v1/changes/"+url.PathEscape(id)+"/impact", nil, &a, true)
 	return a, err
 }
 
 // ListOptions filters List; zero fields do not filter.
 type ListOptions struct {
+	Kinds        []string
 	Service, Env string
-	From, To     time.Time
-	Limit        int
+	Subject      string
+	// Text is a full-text search: every word must occur.
+	Text     string
+	OpenOnly bool
+	From, To time.Time
+	Limit    int
 }
 
-// List returns deploys newest first.
-func (c *Client) List(ctx context.Context, o ListOptions) ([]deployapi.Deploy, error) {
+// List returns changes newest first (GET /api/v1/changes): a change
+// without env matches every Env, and From/To select the changes whose
+// span overlaps them.
+func (c *Client) List(ctx context.Context, o ListOptions) ([]changes.Change, error) {
 	q := url.Values{}
-	if o.Service != "" {
-		q.Set("service", o.Service)
+	if len(o.Kinds) > 0 {
+		q.Set("kind", strings.Join(o.Kinds, ","))
 	}
-	if o.Env != "" {
-		q.Set("env", o.Env)
+	for k, v := range map[string]string{"service": o.Service, "env": o.Env, "subject": o.Subject, "q": o.Text} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if o.OpenOnly {
+		q.Set("open", "true")
 	}
 	if !o.From.IsZero() {
 		q.Set("from", o.From.Format(time.RFC3339Nano))
@@ -180,35 +215,69 @@ func (c *Client) List(ctx context.Context, o ListOptions) ([]deployapi.Deploy, e
 	if o.Limit > 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
 	}
-	path := "/api/v1/deploys"
+	path := "/api/v1/changes"
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var out []deployapi.Deploy
-	_, err := c.do(ctx, http.MethodGet, path, nil, &out)
+	var out []changes.Change
+	_, _, err := c.do(ctx, http.MethodGet, path, nil, &out, true)
 	return out, err
 }
 
-// do sends a request with retries and decodes the envelope's data into out.
-func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) (int, error) {
+// Switches returns the switches apps announced to the collector; service
+// and env "" do not filter.
+func (c *Client) Switches(ctx context.Context, service, env string) ([]changes.SwitchView, error) {
+	q := url.Values{}
+	if service != "" {
+		q.Set("service", service)
+	}
+	if env != "" {
+		q.Set("env", env)
+	}
+	path := "/api/v1/switches"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out []changes.SwitchView
+	_, _, err := c.do(ctx, http.MethodGet, path, nil, &out, true)
+	return out, err
+}
+
+// Flip asks the collector to flip switch name of service on every live
+// instance, with a reason. It is not retried: a flip that reached some
+// instances must not be sent twice blindly. An answer where no instance
+// took it is an *APIError (502) whose message says why.
+func (c *Client) Flip(ctx context.Context, service, name string, req changes.FlipRequest) (changes.FlipResult, error) {
+	var res changes.FlipResult
+	body, err := json.Marshal(req)
+	if err != nil {
+		return res, fmt.Errorf("BUG: cannot encode flip: %w", err)
+	}
+	_, _, err = c.do(ctx, http.MethodPost, "/api/v1/switches/"+url.PathEscape(service)+"/"+url.PathEscape(name), body, &res, false)
+	return res, err
+}
+
+// do sends a request, with retries when retry is set, and decodes the
+// envelope's data into out.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, out any, retry bool) (int, []string, error) {
 	var lastErr error
 	for attempt := 0; ; attempt++ {
-		code, retryAfter, err := c.once(ctx, method, path, body, out)
+		code, retryAfter, warnings, err := c.once(ctx, method, path, body, out)
 		if err == nil {
-			return code, nil
+			return code, warnings, nil
 		}
 		lastErr = err
-		if !retryable(code, err) || attempt >= c.opts.Retries || ctx.Err() != nil {
+		if !retry || !retryable(code, err) || attempt >= c.opts.Retries || ctx.Err() != nil {
 			break
 		}
 		wait := c.backoff(attempt, retryAfter)
 		select {
 		case <-ctx.Done():
-			return 0, c.finalError(ctx.Err())
+			return 0, nil, c.finalError(ctx.Err())
 		case <-time.After(wait):
 		}
 	}
-	return 0, c.finalError(lastErr)
+	return 0, nil, c.finalError(lastErr)
 }
 
 func retryable(code int, err error) bool {
@@ -229,14 +298,14 @@ func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
 }
 
 // once sends one request. code is 0 when no answer came.
-func (c *Client) once(ctx context.Context, method, path string, body []byte, out any) (code int, retryAfter time.Duration, err error) {
+func (c *Client) once(ctx context.Context, method, path string, body []byte, out any) (code int, retryAfter time.Duration, warnings []string, err error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
 	if err != nil {
-		return 0, 0, fmt.Errorf("BUG: cannot build request: %w", err)
+		return 0, 0, nil, fmt.Errorf("BUG: cannot build request: %w", err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -248,36 +317,36 @@ func (c *Client) once(ctx context.Context, method, path string, body []byte, out
 	}
 	resp, err := c.opts.HTTPClient.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && s > 0 {
 		retryAfter = time.Duration(s) * time.Second
 	}
-	var env deployapi.Response[json.RawMessage]
+	var env changes.Response[json.RawMessage]
 	if jerr := json.Unmarshal(raw, &env); jerr != nil || env.Status == "" {
 		msg := strings.TrimSpace(string(raw))
 		if len(msg) > 200 {
 			msg = msg[:200] + "…"
 		}
 		if resp.StatusCode/100 == 2 {
-			return resp.StatusCode, 0, fmt.Errorf("collector at %s answered HTTP %d without the JSON envelope (%q): is -collector pointing at a Telltale collector?", c.base, resp.StatusCode, msg)
+			return resp.StatusCode, 0, nil, fmt.Errorf("collector at %s answered HTTP %d without the JSON envelope (%q): is -collector pointing at a Telltale collector?", c.base, resp.StatusCode, msg)
 		}
-		return resp.StatusCode, retryAfter, &APIError{StatusCode: resp.StatusCode, Message: msg}
+		return resp.StatusCode, retryAfter, nil, &APIError{StatusCode: resp.StatusCode, Message: msg}
 	}
 	if env.Status != "success" {
-		return resp.StatusCode, retryAfter, &APIError{StatusCode: resp.StatusCode, Type: env.ErrorType, Message: env.Error}
+		return resp.StatusCode, retryAfter, nil, &APIError{StatusCode: resp.StatusCode, Type: env.ErrorType, Message: env.Error}
 	}
 	if out != nil {
 		if err := json.Unmarshal(env.Data, out); err != nil {
-			return resp.StatusCode, 0, fmt.Errorf("cannot decode the collector's answer: %w", err)
+			return resp.StatusCode, 0, nil, fmt.Errorf("cannot decode the collector's answer: %w", err)
 		}
 	}
-	return resp.StatusCode, 0, nil
+	return resp.StatusCode, 0, env.Warnings, nil
 }
 
 // finalError turns a transport error into one that says what to do.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telltale-dev/telltale/annotator/deployapi"
+	"github.com/telltale-dev/telltale/annotator/changes"
 )
 
 // fakeAPI answers fails times with code, then accepts creates.
@@ -20,7 +20,7 @@ type fakeAPI struct {
 	mu     sync.Mutex
 	code   int
 	fails  int
-	bodies []deployapi.CreateRequest
+	bodies []changes.CreateRequest
 	auth   []string
 }
 
@@ -28,7 +28,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.auth = append(f.auth, r.Header.Get("Authorization"))
-	var req deployapi.CreateRequest
+	var req changes.CreateRequest
 	json.NewDecoder(r.Body).Decode(&req)
 	f.bodies = append(f.bodies, req)
 	if f.fails > 0 {
@@ -38,7 +38,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(deployapi.Response[deployapi.Deploy]{Status: "success", Data: deployapi.Deploy{ID: req.ID, Service: req.Service}})
+	json.NewEncoder(w).Encode(changes.Response[changes.Change]{Status: "success", Data: changes.Change{ID: req.ID, Service: req.Service}, Warnings: []string{"w1"}})
 }
 
 func newClient(t *testing.T, url string, retries int) *Client {
@@ -54,9 +54,9 @@ func TestCreateRetriesWithSameID(t *testing.T) {
 	api := &fakeAPI{code: http.StatusServiceUnavailable, fails: 2}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
-	d, created, err := newClient(t, srv.URL, 3).Create(t.Context(), deployapi.CreateRequest{Service: "api"})
-	if err != nil || !created || d.Service != "api" {
-		t.Fatalf("got %+v %v %v; want created after retries", d, created, err)
+	r, err := newClient(t, srv.URL, 3).Create(t.Context(), changes.CreateRequest{Service: "api"})
+	if err != nil || !r.Created || r.Change.Service != "api" || len(r.Warnings) != 1 || r.Warnings[0] != "w1" {
+		t.Fatalf("got %+v %v; want created after retries, with the warning", r, err)
 	}
 	if len(api.bodies) != 3 || api.bodies[0].ID == "" || api.bodies[0].ID != api.bodies[2].ID {
 		t.Fatalf("tries: got %d with ids %q, %q; want 3 carrying the same generated id", len(api.bodies), api.bodies[0].ID, api.bodies[len(api.bodies)-1].ID)
@@ -70,7 +70,7 @@ func TestNoRetryOn4xx(t *testing.T) {
 	api := &fakeAPI{code: http.StatusBadRequest, fails: 5}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
-	_, _, err := newClient(t, srv.URL, 3).Create(t.Context(), deployapi.CreateRequest{Service: "api"})
+	_, err := newClient(t, srv.URL, 3).Create(t.Context(), changes.CreateRequest{Service: "api"})
 	var apiErr *APIError
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || len(api.bodies) != 1 {
 		t.Fatalf("got %v after %d tries; want one try and an APIError 400", err, len(api.bodies))
@@ -81,7 +81,7 @@ func TestGivesUpOn5xx(t *testing.T) {
 	api := &fakeAPI{code: http.StatusBadGateway, fails: 100}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
-	_, _, err := newClient(t, srv.URL, 2).Create(t.Context(), deployapi.CreateRequest{Service: "api"})
+	_, err := newClient(t, srv.URL, 2).Create(t.Context(), changes.CreateRequest{Service: "api"})
 	var apiErr *APIError
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 502 || len(api.bodies) != 3 {
 		t.Fatalf("got %v after %d tries; want 3 tries and an APIError 502", err, len(api.bodies))

@@ -24,12 +24,28 @@ type Querier interface {
 	QueryRange(ctx context.Context, query string, start, end time.Time, step time.Duration) ([]float64, error)
 }
 
-// Deploy is the deploy to analyse, or another deploy that may overlap it.
-type Deploy struct {
-	ID      string    `json:"id"`
+// Change is the change to analyse (a deploy, a switch flip, a config
+// change), or another change that may overlap it. An empty Env means every
+// env of the service.
+type Change struct {
+	ID string `json:"id"`
+	// Kind is the change's kind ("deploy", "switch" ...); "" reads as
+	// deploy.
+	Kind string `json:"kind,omitempty"`
+	// Title names the change for people, e.g. "switch slow_checkout on
+	// (shop)"; "" uses the ID.
+	Title   string    `json:"title,omitempty"`
 	Service string    `json:"service"`
 	Env     string    `json:"env"`
-	Time    time.Time `json:"time"` // when the deploy happened (or started)
+	Time    time.Time `json:"time"` // when the change happened (or started)
+}
+
+// Overlap is another change inside the windows of the analysed one.
+type Overlap struct {
+	ID    string    `json:"id"`
+	Kind  string    `json:"kind"`
+	Title string    `json:"title"`
+	Time  time.Time `json:"time"`
 }
 
 // Direction is the direction of change that is bad for a signal.
@@ -228,7 +244,7 @@ func (s Signal) validate() error {
 
 // DueAt is when the deploy's impact can be analysed: its time plus window
 // plus Grace. window 0 means DefaultWindow.
-func DueAt(d Deploy, window time.Duration) time.Time {
+func DueAt(d Change, window time.Duration) time.Time {
 	if window == 0 {
 		window = DefaultWindow
 	}
@@ -236,7 +252,7 @@ func DueAt(d Deploy, window time.Duration) time.Time {
 }
 
 // Due reports whether the deploy's impact can be analysed at now.
-func Due(d Deploy, window time.Duration, now time.Time) bool {
+func Due(d Change, window time.Duration, now time.Time) bool {
 	return !now.Before(DueAt(d, window))
 }
 
@@ -251,12 +267,12 @@ type signalData struct {
 	judged              bool
 }
 
-// Analyze compares signals in the window after deploy d with the window
+// Analyze compares signals in the window after change d with the window
 // before it (and the same clock time a day earlier) and returns the Report.
-// others may list any deploys (other services, d itself): only those of
+// others may list any changes (other services, d itself): only those of
 // d's service and env inside the windows are reported as overlapping.
 // It returns ErrNotDue (wrapped) before DueAt(d, opts.Window).
-func Analyze(ctx context.Context, q Querier, d Deploy, others []Deploy, signals []Signal, opts Options) (*Report, error) {
+func Analyze(ctx context.Context, q Querier, d Change, others []Change, signals []Signal, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("cannot analyse deploy %q: %w", d.ID, err)
@@ -290,6 +306,10 @@ func Analyze(ctx context.Context, q Querier, d Deploy, others []Deploy, signals 
 	}
 
 	overlapping, dayOverlap := overlaps(d, others, opts.Window)
+	ids := make([]string, len(overlapping))
+	for i, o := range overlapping {
+		ids[i] = o.ID
+	}
 	data := make([]*signalData, len(signals))
 	failed := 0
 	var lastErr error
@@ -327,11 +347,13 @@ func Analyze(ctx context.Context, q Querier, d Deploy, others []Deploy, signals 
 		Service:     d.Service,
 		Env:         d.Env,
 		DeployTime:  d.Time,
+		Kind:        d.Kind,
 		Window:      Duration(opts.Window),
 		Step:        Duration(opts.Step),
 		ComputedAt:  now,
 		Alpha:       Float(opts.Alpha),
-		Overlapping: overlapping,
+		Overlapping: ids,
+		Overlaps:    overlapping,
 		Signals:     make([]SignalReport, len(signals)),
 	}
 	r.RequestsBefore, r.RequestsAfter = Float(math.NaN()), Float(math.NaN())
@@ -416,41 +438,39 @@ func requests(rates []float64, opts Options) float64 {
 	return mean(v) * opts.Window.Seconds()
 }
 
-// overlaps lists the other deploys of d's service and env inside d's
-// windows, and reports whether any fell in the day-before windows.
-func overlaps(d Deploy, others []Deploy, window time.Duration) (ids []string, day bool) {
-	type hit struct {
-		id string
-		t  time.Time
-	}
-	var hits []hit
+// overlaps lists the other changes of d's service inside d's windows
+// whose env matches (an empty env matches every env), oldest first, and
+// reports whether any fell in the day-before windows.
+func overlaps(d Change, others []Change, window time.Duration) (list []Overlap, day bool) {
 	in := func(t, center time.Time) bool {
 		return !t.Before(center.Add(-window)) && !t.After(center.Add(window))
 	}
+	list = []Overlap{}
 	for _, o := range others {
-		if o.ID == d.ID || o.Service != d.Service || o.Env != d.Env {
+		if o.ID == d.ID || o.Service != d.Service || o.Env != d.Env && o.Env != "" && d.Env != "" {
 			continue
 		}
-		if in(o.Time, d.Time) {
-			hits = append(hits, hit{o.ID, o.Time})
+		if in(o.Time, d.Time) && !slices.ContainsFunc(list, func(x Overlap) bool { return x.ID == o.ID }) {
+			kind, title := o.Kind, o.Title
+			if kind == "" {
+				kind = "deploy"
+			}
+			if title == "" {
+				title = kind + " " + o.ID
+			}
+			list = append(list, Overlap{ID: o.ID, Kind: kind, Title: title, Time: o.Time})
 		}
 		if in(o.Time, d.Time.Add(-dayOffset)) {
 			day = true
 		}
 	}
-	slices.SortStableFunc(hits, func(a, b hit) int {
-		if c := a.t.Compare(b.t); c != 0 {
+	slices.SortStableFunc(list, func(a, b Overlap) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
 			return c
 		}
-		return strings.Compare(a.id, b.id)
+		return strings.Compare(a.ID, b.ID)
 	})
-	ids = []string{}
-	for _, h := range hits {
-		if !slices.Contains(ids, h.id) {
-			ids = append(ids, h.id)
-		}
-	}
-	return ids, day
+	return list, day
 }
 
 // enoughData decides whether a signal can be judged and notes why not.
@@ -476,7 +496,7 @@ func enoughData(sd *signalData, sr *SignalReport, reqBefore, reqAfter float64, o
 }
 
 // judge runs the tests on a signal with enough data and sets its verdict.
-func judge(sd *signalData, sr *SignalReport, d Deploy, opts Options, alpha float64, dayOverlap bool) {
+func judge(sd *signalData, sr *SignalReport, d Change, opts Options, alpha float64, dayOverlap bool) {
 	s := sd.sig
 	b, a := compact(sd.before), compact(sd.after)
 	tau := autocorrOf(sd, opts)

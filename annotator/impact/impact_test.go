@@ -98,15 +98,15 @@ func TestFixtures(t *testing.T) {
 	}
 }
 
-func fixtureDeploy() Deploy {
-	return Deploy{ID: "d-1", Service: fixtureService, Env: fixtureEnv, Time: fixtureDeployTime}
+func fixtureDeploy() Change {
+	return Change{ID: "d-1", Service: fixtureService, Env: fixtureEnv, Time: fixtureDeployTime}
 }
 
 func fixtureOptions() Options {
 	return Options{Now: func() time.Time { return fixtureDeployTime.Add(time.Hour) }}
 }
 
-func analyzeFixture(t testing.TB, name string, others []Deploy, opts Options) *Report {
+func analyzeFixture(t testing.TB, name string, others []Change, opts Options) *Report {
 	t.Helper()
 	q := newFakeQuerier(loadFixture(t, name))
 	r, err := Analyze(t.Context(), q, fixtureDeploy(), others, DefaultSignals(fixtureService, fixtureEnv), opts)
@@ -296,7 +296,7 @@ func mapsEqual(a, b map[string]Verdict) bool {
 
 func TestAnalyzeOverlapping(t *testing.T) {
 	T := fixtureDeployTime
-	others := []Deploy{
+	others := []Change{
 		{ID: "d-1", Service: fixtureService, Env: fixtureEnv, Time: T},                               // itself
 		{ID: "d-3", Service: fixtureService, Env: fixtureEnv, Time: T.Add(12 * time.Minute)},         // after window
 		{ID: "d-2", Service: fixtureService, Env: fixtureEnv, Time: T.Add(-5 * time.Minute)},         // before window
@@ -326,7 +326,7 @@ func TestAnalyzeOverlapping(t *testing.T) {
 // TestAnalyzeDayBeforeOverlapSkipsPattern: a deploy at the same time a day
 // earlier makes the daily-pattern check unreliable, so it is skipped.
 func TestAnalyzeDayBeforeOverlapSkipsPattern(t *testing.T) {
-	others := []Deploy{{ID: "y-1", Service: fixtureService, Env: fixtureEnv, Time: fixtureDeployTime.Add(-dayOffset)}}
+	others := []Change{{ID: "y-1", Service: fixtureService, Env: fixtureEnv, Time: fixtureDeployTime.Add(-dayOffset)}}
 	r := analyzeFixture(t, "daily_pattern", others, fixtureOptions())
 	s := signal(r, SignalRequestRate)
 	if s.Verdict != Changed || !strings.Contains(s.Note, "daily-pattern check skipped") {
@@ -452,7 +452,7 @@ func keys(m map[string]any) []string {
 func TestAnalyzeErrors(t *testing.T) {
 	fx := loadFixture(t, "steady")
 	sigs := DefaultSignals(fixtureService, fixtureEnv)
-	f := func(name string, d Deploy, sigs []Signal, opts Options, want string) {
+	f := func(name string, d Change, sigs []Signal, opts Options, want string) {
 		t.Helper()
 		_, err := Analyze(t.Context(), newFakeQuerier(fx), d, nil, sigs, opts)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -461,8 +461,8 @@ func TestAnalyzeErrors(t *testing.T) {
 	}
 	d := fixtureDeploy()
 	opts := fixtureOptions()
-	f("no id", Deploy{Time: d.Time}, sigs, opts, "no id")
-	f("no time", Deploy{ID: "x"}, sigs, opts, "no time")
+	f("no id", Change{Time: d.Time}, sigs, opts, "no id")
+	f("no time", Change{ID: "x"}, sigs, opts, "no time")
 	f("no signals", d, nil, opts, "DefaultSignals")
 	dup := append(slices.Clone(sigs), sigs[0])
 	f("duplicate", d, dup, opts, `two signals are named "request rate"`)
@@ -509,7 +509,7 @@ func TestAnalyzeErrors(t *testing.T) {
 }
 
 func TestDue(t *testing.T) {
-	d := Deploy{ID: "d", Time: fixtureDeployTime}
+	d := Change{ID: "d", Time: fixtureDeployTime}
 	f := func(window, after time.Duration, want bool) {
 		t.Helper()
 		if got := Due(d, window, d.Time.Add(after)); got != want {

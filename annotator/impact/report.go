@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// Report is what a deploy did to its service's signals. It is plain data,
+// Report is what a change (a deploy, a switch flip ...) did to its
+// service's signals; the deploy_ names of the JSON are the change's. It is plain data,
 // JSON-serialisable (NaN and infinities encode as null) and safe to share
 // once Analyze returned it.
 type Report struct {
@@ -27,9 +28,18 @@ type Report struct {
 	// signal could not be judged, else unchanged.
 	Verdict Verdict        `json:"verdict"`
 	Signals []SignalReport `json:"signals"`
-	// Overlapping lists the other deploys of the same service and env
-	// inside either window, oldest first; never nil.
-	Overlapping []string `json:"overlapping"`
+	// Kind is the analysed change's kind ("" for reports of collectors
+	// that analysed deploys only).
+	Kind string `json:"kind,omitempty"`
+	// Overlapping lists the ids of the other changes of the same service
+	// and env inside either window, oldest first; never nil. Overlaps
+	// says what each is.
+	Overlapping []string  `json:"overlapping"`
+	Overlaps    []Overlap `json:"overlaps,omitempty"`
+	// Hint says why a report has no requests to judge, when the caller
+	// could tell (e.g. "no series has service="web"; services with
+	// data: demo"); "" else.
+	Hint string `json:"hint,omitempty"`
 	// RequestsBefore and RequestsAfter estimate the requests in each window
 	// from the Traffic signal; null when there is none.
 	RequestsBefore Float `json:"requests_before"`
@@ -185,17 +195,42 @@ func (r *Report) Summary() string {
 	if len(noData) > 0 {
 		parts = append(parts, fmt.Sprintf("not enough data for %s (%s)", plural(len(noData), "signal"), strings.Join(noData, ", ")))
 	}
-	if len(r.Overlapping) > 0 {
-		word := "deploy"
-		if len(r.Overlapping) > 1 {
-			word = "deploys"
-		}
-		parts = append(parts, fmt.Sprintf("low confidence: overlaps %s %s, changes may be theirs", word, strings.Join(r.Overlapping, ", ")))
+	if o := overlapText(r); o != "" {
+		parts = append(parts, "low confidence: overlaps "+o+", changes may be theirs")
+	}
+	if r.Hint != "" {
+		parts = append(parts, r.Hint)
 	}
 	if len(parts) == 0 {
 		return "no signals"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// overlapText names the overlapping changes: "deploy a", "deploys a, b",
+// "deploy a, switch slow_checkout on (shop)"; deploys by id, other kinds
+// by title. Reports without Overlaps name deploys by Overlapping.
+func overlapText(r *Report) string {
+	var deploys, others []string
+	if len(r.Overlaps) == 0 {
+		deploys = r.Overlapping
+	}
+	for _, o := range r.Overlaps {
+		if o.Kind == "deploy" || o.Kind == "" {
+			deploys = append(deploys, o.ID)
+		} else {
+			others = append(others, o.Title)
+		}
+	}
+	var parts []string
+	switch len(deploys) {
+	case 0:
+	case 1:
+		parts = append(parts, "deploy "+deploys[0])
+	default:
+		parts = append(parts, "deploys "+strings.Join(deploys, ", "))
+	}
+	return strings.Join(append(parts, others...), ", ")
 }
 
 func plural(n int, word string) string {

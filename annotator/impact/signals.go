@@ -18,7 +18,8 @@ const (
 )
 
 // DefaultSignals returns the key signals of a service instrumented with the
-// instrument library (labels service and env on every series), with rate
+// instrument library (labels service and env on every series; env "" means
+// all envs of the service, summed), with rate
 // windows of 1m that suit a 15–30s step:
 //
 //   - request rate (req/s, Bad Both, ±25% and ±0.1 req/s): a missing series
@@ -50,7 +51,10 @@ func DefaultSignalsWith(service, env string, rateWindow time.Duration) []Signal 
 		rateWindow = DefaultRateWindow
 	}
 	rw := "[" + promDuration(rateWindow) + "]"
-	sel := "service=" + promQuote(service) + ",env=" + promQuote(env)
+	sel := "service=" + promQuote(service)
+	if env != "" {
+		sel += ",env=" + promQuote(env) // no env: every env of the service
+	}
 	reqs := "http_requests_total{" + sel + "}"
 	errs := "http_requests_total{" + sel + `,code=~"5.."}`
 	buckets := "http_request_duration_seconds_bucket{" + sel + "}"

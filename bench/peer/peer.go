@@ -348,10 +348,11 @@ func (p *Process) TextURL() string {
 	return ""
 }
 
-// QueryParams are added to every query: VictoriaMetrics caches query
-// results, which nocache=1 turns off so every run does the work.
+// QueryParams are added to every query: VictoriaMetrics and Telltale
+// cache range-query results, which nocache=1 turns off so every run does
+// the work.
 func (p *Process) QueryParams() url.Values {
-	if p.Kind == VictoriaMetrics {
+	if p.Kind == VictoriaMetrics || p.Kind == Telltale {
 		return url.Values{"nocache": {"1"}}
 	}
 	return nil

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
@@ -31,6 +32,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -143,21 +146,47 @@ func moduleRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// Instance is one running collector.
+// Instance is one running collector. Stop, Kill, Signal, Exited,
+// ExitCode and Log come from its Process.
 type Instance struct {
+	*Process
 	t       testing.TB
 	URL     string // http://127.0.0.1:port
 	Addr    string
 	DataDir string
 	Args    []string
-	cmd     *exec.Cmd
-	log     *SyncBuffer
-	done    chan struct{}
+}
+
+// Process is a binary a test runs (a collector, an agent, the demo ...),
+// with its stdout and stderr kept for the test.
+type Process struct {
+	cmd  *exec.Cmd
+	log  *SyncBuffer
+	done chan struct{}
+}
+
+// StartProcess starts cmd (its Stdout and Stderr are set here) and stops
+// it when the test ends, showing its output if the test failed.
+func StartProcess(t testing.TB, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{cmd: cmd, log: &SyncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("%s %q output:\n%s", filepath.Base(cmd.Path), cmd.Args[1:], p.Log())
+		}
+	})
+	return p
 }
 
 // Start runs the collector with -listen on a free port, -data in a temp
-// dir (unless args set -data), -host-metrics=false (unless args set it), and
-// waits for /readyz.
+// dir (unless args set -data), -host-metrics=false and -self-metrics=false
+// (unless args set them: later flags win), and waits for /readyz.
 func Start(t testing.TB, args ...string) *Instance {
 	t.Helper()
 	return StartIn(t, t.TempDir(), args...)
@@ -173,22 +202,10 @@ func StartIn(t testing.TB, dataDir string, args ...string) *Instance {
 // its senders expect it.
 func StartOn(t testing.TB, addr, dataDir string, args ...string) *Instance {
 	t.Helper()
-	full := []string{"-listen", addr, "-data", dataDir, "-host-metrics=false", "-log.level", "debug"}
+	full := []string{"-listen", addr, "-data", dataDir, "-host-metrics=false", "-self-metrics=false", "-log.level", "debug"}
 	full = append(full, args...)
-	in := &Instance{t: t, URL: "http://" + addr, Addr: addr, DataDir: dataDir, Args: args,
-		log: &SyncBuffer{}, done: make(chan struct{})}
-	in.cmd = exec.Command(Binary(t), full...)
-	in.cmd.Stdout, in.cmd.Stderr = in.log, in.log
-	if err := in.cmd.Start(); err != nil {
-		t.Fatalf("start collector: %v", err)
-	}
-	go func() { _ = in.cmd.Wait(); close(in.done) }()
-	t.Cleanup(func() {
-		in.Stop()
-		if t.Failed() {
-			t.Logf("collector log (%s):\n%s", addr, in.Log())
-		}
-	})
+	in := &Instance{t: t, URL: "http://" + addr, Addr: addr, DataDir: dataDir, Args: args}
+	in.Process = StartProcess(t, exec.Command(Binary(t), full...))
 	in.WaitReady()
 	return in
 }
@@ -215,43 +232,106 @@ func (in *Instance) WaitReady() {
 	in.t.Fatalf("collector not ready after 60s:\n%s", in.Log())
 }
 
-// Log returns what the collector printed so far.
-func (in *Instance) Log() string { return in.log.String() }
+// Log returns what the process printed so far.
+func (p *Process) Log() string { return p.log.String() }
 
 // Stop sends SIGTERM and waits for a clean exit (up to 30 s, then kills).
-func (in *Instance) Stop() {
+func (p *Process) Stop() {
 	select {
-	case <-in.done:
+	case <-p.done:
 		return
 	default:
 	}
-	_ = in.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-in.done:
+	case <-p.done:
 	case <-time.After(30 * time.Second):
-		_ = in.cmd.Process.Kill()
-		<-in.done
+		_ = p.cmd.Process.Kill()
+		<-p.done
 	}
 }
 
 // Kill sends SIGKILL (kill -9) and waits for the process to end.
-func (in *Instance) Kill() {
-	_ = in.cmd.Process.Kill()
-	<-in.done
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
 }
 
-// Signal sends sig to the collector without waiting for it to end, for
+// Signal sends sig to the process without waiting for it to end, for
 // tests of what it does on the way out; Exited and ExitCode tell how it
 // ended.
-func (in *Instance) Signal(sig os.Signal) { _ = in.cmd.Process.Signal(sig) }
+func (p *Process) Signal(sig os.Signal) { _ = p.cmd.Process.Signal(sig) }
+
+// Pid returns the collector's process id.
+func (in *Instance) Pid() int { return in.cmd.Process.Pid }
+
+// RSS returns the collector's resident memory now and its peak so far
+// (VmRSS and VmHWM of /proc/<pid>/status), in bytes.
+func (in *Instance) RSS() (cur, peak int64) {
+	in.t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", in.Pid()))
+	if err != nil {
+		in.t.Fatalf("read the collector's /proc status: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			cur = kb << 10
+		case "VmHWM:":
+			peak = kb << 10
+		}
+	}
+	return cur, peak
+}
 
 // Exited returns a channel that is closed once the process has ended.
-func (in *Instance) Exited() <-chan struct{} { return in.done }
+func (p *Process) Exited() <-chan struct{} { return p.done }
 
 // ExitCode returns the exit code after the process ended.
-func (in *Instance) ExitCode() int {
-	<-in.done
-	return in.cmd.ProcessState.ExitCode()
+func (p *Process) ExitCode() int {
+	<-p.done
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// Value runs an instant PromQL query now that must return exactly one
+// series and returns its value, failing the test otherwise.
+func (in *Instance) Value(ctx context.Context, q string) float64 {
+	in.t.Helper()
+	res := in.Query(ctx, q, time.Time{})
+	if len(res) != 1 {
+		in.t.Fatalf("%s: got %v; want one series", q, res)
+	}
+	s, _ := res[0].Value[1].(string)
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		in.t.Fatalf("%s: got value %q", q, s)
+	}
+	return v
+}
+
+// Peer returns the path of a peer binary that .ci/run installs into
+// ~/.cache/telltale/bin (or the path in env): name is the file name, install
+// the command that installs it. Without it the test fails under CI=true and
+// is skipped otherwise.
+func Peer(t testing.TB, name, env, install string) string {
+	t.Helper()
+	p := os.Getenv(env)
+	if p == "" {
+		home, _ := os.UserHomeDir()
+		p = filepath.Join(home, ".cache", "telltale", "bin", name)
+	}
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s not found at %s; .ci/run installs it (%s), or set %s", name, p, install, env)
+		}
+		t.Skipf("%s not found at %s; run .ci/run or: %s (or set %s)", name, p, install, env)
+	}
+	return p
 }
 
 // FreeAddr returns a loopback address with a port free right now.
@@ -361,16 +441,30 @@ func (in *Instance) Post(ctx context.Context, path string, body []byte, headers 
 // collector's /metrics, or -1 when it has none.
 func (in *Instance) Metric(ctx context.Context, name string) float64 {
 	in.t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, in.URL+"/metrics", nil)
+	v, err := MetricAt(ctx, in.URL+"/metrics", name)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	return v
+}
+
+// MetricAt returns the value of the series name (as written in the
+// exposition) on the /metrics page at url (any process's: the collector's,
+// an agent's -listen), or -1 when it has none.
+func MetricAt(ctx context.Context, url, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		in.t.Fatalf("GET /metrics: %v", err)
+		return 0, fmt.Errorf("GET %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
-		in.t.Fatalf("GET /metrics: status %d", resp.StatusCode)
+		return 0, fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
 	}
-	return metricValue(resp.Body, name)
+	return metricValue(resp.Body, name), nil
 }
 
 // Metric returns the value of the series name (as written in the
@@ -412,9 +506,11 @@ func Gzip(t testing.TB, b []byte) []byte {
 }
 
 // MemStore is an ingest.Appendable that keeps committed samples in memory,
-// by label set in Prometheus notation ({__name__="up", job="x"}). Only
-// Append, Commit and Rollback of its appenders may be called, which is all
-// ingest.Writer uses. Like the TSDB head, Append takes a known reference
+// by label set in Prometheus notation ({__name__="up", job="x"}). A native
+// histogram sample is kept as a float sample whose value is its count, and
+// exemplars are only counted (Exemplars). Only Append, AppendHistogram,
+// AppendExemplar, Commit and Rollback of its appenders may be called, which
+// is all ingest.Writer uses. Like the TSDB head, Append takes a known reference
 // without labels, and answers an unknown reference with no labels with an
 // error wrapping tsdb.ErrInvalidSample. It is safe for concurrent use.
 type MemStore struct {
@@ -422,7 +518,15 @@ type MemStore struct {
 	series    map[string][]samples.Sample
 	refs      map[promstorage.SeriesRef]string
 	byLabels  map[string]promstorage.SeriesRef
+	exemplars int
 	commitErr error
+}
+
+// Exemplars returns the number of exemplars committed.
+func (s *MemStore) Exemplars() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exemplars
 }
 
 // NewMemStore returns an empty MemStore.
@@ -467,6 +571,19 @@ type memAppender struct {
 	promstorage.Appender // nil: only the methods below are used by ingest.Writer
 	s                    *MemStore
 	pending              []pendingSample
+	exemplars            int
+}
+
+func (a *memAppender) AppendHistogram(ref promstorage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
+	if h != nil {
+		return a.Append(ref, l, t, float64(h.Count))
+	}
+	return a.Append(ref, l, t, fh.Count)
+}
+
+func (a *memAppender) AppendExemplar(ref promstorage.SeriesRef, _ labels.Labels, _ exemplar.Exemplar) (promstorage.SeriesRef, error) {
+	a.exemplars++
+	return ref, nil
 }
 
 type pendingSample struct {
@@ -501,10 +618,11 @@ func (a *memAppender) Commit() error {
 	for _, p := range a.pending {
 		a.s.series[p.lset] = append(a.s.series[p.lset], p.s)
 	}
+	a.s.exemplars += a.exemplars
 	return nil
 }
 
-func (a *memAppender) Rollback() error { a.pending = nil; return nil }
+func (a *memAppender) Rollback() error { a.pending, a.exemplars = nil, 0; return nil }
 
 // NopStore is an ingest.Appendable that drops everything, for benchmarks
 // of the path up to the storage. The zero value is ready for use.
@@ -515,6 +633,17 @@ func (NopStore) Appender(context.Context) promstorage.Appender { return nopAppen
 
 type nopAppender struct{ promstorage.Appender }
 
+func (nopAppender) AppendHistogram(ref promstorage.SeriesRef, _ labels.Labels, _ int64, _ *histogram.Histogram, _ *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
+	if ref == 0 {
+		ref = 1
+	}
+	return ref, nil
+}
+
+func (nopAppender) AppendExemplar(ref promstorage.SeriesRef, _ labels.Labels, _ exemplar.Exemplar) (promstorage.SeriesRef, error) {
+	return ref, nil
+}
+
 func (nopAppender) Append(ref promstorage.SeriesRef, l labels.Labels, _ int64, _ float64) (promstorage.SeriesRef, error) {
 	if ref == 0 {
 		ref = promstorage.SeriesRef(l.Hash())
@@ -523,3 +652,47 @@ func (nopAppender) Append(ref promstorage.SeriesRef, l labels.Labels, _ int64, _
 }
 func (nopAppender) Commit() error   { return nil }
 func (nopAppender) Rollback() error { return nil }
+
+// StartDemo builds and runs the demo shop (instrument/demo) pushing to
+// collector every second under 50 requests/s, with args added (-service,
+// -env, -switch.tokens-file ...; default service demo, env dev), and
+// returns its listen address. It is killed at cleanup; its log is shown
+// when the test failed.
+func StartDemo(t testing.TB, collector string, args ...string) string {
+	t.Helper()
+	bin := Build(t, "github.com/telltale-dev/telltale/instrument/demo")
+	cmd := exec.Command(bin, append([]string{"-collector", collector, "-listen", "127.0.0.1:0", "-interval", "1s", "-load", "50"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &SyncBuffer{}
+	addr := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`msg=listening .*addr=(\S+)`)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.Write([]byte(sc.Text() + "\n"))
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("demo log:\n%s", logs.String())
+		}
+	})
+	select {
+	case a := <-addr:
+		return a
+	case <-time.After(30 * time.Second):
+		t.Fatal("the demo did not report its listen address")
+	}
+	return ""
+}

@@ -1,10 +1,14 @@
 // Package console is the collector's web console: one page a newcomer opens
-// to see what Flickr's ops and devs saw. The deploy log sits on top of every
-// page (who, when, what, version, link to the change, newest first); below
-// it the shared dashboards (the same Go definitions as dashboards/board,
-// rendered to Grafana JSON at start) are drawn with uPlot, every graph with
-// the deploys in its range marked as vertical lines; and a live view streams
-// the websocket tail.
+// to see what Flickr's ops and devs saw. The change log sits on top of every
+// page (every kind — deploys, switch flips, config changes, incidents, notes,
+// alerts — with who, when, what, the impact verdict and the link to the
+// change, newest first, a kind legend that toggles kinds, and a search box);
+// below it the shared dashboards (the same Go definitions as
+// dashboards/board, rendered to Grafana JSON at start) are drawn with uPlot,
+// every graph with the changes in its range marked as vertical lines in
+// their kind's colour and their durations as bands, the Service dashboard
+// with its contingency switches as lanes (flippable with a reason); and a
+// live view streams the websocket tail.
 //
 // What it promises:
 //   - Every asset is embedded (go:embed) and served by the collector: no

@@ -119,7 +119,7 @@ func appMetrics(s appShape, from, to time.Time) []byte {
 		fmt.Fprintf(&b, "go_memstats_heap_inuse_bytes%s %d %d\n", lbl(""), 20<<20+rng.IntN(6<<20), ms)
 		fmt.Fprintf(&b, "go_goroutines%s %d %d\n", lbl(""), 40+rng.IntN(10), ms)
 		fmt.Fprintf(&b, "go_gc_duration_seconds_count%s %.0f %d\n", lbl(""), gc, ms)
-		fmt.Fprintf(&b, "demo_switch_enabled%s %d %d\n", lbl(`switch="new-payment-client"`), switchOn, ms)
+		fmt.Fprintf(&b, "telltale_switch_on%s %d %d\n", lbl(`switch="new-payment-client"`), switchOn, ms)
 	}
 	return []byte(b.String())
 }

@@ -27,8 +27,8 @@ func TestJavaScriptModules(t *testing.T) {
 	b := newBrowser(t)
 	b.open(srv.URL + "/")
 	eval[bool](b, `(async () => {
-		const [V, U, F, C] = await Promise.all(['vars', 'units', 'format', 'chart'].map(m => import('/static/' + m + '.js')));
-		Object.assign(window, {V, U, F, C});
+		const [V, U, F, C, L] = await Promise.all(['vars', 'units', 'format', 'chart', 'live'].map(m => import('/static/' + m + '.js')));
+		Object.assign(window, {V, U, F, C, L});
 		return true;
 	})()`)
 
@@ -77,6 +77,9 @@ func TestJavaScriptModules(t *testing.T) {
 	f(`[1234567, 25.4, 0.5, 0].map(v => U.format(v, 'short'))`, `["1.23 M","25.4","0.5","0"]`)
 	f(`[U.format(25.4, 'reqps'), U.format(1500, 'ops'), U.format('7', 'none')]`, `["25.4 req/s","1.5 K ops/s","7"]`)
 	f(`[U.format(NaN), U.format(null), U.format(Infinity), U.format(-Infinity)]`, `["NaN","-","+Inf","-Inf"]`)
+	// Live view values: the unit from the metric name's suffix.
+	f(`[L.liveValue('node_memory_MemTotal_bytes{instance="a"}', 8 * 1024 ** 3), L.liveValue('node_network_receive_bytes_total', 123456789), L.liveValue('process_cpu_seconds_total', 90), L.liveValue('http_requests_total{code="200"}', 1234567), L.liveValue('up', 1)]`,
+		`["8 GiB","118 MiB","1.5 min","1.23 M","1"]`)
 	if got := eval[string](b, `U.format(1714564800000, 'dateTimeAsIso')`); !regexp.MustCompile(`^2024-05-0[12] \d\d:\d\d:00$`).MatchString(got) {
 		t.Errorf("format(1714564800000, dateTimeAsIso): got %q; want 2024-05-01 12:00:00 in local time", got)
 	}
@@ -94,4 +97,12 @@ func TestJavaScriptModules(t *testing.T) {
 	f(`C.deployTitle({service: 'api'})`, `"api (no version)"`)
 	f(`C.deployText({service: 'api', version: 'v1', who: 'me', env: 'prod', commit: 'abc', status: 'failed', message: 'Fix it', time: '2024-05-01T12:00:00Z', end_time: '2024-05-01T12:07:00Z'}, Date.parse('2024-05-01T12:10:00Z')).replace(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/, 'T')`,
 		`"api v1 by me\nprod · commit abc · failed\nT (10m ago), took 7 min\nFix it"`)
+	// A change without a link has none: an empty link would resolve to the console itself.
+	f(`[F.safeURL(''), F.safeURL('  '), F.safeURL(undefined)]`, `[null,null,null]`)
+	// Other kinds of change.
+	f(`C.changeTitle({kind: 'switch', service: 'demo', subject: 'slow_checkout', fields: {state: 'on'}, who: 'alice'})`, `"switch slow_checkout on (demo) by alice"`)
+	f(`C.changeTitle({kind: 'note', service: 'demo', who: 'bob'})`, `"note demo by bob"`)
+	f(`C.changeTitle({kind: 'deploy', service: 'api', version: 'v2'})`, `"api v2"`)
+	f(`C.deployText({kind: 'incident', service: 'shop', subject: 'checkout', status: 'running', message: 'errors', time: '2024-05-01T12:00:00Z'}, Date.parse('2024-05-01T12:10:00Z')).replace(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/, 'T')`,
+		`"incident checkout (shop)\nrunning\nT (10m ago), still running\nerrors"`)
 }

@@ -145,7 +145,7 @@ func (e *env) write(name string, from, to int, t int64, v float64) {
 		b.AddLabel("i", fmt.Sprint(i))
 		b.AddSample(t, v)
 	}
-	if err := e.w.Write(context.Background(), &b); err != nil {
+	if _, err := e.w.Write(context.Background(), &b); err != nil {
 		e.t.Fatalf("Write: %v", err)
 	}
 }

@@ -202,35 +202,37 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, version api) {
 		return
 	}
 	db := q.Get("db")
+	st, _ := h.pool.Get().(*state)
+	if st == nil {
+		st = &state{}
+	}
+	defer h.put(st)
+	data, releaseBytes, err := h.in.ReadBody(w, r, &st.body, ingest.GzipOrIdentity, ingest.BatchFactor)
+	defer releaseBytes()
+	if err != nil {
+		h.fail(w, version, err)
+		return
+	}
 	release, err := h.w.Acquire(r.Context())
 	if err != nil {
 		h.fail(w, version, err)
 		return
 	}
 	defer release()
-	st, _ := h.pool.Get().(*state)
-	if st == nil {
-		st = &state{}
-	}
-	defer h.put(st)
-	data, err := h.in.ReadBody(r, &st.body)
-	if err != nil {
-		h.fail(w, version, err)
-		return
-	}
 	b, stats, err := st.parse(data, precision, h.opts.Now().UnixMilli(), db, h.opts.MaxLineLen)
 	if err != nil {
 		h.fail(w, version, h.parseError(err))
 		return
 	}
-	if err := h.w.Write(r.Context(), b); err != nil {
-		h.fail(w, version, err)
-		return
-	}
 	if stats.SkippedStrings > 0 {
 		h.w.CountRejected(ReasonStringField, stats.SkippedStrings)
 	}
-	h.in.CountSamples(endpoint, b.Len())
+	written, err := h.w.Write(r.Context(), b)
+	h.in.CountSamples(endpoint, written.Samples)
+	if err != nil {
+		h.fail(w, version, err)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -22,11 +22,13 @@ import (
 // cycling over nSeries node_exporter-like series; every pass over the
 // series moves time forward 10 s, as a real sender does.
 func rwBodies(n, nSeries, perReq int, start time.Time) [][]byte {
-	return rwBodiesOffset(n, nSeries, 0, perReq, start)
+	return rwBodiesOffset(n, nSeries, 0, perReq, start, false)
 }
 
-// rwBodiesOffset is rwBodies over series first..first+nSeries-1.
-func rwBodiesOffset(n, nSeries, first, perReq int, start time.Time) [][]byte {
+// rwBodiesOffset is rwBodies over series first..first+nSeries-1; with
+// hist, each sample is a native histogram like an OpenTelemetry SDK's
+// exponential histogram (schema 3, 24 populated buckets) instead of a float.
+func rwBodiesOffset(n, nSeries, first, perReq int, start time.Time, hist bool) [][]byte {
 	bodies := make([][]byte, n)
 	var b samples.Batch
 	var pb []byte
@@ -45,7 +47,16 @@ func rwBodiesOffset(n, nSeries, first, perReq int, start time.Time) [][]byte {
 			b.AddLabel("mode", [...]string{"user", "system", "idle", "iowait"}[s%4])
 			b.AddLabel("region", "eu-west-1")
 			b.AddLabel("env", "prod")
-			b.AddSample(start.Add(time.Duration(pass)*10*time.Second).UnixMilli(), float64(pass)*1.5+float64(s))
+			t := start.Add(time.Duration(pass) * 10 * time.Second).UnixMilli()
+			if !hist {
+				b.AddSample(t, float64(pass)*1.5+float64(s))
+				continue
+			}
+			// Every bucket grows by pass+1 per pass: a counter histogram.
+			deltas := make([]int64, 24)
+			deltas[0] = int64(pass + 1)
+			b.AddHistogram(samples.Histogram{T: t, Schema: 3, IntCount: uint64(24 * (pass + 1)), Sum: float64(pass+1) * 12,
+				PositiveSpans: []samples.Span{{Offset: -8, Length: 20}, {Offset: 2, Length: 4}}, PositiveDeltas: deltas})
 		}
 		pb = remotewrite.AppendV1(pb[:0], &b)
 		bodies[i] = snappy.Encode(nil, pb)
@@ -65,7 +76,13 @@ func (d *discardResponse) WriteHeader(s int)           { d.status = s }
 // BenchmarkRemoteWrite measures the whole write path short of the network:
 // snappy, protobuf decode, validation, series-ref cache, TSDB append and
 // WAL commit, with 4 concurrent senders, 10k series, 2,000 samples a request.
-func BenchmarkRemoteWrite(b *testing.B) {
+func BenchmarkRemoteWrite(b *testing.B) { benchRemoteWrite(b, false) }
+
+// BenchmarkRemoteWriteHistograms is BenchmarkRemoteWrite with native
+// histogram samples (24 buckets each) instead of floats.
+func BenchmarkRemoteWriteHistograms(b *testing.B) { benchRemoteWrite(b, true) }
+
+func benchRemoteWrite(b *testing.B, hist bool) {
 	const nSeries, perReq = 10_000, 2_000
 	st, err := storage.Open(b.Context(), storage.Options{Dir: b.TempDir(), OutOfOrderWindow: time.Hour})
 	if err != nil {
@@ -75,7 +92,7 @@ func BenchmarkRemoteWrite(b *testing.B) {
 	h := NewHandlers(NewWriter(st, Options{Limits: Limits{MaxLabelsPerSeries: 40, MaxConcurrentInserts: 4}}), HTTPOptions{})
 	start := time.Now().Add(-time.Hour)
 	// Warm up: create the 10k series once, as a running collector has.
-	for _, body := range rwBodies(nSeries/perReq, nSeries, perReq, start.Add(-time.Minute)) {
+	for _, body := range rwBodiesOffset(nSeries/perReq, nSeries, 0, perReq, start.Add(-time.Minute), hist) {
 		w := &discardResponse{h: http.Header{}}
 		h.RemoteWrite(w, newRWRequest(body))
 		if w.status != http.StatusNoContent {
@@ -88,7 +105,7 @@ func BenchmarkRemoteWrite(b *testing.B) {
 	perSender := (b.N + senders - 1) / senders
 	streams := make([][][]byte, senders)
 	for k := range streams {
-		streams[k] = rwBodiesOffset(perSender, nSeries/senders, k*nSeries/senders, perReq, start)
+		streams[k] = rwBodiesOffset(perSender, nSeries/senders, k*nSeries/senders, perReq, start, hist)
 	}
 	var failed atomic.Int64
 	b.ReportAllocs()

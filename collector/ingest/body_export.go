@@ -24,17 +24,6 @@ type BodyBuffers struct {
 	Decoded []byte // the body after gunzip
 }
 
-// ReadBody reads r's body as every write endpoint does: a body over
-// -ingest.max-body-bytes is refused (from Content-Length before reading, or
-// while reading), Content-Encoding gzip (or x-gzip) is decompressed up to
-// -ingest.max-decoded-bytes, identity or no encoding is taken as is, and any
-// other encoding is refused. Errors wrap ErrTooLarge, ErrInvalid or
-// ErrUnsupportedMediaType and say which limit or header to fix. The returned
-// slice aliases bufs and is valid until bufs is reused.
-func (h *Handlers) ReadBody(r *http.Request, bufs *BodyBuffers) ([]byte, error) {
-	return h.readDecoded(r, bufs)
-}
-
 // Trim drops the buffers an unusually large request grew (Raw over 8 MiB,
 // Decoded over 32 MiB), the bounds the Prometheus endpoints keep too, so a
 // pooled request state does not hold on to them. Call it before putting the

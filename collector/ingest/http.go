@@ -1,12 +1,9 @@
 package ingest
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -28,8 +25,13 @@ type HTTPOptions struct {
 	MaxBodyBytes int64
 	// MaxDecodedBytes bounds a body after decompression. 0 means 128 MiB.
 	MaxDecodedBytes int64
-	Logger          *slog.Logger
-	Metrics         *metrics.Set
+	// BodyReadTimeout bounds reading one body; 0 means none.
+	BodyReadTimeout time.Duration
+	// MaxInflightBytes bounds the bytes all write requests hold together
+	// (see ReadBody); 0 means no bound.
+	MaxInflightBytes int64
+	Logger           *slog.Logger
+	Metrics          *metrics.Set
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -41,9 +43,10 @@ type Handlers struct {
 	log  *slog.Logger
 	set  *metrics.Set
 
-	bufs    sync.Pool // *reqBuffers
-	samples map[string]*metrics.Counter
-	reqs    map[string]*metrics.Counter
+	bufs     sync.Pool // *reqBuffers
+	inflight inflight
+	samples  map[string]*metrics.Counter
+	reqs     map[string]*metrics.Counter
 }
 
 type reqBuffers struct {
@@ -71,6 +74,9 @@ func NewHandlers(w *Writer, opts HTTPOptions) *Handlers {
 	}
 	h := &Handlers{w: w, opts: opts, log: opts.Logger, set: opts.Metrics,
 		samples: map[string]*metrics.Counter{}, reqs: map[string]*metrics.Counter{}}
+	h.inflight.max = opts.MaxInflightBytes
+	h.set.NewGauge("telltale_ingest_inflight_bytes", func() float64 { return float64(h.inflight.used.Load()) })
+	h.set.NewGauge("telltale_ingest_inflight_bytes_limit", func() float64 { return float64(h.inflight.max) })
 	for _, ep := range []string{"remote_write", "prometheus_text", "influx", "otlp"} {
 		h.samples[ep] = h.set.GetOrCreateCounter(`telltale_ingest_samples_total{endpoint="` + ep + `"}`)
 		h.reqs[ep] = h.set.GetOrCreateCounter(`telltale_ingest_requests_total{endpoint="` + ep + `"}`)
@@ -101,8 +107,12 @@ const (
 )
 
 // RemoteWrite serves POST /api/v1/write: Prometheus remote write 1.0 and
-// 2.0, snappy-compressed protobuf. It answers 204 once every sample is
-// committed.
+// 2.0, snappy-compressed protobuf, float samples, native histograms and
+// exemplars. It answers 204 once every sample is committed; when part of
+// the request is invalid it commits the rest and answers 400 naming what
+// was rejected (Writer.Write). Remote write 2.0 answers carry the
+// X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written counts
+// of what was stored, on 204 and 400 alike.
 func (h *Handlers) RemoteWrite(w http.ResponseWriter, r *http.Request) {
 	const ep = "remote_write"
 	h.reqs[ep].Inc()
@@ -115,8 +125,12 @@ func (h *Handlers) RemoteWrite(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, ep, err)
 		return
 	}
-	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
-		h.fail(w, ep, fmt.Errorf("%w: Content-Encoding %q; remote write bodies must be snappy-compressed (Content-Encoding: snappy)", ErrUnsupportedMediaType, enc))
+	bufs := h.getBuffers()
+	defer h.putBuffers(bufs)
+	data, releaseBytes, err := h.ReadBody(w, r, &bufs.BodyBuffers, Snappy, BatchFactor)
+	defer releaseBytes()
+	if err != nil {
+		h.fail(w, ep, err)
 		return
 	}
 	release, err := h.w.Acquire(r.Context())
@@ -125,48 +139,28 @@ func (h *Handlers) RemoteWrite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	bufs := h.getBuffers()
-	defer h.putBuffers(bufs)
-	if bufs.Raw, err = h.readBody(r, bufs.Raw[:0]); err != nil {
-		h.fail(w, ep, err)
-		return
-	}
-	bufs.Decoded, err = remotewrite.DecodeSnappy(bufs.Decoded[:0], bufs.Raw, int(h.opts.MaxDecodedBytes))
-	if err != nil {
-		if errors.Is(err, remotewrite.ErrTooLarge) {
-			h.fail(w, ep, fmt.Errorf("%w: %v (the flag is -ingest.max-decoded-bytes=%d)", ErrTooLarge, err, h.opts.MaxDecodedBytes))
-			return
-		}
-		h.fail(w, ep, fmt.Errorf("%w: %v", ErrInvalid, err))
-		return
-	}
 	b := &bufs.batch
-	var st remotewrite.Stats
 	if version == 2 {
-		st, err = remotewrite.DecodeV2(bufs.Decoded, b)
+		_, err = remotewrite.DecodeV2(data, b)
 	} else {
-		st, err = remotewrite.DecodeV1(bufs.Decoded, b)
+		_, err = remotewrite.DecodeV1(data, b)
 	}
 	if err != nil {
 		h.fail(w, ep, fmt.Errorf("%w: %v", ErrInvalid, err))
 		return
 	}
-	if st.Histograms > 0 {
-		h.fail(w, ep, fmt.Errorf("%w: request has %d native histogram samples, which Telltale does not store yet; turn off native histograms at the sender (send_native_histograms: false) or convert them to classic buckets", ErrInvalid, st.Histograms))
-		return
+	written, err := h.w.Write(r.Context(), b)
+	h.samples[ep].Add(written.Samples + written.Histograms)
+	if version == 2 {
+		// What was stored, also when part of the request was rejected
+		// (remote write 2.0 spec: the sender trusts these counts).
+		w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(written.Samples))
+		w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", strconv.Itoa(written.Histograms))
+		w.Header().Set("X-Prometheus-Remote-Write-Exemplars-Written", strconv.Itoa(written.Exemplars))
 	}
-	if st.Exemplars > 0 {
-		h.w.CountRejected("exemplar_dropped", st.Exemplars)
-	}
-	if err := h.w.Write(r.Context(), b); err != nil {
+	if err != nil {
 		h.fail(w, ep, err)
 		return
-	}
-	h.samples[ep].Add(b.Len())
-	if version == 2 {
-		w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(b.Len()))
-		w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", "0")
-		w.Header().Set("X-Prometheus-Remote-Write-Exemplars-Written", "0")
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -210,30 +204,32 @@ func (h *Handlers) ImportPrometheus(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, ep, err)
 		return
 	}
+	bufs := h.getBuffers()
+	defer h.putBuffers(bufs)
+	data, releaseBytes, err := h.ReadBody(w, r, &bufs.BodyBuffers, GzipOrIdentity, BatchFactor)
+	defer releaseBytes()
+	if err != nil {
+		h.fail(w, ep, err)
+		return
+	}
 	release, err := h.w.Acquire(r.Context())
 	if err != nil {
 		h.fail(w, ep, err)
 		return
 	}
 	defer release()
-	bufs := h.getBuffers()
-	defer h.putBuffers(bufs)
-	data, err := h.readDecoded(r, &bufs.BodyBuffers)
-	if err != nil {
-		h.fail(w, ep, err)
-		return
-	}
 	bufs.text.ExtraLabels = extra
 	b := &bufs.batch
 	if err := bufs.text.Parse(data, h.opts.Now().UnixMilli(), b); err != nil {
 		h.fail(w, ep, fmt.Errorf("%w: %v", ErrInvalid, err))
 		return
 	}
-	if err := h.w.Write(r.Context(), b); err != nil {
+	written, err := h.w.Write(r.Context(), b)
+	h.samples[ep].Add(written.Samples)
+	if err != nil {
 		h.fail(w, ep, err)
 		return
 	}
-	h.samples[ep].Add(b.Len())
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -252,56 +248,6 @@ func extraLabels(r *http.Request) ([]samples.Label, error) {
 		out = append(out, samples.Label{Name: name, Value: value})
 	}
 	return out, nil
-}
-
-// readBody reads the raw body into dst, enforcing MaxBodyBytes before
-// reading when Content-Length is known.
-func (h *Handlers) readBody(r *http.Request, dst []byte) ([]byte, error) {
-	max := h.opts.MaxBodyBytes
-	if r.ContentLength > max {
-		return dst, fmt.Errorf("%w: body is %d bytes, limit -ingest.max-body-bytes=%d: send smaller batches or raise the flag", ErrTooLarge, r.ContentLength, max)
-	}
-	buf := bytes.NewBuffer(dst)
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		return buf.Bytes(), fmt.Errorf("%w: cannot read body: %v", errBody, err)
-	}
-	if n > max {
-		return buf.Bytes(), fmt.Errorf("%w: body exceeds %d bytes, limit -ingest.max-body-bytes=%d: send smaller batches or raise the flag", ErrTooLarge, max, max)
-	}
-	return buf.Bytes(), nil
-}
-
-// readDecoded reads the body and gunzips it when Content-Encoding says so,
-// bounding the decompressed size by MaxDecodedBytes.
-func (h *Handlers) readDecoded(r *http.Request, bufs *BodyBuffers) ([]byte, error) {
-	var err error
-	if bufs.Raw, err = h.readBody(r, bufs.Raw[:0]); err != nil {
-		return nil, err
-	}
-	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
-	switch enc {
-	case "", "identity":
-		return bufs.Raw, nil
-	case "gzip", "x-gzip":
-	default:
-		return nil, fmt.Errorf("%w: Content-Encoding %q; send plain text or gzip", ErrUnsupportedMediaType, enc)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(bufs.Raw))
-	if err != nil {
-		return nil, fmt.Errorf("%w: cannot read gzip body: %v", ErrInvalid, err)
-	}
-	max := h.opts.MaxDecodedBytes
-	out := bytes.NewBuffer(bufs.Decoded[:0])
-	n, err := out.ReadFrom(io.LimitReader(zr, max+1))
-	bufs.Decoded = out.Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("%w: cannot decompress gzip body: %v", ErrInvalid, err)
-	}
-	if n > max {
-		return nil, fmt.Errorf("%w: body decompresses to more than %d bytes, limit -ingest.max-decoded-bytes=%d: send smaller batches or raise the flag", ErrTooLarge, max, max)
-	}
-	return bufs.Decoded, nil
 }
 
 var (

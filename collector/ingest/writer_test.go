@@ -16,7 +16,7 @@ import (
 
 func openTestStorage(t *testing.T) *storage.Storage {
 	t.Helper()
-	st, err := storage.Open(t.Context(), storage.Options{Dir: t.TempDir(), OutOfOrderWindow: time.Hour})
+	st, err := storage.Open(t.Context(), storage.Options{Dir: t.TempDir(), OutOfOrderWindow: time.Hour, MaxExemplars: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,10 @@ func batchOf(key string, t0 int64, lbls ...string) *samples.Batch {
 	return b
 }
 
-func TestWriterAllOrNothing(t *testing.T) {
+// TestWriterPartial: a series over a limit is rejected by name, the valid
+// series of the same batch are committed (issue 15: all-or-nothing lost
+// the good series along with the bad).
+func TestWriterPartial(t *testing.T) {
 	st := openTestStorage(t)
 	w := NewWriter(st, Options{Limits: Limits{MaxLabelsPerSeries: 3}})
 	now := time.Now().UnixMilli()
@@ -69,14 +72,21 @@ func TestWriterAllOrNothing(t *testing.T) {
 	b.AddLabel("b", "1")
 	b.AddLabel("c", "1") // 4 labels: over the limit
 	b.AddSample(now, 1)
-	err := w.Write(t.Context(), b)
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "-ingest.max-labels-per-series=3") {
-		t.Fatalf("got %v; want ErrInvalid naming the flag", err)
+	written, err := w.Write(t.Context(), b)
+	var perr *PartialError
+	if !errors.Is(err, ErrInvalid) || !errors.As(err, &perr) || !strings.Contains(err.Error(), "-ingest.max-labels-per-series=3") || !strings.Contains(err.Error(), "good2{") {
+		t.Fatalf("got %v; want a PartialError naming good2 and the flag", err)
 	}
-	if n := count(t, st, "good"); n != 0 {
-		t.Fatalf("got %d samples of the first series stored; want 0 (all or nothing)", n)
+	if written != (Written{Samples: 2}) || perr.Rejected != 1 || perr.RejectedSeries != 1 {
+		t.Fatalf("got written %+v, rejected %d of %d series; want 2 samples written, 1 rejected of 1 series", written, perr.Rejected, perr.RejectedSeries)
 	}
-	if err := w.Write(t.Context(), batchOf("", now, "__name__", "good", "a", "1")); err != nil {
+	if n := count(t, st, "good"); n != 2 {
+		t.Fatalf("got %d samples of the valid series stored; want 2", n)
+	}
+	if n := count(t, st, "good2"); n != 0 {
+		t.Fatalf("got %d samples of the rejected series stored; want 0", n)
+	}
+	if _, err := w.Write(t.Context(), batchOf("", now, "__name__", "good", "a", "1")); err != nil {
 		t.Fatal(err)
 	}
 	if n := count(t, st, "good"); n != 2 {
@@ -89,7 +99,7 @@ func TestWriterCacheAndStaleRef(t *testing.T) {
 	w := NewWriter(st, Options{})
 	now := time.Now().UnixMilli()
 	for i := 0; i < 3; i++ {
-		if err := w.Write(t.Context(), batchOf("k1", now+int64(i)*10_000, "__name__", "cached", "x", "y")); err != nil {
+		if _, err := w.Write(t.Context(), batchOf("k1", now+int64(i)*10_000, "__name__", "cached", "x", "y")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -100,7 +110,7 @@ func TestWriterCacheAndStaleRef(t *testing.T) {
 	e, _ := w.cache.get([]byte("k1"))
 	e.ref = promstorage.SeriesRef(1 << 40)
 	w.cache.put([]byte("k1"), e)
-	if err := w.Write(t.Context(), batchOf("k1", now+100_000, "__name__", "cached", "x", "y")); err != nil {
+	if _, err := w.Write(t.Context(), batchOf("k1", now+100_000, "__name__", "cached", "x", "y")); err != nil {
 		t.Fatal(err)
 	}
 	if n := count(t, st, "cached"); n != 8 {
@@ -124,7 +134,7 @@ func TestWriterErrors(t *testing.T) {
 	})
 	f := func(name string, b *samples.Batch, want string) {
 		t.Helper()
-		err := w.Write(t.Context(), b)
+		_, err := w.Write(t.Context(), b)
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v; want ErrInvalid containing %q", name, err, want)
 		}
@@ -136,7 +146,7 @@ func TestWriterErrors(t *testing.T) {
 	f("future", batchOf("", ms+2*60_000, "__name__", "m"), "-ingest.max-future-drift")
 	f("dup", batchOf("", ms, "__name__", "m", "a", "1", "a", "2"), "twice")
 	f("utf8", batchOf("", ms, "__name__", "m\xff"), "UTF-8")
-	if err := w.Write(t.Context(), batchOf("", ms, "__name__", "m")); err != nil {
+	if _, err := w.Write(t.Context(), batchOf("", ms, "__name__", "m")); err != nil {
 		t.Fatal(err)
 	}
 	// A different value at the same timestamp is refused; the same value is fine.
@@ -145,7 +155,7 @@ func TestWriterErrors(t *testing.T) {
 	b.AddLabel("__name__", "m")
 	b.AddSample(ms+1000, 99) // the newest sample; older ones go to the out-of-order head
 	f("duplicate timestamp", b, "different value")
-	if err := w.Write(t.Context(), batchOf("", ms, "__name__", "m")); err != nil {
+	if _, err := w.Write(t.Context(), batchOf("", ms, "__name__", "m")); err != nil {
 		t.Fatalf("re-sending identical samples: %v; want nil (idempotent retries)", err)
 	}
 	// Too old for the out-of-order window.

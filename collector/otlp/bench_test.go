@@ -100,7 +100,7 @@ func BenchmarkDecodeConvert(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				batch.Reset()
-				md, err := Decode(body, f)
+				md, err := Decode(body, f, Limits{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -135,7 +135,7 @@ func BenchmarkHandler(b *testing.B) {
 	}
 	serve() // fill the series-ref cache, as a running collector has
 	var batch samples.Batch
-	md, _ := Decode(body, Protobuf)
+	md, _ := Decode(body, Protobuf, Limits{})
 	if _, err := NewConverter(ConvertOptions{}).Convert(b.Context(), md, &batch); err != nil {
 		b.Fatal(err)
 	}

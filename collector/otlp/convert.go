@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 	prw "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
@@ -37,11 +38,23 @@ func (f Format) ContentType() string {
 	return "application/x-protobuf"
 }
 
-// Decode parses body as an ExportMetricsServiceRequest in format f. Its
-// errors are the sender's fault (HTTP 400).
-func Decode(body []byte, f Format) (pmetric.Metrics, error) {
-	req := pmetricotlp.NewExportRequest()
+// Decode parses body as an ExportMetricsServiceRequest in format f,
+// within lim: protobuf bodies are checked against lim before they are
+// decoded, JSON bodies have their nesting bounded before and their
+// attributes checked after (CheckLimits). Its errors are the sender's fault
+// (HTTP 400); those for a request over lim wrap ErrLimit.
+func Decode(body []byte, f Format, lim Limits) (pmetric.Metrics, error) {
+	lim = lim.withDefaults()
 	var err error
+	if f == JSON {
+		err = guardJSON(body, lim)
+	} else {
+		err = guardProto(body, lim)
+	}
+	if err != nil {
+		return pmetric.Metrics{}, err
+	}
+	req := pmetricotlp.NewExportRequest()
 	if f == JSON {
 		err = req.UnmarshalJSON(body)
 	} else {
@@ -51,16 +64,22 @@ func Decode(body []byte, f Format) (pmetric.Metrics, error) {
 		return pmetric.Metrics{}, fmt.Errorf("cannot decode %d-byte %s body as an OTLP ExportMetricsServiceRequest: %v; send opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest encoded as the Content-Type says",
 			len(body), f.ContentType(), err)
 	}
+	if f == JSON {
+		if err := CheckLimits(req.Metrics(), lim); err != nil {
+			return pmetric.Metrics{}, err
+		}
+	}
 	return req.Metrics(), nil
 }
 
 // Reasons under which dropped data points are counted
 // (telltale_ingest_rejected_total{reason=...}).
 const (
-	ReasonDelta                = "otlp_non_cumulative"
-	ReasonExponentialHistogram = "otlp_exponential_histogram"
-	ReasonInvalidMetric        = "otlp_invalid_metric"
-	ReasonExemplar             = "exemplar_dropped"
+	ReasonDelta           = "otlp_non_cumulative"
+	ReasonDeltaOutOfOrder = "otlp_delta_out_of_order"
+	ReasonDeltaLimit      = "otlp_delta_series_limit"
+	ReasonInvalidMetric   = "otlp_invalid_metric"
+	ReasonTimestamp       = "otlp_invalid_timestamp"
 )
 
 // Result tells what Convert did with a request.
@@ -71,8 +90,9 @@ type Result struct {
 	// why. The OTLP response reports it as partial_success.
 	Rejected   int
 	Rejections []Rejection
-	// Exemplars is the number of exemplars dropped (Telltale stores none).
-	Exemplars int
+	// stored describes what the writer rejected of the converted samples
+	// (an ingest.PartialError's message), or "".
+	stored string
 }
 
 // Rejection is one metric whose data points were dropped.
@@ -87,7 +107,7 @@ type Rejection struct {
 // first few in full, then how many more. It is "" when nothing was rejected.
 func (r *Result) Message() string {
 	if len(r.Rejections) == 0 {
-		return ""
+		return r.stored
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%d of %d data points rejected: ", r.Rejected, r.DataPoints)
@@ -101,6 +121,10 @@ func (r *Result) Message() string {
 			sb.WriteString("; ")
 		}
 		sb.WriteString(rj.Detail)
+	}
+	if r.stored != "" {
+		sb.WriteString("; ")
+		sb.WriteString(r.stored)
 	}
 	return sb.String()
 }
@@ -119,6 +143,14 @@ type ConvertOptions struct {
 	// MaxSamples bounds the samples one request may expand to; a request
 	// that expands to more fails with ErrTooManySamples. 0 means no bound.
 	MaxSamples int
+	// Delta, when set, turns delta sums and histograms into cumulative ones
+	// (see Cumulator); without it they are rejected, as Prometheus rejects
+	// them by default.
+	Delta *Cumulator
+	// HistogramsToNHCB makes explicit-bucket histograms native histograms
+	// with custom buckets (one series instead of _bucket/_sum/_count), as
+	// Prometheus' convert_histograms_to_nhcb does (-otlp.histograms-as-nhcb).
+	HistogramsToNHCB bool
 }
 
 // ErrTooManySamples is returned by Convert when a request expands to more
@@ -140,6 +172,7 @@ type Converter struct {
 // NewConverter returns a Converter.
 func NewConverter(opts ConvertOptions) *Converter {
 	c := &Converter{opts: opts, settings: DefaultSettings(opts.LookbackDelta)}
+	c.settings.ConvertHistogramsToNHCB = opts.HistogramsToNHCB
 	c.conv = prw.NewPrometheusConverter(&c.app)
 	return c
 }
@@ -154,8 +187,10 @@ func NewConverter(opts ConvertOptions) *Converter {
 //   - service.name (with service.namespace as "ns/name") becomes job,
 //     service.instance.id becomes instance, other resource attributes go to
 //     target_info only (none are promoted to every series);
-//   - classic histograms (_bucket{le}, _sum, _count), not native ones;
-//   - only cumulative temporality;
+//   - explicit-bucket histograms as classic ones (_bucket{le}, _sum,
+//     _count), exponential histograms as native ones;
+//   - only cumulative temporality (the Converter turns delta into
+//     cumulative before translating, see Cumulator);
 //   - label names starting with a single "_" get a "key" prefix and runs of
 //     underscores are kept, for compatibility, as Prometheus does.
 func DefaultSettings(lookbackDelta time.Duration) prw.Settings {
@@ -174,22 +209,17 @@ func DefaultSettings(lookbackDelta time.Duration) prw.Settings {
 	}
 }
 
-// Convert appends the samples of md to dst and returns what it did.
+// Convert appends the samples, native histograms and exemplars of md to
+// dst and returns what it did.
 //
-// Metrics Telltale cannot store are removed from md first and reported in
-// the Result, not as an error: non-cumulative sums and histograms (as in
-// Prometheus without delta conversion), exponential histograms (the
-// translator makes native histograms of them, and the storage path takes
-// float samples only), and metrics the translator fails on (e.g. an
-// attribute with an empty name). Exemplars are dropped and counted.
-//
-// An error means nothing of dst is usable: the context ended, the request
-// expands to more than MaxSamples samples (ErrTooManySamples), or the
-// translator failed on something shared by all metrics, such as a resource
-// attribute that cannot become a target_info label.
+// Data points Telltale cannot store are removed from md first and reported
+// in the Result, not as an error: delta sums and histograms without
+// ConvertOptions.Delta (and, with it, delta points out of order or over
+// its series limit), points with unrepresentable timestamps, and metrics
+// the translator fails on (e.g. an attribute with an empty name).
 func (c *Converter) Convert(ctx context.Context, md pmetric.Metrics, dst *samples.Batch) (Result, error) {
 	var res Result
-	dropUnsupported(md, &res)
+	c.prepare(md, &res)
 	mark := markOf(dst)
 	err := c.translate(ctx, md, dst, c.settings)
 	if err == nil {
@@ -281,38 +311,76 @@ func (c *Converter) dropUntranslatable(ctx context.Context, md pmetric.Metrics, 
 	return stop
 }
 
-// dropUnsupported removes from md the metrics Telltale does not store,
-// records them in res, strips exemplars and counts the data points.
-func dropUnsupported(md pmetric.Metrics, res *Result) {
+// prepare removes from md what Telltale does not store, records it in
+// res, turns delta points cumulative (with c.opts.Delta) and counts the
+// data points.
+func (c *Converter) prepare(md pmetric.Metrics, res *Result) {
 	rms := md.ResourceMetrics()
 	for i := range rms.Len() {
-		sms := rms.At(i).ScopeMetrics()
+		rm := rms.At(i)
+		sms := rm.ScopeMetrics()
 		for j := range sms.Len() {
-			sms.At(j).Metrics().RemoveIf(func(m pmetric.Metric) bool {
+			sm := sms.At(j)
+			sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
 				n := dataPoints(m)
 				res.DataPoints += n
-				switch m.Type() {
-				case pmetric.MetricTypeEmpty:
+				if m.Type() == pmetric.MetricTypeEmpty {
 					res.reject(ReasonInvalidMetric, m.Name(), 0,
 						fmt.Sprintf("metric %q has no data (no gauge, sum, histogram or summary set)", m.Name()))
 					return true
-				case pmetric.MetricTypeExponentialHistogram:
-					res.reject(ReasonExponentialHistogram, m.Name(), n,
-						fmt.Sprintf("metric %q is an exponential histogram, which Telltale cannot store yet (it stores float samples, and exponential histograms translate to native histograms only): "+
-							"configure the SDK to export explicit-bucket histograms (OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION=explicit_bucket_histogram)", m.Name()))
-					return true
+				}
+				if bad := removeUnrepresentableTimes(m); bad > 0 {
+					res.reject(ReasonTimestamp, m.Name(), bad,
+						fmt.Sprintf("metric %q has %d data points with a time_unix_nano after 2262-04-11 (over 2^63-1 ns, which Prometheus timestamps cannot hold): fix the sender's timestamps", m.Name(), bad))
+				}
+				if isDelta(m) && c.opts.Delta != nil {
+					rj := c.opts.Delta.accumulate(rm.Resource(), sm.Scope(), m)
+					if rj.outOfOrder > 0 {
+						res.reject(ReasonDeltaOutOfOrder, m.Name(), rj.outOfOrder,
+							fmt.Sprintf("metric %q: %d delta data points are not later than the series' last point, so they would be counted twice: send each delta once, in order", m.Name(), rj.outOfOrder))
+					}
+					if rj.overLimit > 0 {
+						res.reject(ReasonDeltaLimit, m.Name(), rj.overLimit,
+							fmt.Sprintf("metric %q: %d delta data points start new series beyond -otlp.delta-max-series: export cumulative temporality or raise the flag", m.Name(), rj.overLimit))
+					}
 				}
 				if t, ok := temporality(m); ok && t != pmetric.AggregationTemporalityCumulative {
-					res.reject(ReasonDelta, m.Name(), n,
-						fmt.Sprintf("metric %q has %s temporality; Telltale stores cumulative sums and histograms only, as Prometheus does: "+
-							"set the exporter's temporality preference to cumulative (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative)", m.Name(), t))
+					res.reject(ReasonDelta, m.Name(), dataPoints(m),
+						fmt.Sprintf("metric %q has %s temporality; Telltale stores cumulative sums and histograms, converting delta ones only with -otlp.delta-to-cumulative: "+
+							"turn it on or set the exporter's temporality preference to cumulative (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative)", m.Name(), t))
 					return true
 				}
-				res.Exemplars += stripExemplars(m)
 				return false
 			})
 		}
 	}
+}
+
+// removeUnrepresentableTimes removes the data points of m whose time is
+// over maxTimestamp (such as 2^64-1, which would otherwise wrap to 1970 in
+// the translator's int64 conversion) and returns how many there were.
+func removeUnrepresentableTimes(m pmetric.Metric) int {
+	n := 0
+	bad := func(t pcommon.Timestamp) bool {
+		if uint64(t) > maxTimestamp {
+			n++
+			return true
+		}
+		return false
+	}
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		m.Gauge().DataPoints().RemoveIf(func(p pmetric.NumberDataPoint) bool { return bad(p.Timestamp()) })
+	case pmetric.MetricTypeSum:
+		m.Sum().DataPoints().RemoveIf(func(p pmetric.NumberDataPoint) bool { return bad(p.Timestamp()) })
+	case pmetric.MetricTypeHistogram:
+		m.Histogram().DataPoints().RemoveIf(func(p pmetric.HistogramDataPoint) bool { return bad(p.Timestamp()) })
+	case pmetric.MetricTypeExponentialHistogram:
+		m.ExponentialHistogram().DataPoints().RemoveIf(func(p pmetric.ExponentialHistogramDataPoint) bool { return bad(p.Timestamp()) })
+	case pmetric.MetricTypeSummary:
+		m.Summary().DataPoints().RemoveIf(func(p pmetric.SummaryDataPoint) bool { return bad(p.Timestamp()) })
+	}
+	return n
 }
 
 func temporality(m pmetric.Metric) (pmetric.AggregationTemporality, bool) {
@@ -343,42 +411,15 @@ func dataPoints(m pmetric.Metric) int {
 	return 0
 }
 
-// stripExemplars removes the exemplars of m's data points and returns how
-// many there were: the translator would convert them only for the storage
-// to drop them.
-func stripExemplars(m pmetric.Metric) int {
-	n := 0
-	drop := func(e pmetric.ExemplarSlice) {
-		if l := e.Len(); l > 0 {
-			n += l
-			e.RemoveIf(func(pmetric.Exemplar) bool { return true })
-		}
-	}
-	switch m.Type() {
-	case pmetric.MetricTypeGauge:
-		dps := m.Gauge().DataPoints()
-		for i := range dps.Len() {
-			drop(dps.At(i).Exemplars())
-		}
-	case pmetric.MetricTypeSum:
-		dps := m.Sum().DataPoints()
-		for i := range dps.Len() {
-			drop(dps.At(i).Exemplars())
-		}
-	case pmetric.MetricTypeHistogram:
-		dps := m.Histogram().DataPoints()
-		for i := range dps.Len() {
-			drop(dps.At(i).Exemplars())
-		}
-	}
-	return n
+// batchMark is a position in a Batch to truncate back to.
+type batchMark struct {
+	labels, series, samples, metadata, keys int
+	histograms, exemplars, exemplarLabels   int
 }
 
-// batchMark is a position in a Batch to truncate back to.
-type batchMark struct{ labels, series, samples, metadata, keys int }
-
 func markOf(b *samples.Batch) batchMark {
-	return batchMark{len(b.Labels), len(b.Series), len(b.Samples), len(b.Metadata), len(b.KeyBuf)}
+	return batchMark{len(b.Labels), len(b.Series), len(b.Samples), len(b.Metadata), len(b.KeyBuf),
+		len(b.Histograms), len(b.Exemplars), len(b.ExemplarLabels)}
 }
 
 func (m batchMark) truncate(b *samples.Batch) {
@@ -389,6 +430,11 @@ func (m batchMark) truncate(b *samples.Batch) {
 	clear(b.Metadata[m.metadata:])
 	b.Metadata = b.Metadata[:m.metadata]
 	b.KeyBuf = b.KeyBuf[:m.keys]
+	clear(b.Histograms[m.histograms:])
+	b.Histograms = b.Histograms[:m.histograms]
+	b.Exemplars = b.Exemplars[:m.exemplars]
+	clear(b.ExemplarLabels[m.exemplarLabels:])
+	b.ExemplarLabels = b.ExemplarLabels[:m.exemplarLabels]
 }
 
 // keyPrefix is the format byte of OTLP series keys (see samples.Series.Key):
@@ -416,15 +462,12 @@ func (a *batchAppender) reset(b *samples.Batch, max int) {
 	*a = batchAppender{b: b, max: max}
 }
 
-// Append implements storage.AppenderV2.
+// Append implements storage.AppenderV2: a float sample (v), or a native
+// histogram (h or fh: exponential histograms, and explicit ones with
+// HistogramsToNHCB), with its exemplars.
 func (a *batchAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
-	if h != nil || fh != nil {
-		// dropUnsupported removes exponential histograms and the settings
-		// never ask for native histograms with custom buckets.
-		panic("BUG: OTLP translator appended a native histogram")
-	}
 	b := a.b
-	if a.max > 0 && len(b.Samples) >= a.max {
+	if a.max > 0 && len(b.Samples)+len(b.Histograms) >= a.max {
 		return 0, fmt.Errorf("%w: more than %d", ErrTooManySamples, a.max)
 	}
 	if opts.MetricFamilyName != a.lastFamily || opts.Metadata != a.lastMeta {
@@ -436,27 +479,65 @@ func (a *batchAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64
 			Help: opts.Metadata.Help, Unit: opts.Metadata.Unit,
 		})
 	}
-	if len(b.Series) > 0 && labels.Equal(ls, a.last) {
-		b.AddSample(t, v)
-		return 0, nil
+	if len(b.Series) == 0 || !labels.Equal(ls, a.last) {
+		// Label strings from the translator are fresh allocations, never
+		// reused, so the batch may alias them.
+		start := len(b.KeyBuf)
+		kb := append(b.KeyBuf, keyPrefix)
+		b.StartSeries(nil)
+		ls.Range(func(l labels.Label) {
+			b.AddLabel(l.Name, l.Value)
+			kb = binary.AppendUvarint(kb, uint64(len(l.Name)))
+			kb = append(kb, l.Name...)
+			kb = binary.AppendUvarint(kb, uint64(len(l.Value)))
+			kb = append(kb, l.Value...)
+		})
+		b.KeyBuf = kb
+		b.Series[len(b.Series)-1].Key = kb[start:len(kb):len(kb)]
+		a.last = ls
 	}
-	// Label strings from the translator are fresh allocations, never reused,
-	// so the batch may alias them.
-	start := len(b.KeyBuf)
-	kb := append(b.KeyBuf, keyPrefix)
-	b.StartSeries(nil)
-	ls.Range(func(l labels.Label) {
-		b.AddLabel(l.Name, l.Value)
-		kb = binary.AppendUvarint(kb, uint64(len(l.Name)))
-		kb = append(kb, l.Name...)
-		kb = binary.AppendUvarint(kb, uint64(len(l.Value)))
-		kb = append(kb, l.Value...)
-	})
-	b.KeyBuf = kb
-	b.Series[len(b.Series)-1].Key = kb[start:len(kb):len(kb)]
-	b.AddSample(t, v)
-	a.last = ls
+	switch {
+	case h != nil:
+		b.AddHistogram(fromPrometheus(t, h, nil))
+	case fh != nil:
+		b.AddHistogram(fromPrometheus(t, nil, fh))
+	default:
+		b.AddSample(t, v)
+	}
+	for _, e := range opts.Exemplars {
+		start := len(b.ExemplarLabels)
+		e.Labels.Range(func(l labels.Label) {
+			b.ExemplarLabels = append(b.ExemplarLabels, samples.Label{Name: l.Name, Value: l.Value})
+		})
+		b.Exemplars = append(b.Exemplars, samples.Exemplar{T: e.Ts, V: e.Value, LabelsStart: int32(start), LabelsEnd: int32(len(b.ExemplarLabels))})
+		b.Series[len(b.Series)-1].ExemplarsEnd = int32(len(b.Exemplars))
+	}
 	return 0, nil
+}
+
+// fromPrometheus converts a native histogram from the translator (whose
+// slices are fresh allocations the batch may keep) to the Batch's form.
+func fromPrometheus(t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) samples.Histogram {
+	spans := func(s []histogram.Span) []samples.Span {
+		if len(s) == 0 {
+			return nil
+		}
+		out := make([]samples.Span, len(s))
+		for i, x := range s {
+			out[i] = samples.Span{Offset: x.Offset, Length: x.Length}
+		}
+		return out
+	}
+	if fh != nil {
+		return samples.Histogram{T: t, Float: true, CounterResetHint: uint8(fh.CounterResetHint), Schema: fh.Schema,
+			ZeroThreshold: fh.ZeroThreshold, Sum: fh.Sum, Count: fh.Count, ZeroCount: fh.ZeroCount,
+			PositiveSpans: spans(fh.PositiveSpans), NegativeSpans: spans(fh.NegativeSpans),
+			PositiveCounts: fh.PositiveBuckets, NegativeCounts: fh.NegativeBuckets, CustomValues: fh.CustomValues}
+	}
+	return samples.Histogram{T: t, CounterResetHint: uint8(h.CounterResetHint), Schema: h.Schema,
+		ZeroThreshold: h.ZeroThreshold, Sum: h.Sum, IntCount: h.Count, IntZeroCount: h.ZeroCount,
+		PositiveSpans: spans(h.PositiveSpans), NegativeSpans: spans(h.NegativeSpans),
+		PositiveDeltas: h.PositiveBuckets, NegativeDeltas: h.NegativeBuckets, CustomValues: h.CustomValues}
 }
 
 // Commit implements storage.AppenderV2; the Writer commits.

@@ -3,6 +3,7 @@ package otlp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ import (
 func TestConvertAllKinds(t *testing.T) {
 	for _, f := range []Format{Protobuf, JSON} {
 		t.Run(f.ContentType(), func(t *testing.T) {
-			md, err := Decode(encode(t, testMetrics(testTime), f), f)
+			md, err := Decode(encode(t, testMetrics(testTime), f), f, Limits{})
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
@@ -24,8 +25,11 @@ func TestConvertAllKinds(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Convert: %v", err)
 			}
-			if res.DataPoints != 5 || res.Rejected != 0 || res.Exemplars != 1 || res.Message() != "" {
-				t.Fatalf("got DataPoints=%d Rejected=%d Exemplars=%d Message=%q; want 5, 0, 1, \"\"", res.DataPoints, res.Rejected, res.Exemplars, res.Message())
+			if res.DataPoints != 5 || res.Rejected != 0 || res.Message() != "" {
+				t.Fatalf("got DataPoints=%d Rejected=%d Message=%q; want 5, 0, \"\"", res.DataPoints, res.Rejected, res.Message())
+			}
+			if len(b.Exemplars) != 1 || b.Exemplars[0].V != 1 || b.Exemplars[0].T != testTime.UnixMilli() {
+				t.Fatalf("got exemplars %+v; want the one of requests_total", b.Exemplars)
 			}
 			got := seriesOf(&b)
 			want := testSeries()
@@ -136,20 +140,19 @@ func TestConvertRejects(t *testing.T) {
 		t.Fatalf("Convert: %v", err)
 	}
 	got := seriesOf(&b)
-	if len(got) != 1 || len(got[`{__name__="ok", job="mixed"}`]) != 1 {
-		t.Fatalf("got series %v; want only ok{job=\"mixed\"}", got)
+	if len(got) != 2 || len(got[`{__name__="ok", job="mixed"}`]) != 1 || len(b.Histograms) != 1 {
+		t.Fatalf("got series %v and %d histograms; want ok{job=\"mixed\"} and the exponential histogram latency_exp", got, len(b.Histograms))
 	}
-	if res.DataPoints != 5 || res.Rejected != 4 {
-		t.Fatalf("got DataPoints=%d Rejected=%d; want 5, 4", res.DataPoints, res.Rejected)
+	if res.DataPoints != 5 || res.Rejected != 3 {
+		t.Fatalf("got DataPoints=%d Rejected=%d; want 5, 3", res.DataPoints, res.Rejected)
 	}
 	reasons := map[string]int{}
 	for _, rj := range res.Rejections {
 		reasons[rj.Reason+"/"+rj.Metric] = rj.Points
 	}
 	want := map[string]int{
-		ReasonDelta + "/delta.requests":             2,
-		ReasonExponentialHistogram + "/latency.exp": 1,
-		ReasonInvalidMetric + "/bad.attr":           1,
+		ReasonDelta + "/delta.requests":   2,
+		ReasonInvalidMetric + "/bad.attr": 1,
 	}
 	for k, n := range want {
 		if reasons[k] != n {
@@ -157,8 +160,8 @@ func TestConvertRejects(t *testing.T) {
 		}
 	}
 	msg := res.Message()
-	for _, s := range []string{"4 of 5 data points rejected", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative",
-		"explicit_bucket_histogram", `metric "bad.attr"`, "label name is empty"} {
+	for _, s := range []string{"3 of 5 data points rejected", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative",
+		"-otlp.delta-to-cumulative", `metric "bad.attr"`, "label name is empty"} {
 		if !strings.Contains(msg, s) {
 			t.Errorf("message %q does not contain %q", msg, s)
 		}
@@ -218,7 +221,7 @@ func TestConvertTooManySamples(t *testing.T) {
 func TestDecodeErrors(t *testing.T) {
 	f := func(body string, format Format, want string) {
 		t.Helper()
-		_, err := Decode([]byte(body), format)
+		_, err := Decode([]byte(body), format, Limits{})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("Decode(%q): got error %v; want it to contain %q", body, err, want)
 		}
@@ -249,4 +252,31 @@ func TestBatchAppenderKeys(t *testing.T) {
 		t.Fatalf("got %d series with keys %q; want 2 distinct", len(b.Series), b.Series)
 	}
 	checkKeys(t, &b)
+}
+
+// TestConvertHistogramsToNHCB: with HistogramsToNHCB an explicit-bucket
+// histogram becomes one native histogram series with custom buckets
+// instead of _bucket/_sum/_count series.
+func TestConvertHistogramsToNHCB(t *testing.T) {
+	var b samples.Batch
+	if _, err := NewConverter(ConvertOptions{HistogramsToNHCB: true}).Convert(t.Context(), testMetrics(testTime), &b); err != nil {
+		t.Fatal(err)
+	}
+	var got []samples.Histogram
+	for i := range b.Series {
+		s := &b.Series[i]
+		if strings.HasPrefix(b.Name(s), "http_server_duration_seconds") {
+			if b.Name(s) != "http_server_duration_seconds" {
+				t.Fatalf("got classic series %s", b.Name(s))
+			}
+			got = append(got, b.SeriesHistograms(s)...)
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("got %d histograms; want 1", len(got))
+	}
+	h := got[0]
+	if h.Schema != samples.CustomBucketsSchema || fmt.Sprint(h.CustomValues) != "[0.1 0.5 1]" || h.IntCount != 10 || h.Sum != 4.25 {
+		t.Fatalf("got %+v; want an NHCB with bounds [0.1 0.5 1], count 10, sum 4.25", h)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/telltale-dev/telltale/collector/collectortest"
@@ -164,40 +165,92 @@ func TestE2EOTLPErrors(t *testing.T) {
 	}
 }
 
-// TestE2EOTLPPartialSuccess exports an exponential histogram (which
-// Telltale does not store) next to a gauge with the Go SDK: the gauge is
-// written and the SDK reports the partial success with our message.
-func TestE2EOTLPPartialSuccess(t *testing.T) {
+// TestE2EOTLPHistogramsAndDelta exports, with the OpenTelemetry Go SDK, an
+// exponential histogram (stored as a native histogram) and a delta counter
+// (turned cumulative) to the real collector, and reads them back with
+// histogram_quantile, histogram_count/sum, irate and idelta (issue 15).
+func TestE2EOTLPHistogramsAndDelta(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the collector")
 	}
 	in := collectortest.Start(t)
 	ctx := t.Context()
 	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(in.URL+"/v1/metrics"),
-		otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: false}))
+		otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: false}),
+		otlpmetrichttp.WithTemporalitySelector(func(k sdkmetric.InstrumentKind) metricdata.Temporality {
+			if k == sdkmetric.InstrumentKindCounter {
+				return metricdata.DeltaTemporality
+			}
+			return metricdata.CumulativeTemporality
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mp := sdkmetric.NewMeterProvider(
-		sdkmetric.WithResource(resource.NewSchemaless(attribute.String("service.name", "partial"))),
+		sdkmetric.WithResource(resource.NewSchemaless(attribute.String("service.name", "native"))),
 		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))),
-		sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: "latency.exp"},
+		sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: "latency"},
 			sdkmetric.Stream{Aggregation: sdkmetric.AggregationBase2ExponentialHistogram{MaxSize: 160, MaxScale: 20}})))
 	meter := mp.Meter("telltale/e2e")
-	lat, _ := meter.Float64Histogram("latency.exp")
-	lat.Record(ctx, 0.25)
-	g, _ := meter.Int64Gauge("ok.gauge")
-	g.Record(ctx, 42)
-	err = mp.ForceFlush(ctx)
-	if err == nil || !strings.Contains(err.Error(), "exponential histogram") || !strings.Contains(err.Error(), "1 of 2 data points rejected") {
-		t.Fatalf("ForceFlush: got %v; want a partial success naming the exponential histogram", err)
+	lat, _ := meter.Float64Histogram("latency", metric.WithUnit("s"))
+	var sum float64
+	for i := 1; i <= 100; i++ {
+		v := float64(i) / 100
+		lat.Record(ctx, v)
+		sum += v
+	}
+	jobs, _ := meter.Int64Counter("jobs")
+	jobs.Add(ctx, 5)
+	if err := mp.ForceFlush(ctx); err != nil {
+		t.Fatalf("first export: %v", err)
+	}
+	value := func(q string) float64 { t.Helper(); return in.Value(ctx, q) }
+	ts1 := value(`timestamp(jobs_total{job="native"})`)
+	// Make the second export's timestamp later than the first's: wait for
+	// the clock to move, not for a duration.
+	for time.Now().UnixMilli() <= int64(ts1*1000) {
+		time.Sleep(time.Millisecond)
+	}
+	jobs.Add(ctx, 3)
+	if err := mp.ForceFlush(ctx); err != nil {
+		t.Fatalf("second export: %v", err)
 	}
 	_ = mp.Shutdown(context.WithoutCancel(ctx))
-	res := in.Query(ctx, `ok_gauge{job="partial"}`, time.Time{})
-	if len(res) != 1 || res[0].Value[1] != "42" {
-		t.Fatalf("got %v; want ok_gauge{job=\"partial\"} 42", res)
+
+	// The delta counter is cumulative in storage: 5, then 5+3.
+	if got := value(`jobs_total{job="native"}`); got != 8 {
+		t.Fatalf("jobs_total: got %v; want 8 (5 then 3, as deltas)", got)
 	}
-	if res := in.Query(ctx, `{__name__=~"latency_exp.*"}`, time.Time{}); len(res) != 0 {
-		t.Fatalf("the exponential histogram was written: %v", res)
+	if got := value(`idelta(jobs_total{job="native"}[1h])`); got != 3 {
+		t.Fatalf("idelta: got %v; want 3", got)
+	}
+	ts2 := value(`timestamp(jobs_total{job="native"})`)
+	// Sample times are whole milliseconds; the JSON float is not exact.
+	elapsed := math.Round(ts2*1000-ts1*1000) / 1000
+	if got, want := value(`irate(jobs_total{job="native"}[1h])`), 3/elapsed; math.Abs(got-want) > 1e-9*want {
+		t.Fatalf("irate: got %v; want %v (3 over %v s)", got, want, elapsed)
+	}
+	if got := value(`resets(jobs_total{job="native"}[1h])`); got != 0 {
+		t.Fatalf("resets: got %v; want 0", got)
+	}
+	// The exponential histogram is one native histogram series.
+	if got := value(`histogram_count(latency_seconds{job="native"})`); got != 100 {
+		t.Fatalf("histogram_count: got %v; want 100", got)
+	}
+	if got := value(`histogram_sum(latency_seconds{job="native"})`); math.Abs(got-sum) > 1e-9 {
+		t.Fatalf("histogram_sum: got %v; want %v", got, sum)
+	}
+	// 100 observations 0.01..1: the median is 0.5, within the bucket width
+	// at the scale the SDK chose (160 buckets over 0.01..1: under 3%).
+	if got := value(`histogram_quantile(0.5, latency_seconds{job="native"})`); math.Abs(got-0.5) > 0.5*0.03 {
+		t.Fatalf("histogram_quantile(0.5): got %v; want 0.5 within 3%%", got)
+	}
+	if got := value(`histogram_fraction(0, 0.25, latency_seconds{job="native"})`); math.Abs(got-0.25) > 0.25*0.05 {
+		t.Fatalf("histogram_fraction(0, 0.25): got %v; want 0.25 within 5%%", got)
+	}
+	if res := in.Query(ctx, `{__name__=~"latency_seconds_(bucket|count|sum)"}`, time.Time{}); len(res) != 0 {
+		t.Fatalf("the exponential histogram was written as classic series too: %v", res)
 	}
 }
+
+func TestMain(m *testing.M) { collectortest.Main(m) }

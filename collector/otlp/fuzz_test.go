@@ -1,6 +1,8 @@
 package otlp
 
 import (
+	"bytes"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -24,7 +26,7 @@ func TestTestdata(t *testing.T) {
 			if !ok {
 				t.Fatalf("testdata/%s missing; run go test -run TestTestdata -update", file)
 			}
-			got, err := Decode(data, f)
+			got, err := Decode(data, f, Limits{})
 			if err != nil {
 				t.Fatalf("testdata/%s: %v", file, err)
 			}
@@ -42,6 +44,36 @@ func TestTestdata(t *testing.T) {
 	}
 }
 
+// TestHostileTestdata keeps the fuzz seeds of issue 22's hostile inputs in
+// testdata/ and checks each is refused or trimmed by a limit.
+func TestHostileTestdata(t *testing.T) {
+	files := readTestdata(t)
+	for name, want := range hostileSeeds(t) {
+		if !bytes.Equal(files[name], want) {
+			t.Fatalf("testdata/%s missing or stale; run go test -run TestTestdata -update", name)
+		}
+		f := Protobuf
+		if strings.HasSuffix(name, ".json") {
+			f = JSON
+		}
+		md, err := Decode(want, f, Limits{})
+		if strings.Contains(name, "timestamp") {
+			if err != nil {
+				t.Fatalf("testdata/%s: %v", name, err)
+			}
+			var b samples.Batch
+			res, err := NewConverter(ConvertOptions{}).Convert(t.Context(), md, &b)
+			if err != nil || res.Rejected != 1 {
+				t.Fatalf("testdata/%s: got %+v, %v; want 1 rejected point", name, res, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrLimit) {
+			t.Fatalf("testdata/%s: got %v; want a limit error", name, err)
+		}
+	}
+}
+
 // FuzzOTLP feeds arbitrary bodies through decode and translation: no
 // panic, a bounded batch, well-formed series, and the same series after a
 // protobuf round trip of the decoded request.
@@ -49,15 +81,17 @@ func FuzzOTLP(f *testing.F) {
 	for name, data := range readTestdata(f) {
 		f.Add(data, strings.HasSuffix(name, ".json"))
 	}
-	conv := NewConverter(ConvertOptions{})
-	conv2 := NewConverter(ConvertOptions{})
+	// Each converter has its own Cumulator fed the same requests, so
+	// delta points convert the same way in both.
+	conv := NewConverter(ConvertOptions{Delta: NewCumulator(CumulatorOptions{MaxSeries: 1000})})
+	conv2 := NewConverter(ConvertOptions{Delta: NewCumulator(CumulatorOptions{MaxSeries: 1000})})
 	var b1, b2 samples.Batch
 	f.Fuzz(func(t *testing.T, data []byte, isJSON bool) {
 		format := Protobuf
 		if isJSON {
 			format = JSON
 		}
-		md, err := Decode(data, format)
+		md, err := Decode(data, format, Limits{})
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty error message")
@@ -69,7 +103,7 @@ func FuzzOTLP(f *testing.F) {
 		if err != nil {
 			t.Fatalf("cannot re-encode a decoded request: %v", err)
 		}
-		md2, err := Decode(again, Protobuf)
+		md2, err := Decode(again, Protobuf, Limits{})
 		if err != nil {
 			t.Fatalf("cannot decode a re-encoded request: %v", err)
 		}
@@ -94,7 +128,7 @@ func FuzzOTLP(f *testing.F) {
 		}
 		for i := range b1.Series {
 			s := &b1.Series[i]
-			if s.SamplesEnd <= s.SamplesStart {
+			if s.SamplesEnd <= s.SamplesStart && s.HistogramsEnd <= s.HistogramsStart {
 				t.Fatalf("series %d has no samples", i)
 			}
 			if b1.Name(s) == "" {

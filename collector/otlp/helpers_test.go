@@ -188,7 +188,50 @@ func testdataRequests() map[string]pmetric.Metrics {
 		"rejects":     rejectMetrics(testTime),
 		"empty":       pmetric.NewMetrics(),
 		"two_targets": twoResources(testTime),
+		"native":      nativeMetrics(testTime),
 	}
+}
+
+// nativeMetrics has what turns into native histograms and exemplars, and a
+// delta sum: an exponential histogram with negative, zero and positive
+// buckets and an exemplar, and a delta counter of two points.
+func nativeMetrics(ts time.Time) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "native")
+	sm := rm.ScopeMetrics().AppendEmpty()
+	pts := pcommon.NewTimestampFromTime(ts)
+	m := sm.Metrics().AppendEmpty()
+	m.SetName("latency")
+	m.SetUnit("s")
+	eh := m.SetEmptyExponentialHistogram()
+	eh.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	p := eh.DataPoints().AppendEmpty()
+	p.SetStartTimestamp(pcommon.NewTimestampFromTime(ts.Add(-time.Minute)))
+	p.SetTimestamp(pts)
+	p.SetScale(3)
+	p.SetZeroCount(1)
+	p.SetCount(7)
+	p.SetSum(2.5)
+	p.Positive().SetOffset(-2)
+	p.Positive().BucketCounts().FromRaw([]uint64{1, 0, 3})
+	p.Negative().SetOffset(1)
+	p.Negative().BucketCounts().FromRaw([]uint64{2})
+	ex := p.Exemplars().AppendEmpty()
+	ex.SetDoubleValue(0.9)
+	ex.SetTimestamp(pts)
+	ex.SetTraceID(pcommon.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+	m = sm.Metrics().AppendEmpty()
+	m.SetName("jobs")
+	s := m.SetEmptySum()
+	s.SetIsMonotonic(true)
+	s.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	for i := range 2 {
+		dp := s.DataPoints().AppendEmpty()
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(ts.Add(time.Duration(i) * time.Second)))
+		dp.SetIntValue(int64(i + 2))
+	}
+	return md
 }
 
 // twoResources has two resources with the same metric, each with several
@@ -226,6 +269,11 @@ func readTestdata(t testing.TB) map[string][]byte {
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(filepath.Join("testdata", name+".json"), encode(t, md, JSON), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, data := range hostileSeeds(t) {
+			if err := os.WriteFile(filepath.Join("testdata", name), data, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}

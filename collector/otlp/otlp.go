@@ -14,12 +14,28 @@
 //
 // Promises, as the OTLP/HTTP specification asks:
 //   - 200 with an ExportMetricsServiceResponse, in the request's encoding,
-//     once every accepted sample is committed. Data points Telltale does not
-//     store (non-cumulative temporality, exponential histograms, metrics the
-//     translator cannot name) are dropped, counted
+//     once every accepted sample is committed. Sums, gauges and summaries
+//     become float series, exponential histograms native histograms (and
+//     explicit-bucket ones too with -otlp.histograms-as-nhcb), exemplars
+//     go to the exemplar storage, delta temporality is turned cumulative
+//     with -otlp.delta-to-cumulative (see Cumulator for why and the price).
+//     Data points Telltale does not store (delta ones without that flag,
+//     metrics the translator cannot name, samples the ingest path rejects
+//     such as a series over a label limit) are dropped, counted
 //     (telltale_ingest_rejected_total{reason=...}) and reported in
-//     partial_success (rejected_data_points, error_message); the rest is
-//     written. The sender must not retry those.
+//     partial_success (rejected_data_points, error_message) with a 200, as
+//     the OTLP specification prescribes for partly accepted requests (the
+//     one exception to "2xx means all was stored"); the rest is written.
+//     The sender must not retry those.
+//   - 400 for a body over the shape limits (Limits: attribute values
+//     nested deeper than -otlp.max-attribute-depth, more attributes than
+//     -otlp.max-attributes on one resource, scope, metric, data point or
+//     exemplar), checked before the protobuf decoder or the translator can
+//     recurse or do quadratic work, and counted by reason
+//     (otlp_attribute_depth, otlp_too_many_attributes).
+//   - Data points with a time_unix_nano over 2^63-1 (after 2262, which no
+//     Prometheus timestamp holds) are dropped and reported in
+//     partial_success (reason otlp_invalid_timestamp).
 //   - 400 for a body that does not decode, 415 for a Content-Type other than
 //     application/x-protobuf or application/json (or an unknown
 //     Content-Encoding), 413 for a body over the limits, 503 with
@@ -39,6 +55,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/samples"
@@ -60,16 +78,30 @@ type Options struct {
 	// every LookbackDelta/2 between a resource's first and last data
 	// point. 0 means 5m.
 	LookbackDelta time.Duration
-	Logger        *slog.Logger
+	// Limits bound attribute nesting and counts (-otlp.*); zero values mean
+	// the defaults.
+	Limits Limits
+	// DeltaToCumulative turns delta sums and histograms into cumulative
+	// ones (see Cumulator) instead of rejecting them; DeltaMaxSeries bounds
+	// the series it tracks (0: 100,000).
+	DeltaToCumulative bool
+	DeltaMaxSeries    int
+	// HistogramsToNHCB stores explicit-bucket histograms as native
+	// histograms with custom buckets (see ConvertOptions).
+	HistogramsToNHCB bool
+	Logger           *slog.Logger
+	// Metrics receives telltale_otlp_* gauges; nil means none.
+	Metrics *metrics.Set
 }
 
 // Handler serves OTLP/HTTP metrics. It is safe for concurrent use.
 type Handler struct {
-	in   *ingest.Handlers
-	w    *ingest.Writer
-	opts Options
-	log  *slog.Logger
-	pool sync.Pool // *state
+	delta *Cumulator // nil unless DeltaToCumulative
+	in    *ingest.Handlers
+	w     *ingest.Writer
+	opts  Options
+	log   *slog.Logger
+	pool  sync.Pool // *state
 }
 
 // state is what one request needs, pooled.
@@ -85,8 +117,21 @@ func NewHandler(in *ingest.Handlers, opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{in: in, w: in.Writer(), opts: opts, log: opts.Logger}
+	h := &Handler{in: in, w: in.Writer(), opts: opts, log: opts.Logger}
+	if opts.DeltaToCumulative {
+		h.delta = NewCumulator(CumulatorOptions{MaxSeries: opts.DeltaMaxSeries})
+		if opts.Metrics != nil {
+			opts.Metrics.NewGauge("telltale_otlp_delta_series", func() float64 { return float64(h.delta.Len()) })
+		}
+	}
+	return h
 }
+
+// decodeFactor is the bytes an OTLP request holds per decompressed body
+// byte while it is decoded: pdata's objects (4.3 per protobuf byte measured
+// on BenchmarkDecodeConvert's request; 6 leaves room for attribute-heavy
+// ones) and the batch (ingest.BatchFactor).
+const decodeFactor = 6 + ingest.BatchFactor
 
 // maxSamples bounds what a request of n decoded bytes may expand to. A
 // float sample costs at least 8 bytes of protobuf (a histogram bucket
@@ -108,30 +153,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, format, ferr)
 		return
 	}
+	st, _ := h.pool.Get().(*state)
+	if st == nil {
+		st = &state{}
+	}
+	defer h.put(st)
+	data, releaseBytes, err := h.in.ReadBody(w, r, &st.body, ingest.GzipOrIdentity, decodeFactor)
+	defer releaseBytes()
+	if err != nil {
+		h.fail(w, format, err)
+		return
+	}
 	release, err := h.w.Acquire(r.Context())
 	if err != nil {
 		h.fail(w, format, err)
 		return
 	}
 	defer release()
-
-	st, _ := h.pool.Get().(*state)
-	if st == nil {
-		st = &state{}
-	}
-	defer h.put(st)
-	data, err := h.in.ReadBody(r, &st.body)
+	md, err := Decode(data, format, h.opts.Limits)
 	if err != nil {
-		h.fail(w, format, err)
-		return
-	}
-	md, err := Decode(data, format)
-	if err != nil {
+		if reason := LimitReason(err); reason != "" {
+			h.w.CountRejected(reason, 1)
+		}
 		h.fail(w, format, fmt.Errorf("%w: %v", ingest.ErrInvalid, err))
 		return
 	}
 	if st.conv == nil {
-		st.conv = NewConverter(ConvertOptions{LookbackDelta: h.opts.LookbackDelta})
+		st.conv = NewConverter(ConvertOptions{LookbackDelta: h.opts.LookbackDelta, Delta: h.delta, HistogramsToNHCB: h.opts.HistogramsToNHCB})
 	}
 	st.conv.opts.MaxSamples = maxSamples(len(data))
 	b := &st.batch
@@ -147,17 +195,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, format, err)
 		return
 	}
-	if err := h.w.Write(r.Context(), b); err != nil {
+	written, err := h.w.Write(r.Context(), b)
+	h.in.CountSamples(endpoint, written.Samples+written.Histograms)
+	var perr *ingest.PartialError
+	if errors.As(err, &perr) {
+		// OTLP reports a partly accepted request as 200 with
+		// partial_success (the specification's rule), not 400; the writer
+		// counted the rejections already.
+		res.Rejected += perr.Rejected
+		res.stored = perr.Error()
+	} else if err != nil {
 		h.fail(w, format, err)
 		return
 	}
 	for _, rj := range res.Rejections {
 		h.w.CountRejected(rj.Reason, max(rj.Points, 1))
 	}
-	if res.Exemplars > 0 {
-		h.w.CountRejected(ReasonExemplar, res.Exemplars)
-	}
-	h.in.CountSamples(endpoint, b.Len())
 	if res.Rejected > 0 || len(res.Rejections) > 0 {
 		h.log.Debug("otlp data points rejected", "component", "otlp", "rejected", res.Rejected, "message", res.Message())
 	}

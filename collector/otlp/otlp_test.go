@@ -122,8 +122,8 @@ func TestHandlerWrites(t *testing.T) {
 		if n := ts.counter(`telltale_ingest_samples_total{endpoint="otlp"}`); n != float64(len(want)) {
 			t.Fatalf("got samples counter %v; want %d", n, len(want))
 		}
-		if n := ts.counter(`telltale_ingest_rejected_total{reason="exemplar_dropped"}`); n != 1 {
-			t.Fatalf("got exemplar_dropped counter %v; want 1", n)
+		if n := ts.store.Exemplars(); n != 1 {
+			t.Fatalf("got %d exemplars stored; want 1", n)
 		}
 	}
 	f(Path, Protobuf, false)
@@ -140,13 +140,13 @@ func TestHandlerPartialSuccess(t *testing.T) {
 			t.Fatalf("got status %d (%s); want 200", r.status, r.body)
 		}
 		ps := decodeResponse(t, format, r.body).PartialSuccess()
-		if ps.RejectedDataPoints() != 4 || !strings.Contains(ps.ErrorMessage(), "4 of 5 data points rejected") {
-			t.Fatalf("got partial success %d %q; want 4 rejected with a message", ps.RejectedDataPoints(), ps.ErrorMessage())
+		if ps.RejectedDataPoints() != 3 || !strings.Contains(ps.ErrorMessage(), "3 of 5 data points rejected") {
+			t.Fatalf("got partial success %d %q; want 3 rejected with a message", ps.RejectedDataPoints(), ps.ErrorMessage())
 		}
-		if got := ts.store.Names(); len(got) != 1 || got[0] != `{__name__="ok", job="mixed"}` {
-			t.Fatalf("got series %v; want only ok{job=\"mixed\"}", got)
+		if got := ts.store.Names(); len(got) != 2 || got[0] != `{__name__="latency_exp", job="mixed"}` || got[1] != `{__name__="ok", job="mixed"}` {
+			t.Fatalf("got series %v; want the native histogram latency_exp and ok{job=\"mixed\"}", got)
 		}
-		for reason, want := range map[string]float64{ReasonDelta: 2, ReasonExponentialHistogram: 1, ReasonInvalidMetric: 1} {
+		for reason, want := range map[string]float64{ReasonDelta: 2, ReasonInvalidMetric: 1} {
 			if n := ts.counter(`telltale_ingest_rejected_total{reason="` + reason + `"}`); n != want {
 				t.Fatalf("got rejected{reason=%q} %v; want %v", reason, n, want)
 			}
@@ -254,19 +254,27 @@ func TestHandlerUnavailable(t *testing.T) {
 }
 
 func TestHandlerInvalidSample(t *testing.T) {
-	// A sample far in the future fails the whole request with 400; nothing
-	// is written.
+	// A sample far in the future is rejected by name; the rest of the
+	// request is written and the answer is 200 with partial_success, as
+	// OTLP prescribes for a partly accepted request.
 	ts := newTestServer(t, ingest.HTTPOptions{}, ingest.Limits{MaxFutureDrift: time.Minute})
 	md := testMetrics(testTime)
 	md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Gauge().DataPoints().At(0).SetTimestamp(pcommonTime(testTime.Add(time.Hour)))
 	r := ts.post(t, http.MethodPost, Path, Protobuf.ContentType(), "", encode(t, md, Protobuf))
-	if r.status != http.StatusBadRequest {
-		t.Fatalf("got status %d (%s); want 400", r.status, r.body)
+	if r.status != http.StatusOK {
+		t.Fatalf("got status %d (%s); want 200", r.status, r.body)
 	}
-	if _, msg := statusMessage(t, Protobuf, r.body); !strings.Contains(msg, "-ingest.max-future-drift") {
-		t.Fatalf("got message %q; want it to name -ingest.max-future-drift", msg)
+	ps := decodeResponse(t, Protobuf, r.body).PartialSuccess()
+	if ps.RejectedDataPoints() == 0 || !strings.Contains(ps.ErrorMessage(), "-ingest.max-future-drift") || !strings.Contains(ps.ErrorMessage(), "temperature_celsius{") {
+		t.Fatalf("got partial success %d %q; want the temperature sample rejected naming -ingest.max-future-drift", ps.RejectedDataPoints(), ps.ErrorMessage())
 	}
-	if got := ts.store.Names(); len(got) != 0 {
-		t.Fatalf("failed request wrote series %v", got)
+	got := ts.store.Snapshot()
+	if _, ok := got[`{__name__="requests_total", http_method="GET", instance="pod-1", job="shop/checkout"}`]; !ok {
+		t.Fatalf("the valid series were not written: %v", ts.store.Names())
+	}
+	for k := range got {
+		if strings.Contains(k, "temperature") {
+			t.Fatalf("the rejected series %s was written", k)
+		}
 	}
 }

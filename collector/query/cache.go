@@ -55,9 +55,6 @@ type resultCache struct {
 	lru     *list.List // of *entry, most recent first
 	byName  map[string]map[*entry]struct{}
 	late    atomic.Uint64 // count of late-write and delete events
-	// whole holds queries whose answers carry annotations that only the
-	// whole query gets right (see aggregatingAnnotation); bounded.
-	whole map[cacheKey]struct{}
 
 	stepsCached, stepsComputed *metrics.Counter
 	evictions, lateDrops       *metrics.Counter
@@ -240,23 +237,6 @@ func (c *resultCache) put(key cacheKey, seq uint64, cutoff, start int64, chunks 
 	}
 }
 
-// wholeOnly reports whether key's answers must come from the whole query.
-func (c *resultCache) wholeOnly(key cacheKey) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.whole[key]
-	return ok
-}
-
-func (c *resultCache) markWholeOnly(key cacheKey) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.whole == nil || len(c.whole) >= 1000 {
-		c.whole = map[cacheKey]struct{}{}
-	}
-	c.whole[key] = struct{}{}
-}
-
 // coalesce joins adjacent chunks (no step between them) into one.
 func (c *resultCache) coalesce(chunks []*chunk, step int64) []*chunk {
 	out := []*chunk{chunks[0]}
@@ -306,8 +286,8 @@ func (c *resultCache) clear() {
 // holds nothing, a query running now must learn of a late write.
 func (c *resultCache) Active() bool { return true }
 
-// Observe looks at a committed write for late samples (older than now
-// minus Freshness) and drops the cached chunks they can change. The usual
+// Observe looks at a committed write for late samples, float or histogram
+// (older than now minus Freshness), and drops the cached chunks they can change. The usual
 // write, all samples recent, costs one pass over its timestamps.
 func (c *resultCache) Observe(b *samples.Batch, _ []storage.SeriesRef) {
 	cut := c.cutoff()
@@ -317,6 +297,9 @@ func (c *resultCache) Observe(b *samples.Batch, _ []storage.SeriesRef) {
 			late = true
 			break
 		}
+	}
+	for i := 0; i < len(b.Histograms) && !late; i++ {
+		late = b.Histograms[i].T <= cut
 	}
 	if !late {
 		return
@@ -329,6 +312,11 @@ func (c *resultCache) Observe(b *samples.Batch, _ []storage.SeriesRef) {
 		for _, smp := range b.SeriesSamples(s) {
 			if smp.T <= cut {
 				w.from, w.to = min(w.from, smp.T), max(w.to, smp.T)
+			}
+		}
+		for _, h := range b.SeriesHistograms(s) {
+			if h.T <= cut {
+				w.from, w.to = min(w.from, h.T), max(w.to, h.T)
 			}
 		}
 		if w.to == -1<<63 {

@@ -42,6 +42,27 @@ type rangeEngine struct {
 	minSliceSteps int
 	// lookback is the engine's default lookback delta.
 	lookback time.Duration
+	// whole holds queries whose answers carry annotations that only the
+	// whole query gets right (see aggregatingAnnotation); bounded.
+	wholeMu sync.Mutex
+	whole   map[string]struct{}
+}
+
+// wholeOnly reports whether qs's answers must come from the whole query.
+func (e *rangeEngine) wholeOnly(qs string) bool {
+	e.wholeMu.Lock()
+	defer e.wholeMu.Unlock()
+	_, ok := e.whole[qs]
+	return ok
+}
+
+func (e *rangeEngine) markWholeOnly(qs string) {
+	e.wholeMu.Lock()
+	defer e.wholeMu.Unlock()
+	if e.whole == nil || len(e.whole) >= 1000 {
+		e.whole = map[string]struct{}{}
+	}
+	e.whole[qs] = struct{}{}
 }
 
 // ctxKey carries per-request choices from the HTTP guard to the engine.
@@ -75,7 +96,7 @@ func (e *rangeEngine) NewRangeQuery(ctx context.Context, q storage.Queryable, op
 	}
 	h := hintsFrom(ctx)
 	stmt, ok := full.Statement().(*parser.EvalStmt)
-	if !ok || h.stats || (opts != nil && opts.EnablePerStepStats()) || !sliceable(qs, stmt.Expr) {
+	if !ok || h.stats || (opts != nil && opts.EnablePerStepStats()) || !sliceable(qs, stmt.Expr) || e.wholeOnly(qs) {
 		return full, nil
 	}
 	return &slicedQuery{e: e, full: full, stmt: stmt, q: q, opts: opts, qs: qs,
@@ -200,21 +221,24 @@ func (s *slicedQuery) Exec(ctx context.Context) *promql.Result {
 		}
 		return res
 	}
-	if useCache && e.cache.wholeOnly(key) {
-		return s.full.Exec(ctx)
-	}
 	computed, res := s.evaluate(ctx, todo)
 	if res != nil {
-		return res
+		if ctx.Err() != nil {
+			return res
+		}
+		// A slice failed where the whole query might not, or fail in
+		// other words (-query.max-samples counts a slice; a range that
+		// cuts a chunk with deletion marks trips a bug of Prometheus'
+		// tombstones.Intervals.Add that the whole range may not): the
+		// answer is the whole query's, whatever it is.
+		return s.full.Exec(ctx)
 	}
 	for _, c := range append(cached, computed...) {
 		if c.aggregated {
 			// An annotation that sums over the query's steps: its text
 			// depends on how the steps were grouped, so only the whole
 			// query gives Prometheus' words.
-			if useCache {
-				e.cache.markWholeOnly(key)
-			}
+			e.markWholeOnly(s.qs)
 			return s.full.Exec(ctx)
 		}
 	}

@@ -1,5 +1,7 @@
 // Package storage opens and runs the embedded Prometheus TSDB that holds
-// every sample the collector accepts.
+// every sample the collector accepts: float samples, native histograms
+// (integer, float and custom-bucket), and exemplars in a bounded in-memory
+// ring buffer (Options.MaxExemplars) that is replayed from the WAL.
 //
 // Promise: once Appender().Commit returns nil, the samples are in the WAL
 // (written to the OS, not yet fsynced), so they survive a kill -9 of the
@@ -38,6 +40,17 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receives telltale_storage_* metrics; nil means a private set.
 	Metrics *metrics.Set
+	// MaxSeries bounds the series the head holds and MaxHourlySeries the
+	// series created in the last hour; a sample that would create a series
+	// beyond either fails with an error wrapping ErrSeriesLimit. 0 means no
+	// limit.
+	MaxSeries, MaxHourlySeries int64
+	// Now is the clock of the hourly series limit; nil means time.Now.
+	Now func() time.Time
+	// MaxExemplars is how many exemplars the in-memory ring buffer keeps
+	// (Prometheus' --storage.exemplars.max-exemplars); 0 turns exemplar
+	// storage off. Native histograms need no option: the TSDB stores them.
+	MaxExemplars int64
 	// WALCompression is "none", "snappy" (Prometheus' default) or "zstd";
 	// "" means none. Snappy halves the WAL on disk for about 10% more CPU
 	// per ingested sample (BenchmarkRemoteWrite in collector/ingest).
@@ -69,11 +82,16 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot resolve data directory %q: %w", opts.Dir, err)
 	}
+	if err := checkLock(dir); err != nil {
+		return nil, err
+	}
 
 	topts := tsdb.DefaultOptions()
 	topts.RetentionDuration = opts.Retention.Milliseconds()
 	topts.OutOfOrderTimeWindow = opts.OutOfOrderWindow.Milliseconds()
 	topts.EnableMetadataWALRecords = false
+	topts.EnableExemplarStorage = opts.MaxExemplars > 0
+	topts.MaxExemplars = opts.MaxExemplars
 	switch opts.WALCompression {
 	case "", "none":
 		topts.WALCompression = compression.None
@@ -85,10 +103,22 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 		return nil, fmt.Errorf("-storage.wal-compression=%q: want snappy, zstd or none", opts.WALCompression)
 	}
 
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	limiter := &seriesLimiter{maxSeries: opts.MaxSeries, maxHourly: opts.MaxHourlySeries, now: opts.Now}
+	topts.SeriesLifecycleCallback = limiter
+
 	reg := prometheus.NewRegistry()
 	start := time.Now()
 	stats := tsdb.NewDBStats()
-	db, err := tsdb.Open(dir, opts.Logger.With("component", "tsdb"), reg, topts, stats)
+	// The TSDB's routine start-up lines (WAL replay steps) only at debug:
+	// "storage opened" below says what a reader needs.
+	tlog := opts.Logger
+	if !tlog.Enabled(ctx, slog.LevelDebug) {
+		tlog = slog.New(warnAndAbove{tlog.Handler()})
+	}
+	db, err := tsdb.Open(dir, tlog.With("component", "tsdb"), reg, topts, stats)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return nil, err
@@ -99,6 +129,8 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 		"retention", opts.Retention, "out_of_order_window", opts.OutOfOrderWindow,
 		"head_series", db.Head().NumSeries(), "duration", time.Since(start).Round(time.Millisecond))
 
+	limiter.numSeries = db.Head().NumSeries
+	limiter.ready.Store(true) // the WAL is replayed: limit new series from now on
 	s := &Storage{db: db, stats: stats, registry: reg}
 	opts.Metrics.NewGauge("telltale_storage_head_series", func() float64 { return float64(db.Head().NumSeries()) })
 	opts.Metrics.NewGauge("telltale_storage_head_min_time_seconds", func() float64 { return float64(db.Head().MinTime()) / 1e3 })
@@ -128,4 +160,19 @@ func (s *Storage) Close() error {
 		return fmt.Errorf("cannot close TSDB: %w", err)
 	}
 	return nil
+}
+
+// warnAndAbove passes on only warnings and errors.
+type warnAndAbove struct{ slog.Handler }
+
+func (h warnAndAbove) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+func (h warnAndAbove) WithAttrs(as []slog.Attr) slog.Handler {
+	return warnAndAbove{h.Handler.WithAttrs(as)}
+}
+
+func (h warnAndAbove) WithGroup(name string) slog.Handler {
+	return warnAndAbove{h.Handler.WithGroup(name)}
 }

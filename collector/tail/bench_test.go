@@ -144,7 +144,7 @@ func BenchmarkIngestWithClients(b *testing.B) {
 				for j := range batch.Samples {
 					batch.Samples[j].T = t0 + i
 				}
-				if err := s.writer.Write(ctx, batch); err != nil {
+				if _, err := s.writer.Write(ctx, batch); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -70,7 +70,10 @@
 //	    busy collector makes few syscalls per client.
 //
 //	{"type":"deploy","time":1700000000456,"deploy":{"id":"...","service":"api",...}}
-//	    A deploy event as the deploy log recorded it (created or changed).
+//	    A deploy event as the change log recorded it (created or changed).
+//
+//	{"type":"change","time":1700000000456,"change":{"id":"...","kind":"switch",...}}
+//	    A change of another kind (switch flip, note, incident ...), the same way.
 //
 //	{"type":"notice","time":...,"notice":"dropped","dropped_messages":3,
 //	 "dropped_samples":120,"text":"..."}

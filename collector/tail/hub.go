@@ -279,21 +279,29 @@ const denseRefs = 1 << 22
 
 // PublishDeploy sends the deploy event d, any value encoding/json can
 // marshal, to every client as a deploy message. It never blocks: a client
-// whose deploy queue is full misses it and is told so in a dropped notice.
-func (h *Hub) PublishDeploy(d any) {
+// whose event queue is full misses it and is told so in a dropped notice.
+func (h *Hub) PublishDeploy(d any) { h.publish(TypeDeploy, d) }
+
+// PublishChange sends a change of any other kind (a switch flip, a note,
+// an incident ...), any value encoding/json can marshal, as a change
+// message, with PublishDeploy's guarantees; deploys keep their own type.
+func (h *Hub) PublishChange(c any) { h.publish(TypeChange, c) }
+
+// publish sends one event message {"type":typ,"time":...,typ:v}.
+func (h *Hub) publish(typ string, v any) {
 	snap := h.snap.Load()
 	if snap == nil || snap.n == 0 {
 		return
 	}
-	raw, err := json.Marshal(d)
+	raw, err := json.Marshal(v)
 	if err != nil {
-		h.log.Error("BUG: cannot encode deploy event for the live tail", "component", "tail", "err", err)
+		h.log.Error("BUG: cannot encode event for the live tail", "component", "tail", "type", typ, "err", err)
 		return
 	}
 	msg := make([]byte, 0, len(raw)+64)
-	msg = append(msg, `{"type":"deploy","time":`...)
+	msg = append(msg, `{"type":"`+typ+`","time":`...)
 	msg = strconv.AppendInt(msg, h.opts.Now().UnixMilli(), 10)
-	msg = append(msg, `,"deploy":`...)
+	msg = append(msg, `,"`+typ+`":`...)
 	msg = append(msg, raw...)
 	msg = append(msg, '}')
 	for _, s := range snap.subs {

@@ -14,6 +14,7 @@ const (
 	TypeSubscribed = "subscribed"
 	TypeSamples    = "samples"
 	TypeDeploy     = "deploy"
+	TypeChange     = "change"
 	TypeNotice     = "notice"
 )
 
@@ -48,8 +49,11 @@ type Message struct {
 	// Samples are the matching samples of one write (type samples).
 	Samples []Sample `json:"samples,omitempty"`
 
-	// Deploy is the deploy event as the deploy log recorded it (type deploy).
+	// Deploy is the deploy event as the change log recorded it (type deploy).
 	Deploy json.RawMessage `json:"deploy,omitempty"`
+	// Change is a change of another kind as the change log recorded it
+	// (type change).
+	Change json.RawMessage `json:"change,omitempty"`
 
 	// Notice is the kind of a notice (NoticeDropped, NoticeThinned), Text a
 	// sentence for people.

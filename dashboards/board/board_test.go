@@ -122,7 +122,7 @@ func TestDashboardsUseTheEmittedMetrics(t *testing.T) {
 			"node_network_transmit_bytes_total", "node_procs_running", "node_context_switches_total",
 			"node_boot_time_seconds", "node_uname_info", "telltale_deploy_info"},
 		UIDService: {"http_requests_total", "http_request_duration_seconds_bucket", "http_requests_in_flight",
-			"telltale_build_info", "go_goroutines", "process_resident_memory_bytes", "demo_switch_enabled", "telltale_deploy_info"},
+			"telltale_build_info", "go_goroutines", "process_resident_memory_bytes", "telltale_switch_on", "telltale_deploy_info"},
 		UIDDeploys: {"telltale_deploys_total", "telltale_deploy_info", "telltale_build_info"},
 		UIDSelf: {"telltale_ingest_samples_total", "telltale_ingest_rejected_total", "telltale_ingest_failed_requests_total",
 			"telltale_query_request_duration_seconds", "telltale_storage_head_series", "telltale_tail_clients",
@@ -157,6 +157,14 @@ func TestDashboardInvariants(t *testing.T) {
 
 func checkDashboard(t *testing.T, b Board) {
 	d := b.Dashboard
+	// Grafana 11.0-12.1 do not know schemaVersion 42, the SDK's; see
+	// SchemaVersion for why 39 loads unchanged in 11.x and 12.x.
+	if d.SchemaVersion != 39 {
+		t.Errorf("schemaVersion %d; want 39, which Grafana 11.0 through 12.x all load", d.SchemaVersion)
+	}
+	if d.Time == nil || d.Time.From != "now-30m" || d.Time.To != "now" {
+		t.Errorf("default time range %+v; want now-30m to now, where a fresh install's data is more than a sliver", d.Time)
+	}
 	if d.Uid == nil || *d.Uid != b.UID {
 		t.Errorf("got dashboard uid %v; want %s", d.Uid, b.UID)
 	}
@@ -287,7 +295,9 @@ func checkDashboard(t *testing.T, b Board) {
 			pq, ok := tg.(prometheus.Dataquery)
 			if !ok || pq.Datasource == nil || !isDatasourceVar(pq.Datasource.Uid) || pq.RefId == nil {
 				t.Errorf("panel %q: target %+v is not a Prometheus query on ${datasource} with a refId", *p.Title, tg)
+				continue
 			}
+			checkLegend(t, *p.Title, pq)
 		}
 		if p.Type == "timeseries" {
 			graphs++
@@ -325,5 +335,30 @@ func TestCollectorURLOption(t *testing.T) {
 		if _, err := All(Options{CollectorURL: bad}); err == nil || !strings.Contains(err.Error(), "http://localhost:9470") {
 			t.Errorf("All(CollectorURL=%q): got error %v; want one that shows the expected form", bad, err)
 		}
+	}
+}
+
+// checkLegend holds every query to a legend that reads like "{{route}}" or
+// "p99 {{route}}": never empty (Grafana and the console then show the raw
+// PromQL or the full label set), never the expression itself, "__auto" only
+// for tables (which have no legend), and no bare "or vector(0)" in a graph,
+// whose zero series has none of the legend's labels (orZero labels it).
+func checkLegend(t *testing.T, panel string, pq prometheus.Dataquery) {
+	t.Helper()
+	legend := ""
+	if pq.LegendFormat != nil {
+		legend = *pq.LegendFormat
+	}
+	table := pq.Format != nil && *pq.Format == prometheus.PromQueryFormatTable
+	switch {
+	case legend == "":
+		t.Errorf("panel %q: query %q has no legendFormat; want one like \"{{route}}\"", panel, pq.Expr)
+	case legend == "__auto" && !table:
+		t.Errorf("panel %q: query %q has legendFormat __auto; want one like \"{{route}}\"", panel, pq.Expr)
+	case legend == pq.Expr:
+		t.Errorf("panel %q: legendFormat is the query itself", panel)
+	}
+	if strings.Contains(legend, "{{") && strings.HasSuffix(strings.TrimSpace(pq.Expr), "or vector(0)") {
+		t.Errorf("panel %q: query %q ends in \"or vector(0)\" whose series lacks the labels of legend %q; use orZero", panel, pq.Expr, legend)
 	}
 }

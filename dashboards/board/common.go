@@ -32,6 +32,27 @@ const (
 	colorDeployGrafana = "blue"   // Grafana annotations tagged "deploy"
 )
 
+// DefaultFrom is every dashboard's default time range, last 30 minutes
+// (the console defaults to the same). A fresh install has minutes of data:
+// in 1h or 6h it is a sliver at the right edge, in 30m it fills a visible
+// share within minutes; and 30m holds a deploy with the 15m before and
+// after it that the impact analysis compares by default.
+const DefaultFrom = "now-30m"
+
+// SchemaVersion is the Grafana dashboard schemaVersion of the generated
+// JSON: 39, the newest that Grafana 11.0 (and everything up to 11.2) knows.
+// The SDK writes 42, which only Grafana 12.2 and later know (v40 made
+// "refresh" a string, v41 dropped timepicker.time_options, v42 hides a
+// field hidden from the graph from its tooltip too; see Grafana's
+// apps/dashboard/pkg/migration/schemaversion). Older Grafanas silently
+// rewrite a newer version down, and Grafana 12's dashboards API v1 refuses
+// a version other than its latest ("Schema version N is not supported")
+// unless it migrates it up itself, which it does from 39: migrations
+// 40-42 change nothing in these dashboards (refresh is the string "30s",
+// no time_options, no hideFrom overrides). So 39 loads unchanged in 11.x
+// and 12.x.
+const SchemaVersion = 39
+
 func ptr[T any](v T) *T { return &v }
 
 // datasource is the reference every panel, query and annotation uses: the
@@ -61,7 +82,7 @@ func newDashboard(uid, title, desc string, tags []string, opts Options, deploys 
 		Editable().
 		Tooltip(dashboard.DashboardCursorSyncCrosshair).
 		Refresh("30s").
-		Time("now-6h", "now").
+		Time(DefaultFrom, "now").
 		Timezone("browser").
 		WithVariable(datasourceVariable())
 	for _, v := range vars {
@@ -237,9 +258,17 @@ func instantQ(refID, expr, legend string) *prometheus.DataqueryBuilder {
 		Instant()
 }
 
-// instantTable is an instant query whose labels become table columns.
+// instantTable is an instant query whose labels become table columns (a
+// table has no legend: Grafana's "__auto").
 func instantTable(refID, expr string) *prometheus.DataqueryBuilder {
 	return instantQ(refID, expr, "__auto").Format(prometheus.PromQueryFormatTable)
+}
+
+// orZero is expr, or a 0 series while expr has none (no failures yet),
+// labelled label="none" so a legend such as "{{reason}}" reads "none"
+// rather than falling back to the raw PromQL.
+func orZero(expr, label string) string {
+	return expr + ` or label_replace(vector(0), "` + label + `", "none", "", "")`
 }
 
 // series is one query of a time series panel: expr drawn with legend.
@@ -297,6 +326,7 @@ func row(b *dashboard.DashboardBuilder, title string) {
 // annotation toggles and links in the controls menu, so they show on the
 // dashboard itself.
 func finish(d *dashboard.Dashboard) {
+	d.SchemaVersion = SchemaVersion
 	for i := range d.Annotations.List {
 		d.Annotations.List[i].Placement = nil
 	}

@@ -10,8 +10,9 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/units"
 )
 
-// deploySel selects the chosen services and envs.
-const deploySel = `service=~"$service",env=~"$env"`
+// deploySel selects the chosen services and envs; a deploy without env
+// (no env label) marks every env.
+const deploySel = `service=~"$service",env=~"$env|"`
 
 func depQ(expr string) string { return strings.ReplaceAll(expr, "{D}", deploySel) }
 
@@ -26,16 +27,16 @@ func deploys(opts Options) (*dashboard.DashboardBuilder, string, string) {
 
 	row(b, "History")
 	b.WithPanel(single("Deploys in range", "Deploys recorded in the dashboard's time range.", units.Short,
-		depQ(`sum(count_over_time(telltale_deploy_info{{D}}[$__range]))`), "", quarter).
+		depQ(`sum(count_over_time(telltale_deploy_info{{D}}[$__range]))`), "deploys", quarter).
 		NoValue("0"))
 	b.WithPanel(single("Deploys so far", "All deploys recorded per service and env (telltale_deploys_total), over the last 30 days of data.", units.Short,
-		depQ(`sum(max by (service, env) (last_over_time(telltale_deploys_total{{D}}[30d])))`), "", quarter).
+		depQ(`sum(max by (service, env) (last_over_time(telltale_deploys_total{{D}}[30d])))`), "deploys", quarter).
 		NoValue("0"))
 	b.WithPanel(single("Services deployed", "Distinct services with a deploy in range.", units.Short,
-		depQ(`count(count by (service) (count_over_time(telltale_deploy_info{{D}}[$__range])))`), "", quarter).
+		depQ(`count(count by (service) (count_over_time(telltale_deploy_info{{D}}[$__range])))`), "services", quarter).
 		NoValue("0"))
 	b.WithPanel(single("Failed deploys", "Deploys that finished with a status other than success in range (telltale_deploy_end_time_seconds).", units.Short,
-		depQ(`sum(count_over_time(telltale_deploy_end_time_seconds{{D},status!="success"}[$__range])) or vector(0)`), "", quarter))
+		depQ(`sum(count_over_time(telltale_deploy_end_time_seconds{{D},status!="success"}[$__range])) or vector(0)`), "failed", quarter))
 	b.WithPanel(table.NewPanelBuilder().
 		Title("Deploy history").
 		Description("Every deploy in the time range, newest first: when, who, service, env, version, commit, status at record time. A version deployed twice by the same person shows its last time.").

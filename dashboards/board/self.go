@@ -12,7 +12,7 @@ import (
 func self(opts Options) (*dashboard.DashboardBuilder, string, string) {
 	const title = "Telltale"
 	b := newDashboard(UIDSelf, title,
-		"Health of Telltale itself: what the collector ingests and rejects, how fast it answers queries, its head series and live-tail clients, deploy deliveries, and the agents' spools.",
+		"Health of Telltale itself: what the collector ingests and rejects, how fast it answers queries, its head series and live-tail clients, change-log deliveries, and the agents' spools.",
 		[]string{"self"}, opts, deployFilter{})
 
 	row(b, "Ingest")
@@ -21,9 +21,9 @@ func self(opts Options) (*dashboard.DashboardBuilder, string, string) {
 	b.WithPanel(graph("Write requests", "Write requests per second, by endpoint.", units.RequestsPerSecond, half,
 		series{`sum by (endpoint) (rate(telltale_ingest_requests_total[$__rate_interval]))`, "{{endpoint}}"}))
 	b.WithPanel(graph("Rejected input", "Series or samples refused per second, by reason (too many labels, too far in the future, out of order ...). 0 when nothing was refused.", units.Short, half,
-		series{`sum by (reason) (rate(telltale_ingest_rejected_total[$__rate_interval])) or vector(0)`, "{{reason}}"}))
+		series{orZero(`sum by (reason) (rate(telltale_ingest_rejected_total[$__rate_interval]))`, "reason"), "{{reason}}"}))
 	b.WithPanel(graph("Failed write requests", "Write requests answered 4xx or 5xx per second, by endpoint and reason. 0 when none failed.", units.RequestsPerSecond, half,
-		series{`sum by (endpoint, reason) (rate(telltale_ingest_failed_requests_total[$__rate_interval])) or vector(0)`, "{{endpoint}} {{reason}}"}))
+		series{orZero(`sum by (endpoint, reason) (rate(telltale_ingest_failed_requests_total[$__rate_interval]))`, "reason"), "{{endpoint}} {{reason}}"}))
 
 	row(b, "Query and storage")
 	b.WithPanel(graph("Query latency", "Query API latency by handler: median and 99th percentile over the summary's window.", units.Seconds, half,
@@ -33,9 +33,9 @@ func self(opts Options) (*dashboard.DashboardBuilder, string, string) {
 		series{`sum(telltale_storage_head_series)`, "head series"}))
 	b.WithPanel(graph("Live-tail clients", "Websocket clients of the live tail (CLI and console).", units.Short, half,
 		series{`sum(telltale_tail_clients)`, "clients"}))
-	b.WithPanel(graph("Deploy deliveries", "Deploy deliveries per second by target (series, grafana, webhook) and outcome; pending entries of the outbox.", units.Short, half,
-		series{`sum by (target, outcome) (rate(telltale_deploy_deliveries_total[$__rate_interval])) or vector(0)`, "{{target}} {{outcome}}"},
-		series{`sum(telltale_deploy_outbox_pending)`, "pending"}))
+	b.WithPanel(graph("Change deliveries", "Change log deliveries (deploys, switch flips, notes ...) per second by target (series, grafana, webhook, impact, other) and outcome; pending entries of the outbox.", units.Short, half,
+		series{orZero(`sum by (target, outcome) (rate(telltale_change_deliveries_total[$__rate_interval]))`, "outcome"), "{{target}} {{outcome}}"},
+		series{`sum(telltale_changes_outbox_pending)`, "pending"}))
 
 	row(b, "Agents")
 	b.WithPanel(graph("Agent spool", "Bytes waiting in each agent's disk spool: grows while the collector is unreachable, drains when it is back.", units.BytesIEC, half,
@@ -43,8 +43,8 @@ func self(opts Options) (*dashboard.DashboardBuilder, string, string) {
 	b.WithPanel(graph("Agent samples sent", "Samples per second each agent delivered to the collector.", units.Short, half,
 		series{`sum by (instance) (rate(telltale_agent_samples_sent_total[$__rate_interval]))`, "{{instance}}"}))
 	b.WithPanel(graph("Agent send retries", "Retried sends per second: the collector was down, slow or overloaded. 0 when none.", units.OpsPerSecond, half,
-		series{`sum by (instance) (rate(telltale_agent_send_retries_total[$__rate_interval])) or vector(0)`, "{{instance}}"}))
+		series{orZero(`sum by (instance) (rate(telltale_agent_send_retries_total[$__rate_interval]))`, "instance"), "{{instance}}"}))
 	b.WithPanel(graph("Agent spool drops", "Samples per second dropped because a spool was full: data lost. 0 when none.", units.Short, half,
-		series{`sum by (instance) (rate(telltale_agent_spool_dropped_total[$__rate_interval])) or vector(0)`, "{{instance}}"}))
+		series{orZero(`sum by (instance) (rate(telltale_agent_spool_dropped_total[$__rate_interval]))`, "instance"), "{{instance}}"}))
 	return b, UIDSelf, title
 }

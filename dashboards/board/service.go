@@ -13,7 +13,10 @@ import (
 // {R} adds the chosen routes.
 const (
 	serviceSel = `service=~"$service",env=~"$env"`
-	routeSel   = serviceSel + `,route=~"$route"`
+	// changeSel selects the changes that mark the service's graphs: a
+	// change without env (no env label) marks every env.
+	changeSel = `service=~"$service",env=~"$env|"`
+	routeSel  = serviceSel + `,route=~"$route"`
 )
 
 // svcQ replaces {S} and {R} in expr with the service and route matchers.
@@ -40,7 +43,7 @@ func service(opts Options) (*dashboard.DashboardBuilder, string, string) {
 	const title = "Service"
 	b := newDashboard(UIDService, title,
 		"Request rate, errors, latency and in-flight requests by route for one service in one env (instrument library metrics), its runtime, and its deploys.",
-		[]string{"service"}, opts, deployFilter{matchers: serviceSel, tags: []string{"service:$service"}},
+		[]string{"service"}, opts, deployFilter{matchers: changeSel, tags: []string{"service:$service"}},
 		labelVariable("service", "service", "telltale_build_info", false),
 		labelVariable("env", "env", `telltale_build_info{service=~"$service"}`, false),
 		labelVariable("route", "route", `http_requests_total{service=~"$service",env=~"$env"}`, true))
@@ -50,11 +53,11 @@ func service(opts Options) (*dashboard.DashboardBuilder, string, string) {
 		svcQ(`count by (version) (telltale_build_info{{S}})`), "{{version}}", quarter).
 		TextMode(common.BigValueTextModeName))
 	b.WithPanel(single("Requests", "Requests per second, all chosen routes.", units.RequestsPerSecond,
-		svcQ(`sum(rate(http_requests_total{{R}}[$__rate_interval]))`), "", quarter))
+		svcQ(`sum(rate(http_requests_total{{R}}[$__rate_interval]))`), "requests/s", quarter))
 	b.WithPanel(single("Errors", "Share of requests answered 5xx.", units.PercentUnit,
-		errorRatio("service, env"), "", quarter))
+		errorRatio("service, env"), "{{service}} {{env}} 5xx", quarter))
 	b.WithPanel(single("p99 latency", "99th percentile request duration, all chosen routes.", units.Seconds,
-		quantile("0.99", "le"), "", quarter))
+		quantile("0.99", "le"), "p99", quarter))
 
 	row(b, "Requests")
 	b.WithPanel(graph("Request rate by route", "Requests per second by route.", units.RequestsPerSecond, half,
@@ -84,8 +87,8 @@ func service(opts Options) (*dashboard.DashboardBuilder, string, string) {
 		series{svcQ(`rate(go_gc_duration_seconds_count{{S}}[$__rate_interval])`), "{{service}} {{env}}"}))
 
 	row(b, "Feature switches")
-	b.WithPanel(graph("Feature switches", "Which switches are on (1) or off (0) over time (demo_switch_enabled): a change here is a change in behaviour as much as a deploy is.", units.Short, full,
-		series{svcQ(`max by (switch) (demo_switch_enabled{{S}})`), "{{switch}}"}).
+	b.WithPanel(graph("Feature switches", "Which contingency switches are on (1) or off (0) over time (telltale_switch_on, from the instrument library): a flip changes behaviour as much as a deploy does, and is recorded in the change log with who and why.", units.Short, full,
+		series{svcQ(`max by (switch) (telltale_switch_on{{S}})`), "{{switch}}"}).
 		LineInterpolation(common.LineInterpolationStepAfter).
 		Min(0).Max(1))
 	return b, UIDService, title

@@ -25,6 +25,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
+	"github.com/telltale-dev/telltale/annotator/changes"
+	"github.com/telltale-dev/telltale/annotator/client"
 	"github.com/telltale-dev/telltale/collector/collectortest"
 	"github.com/telltale-dev/telltale/instrument"
 )
@@ -45,6 +47,8 @@ type store interface {
 	// instant returns the series of metric name whose labels include match,
 	// each with its latest value at or before at (zero: the latest of all).
 	instant(t *testing.T, name string, match map[string]string, at time.Time) []series
+	// switchChanges returns the switch changes recorded for service.
+	switchChanges(t *testing.T, service string) []changes.Change
 }
 
 // TestDemoEndToEnd builds the demo, runs it with load against a collector,
@@ -256,11 +260,17 @@ func TestDemoEndToEnd(t *testing.T) {
 			t.Errorf("telltale_build_info: got %v; want one series version=v1.2.3-e2e commit=abc123 = 1", bi)
 		}
 		sw := map[string]string{"service": service, "switch": "slow_checkout"}
-		if v := st.instant(t, "demo_switch_enabled", sw, time.Time{}); len(v) != 1 || v[0].value != 1 {
-			t.Errorf("demo_switch_enabled{switch=slow_checkout}: got %v; want 1", v)
+		if v := st.instant(t, "telltale_switch_on", sw, time.Time{}); len(v) != 1 || v[0].value != 1 {
+			t.Errorf("telltale_switch_on{switch=slow_checkout}: got %v; want 1", v)
 		}
-		if v := st.instant(t, "demo_switch_flips_total", sw, time.Time{}); len(v) != 1 || v[0].value != 1 {
-			t.Errorf("demo_switch_flips_total{switch=slow_checkout}: got %v; want 1", v)
+		if v := st.instant(t, "telltale_switch_flips_total", sw, time.Time{}); len(v) != 1 || v[0].value != 1 {
+			t.Errorf("telltale_switch_flips_total{switch=slow_checkout}: got %v; want 1", v)
+		}
+		// The flip was recorded as a switch change, open while on.
+		got := st.switchChanges(t, service)
+		if len(got) != 1 || got[0].Kind != changes.KindSwitch || got[0].Subject != "slow_checkout" || got[0].Status != changes.StatusRunning ||
+			got[0].Fields["state"] != "on" || got[0].Who != "anonymous" || got[0].Env != "test" {
+			t.Errorf("switch changes: got %+v; want one open flip of slow_checkout to on", got)
 		}
 		if v := sumValues(st.instant(t, "demo_orders_placed_total", std, time.Time{})); v <= 0 {
 			t.Errorf("demo_orders_placed_total: got %v; want > 0", v)
@@ -331,6 +341,7 @@ type fakeCollector struct {
 	mu      sync.Mutex
 	samples map[string][]tsample // by series key, in arrival order
 	labels  map[string]map[string]string
+	changes []changes.Change // recorded switch flips
 }
 
 type tsample struct {
@@ -348,6 +359,26 @@ func newFakeCollector(t *testing.T) *fakeCollector {
 func (fc *fakeCollector) pushURL() string { return fc.srv.URL }
 
 func (fc *fakeCollector) serve(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/api/v1/changes":
+		req, err := changes.DecodeRequest(r.Body, time.Now())
+		if err != nil {
+			fc.t.Errorf("change record: %v", err)
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fc.mu.Lock()
+		fc.changes = append(fc.changes, req.Change())
+		fc.mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+		return
+	case "/api/v1/switches/announce":
+		var a changes.Announcement
+		if err := changes.DecodeJSON(r.Body, &a, "service, env, instance, url, secret, interval_seconds, switches"); err != nil || a.Validate() != nil {
+			fc.t.Errorf("announcement: %v %v", err, a.Validate())
+		}
+		return
+	}
 	if r.URL.Path != instrument.ImportPath || r.Header.Get("Content-Encoding") != "gzip" {
 		fc.t.Errorf("got %s %s (Content-Encoding %q); want POST %s gzip", r.Method, r.URL.Path, r.Header.Get("Content-Encoding"), instrument.ImportPath)
 		http.Error(w, "bad request", http.StatusBadRequest)
@@ -426,6 +457,31 @@ type realCollector struct {
 }
 
 func (rc *realCollector) pushURL() string { return rc.base }
+
+func (rc *realCollector) switchChanges(t *testing.T, service string) []changes.Change {
+	t.Helper()
+	cl, err := client.New(rc.base, client.Options{Token: rc.token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := cl.List(t.Context(), client.ListOptions{Kinds: []string{changes.KindSwitch}, Service: service, Limit: 100})
+	if err != nil {
+		t.Fatalf("list switch changes: %v", err)
+	}
+	return list
+}
+
+func (fc *fakeCollector) switchChanges(t *testing.T, service string) []changes.Change {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	var out []changes.Change
+	for _, c := range fc.changes {
+		if c.Service == service {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 func (rc *realCollector) instant(t *testing.T, name string, match map[string]string, at time.Time) []series {
 	t.Helper()

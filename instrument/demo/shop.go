@@ -90,7 +90,8 @@ func respond(w http.ResponseWriter, r *http.Request, latency time.Duration, errR
 // few ms of work.
 func (s *shop) products(w http.ResponseWriter, r *http.Request) {
 	latency, errRate := uniform(ms(1), ms(4)), 0.001
-	if sw, _ := s.sw.get("recommendations"); sw.Enabled {
+	if s.sw.on("recommendations") {
+		sw, _ := s.sw.get("recommendations")
 		latency += uniform(ms(3), ms(8)) + ms(sw.LatencyMs)
 		errRate += sw.ErrorRate
 	}
@@ -130,7 +131,8 @@ func (s *shop) checkout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	latency, errRate := uniform(ms(20), ms(60)), 0.01
-	if sw, _ := s.sw.get("slow_checkout"); sw.Enabled {
+	if s.sw.on("slow_checkout") {
+		sw, _ := s.sw.get("slow_checkout")
 		latency += ms(sw.LatencyMs)
 		errRate += sw.ErrorRate
 	}
@@ -143,11 +145,11 @@ func (s *shop) checkout(w http.ResponseWriter, r *http.Request) {
 // search: variable latency (log-normal, median 15ms, long tail up to 2s),
 // 0.5% errors; the search switch turns it off (503) or adds to it.
 func (s *shop) search(w http.ResponseWriter, r *http.Request) {
-	sw, _ := s.sw.get("search")
-	if !sw.Enabled {
+	if !s.sw.on("search") {
 		writeError(w, http.StatusServiceUnavailable, "search is switched off (switch \"search\")")
 		return
 	}
+	sw, _ := s.sw.get("search")
 	latency := time.Duration(15e6 * math.Exp(rand.NormFloat64()))
 	latency = min(latency, 2*time.Second) + ms(sw.LatencyMs)
 	respond(w, r, latency, 0.005+sw.ErrorRate, "search index unavailable", func() {

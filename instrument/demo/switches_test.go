@@ -40,42 +40,42 @@ func TestSwitchUpdate(t *testing.T) {
 			t.Errorf("got %q; want %q", got, name+" "+want)
 		}
 	}
-	f(`demo_switch_enabled{switch="slow_checkout"}`, "0")
-	f(`demo_switch_flips_total{switch="slow_checkout"}`, "0")
+	f(`telltale_switch_on{switch="slow_checkout"}`, "0")
+	f(`telltale_switch_flips_total{switch="slow_checkout"}`, "0")
 
-	s, err := b.update("slow_checkout", switchUpdate{Enabled: &on, ErrorRate: &rate, LatencyMs: &lat})
+	s, err := b.update("slow_checkout", switchUpdate{Enabled: &on, ErrorRate: &rate, LatencyMs: &lat}, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !s.Enabled || s.ErrorRate != 0.5 || s.LatencyMs != 100 {
 		t.Errorf("got %+v; want enabled, 0.5, 100ms", s)
 	}
-	f(`demo_switch_enabled{switch="slow_checkout"}`, "1")
+	f(`telltale_switch_on{switch="slow_checkout"}`, "1")
 	f(`demo_switch_error_rate{switch="slow_checkout"}`, "0.5")
 	f(`demo_switch_latency_seconds{switch="slow_checkout"}`, "0.1")
-	f(`demo_switch_flips_total{switch="slow_checkout"}`, "1")
+	f(`telltale_switch_flips_total{switch="slow_checkout"}`, "1")
 
 	// changing only the rate is not a flip
 	rate = 0.1
-	if _, err := b.update("slow_checkout", switchUpdate{ErrorRate: &rate}); err != nil {
+	if _, err := b.update("slow_checkout", switchUpdate{ErrorRate: &rate}, "", false); err != nil {
 		t.Fatal(err)
 	}
-	f(`demo_switch_flips_total{switch="slow_checkout"}`, "1")
+	f(`telltale_switch_flips_total{switch="slow_checkout"}`, "1")
 	if s, _ := b.get("slow_checkout"); !s.Enabled || s.LatencyMs != 100 || s.ErrorRate != 0.1 {
 		t.Errorf("partial update: got %+v; want enabled, 0.1, 100ms kept", s)
 	}
-	if _, err := b.update("slow_checkout", switchUpdate{Enabled: &off}); err != nil {
+	if _, err := b.update("slow_checkout", switchUpdate{Enabled: &off}, "", false); err != nil {
 		t.Fatal(err)
 	}
-	f(`demo_switch_flips_total{switch="slow_checkout"}`, "2")
-	f(`demo_switch_enabled{switch="slow_checkout"}`, "0")
+	f(`telltale_switch_flips_total{switch="slow_checkout"}`, "2")
+	f(`telltale_switch_on{switch="slow_checkout"}`, "0")
 }
 
 func TestSwitchUpdateErrors(t *testing.T) {
 	b, _ := newTestBoard()
 	f := func(name string, u switchUpdate, wantInErr string) {
 		t.Helper()
-		_, err := b.update(name, u)
+		_, err := b.update(name, u, "", false)
 		if err == nil || !strings.Contains(err.Error(), wantInErr) {
 			t.Errorf("update(%q, %+v): got %v; want an error mentioning %q", name, u, err, wantInErr)
 		}
@@ -104,7 +104,11 @@ func TestDecodeSwitchUpdate(t *testing.T) {
 	f(`{"enabld":true}`, `unknown field "enabld"`)
 	f(`{}`, "sets nothing")
 	f(`{"enabled":"yes"}`, "cannot parse")
-	f(`{"enabled":true} {"enabled":false}`, "trailing data")
+	f(`{"enabled":true} {"enabled":false}`, "data after the JSON object")
+	f(`{"enabled":true,"enabled":false}`, `key "enabled" appears twice`)
+	f(`{"on":true,"enabled":false}`, "on and enabled differently")
+	f(`{"on":false,"reason":"back to normal","who":"bob"}`, "")
+	f("{\"on\":true,\"reason\":\"\xff\"}", "not valid UTF-8")
 	f(``, "cannot parse")
 }
 
@@ -186,7 +190,7 @@ func TestSwitchesHTTP(t *testing.T) {
 	f("POST", "/switches/nope", `{"enabled":true}`, 404, "unknown switch")
 	f("GET", "/switches/nope", "", 404, "use one of")
 	f("POST", "/switches/search", `{"error_rate":2}`, 400, "error_rate=2 is out of range")
-	if got := seriesLine(reg, `demo_switch_flips_total{switch="slow_checkout"}`); !strings.HasSuffix(got, " 1") {
+	if got := seriesLine(reg, `telltale_switch_flips_total{switch="slow_checkout"}`); !strings.HasSuffix(got, " 1") {
 		t.Errorf("flips after one POST that flipped: got %q; want 1", got)
 	}
 }
@@ -205,19 +209,19 @@ func TestShopSwitches(t *testing.T) {
 		t.Errorf("search on: got %d; want 200 (or a rare 500)", code)
 	}
 	off := false
-	b.update("search", switchUpdate{Enabled: &off})
+	b.update("search", switchUpdate{Enabled: &off}, "", false)
 	if code := get("GET", "/api/search?q=x", ""); code != http.StatusServiceUnavailable {
 		t.Errorf("search off: got %d; want 503", code)
 	}
 
 	on, always, none := true, 1.0, 0
-	b.update("slow_checkout", switchUpdate{Enabled: &on, ErrorRate: &always, LatencyMs: &none})
+	b.update("slow_checkout", switchUpdate{Enabled: &on, ErrorRate: &always, LatencyMs: &none}, "", false)
 	for range 5 {
 		if code := get("POST", "/api/checkout", `{"kind":"book","qty":1}`); code != 500 {
 			t.Errorf("checkout with error_rate 1: got %d; want 500", code)
 		}
 	}
-	b.update("slow_checkout", switchUpdate{Enabled: &off})
+	b.update("slow_checkout", switchUpdate{Enabled: &off}, "", false)
 	ok := 0
 	for range 20 {
 		if get("POST", "/api/checkout", `{"kind":"book","qty":2}`) == 200 {

@@ -163,8 +163,24 @@ func TestPrometheusHistogramsExemplars(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st != (Stats{Samples: 1, Histograms: 2, Exemplars: 1}) || len(b.Series) != 1 {
-		t.Fatalf("1.0: got %+v and %d series; want 1 sample, 2 histograms, 1 exemplar, 1 series", st, len(b.Series))
+	if st != (Stats{Samples: 1, Histograms: 2, Exemplars: 1}) || len(b.Series) != 2 {
+		t.Fatalf("1.0: got %+v and %d series; want 1 sample, 2 histograms, 1 exemplar, 2 series", st, len(b.Series))
+	}
+	// Prometheus decodes AppendV1's bytes to the same histograms and exemplar
+	// (not byte for byte: we always write the zero count, as Prometheus does
+	// for histograms it converts itself, and h here has none).
+	var again prompb.WriteRequest
+	if err := again.Unmarshal(AppendV1(nil, &b)); err != nil || len(again.Timeseries) != 2 {
+		t.Fatalf("1.0: Prometheus cannot decode AppendV1's bytes: %v", err)
+	}
+	for _, got := range again.Timeseries[1].Histograms {
+		if got.GetCountInt() != 5 || got.Sum != 12.5 || got.Schema != 3 || got.Timestamp != 1000 ||
+			fmt.Sprint(got.PositiveDeltas) != "[2 1]" || len(got.PositiveSpans) != 1 || got.PositiveSpans[0].Length != 2 {
+			t.Fatalf("1.0: Prometheus decodes AppendV1's histogram as %+v; want %+v", got, h)
+		}
+	}
+	if ex := again.Timeseries[0].Exemplars; len(ex) != 1 || ex[0].Labels[0].Value != "abc" || ex[0].Value != 1 || ex[0].Timestamp != 1000 {
+		t.Fatalf("1.0: Prometheus decodes AppendV1's exemplars as %+v", ex)
 	}
 	writeTestdata(t, "histograms.v1.pb", data)
 
@@ -187,14 +203,72 @@ func TestPrometheusHistogramsExemplars(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st != (Stats{Samples: 1, Histograms: 1, Exemplars: 1}) || len(b.Series) != 1 {
-		t.Fatalf("2.0: got %+v and %d series; want 1 sample, 1 histogram, 1 exemplar, 1 series", st, len(b.Series))
+	if st != (Stats{Samples: 1, Histograms: 1, Exemplars: 1}) || len(b.Series) != 2 {
+		t.Fatalf("2.0: got %+v and %d series; want 1 sample, 1 histogram, 1 exemplar, 2 series", st, len(b.Series))
+	}
+	hs := b.SeriesHistograms(&b.Series[1])
+	if len(hs) != 1 || hs[0].IntCount != 5 || hs[0].Sum != 12.5 || hs[0].Schema != 3 || hs[0].T != 1000 ||
+		fmt.Sprint(hs[0].PositiveSpans, hs[0].PositiveDeltas) != "[{0 2}] [2 1]" {
+		t.Fatalf("2.0: got histograms %+v; want Prometheus' h2", hs)
+	}
+	ex := b.SeriesExemplars(&b.Series[0])
+	if len(ex) != 1 || fmt.Sprint(b.ExemplarLabelsOf(&ex[0])) != "[{trace_id abc}]" || ex[0].V != 1 || ex[0].T != 1000 {
+		t.Fatalf("2.0: got exemplars %+v; want trace_id=abc 1 @1000", ex)
+	}
+	// Prometheus decodes AppendV2's bytes to the same histogram and exemplar.
+	var again2 writev2.Request
+	if err := again2.Unmarshal(AppendV2(nil, &b)); err != nil {
+		t.Fatal(err)
+	}
+	if got := again2.Timeseries[1].Histograms; len(got) != 1 || got[0].GetCountInt() != 5 || got[0].Sum != 12.5 || got[0].Schema != 3 ||
+		got[0].Timestamp != 1000 || fmt.Sprint(got[0].PositiveDeltas, got[0].PositiveSpans[0].Length) != "[2 1] 2" {
+		t.Fatalf("2.0: Prometheus decodes AppendV2's histogram as %+v; want %+v", got, h2)
+	}
+	if got := again2.Timeseries[0].Exemplars; len(got) != 1 || again2.Symbols[got[0].LabelsRefs[1]] != "abc" {
+		t.Fatalf("2.0: Prometheus decodes AppendV2's exemplars as %+v", got)
 	}
 	wantMD := []samples.Metadata{{Name: "h", Type: "histogram", Help: "A histogram."}}
 	if fmt.Sprint(b.Metadata) != fmt.Sprint(wantMD) {
 		t.Fatalf("2.0: got metadata %q; want %q (metadata of a histogram-only series is kept)", b.Metadata, wantMD)
 	}
 	writeTestdata(t, "histograms.v2.pb", data)
+
+	// Float histograms: custom buckets (NHCB) and negative buckets, the
+	// fuzz seed of those paths.
+	fh := writev2.Histogram{Count: &writev2.Histogram_CountFloat{CountFloat: 4}, Sum: 1, Schema: -53,
+		PositiveSpans: []writev2.BucketSpan{{Offset: 0, Length: 2}}, PositiveCounts: []float64{1, 3}, CustomValues: []float64{0.1, 0.5}, Timestamp: 2000}
+	neg := writev2.Histogram{Count: &writev2.Histogram_CountFloat{CountFloat: 3}, Sum: -2, Schema: -1, ZeroThreshold: 1e-3,
+		ZeroCount: &writev2.Histogram_ZeroCountFloat{ZeroCountFloat: 1}, NegativeSpans: []writev2.BucketSpan{{Offset: -2, Length: 1}}, NegativeCounts: []float64{2},
+		ResetHint: writev2.Histogram_RESET_HINT_GAUGE, Timestamp: 2000}
+	sym = writev2.NewSymbolTable()
+	v2 = &writev2.Request{Timeseries: []writev2.TimeSeries{
+		{LabelsRefs: []uint32{sym.Symbolize("__name__"), sym.Symbolize("nhcb")}, Histograms: []writev2.Histogram{fh}},
+		{LabelsRefs: []uint32{sym.Symbolize("__name__"), sym.Symbolize("neg")}, Histograms: []writev2.Histogram{neg}},
+	}}
+	v2.Symbols = sym.Symbols()
+	if data, err = v2.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	if _, err := DecodeV2(data, &b); err != nil || len(b.Histograms) != 2 {
+		t.Fatalf("got %d histograms, %v; want 2", len(b.Histograms), err)
+	}
+	got := fmt.Sprintf("%+v", b.Histograms)
+	want := "[{T:2000 Float:true CounterResetHint:0 Schema:-53 ZeroThreshold:0 Sum:1 IntCount:0 IntZeroCount:0 Count:4 ZeroCount:0 PositiveSpans:[{Offset:0 Length:2}] NegativeSpans:[] PositiveDeltas:[] NegativeDeltas:[] PositiveCounts:[1 3] NegativeCounts:[] CustomValues:[0.1 0.5]} " +
+		"{T:2000 Float:true CounterResetHint:3 Schema:-1 ZeroThreshold:0.001 Sum:-2 IntCount:0 IntZeroCount:0 Count:3 ZeroCount:1 PositiveSpans:[] NegativeSpans:[{Offset:-2 Length:1}] PositiveDeltas:[] NegativeDeltas:[] PositiveCounts:[] NegativeCounts:[2] CustomValues:[]}]"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	// Oneof fields are pointers: compare what they hold.
+	show := func(h writev2.Histogram) string {
+		return fmt.Sprintf("%v %v %v %v %v %v %v %v %v %v %v", h.GetCountFloat(), h.GetZeroCountFloat(), h.Sum, h.Schema, h.ZeroThreshold,
+			h.PositiveSpans, h.PositiveCounts, h.NegativeSpans, h.NegativeCounts, h.ResetHint, h.CustomValues)
+	}
+	var back writev2.Request
+	if err := back.Unmarshal(AppendV2(nil, &b)); err != nil || show(back.Timeseries[0].Histograms[0]) != show(fh) || show(back.Timeseries[1].Histograms[0]) != show(neg) {
+		t.Fatalf("Prometheus decodes AppendV2's float histograms as %+v, %v; want %s and %s", back.Timeseries, err, show(fh), show(neg))
+	}
+	writeTestdata(t, "float_histograms.v2.pb", data)
 }
 
 // TestPrometheusDecodesBench checks the benchmark request, the realistic

@@ -11,11 +11,29 @@ import (
 // protobuf, not snappy-compressed) to dst and returns the extended buffer.
 // Metadata goes into WriteRequest.metadata.
 func AppendV1(dst []byte, b *samples.Batch) []byte {
+	var extra, tmp []byte // exemplar and histogram fields of a series
 	for si := range b.Series {
 		s := &b.Series[si]
 		labels := b.SeriesLabels(s)
 		smpls := b.SeriesSamples(s)
-		n := 0
+		extra = extra[:0]
+		for _, e := range b.SeriesExemplars(s) {
+			tmp = tmp[:0]
+			for _, l := range b.ExemplarLabelsOf(&e) {
+				tmp = append(tmp, 0x0a)
+				tmp = binary.AppendUvarint(tmp, uint64(stringFieldLen(l.Name)+stringFieldLen(l.Value)))
+				tmp = appendStringField(tmp, 0x0a, l.Name)
+				tmp = appendStringField(tmp, 0x12, l.Value)
+			}
+			tmp = appendExemplarTail(tmp, e.T, e.V)
+			extra = append(extra, 0x1a)
+			extra = binary.AppendUvarint(extra, uint64(len(tmp)))
+			extra = append(extra, tmp...)
+		}
+		for _, h := range b.SeriesHistograms(s) {
+			extra, tmp = appendHistogramField(extra, tmp, 0x22, &h)
+		}
+		n := len(extra)
 		for _, l := range labels {
 			m := stringFieldLen(l.Name) + stringFieldLen(l.Value)
 			n += 1 + varintLen(uint64(m)) + m
@@ -35,6 +53,7 @@ func AppendV1(dst []byte, b *samples.Batch) []byte {
 		for _, x := range smpls {
 			dst = appendSample(dst, x.T, x.V)
 		}
+		dst = append(dst, extra...)
 	}
 	for _, md := range b.Metadata {
 		typ := metricTypeEnum(md.Type)
@@ -60,6 +79,7 @@ type v2Encoder struct {
 	symbols []string
 	index   map[string]uint32
 	refs    []uint32 // per series: label refs, then type, help and unit refs
+	exRefs  []uint32 // per exemplar of every series: its label refs
 	mdIndex map[string]int
 }
 
@@ -107,6 +127,7 @@ func AppendV2(dst []byte, b *samples.Batch) []byte {
 		clear(e.symbols)
 		e.symbols = e.symbols[:0]
 		e.refs = e.refs[:0]
+		e.exRefs = e.exRefs[:0]
 		clear(e.index)
 		clear(e.mdIndex)
 		v2EncoderPool.Put(e)
@@ -130,7 +151,14 @@ func AppendV2(dst []byte, b *samples.Batch) []byte {
 			unit = e.symbolize(md.Unit)
 		}
 		e.refs = append(e.refs, typ, help, unit)
+		for _, x := range b.SeriesExemplars(s) {
+			for _, l := range b.ExemplarLabelsOf(&x) {
+				e.exRefs = append(e.exRefs, e.symbolize(l.Name), e.symbolize(l.Value))
+			}
+		}
 	}
+	var extra, tmp []byte // histogram and exemplar fields of a series
+	exRefs := e.exRefs
 	for _, s := range e.symbols {
 		dst = append(dst, 0x22)
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
@@ -158,7 +186,20 @@ func AppendV2(dst []byte, b *samples.Batch) []byte {
 		if unit != 0 {
 			mdLen += 1 + varintLen(unit)
 		}
-		n := 1 + varintLen(uint64(mdLen)) + mdLen
+		extra = extra[:0]
+		for _, h := range b.SeriesHistograms(s) {
+			extra, tmp = appendHistogramField(extra, tmp, 0x1a, &h)
+		}
+		for _, x := range b.SeriesExemplars(s) {
+			nl := int(x.LabelsEnd - x.LabelsStart)
+			tmp = appendPackedRefs(tmp[:0], exRefs[:2*nl])
+			exRefs = exRefs[2*nl:]
+			tmp = appendExemplarTail(tmp, x.T, x.V)
+			extra = append(extra, 0x22)
+			extra = binary.AppendUvarint(extra, uint64(len(tmp)))
+			extra = append(extra, tmp...)
+		}
+		n := 1 + varintLen(uint64(mdLen)) + mdLen + len(extra)
 		if packed > 0 {
 			n += 1 + varintLen(uint64(packed)) + packed
 		}
@@ -179,6 +220,7 @@ func AppendV2(dst []byte, b *samples.Batch) []byte {
 		for _, x := range b.SeriesSamples(s) {
 			dst = appendSample(dst, x.T, x.V)
 		}
+		dst = append(dst, extra...)
 		dst = append(dst, 0x2a)
 		dst = binary.AppendUvarint(dst, uint64(mdLen))
 		if typ != 0 {
@@ -193,6 +235,24 @@ func AppendV2(dst []byte, b *samples.Batch) []byte {
 			dst = append(dst, 0x20)
 			dst = binary.AppendUvarint(dst, unit)
 		}
+	}
+	return dst
+}
+
+// appendPackedRefs appends refs as a packed field 1 (labels_refs), or
+// nothing when there are none.
+func appendPackedRefs(dst []byte, refs []uint32) []byte {
+	if len(refs) == 0 {
+		return dst
+	}
+	n := 0
+	for _, r := range refs {
+		n += varintLen(uint64(r))
+	}
+	dst = append(dst, 0x0a)
+	dst = binary.AppendUvarint(dst, uint64(n))
+	for _, r := range refs {
+		dst = binary.AppendUvarint(dst, uint64(r))
 	}
 	return dst
 }

@@ -8,9 +8,12 @@
 // request bytes (or Batch.KeyBuf), so the Batch is valid only while the
 // request buffer is unchanged.
 //
-// Float samples go into the Batch. Native histograms and exemplars are
-// skipped and counted in Stats; a series that carries no float sample is not
-// added to the Batch. Labels are kept in the order the sender wrote them; the
+// Float samples, native histogram samples (integer and float, exponential
+// and custom buckets) and exemplars go into the Batch and are counted in
+// Stats; a series that carries none of them is not added to the Batch.
+// Histogram spans and buckets go into the Batch's backing arrays (Spans,
+// Deltas, Counts); exemplar labels into ExemplarLabels, aliasing the
+// request like series labels. Labels are kept in the order the sender wrote them; the
 // decoders do not sort, deduplicate or validate label names (that is the
 // ingest path's job, the same for every format).
 //
@@ -33,6 +36,7 @@
 package remotewrite
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -44,9 +48,9 @@ import (
 type Stats struct {
 	// Samples is the number of float samples added to the Batch.
 	Samples int
-	// Histograms is the number of native histogram samples skipped.
+	// Histograms is the number of native histogram samples added.
 	Histograms int
-	// Exemplars is the number of exemplars skipped.
+	// Exemplars is the number of exemplars added.
 	Exemplars int
 }
 
@@ -60,12 +64,16 @@ var ErrTooLarge = errors.New("decoded body too large")
 // ErrTooLarge, without decoding, when it exceeds maxDecoded bytes.
 // maxDecoded <= 0 means no limit.
 func DecodeSnappy(dst, src []byte, maxDecoded int) ([]byte, error) {
+	// The header is the decoded length as a uvarint. Read it here rather
+	// than with snappy.DecodedLen, which calls any length of 4 GiB or more
+	// "corrupt input": such a header is a size problem, and says so.
+	declared, hn := binary.Uvarint(src)
+	if hn > 0 && maxDecoded > 0 && declared > uint64(maxDecoded) {
+		return nil, fmt.Errorf("%w: snappy header declares %d decoded bytes, limit is %d bytes: send smaller requests (lower max_samples_per_send in queue_config) or raise the limit", ErrTooLarge, declared, maxDecoded)
+	}
 	n, err := snappy.DecodedLen(src)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read snappy header: %w: remote write bodies must be snappy block format (not the framed/stream format)", err)
-	}
-	if maxDecoded > 0 && n > maxDecoded {
-		return nil, fmt.Errorf("%w: snappy body decodes to %d bytes, limit is %d bytes: send smaller requests (lower max_samples_per_send in queue_config) or raise the limit", ErrTooLarge, n, maxDecoded)
 	}
 	if cap(dst) < n {
 		dst = make([]byte, n)

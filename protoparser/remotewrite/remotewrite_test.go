@@ -58,6 +58,24 @@ func fromBatch(b *samples.Batch) []series {
 	return out
 }
 
+// extrasOf renders the histograms and exemplars of every series of b, for
+// comparisons (NaN renders as NaN, so equal renderings compare NaNs equal).
+func extrasOf(b *samples.Batch) string {
+	var sb strings.Builder
+	for i := range b.Series {
+		s := &b.Series[i]
+		fmt.Fprintf(&sb, "series %d:", i)
+		for _, h := range b.SeriesHistograms(s) {
+			fmt.Fprintf(&sb, " %+v", h)
+		}
+		for _, e := range b.SeriesExemplars(s) {
+			fmt.Fprintf(&sb, " ex{%d %v %v}", e.T, e.V, b.ExemplarLabelsOf(&e))
+		}
+		sb.WriteByte('\n')
+	}
+	return sb.String()
+}
+
 func sameFloat(a, b float64) bool {
 	return math.Float64bits(a) == math.Float64bits(b) || math.IsNaN(a) && math.IsNaN(b)
 }
@@ -193,9 +211,9 @@ func TestSeriesKeys(t *testing.T) {
 	}
 }
 
-func TestHistogramsAndExemplarsSkipped(t *testing.T) {
+func TestHistogramsAndExemplarsKept(t *testing.T) {
 	// Built by hand: a series with a sample, a histogram and an exemplar,
-	// and a histogram-only series, which must not reach the Batch.
+	// and a histogram-only series, which is kept too.
 	label := func(n, v string) []byte {
 		return appendStringField(appendStringField(nil, 0x0a, n), 0x12, v)
 	}
@@ -220,12 +238,18 @@ func TestHistogramsAndExemplarsSkipped(t *testing.T) {
 	if st != (Stats{Samples: 1, Histograms: 3, Exemplars: 1}) {
 		t.Fatalf("got stats %+v; want 1 sample, 3 histograms, 1 exemplar", st)
 	}
-	want := []series{{ls("__name__", "a"), []samples.Sample{{T: 10, V: 1.5}}}}
+	want := []series{{ls("__name__", "a"), []samples.Sample{{T: 10, V: 1.5}}}, {ls("__name__", "h"), nil}}
 	if d := diffSeries(fromBatch(&b), want); d != "" {
 		t.Fatal(d)
 	}
-	if len(b.Labels) != 1 {
-		t.Fatalf("got %d labels in the batch; want 1 (the histogram-only series' labels dropped)", len(b.Labels))
+	var counts []uint64
+	for i := range b.Series {
+		for _, h := range b.SeriesHistograms(&b.Series[i]) {
+			counts = append(counts, h.IntCount)
+		}
+	}
+	if fmt.Sprint(counts) != "[5 7 8]" || len(b.SeriesExemplars(&b.Series[0])) != 1 || b.SeriesExemplars(&b.Series[0])[0].V != 1 {
+		t.Fatalf("got histogram counts %v and exemplars %+v; want [5 7 8] and one exemplar of value 1", counts, b.Exemplars)
 	}
 }
 
@@ -247,9 +271,14 @@ func TestDecodeSnappy(t *testing.T) {
 		t.Fatalf("got %v; want ErrTooLarge naming the size %d", err, len(raw))
 	}
 	// A header claiming 4 GiB must be refused before any allocation.
-	huge := binary.AppendUvarint(nil, 1<<32-1)
-	if _, err := DecodeSnappy(nil, huge, 1<<20); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("got %v; want ErrTooLarge", err)
+	// So must headers of 4 GiB and more, which snappy itself calls corrupt
+	// (issue 22): the answer names the declared size.
+	for _, declared := range []uint64{1<<32 - 1, 1 << 32, 1<<64 - 1} {
+		huge := binary.AppendUvarint(nil, declared)
+		_, err := DecodeSnappy(nil, huge, 1<<20)
+		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), fmt.Sprint(declared)) {
+			t.Fatalf("header declaring %d bytes: got %v; want ErrTooLarge naming the size", declared, err)
+		}
 	}
 	for _, bad := range [][]byte{nil, {0xff}, append(binary.AppendUvarint(nil, 100), 0xff, 0xff)} {
 		if _, err := DecodeSnappy(nil, bad, 1<<20); err == nil || errors.Is(err, ErrTooLarge) {
@@ -317,7 +346,7 @@ func TestDecodeErrors(t *testing.T) {
 	f(DecodeV2, append(syms, msg(0x2a, []byte{0x0a, 2, 1, 2}, msg(0x12, []byte{0x09}))...), "timeseries 0: sample 0: value: truncated fixed64")
 	f(DecodeV2, append(syms, msg(0x2a, []byte{0x0a, 2, 1, 2}, msg(0x2a, []byte{0x18, 9}))...), "timeseries 0: metadata: help_ref is 9, out of range: the request has 3 symbols")
 	f(DecodeV2, append(syms, msg(0x2a, []byte{0x0a, 2, 1, 2}, msg(0x2a, []byte{0x22, 0}))...), "timeseries 0: metadata: unit_ref: wrong wire type length-delimited; want varint")
-	f(DecodeV2, append(syms, msg(0x2a, []byte{0x1a, 4})...), "timeseries 0: histogram: truncated message")
+	f(DecodeV2, append(syms, msg(0x2a, []byte{0x1a, 4})...), "timeseries 0: histogram 0: truncated message")
 	f(DecodeV2, AppendV1(nil, toBatch(testSeries, nil)), "remote write 1.0 field")
 }
 
@@ -372,6 +401,12 @@ func fuzzDecode(f *testing.F, suffix string, decode func([]byte, *samples.Batch)
 		}
 		if d := diffSeries(fromBatch(&b2), fromBatch(&b)); d != "" {
 			t.Fatalf("round trip: %s", d)
+		}
+		if st.Histograms != len(b.Histograms) || st.Exemplars != len(b.Exemplars) {
+			t.Fatalf("got Stats %+v; want %d histograms, %d exemplars", st, len(b.Histograms), len(b.Exemplars))
+		}
+		if g, w := extrasOf(&b2), extrasOf(&b); g != w {
+			t.Fatalf("round trip: got histograms and exemplars\n%s\nwant\n%s", g, w)
 		}
 		if sameMetadata && fmt.Sprintf("%q", b2.Metadata) != fmt.Sprintf("%q", b.Metadata) {
 			t.Fatalf("round trip: got metadata %q; want %q", b2.Metadata, b.Metadata)

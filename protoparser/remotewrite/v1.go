@@ -69,7 +69,7 @@ func decodeSeriesV1(b []byte, dst *samples.Batch, st *Stats) error {
 	dst.StartSeries(nil)
 	s := &dst.Series[len(dst.Series)-1]
 	keyStart, keyEnd := -1, 0
-	labels, nsamples := 0, 0
+	labels, nsamples, nhist, nexemplars := 0, 0, 0, 0
 	for i := 0; i < len(b); {
 		tagStart := i
 		// Fast path for what every sender writes: a label message under
@@ -127,27 +127,41 @@ func decodeSeriesV1(b []byte, dst *samples.Batch, st *Stats) error {
 			dst.Samples = append(dst.Samples, samples.Sample{T: t, V: v})
 			nsamples++
 			i = next
-		case 3, 4: // exemplars, histograms
+		case 3: // exemplars
 			if wt != wtLen {
-				name := "exemplar"
-				if field == 4 {
-					name = "histogram"
-				}
-				return wrongWireType(name, wt, wtLen)
+				return wrongWireType("exemplar", wt, wtLen)
 			}
-			_, next, err := readBytes(b, i, "message")
+			msg, next, err := readBytes(b, i, "message")
 			if err != nil {
-				if field == 3 {
-					return fmt.Errorf("exemplar %d: %w", st.Exemplars, err)
+				return fmt.Errorf("exemplar %d: %w", nexemplars, err)
+			}
+			start := len(dst.ExemplarLabels)
+			t, v, err := decodeExemplar(msg, func(wt int, b []byte, i int) (int, error) {
+				if wt != wtLen {
+					return 0, wrongWireType("label", wt, wtLen)
 				}
-				return fmt.Errorf("histogram %d: %w", st.Histograms, err)
+				lm, next, err := readBytes(b, i, "message")
+				if err != nil {
+					return 0, err
+				}
+				name, value, err := decodeLabelV1(lm)
+				if err != nil {
+					return 0, err
+				}
+				dst.ExemplarLabels = append(dst.ExemplarLabels, samples.Label{Name: name, Value: value})
+				return next, nil
+			})
+			if err != nil {
+				return fmt.Errorf("exemplar %d: %w", nexemplars, err)
 			}
-			if field == 3 {
-				st.Exemplars++
-			} else {
-				st.Histograms++
-			}
+			addExemplar(dst, start, t, v)
+			nexemplars++
 			i = next
+		case 4: // histograms
+			if i, err = readHistogramField(b, i, wt, nhist, dst); err != nil {
+				return err
+			}
+			nhist++
 		default:
 			i, err = skipField(b, i, field, wt)
 			if err != nil {
@@ -155,8 +169,8 @@ func decodeSeriesV1(b []byte, dst *samples.Batch, st *Stats) error {
 			}
 		}
 	}
-	if nsamples == 0 {
-		// Histogram- or exemplar-only series: nothing for the Batch.
+	if nsamples == 0 && nhist == 0 && nexemplars == 0 {
+		// A series with nothing to store.
 		dst.Labels = dst.Labels[:s.LabelsStart]
 		dst.Series = dst.Series[:len(dst.Series)-1]
 		return nil
@@ -167,6 +181,8 @@ func decodeSeriesV1(b []byte, dst *samples.Batch, st *Stats) error {
 		s.Key = b[keyStart:keyEnd:keyEnd]
 	}
 	st.Samples += nsamples
+	st.Histograms += nhist
+	st.Exemplars += nexemplars
 	return nil
 }
 

@@ -15,8 +15,9 @@ type v2Decoder struct {
 	// encoded holds each symbol with its varint length prefix, as the
 	// request has it: series keys are built from these.
 	encoded []string
-	// refs holds the label refs of the series being decoded.
-	refs []uint32
+	// refs holds the label refs of the series being decoded, exRefs those
+	// of its exemplar being decoded.
+	refs, exRefs []uint32
 	// lastMD is the index in dst.Metadata of the entry this call appended
 	// last, or -1.
 	lastMD int
@@ -108,8 +109,7 @@ func (d *v2Decoder) decodeSeries(b []byte, dst *samples.Batch, st *Stats) error 
 	dst.StartSeries(nil)
 	s := &dst.Series[len(dst.Series)-1]
 	d.refs = d.refs[:0]
-	nsamples := 0
-	nsym := uint64(len(d.symbols))
+	nsamples, nhist, nexemplars := 0, 0, 0
 	var mdType, helpRef, unitRef uint64
 	hasMD := false
 	for i := 0; i < len(b); {
@@ -120,38 +120,9 @@ func (d *v2Decoder) decodeSeries(b []byte, dst *samples.Batch, st *Stats) error 
 		i = next
 		switch field {
 		case 1: // labels_refs, packed (or, as protobuf allows, not)
-			switch wt {
-			case wtLen:
-				refs, next, err := readBytes(b, i, "packed labels_refs")
-				if err != nil {
-					return err
-				}
-				for j := 0; j < len(refs); {
-					var ref uint64
-					if refs[j] < 0x80 {
-						ref = uint64(refs[j])
-						j++
-					} else if ref, j, err = readVarint(refs, j); err != nil {
-						return fmt.Errorf("label ref %d: %w", len(d.refs), err)
-					}
-					if ref >= nsym {
-						return fmt.Errorf("label ref %d is %d, out of range: the request has %d symbols", len(d.refs), ref, nsym)
-					}
-					d.refs = append(d.refs, uint32(ref))
-				}
-				i = next
-			case wtVarint:
-				ref, next, err := readVarint(b, i)
-				if err != nil {
-					return fmt.Errorf("label ref %d: %w", len(d.refs), err)
-				}
-				if ref >= nsym {
-					return fmt.Errorf("label ref %d is %d, out of range: the request has %d symbols", len(d.refs), ref, nsym)
-				}
-				d.refs = append(d.refs, uint32(ref))
-				i = next
-			default:
-				return wrongWireType("labels_refs", wt, wtLen)
+			d.refs, i, err = d.readRefs(b, i, wt, d.refs)
+			if err != nil {
+				return err
 			}
 		case 2: // samples
 			if wt != wtLen {
@@ -168,23 +139,38 @@ func (d *v2Decoder) decodeSeries(b []byte, dst *samples.Batch, st *Stats) error 
 			dst.Samples = append(dst.Samples, samples.Sample{T: t, V: v})
 			nsamples++
 			i = next
-		case 3, 4: // histograms, exemplars
-			name := "histogram"
-			if field == 4 {
-				name = "exemplar"
+		case 3: // histograms
+			if i, err = readHistogramField(b, i, wt, nhist, dst); err != nil {
+				return err
 			}
+			nhist++
+		case 4: // exemplars
 			if wt != wtLen {
-				return wrongWireType(name, wt, wtLen)
+				return wrongWireType("exemplar", wt, wtLen)
 			}
-			_, next, err := readBytes(b, i, "message")
+			msg, next, err := readBytes(b, i, "message")
 			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
+				return fmt.Errorf("exemplar %d: %w", nexemplars, err)
 			}
-			if field == 3 {
-				st.Histograms++
-			} else {
-				st.Exemplars++
+			start := len(dst.ExemplarLabels)
+			d.exRefs = d.exRefs[:0]
+			t, v, err := decodeExemplar(msg, func(wt int, b []byte, i int) (int, error) {
+				var next int
+				var err error
+				d.exRefs, next, err = d.readRefs(b, i, wt, d.exRefs)
+				return next, err
+			})
+			if err != nil {
+				return fmt.Errorf("exemplar %d: %w", nexemplars, err)
 			}
+			if len(d.exRefs)%2 != 0 {
+				return fmt.Errorf("exemplar %d: odd number of label refs (%d): refs must come in name, value pairs", nexemplars, len(d.exRefs))
+			}
+			for j := 0; j+1 < len(d.exRefs); j += 2 {
+				dst.ExemplarLabels = append(dst.ExemplarLabels, samples.Label{Name: d.symbols[d.exRefs[j]], Value: d.symbols[d.exRefs[j+1]]})
+			}
+			addExemplar(dst, start, t, v)
+			nexemplars++
 			i = next
 		case 5: // metadata
 			if wt != wtLen {
@@ -218,8 +204,8 @@ func (d *v2Decoder) decodeSeries(b []byte, dst *samples.Batch, st *Stats) error 
 	if hasMD && (mdType != 0 || helpRef != 0 || unitRef != 0) {
 		d.addMetadata(dst, dst.Name(s), mdType, helpRef, unitRef)
 	}
-	if nsamples == 0 {
-		// Histogram- or exemplar-only series: nothing for the Batch.
+	if nsamples == 0 && nhist == 0 && nexemplars == 0 {
+		// A series with nothing to store.
 		dst.Labels = dst.Labels[:s.LabelsStart]
 		dst.Series = dst.Series[:len(dst.Series)-1]
 		return nil
@@ -227,7 +213,52 @@ func (d *v2Decoder) decodeSeries(b []byte, dst *samples.Batch, st *Stats) error 
 	s.SamplesEnd = int32(len(dst.Samples))
 	s.Key = d.appendKey(dst)
 	st.Samples += nsamples
+	st.Histograms += nhist
+	st.Exemplars += nexemplars
 	return nil
+}
+
+// readRefs reads a repeated uint32 of symbol references, packed or (as
+// protobuf allows) not, at b[i:] into refs, checking each is in range.
+func (d *v2Decoder) readRefs(b []byte, i, wt int, refs []uint32) ([]uint32, int, error) {
+	nsym := uint64(len(d.symbols))
+	check := func(ref uint64) error {
+		if ref >= nsym {
+			return fmt.Errorf("label ref %d is %d, out of range: the request has %d symbols", len(refs), ref, nsym)
+		}
+		return nil
+	}
+	switch wt {
+	case wtLen:
+		packed, next, err := readBytes(b, i, "packed labels_refs")
+		if err != nil {
+			return refs, 0, err
+		}
+		for j := 0; j < len(packed); {
+			var ref uint64
+			if packed[j] < 0x80 {
+				ref = uint64(packed[j])
+				j++
+			} else if ref, j, err = readVarint(packed, j); err != nil {
+				return refs, 0, fmt.Errorf("label ref %d: %w", len(refs), err)
+			}
+			if err := check(ref); err != nil {
+				return refs, 0, err
+			}
+			refs = append(refs, uint32(ref))
+		}
+		return refs, next, nil
+	case wtVarint:
+		ref, next, err := readVarint(b, i)
+		if err != nil {
+			return refs, 0, fmt.Errorf("label ref %d: %w", len(refs), err)
+		}
+		if err := check(ref); err != nil {
+			return refs, 0, err
+		}
+		return append(refs, uint32(ref)), next, nil
+	}
+	return refs, 0, wrongWireType("labels_refs", wt, wtLen)
 }
 
 // appendKey appends the key of the series whose label refs are d.refs to

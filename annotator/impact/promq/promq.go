@@ -1,14 +1,16 @@
-// Package promq runs deploy-impact queries on a PromQL engine: Querier
+// Package promq runs change-impact queries on a PromQL engine: Querier
 // implements impact.Querier over a *promql.Engine and a storage.Queryable
 // (the collector's embedded TSDB, or its remote-read storage in forward
-// mode), so the collector wires deploy impact with
+// mode), so the collector wires change impact with
 //
 //	q := promq.New(engine, storage)
-//	report, err := impact.Analyze(ctx, q, deploy, others, signals, opts)
+//	report, err := impact.Analyze(ctx, q, change, others, signals, opts)
 //
 // It promises one value per step, NaN where the query has no value, and
-// the per-step sum when a query yields several series. It keeps no state
-// and is safe for concurrent use as far as the engine and storage are.
+// the per-step sum when a query yields several series. Its LabelValues
+// answers which services and envs have data (the change log's Catalog).
+// It keeps no state and is safe for concurrent use as far as the engine
+// and storage are.
 package promq
 
 import (
@@ -18,7 +20,9 @@ import (
 	"math"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/telltale-dev/telltale/annotator/impact"
@@ -28,6 +32,9 @@ import (
 type Querier struct {
 	engine *promql.Engine
 	q      storage.Queryable
+	// parser parses LabelValues selectors; the default options suffice
+	// for plain series selectors.
+	parser parser.Parser
 }
 
 var _ impact.Querier = (*Querier)(nil)
@@ -38,7 +45,7 @@ func New(engine *promql.Engine, q storage.Queryable) *Querier {
 	if engine == nil || q == nil {
 		panic("BUG: promq.New needs an engine and a queryable")
 	}
-	return &Querier{engine: engine, q: q}
+	return &Querier{engine: engine, q: q, parser: parser.NewParser(parser.Options{})}
 }
 
 // QueryRange evaluates query at start, start+step, ... end and returns one
@@ -86,4 +93,29 @@ func (p *Querier) QueryRange(ctx context.Context, query string, start, end time.
 		}
 	}
 	return out, nil
+}
+
+// maxLabelValues bounds what LabelValues returns.
+const maxLabelValues = 1000
+
+// LabelValues returns the sorted values of label on the series matching
+// selector ("" for all series) with samples in [from, to], at most 1000.
+func (p *Querier) LabelValues(ctx context.Context, label, selector string, from, to time.Time) ([]string, error) {
+	var ms []*labels.Matcher
+	if selector != "" {
+		var err error
+		if ms, err = p.parser.ParseMetricSelector(selector); err != nil {
+			return nil, fmt.Errorf("BUG: label values selector %q does not parse: %w", selector, err)
+		}
+	}
+	q, err := p.q.Querier(from.UnixMilli(), to.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("cannot query label %s: %w", label, err)
+	}
+	defer q.Close()
+	vals, _, err := q.LabelValues(ctx, label, &storage.LabelHints{Limit: maxLabelValues}, ms...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot query label %s: %w", label, err)
+	}
+	return vals, nil
 }

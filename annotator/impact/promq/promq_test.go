@@ -50,7 +50,7 @@ func TestDemoRegression(t *testing.T) {
 	st := promqltest.LoadedStorage(t, loadDemo())
 	engine := promqltest.NewTestEngine(t, false, 0, 50_000_000)
 	q := New(engine, st)
-	deploy := impact.Deploy{ID: "d-1", Service: "shop", Env: "prod", Time: time.Unix(deployAt*15, 0).UTC()}
+	deploy := impact.Change{ID: "d-1", Service: "shop", Env: "prod", Time: time.Unix(deployAt*15, 0).UTC()}
 	opts := impact.Options{Now: func() time.Time { return deploy.Time.Add(time.Hour) }}
 	r, err := impact.Analyze(t.Context(), q, deploy, nil, impact.DefaultSignals("shop", "prod"), opts)
 	if err != nil {

@@ -48,7 +48,7 @@ async function errorFrom(resp) {
 
 // request fetches path with the token and returns the decoded JSON's data
 // field (Prometheus API envelope).
-export async function request(path, { method = 'GET', form = null, signal } = {}) {
+export async function request(path, { method = 'GET', form = null, json = null, signal } = {}) {
   const headers = { Accept: 'application/json' };
   const token = getToken();
   if (token) headers.Authorization = 'Bearer ' + token;
@@ -56,6 +56,10 @@ export async function request(path, { method = 'GET', form = null, signal } = {}
   if (form) {
     init.body = new URLSearchParams(form);
     headers['Content-Type'] = 'application/x-www-form-urlencoded';
+  }
+  if (json) {
+    init.body = JSON.stringify(json);
+    headers['Content-Type'] = 'application/json';
   }
   let resp;
   try {
@@ -93,15 +97,31 @@ export function labelValues(label, selector, startMs, endMs, signal) {
   return request(`/api/v1/label/${encodeURIComponent(label)}/values?${p}`, { signal });
 }
 
-// deploys lists deploys newest first: filter {service, env, from, to (ms), limit}.
-export function deploys({ service = '', env = '', from = 0, to = 0, limit = 100 } = {}, signal) {
+// changes lists changes of every kind newest first: filter {kind, service,
+// env, subject, q, from, to (ms), limit}. A change without env matches any
+// env, and from/to select the changes whose span overlaps them.
+export function changes({ kind = '', service = '', env = '', subject = '', q = '', from = 0, to = 0, limit = 100 } = {}, signal) {
   const p = new URLSearchParams();
-  if (service) p.set('service', service);
-  if (env) p.set('env', env);
+  for (const [k, v] of Object.entries({ kind, service, env, subject, q })) if (v) p.set(k, v);
   if (from) p.set('from', (from / 1000).toFixed(3));
   if (to) p.set('to', (to / 1000).toFixed(3));
   p.set('limit', String(limit));
-  return request('/api/v1/deploys?' + p, { signal });
+  return request('/api/v1/changes?' + p, { signal });
+}
+
+// switches lists the contingency switches apps announced, for service
+// ('' for all).
+export function switches(service, signal) {
+  const p = new URLSearchParams();
+  if (service) p.set('service', service);
+  return request('/api/v1/switches?' + p, { signal });
+}
+
+// flipSwitch asks the collector to flip switch name of service on every
+// live instance: {on, reason, who, env}. It needs a token with the deploy
+// scope.
+export function flipSwitch(service, name, body) {
+  return request(`/api/v1/switches/${encodeURIComponent(service)}/${encodeURIComponent(name)}`, { method: 'POST', json: body });
 }
 
 // tailURL is the websocket URL of the live tail for selectors.

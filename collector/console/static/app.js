@@ -1,21 +1,21 @@
 // app.js: the console's entry point. Routes (in the URL fragment, so every
 // view is a link):
-//   #/d/<uid>?range=1h&refresh=30s&var-<name>=<value>&service=&env=
+//   #/d/<uid>?range=1h&refresh=30s&var-<name>=<value>&service=&env=&q=
 //   #/live?match=<selector>
-// The deploy log is on top of every page; the time range and refresh apply
+// The change log is on top of every page; the time range and refresh apply
 // to it and to the dashboard. window.__telltale holds what was drawn and how
 // long it took, for people and tests.
 
 import * as api from './api.js';
 import { DashboardView } from './dashboard.js';
-import { DeployLog } from './deploys.js';
+import { ChangeLog } from './changes.js';
 import { LiveView } from './live.js';
 import { el } from './format.js';
 import { hideTooltip } from './chart.js';
 
-const RANGES = { '15m': 15 * 60e3, '1h': 3600e3, '6h': 6 * 3600e3, '24h': 24 * 3600e3 };
+const RANGES = { '15m': 15 * 60e3, '30m': 30 * 60e3, '1h': 3600e3, '6h': 6 * 3600e3, '24h': 24 * 3600e3 };
 const REFRESHES = { off: 0, '10s': 10e3, '30s': 30e3, '1m': 60e3 };
-const DEFAULT_RANGE = '1h';
+const DEFAULT_RANGE = '30m'; // as the dashboards' own default (board.DefaultFrom): a fresh install's data is more than a sliver
 const DEFAULT_REFRESH = '30s'; // the dashboards' own refresh
 
 const config = JSON.parse(document.getElementById('telltale-config').textContent);
@@ -27,7 +27,7 @@ const state = window.__telltale = {
   loads: 0, // complete loads so far
   loadMs: null, // time of the last complete load (deploy log + every panel)
   panels: {},
-  deploys: 0,
+  deploys: 0, // changes marked on the graphs (every kind shown)
   csp: [], // Content-Security-Policy violations, which should never happen
   errors: [],
 };
@@ -111,13 +111,18 @@ document.getElementById('auth-close').addEventListener('click', () => { authBox.
 document.getElementById('token-button').addEventListener('click', () => showAuth(
   api.getToken() ? 'A token is saved in this browser; paste another to replace it.' : 'Paste a token with the read scope.'));
 
-// --- deploy log ---------------------------------------------------------
+// --- change log ---------------------------------------------------------
 
-const deployLog = new DeployLog({
-  filter: { service: parseRoute().params.get('service') || '', env: parseRoute().params.get('env') || '' },
+const startParams = parseRoute().params;
+const deployLog = new ChangeLog({
+  filter: { service: startParams.get('service') || '', env: startParams.get('env') || '', q: startParams.get('q') || '' },
   onFilter: f => {
-    setParams({ service: f.service, env: f.env });
+    setParams({ service: f.service, env: f.env, q: f.q });
     refresh();
+  },
+  onKinds: () => {
+    state.deploys = deployLog.visible().length;
+    if (view && view.setDeploys) view.setDeploys(deployLog.visible());
   },
 });
 
@@ -140,7 +145,7 @@ function renderTabs() {
 // carry keeps range, refresh and the deploy filter across tabs.
 function carry() {
   const p = new URLSearchParams();
-  for (const k of ['range', 'refresh', 'service', 'env']) if (route.params.get(k)) p.set(k, route.params.get(k));
+  for (const k of ['range', 'refresh', 'service', 'env', 'q']) if (route.params.get(k)) p.set(k, route.params.get(k));
   const q = p.toString();
   return q ? '?' + q : '';
 }
@@ -185,7 +190,7 @@ async function render(force) {
       onMatch: m => setParams({ match: m }),
       onDeploy: d => {
         const f = deployLog.filter;
-        if ((!f.service || f.service === d.service) && (!f.env || f.env === d.env)) deployLog.prepend(d);
+        if ((!f.service || f.service === d.service) && (!f.env || !d.env || f.env === d.env)) deployLog.prepend(d);
       },
     });
     view.start();
@@ -204,7 +209,7 @@ async function render(force) {
     }
     document.title = `${dash.title} · Telltale`;
     view = new DashboardView(root, dash, {
-      config, state, onDeployClick, urlVars: urlVarsOf(route.params),
+      config, state, onDeployClick, urlVars: urlVarsOf(route.params), refresh: () => refresh(),
       setUrlVar: (name, values) => {
         setParams({ ['var-' + name]: values });
         view.ctx.urlVars.set(name, values);
@@ -226,13 +231,14 @@ async function refresh() {
   const [from, to] = timeRange();
   const current = view;
   try {
-    const deploysP = deployLog.load(from, to, ctl.signal).then(list => {
-      state.deploys = list.length;
-      if (current && current.setDeploys) current.setDeploys(list);
+    const deploysP = deployLog.load(from, to, ctl.signal).then(() => {
+      state.deploys = deployLog.visible().length;
+      state.changes = deployLog.list.length;
+      if (current && current.setDeploys) current.setDeploys(deployLog.visible());
     });
     const viewP = current && current.load ? current.load(from, to, rangeKey(), ctl.signal) : Promise.resolve();
     await Promise.all([deploysP, viewP]);
-    if (current && current.setDeploys) current.setDeploys(deployLog.list);
+    if (current && current.setDeploys) current.setDeploys(deployLog.visible());
   } catch (e) {
     if (e.name === 'AbortError') return;
     state.errors.push(e.message);

@@ -1,12 +1,20 @@
-// chart.js: a time-series chart (uPlot) with deploy markers: every deploy in
-// the chart's range is a vertical line (a band while a long deploy ran)
-// whose tooltip says who deployed what; clicking one shows it in the deploy
-// log. The chart element exposes what it drew as data- attributes
-// (data-series, data-points, data-xmin, data-xmax in ms, data-deploys) and
-// each marker its deploy's time (data-time, ms) and id (data-deploy-id).
+// chart.js: a time-series chart (uPlot) with change markers: every change
+// in the chart's range (a deploy, a switch flip, an incident ...) is a
+// vertical line in its kind's colour, and a change with a duration (a long
+// deploy, a switch away from its default, an open incident) is a band
+// from its start to its end (to now while it runs). Its tooltip says who
+// changed what; clicking one shows it in the change log. The chart element
+// exposes what it drew as data- attributes (data-series, data-points,
+// data-xmin, data-xmax in ms, data-deploys: the markers drawn,
+// data-bands) and each marker its change's time (data-time, ms), id
+// (data-deploy-id) and kind (data-kind); each band its start and end
+// (data-time, data-end, ms; data-open while running).
 
 import { axisFormatter, format, isoTime } from './units.js';
 import { relTime } from './format.js';
+
+const MARKED_KINDS = ['deploy', 'switch', 'config', 'incident', 'note', 'alert'];
+const kindClass = k => 'kind-' + (MARKED_KINDS.includes(k) ? k : 'other');
 
 /* global uPlot */
 
@@ -23,15 +31,26 @@ export function deployTitle(d) {
   return [d.service, d.version || '(no version)', d.who ? `by ${d.who}` : ''].filter(Boolean).join(' ');
 }
 
-// deployText is the tooltip of a deploy.
+// changeTitle is a change in a few words: a deploy's deployTitle, else
+// "switch slow_checkout on (demo) by alice".
+export function changeTitle(c) {
+  if (!c.kind || c.kind === 'deploy') return deployTitle(c);
+  const what = [c.kind, c.subject || c.service, c.fields && c.fields.state, c.version].filter(Boolean).join(' ');
+  return [what, c.subject ? `(${c.service})` : '', c.who ? `by ${c.who}` : ''].filter(Boolean).join(' ');
+}
+
+// deployText is the tooltip of a change (named for the deploys it began
+// with).
 export function deployText(d, nowMs = Date.now()) {
   const t = Date.parse(d.time);
-  const lines = [deployTitle(d)];
+  const lines = [changeTitle(d)];
   lines.push([d.env, d.commit && `commit ${d.commit}`, d.status].filter(Boolean).join(' · '));
   let when = `${isoTime(t)} (${relTime(t, nowMs)})`;
-  if (d.end_time) when += `, took ${format((Date.parse(d.end_time) - t) / 1000, 's')}`;
+  if (d.end_time) when += `, ${d.kind && d.kind !== 'deploy' ? 'lasted' : 'took'} ${format((Date.parse(d.end_time) - t) / 1000, 's')}`;
+  else if (d.status === 'running') when += ', still running';
   lines.push(when);
   if (d.message) lines.push(d.message);
+  if (d.impact && d.impact.status === 'done') lines.push(`impact: ${d.impact.verdict} — ${d.impact.summary}`);
   return lines.filter(Boolean).join('\n');
 }
 
@@ -55,7 +74,8 @@ export function hideTooltip() {
   if (tt) tt.hidden = true;
 }
 
-// deployMarkers is a uPlot plugin that draws chart.deploys on the plot.
+// deployMarkers is a uPlot plugin that draws chart.deploys (changes of
+// every kind) on the plot.
 function deployMarkers(chart) {
   let layer;
   const draw = u => {
@@ -63,26 +83,34 @@ function deployMarkers(chart) {
     layer.replaceChildren();
     const [min, max] = [u.scales.x.min, u.scales.x.max];
     if (min == null || max == null) return;
-    let n = 0;
+    let n = 0, bands = 0;
     for (const d of chart.deploys) {
       const ms = Date.parse(d.time);
       const t = ms / 1000;
-      const end = d.end_time ? Date.parse(d.end_time) / 1000 : t;
+      const open = !d.end_time && d.status === 'running';
+      const end = d.end_time ? Date.parse(d.end_time) / 1000 : open ? max : t;
       if (end < min || t > max) continue;
       const left = u.valToPos(Math.max(t, min), 'x');
+      const kc = kindClass(d.kind || 'deploy');
       if (end > t) {
         const band = document.createElement('div');
-        band.className = 'deploy-band';
+        band.className = `deploy-band change-band ${kc}` + (open ? ' open' : '');
         band.style.left = left + 'px';
         band.style.width = Math.max(1, u.valToPos(Math.min(end, max), 'x') - left) + 'px';
+        band.dataset.time = String(ms);
+        band.dataset.deployId = d.id;
+        if (d.end_time) band.dataset.end = String(Date.parse(d.end_time));
+        else band.dataset.open = 'true';
         layer.append(band);
+        bands++;
       }
       if (t < min) continue;
       const m = document.createElement('div');
-      m.className = 'deploy-marker' + (d.status && d.status !== 'success' && d.status !== 'running' ? ' deploy-bad' : '');
+      m.className = `deploy-marker ${kc}` + (d.status && d.status !== 'success' && d.status !== 'running' && d.status !== 'resolved' ? ' deploy-bad' : '');
       m.style.left = left + 'px';
       m.dataset.time = String(ms);
       m.dataset.deployId = d.id;
+      m.dataset.kind = d.kind || 'deploy';
       m.setAttribute('aria-label', deployText(d));
       m.addEventListener('mouseenter', e => showTooltip(deployText(d), e.clientX, e.clientY));
       m.addEventListener('mousemove', e => showTooltip(deployText(d), e.clientX, e.clientY));
@@ -92,6 +120,7 @@ function deployMarkers(chart) {
       n++;
     }
     chart.el.dataset.deploys = String(n);
+    chart.el.dataset.bands = String(bands);
   };
   return {
     hooks: {

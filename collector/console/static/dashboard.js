@@ -1,12 +1,15 @@
 // dashboard.js: draws a Grafana dashboard model (as dashboards/board
 // renders it) in the browser: its variables (label_values queries), rows,
 // and its timeseries, stat, table and text panels on Grafana's 24-column
-// grid, with the deploys of the range marked on every graph.
+// grid, with the changes of the range marked on every graph; a dashboard
+// with a service variable also gets the service's contingency switches as
+// lanes under its header: when each was away from its default (a band),
+// its flips, and a button to flip it with a reason.
 
 import * as api from './api.js';
-import { el, markdown, safeURL } from './format.js';
-import { format } from './units.js';
-import { Chart, PALETTE } from './chart.js';
+import { el, markdown, relTime, safeURL } from './format.js';
+import { format, isoTime } from './units.js';
+import { Chart, PALETTE, changeTitle, showTooltip, hideTooltip } from './chart.js';
 import * as V from './vars.js';
 
 const ROW_PX = 30;
@@ -48,6 +51,8 @@ export class DashboardView {
     this.varDefs = (dash.templating?.list || []);
     this.panels = [];
     this.deploys = [];
+    this.switches = []; // announced switches of the chosen service
+    this.range = [0, 1];
     this.build();
   }
 
@@ -55,10 +60,13 @@ export class DashboardView {
     const d = this.dash;
     this.varBar = el('div', { class: 'varbar' });
     this.grid = el('div', { class: 'grid' });
+    this.hasService = this.varDefs.some(v => v.name === 'service');
+    this.lanes = el('section', { class: 'switch-lanes', id: 'switch-lanes', hidden: true, 'aria-label': 'Contingency switches' });
     this.root.replaceChildren(
       el('div', { class: 'dash-head' },
         el('h1', { title: d.description || '' }, d.title || 'Dashboard'),
         this.varBar),
+      this.lanes,
       this.grid);
     for (const p of flattenPanels(d)) this.panels.push(this.buildPanel(p));
   }
@@ -106,9 +114,109 @@ export class DashboardView {
   // load resolves the variables and draws every panel for [fromMs, toMs].
   // It resolves when every panel is drawn (or failed).
   async load(fromMs, toMs, rangeKey, signal) {
+    this.range = [fromMs, toMs];
     await this.resolveVariables(fromMs, toMs, signal);
     this.renderVarBar();
-    await Promise.all(this.panels.map(panel => this.loadPanel(panel, fromMs, toMs, rangeKey, signal)));
+    await Promise.all([...this.panels.map(panel => this.loadPanel(panel, fromMs, toMs, rangeKey, signal)), this.loadSwitches(signal)]);
+    this.renderLanes();
+  }
+
+  // service is the one service the dashboard shows, or '' (none or all).
+  service() {
+    const v = this.vars.service;
+    return v && !v.all && v.values.length === 1 ? v.values[0] : '';
+  }
+
+  // loadSwitches fetches the switches the chosen service announced; a
+  // collector or token without them leaves the lanes to the change log.
+  async loadSwitches(signal) {
+    this.switches = [];
+    const svc = this.service();
+    if (!this.hasService || !svc) return;
+    try {
+      const env = this.vars.env && !this.vars.env.all ? this.vars.env.values[0] : '';
+      this.switches = (await api.switches(svc, signal)).filter(s => !env || !s.env || s.env === env);
+    } catch (e) {
+      if (e.name === 'AbortError') throw e;
+    }
+  }
+
+  // renderLanes draws one lane per switch of the service (announced, or
+  // seen in the change log's switch changes): a band while it was away
+  // from its default (open to now while it still is), a tick per flip, and
+  // a flip button for announced switches.
+  renderLanes() {
+    const svc = this.service();
+    if (!this.hasService || !svc) {
+      this.lanes.hidden = true;
+      return;
+    }
+    const flips = this.deploys.filter(c => c.kind === 'switch' && c.service === svc && c.subject);
+    const names = [...new Set([...this.switches.map(s => s.name), ...flips.map(c => c.subject)])].sort();
+    this.lanes.hidden = names.length === 0;
+    if (!names.length) return;
+    const [from, to] = this.range;
+    const pct = ms => `${Math.min(100, Math.max(0, (ms - from) / (to - from) * 100))}%`;
+    const rows = names.map(name => {
+      const sw = this.switches.find(s => s.name === name);
+      const track = el('div', { class: 'lane-track' });
+      for (const c of flips.filter(c => c.subject === name)) {
+        const t = Date.parse(c.time);
+        const open = !c.end_time && c.status === 'running';
+        const end = c.end_time ? Date.parse(c.end_time) : open ? to : t;
+        if (end < from || t > to) continue;
+        const text = `${changeTitle(c)}\n${isoTime(t)} (${relTime(t)})${c.end_time ? ', until ' + isoTime(end) : open ? ', still on' : ''}${c.message ? '\n' + c.message : ''}`;
+        if (end > t) {
+          const band = el('div', { class: 'lane-band kind-switch' + (open ? ' open' : ''),
+            dataset: { time: String(t), deployId: c.id, ...(c.end_time ? { end: String(end) } : { open: 'true' }) } },
+          c.fields && c.fields.state ? c.fields.state : '');
+          band.style.left = pct(Math.max(t, from));
+          band.style.width = `calc(${pct(end)} - ${pct(Math.max(t, from))})`;
+          band.addEventListener('mousemove', e => showTooltip(text, e.clientX, e.clientY));
+          band.addEventListener('mouseleave', hideTooltip);
+          track.append(band);
+        }
+        if (t >= from) {
+          const tick = el('div', { class: 'lane-tick', dataset: { time: String(t), deployId: c.id } });
+          tick.style.left = pct(t);
+          tick.addEventListener('mousemove', e => showTooltip(text, e.clientX, e.clientY));
+          tick.addEventListener('mouseleave', hideTooltip);
+          tick.addEventListener('click', () => this.ctx.onDeployClick && this.ctx.onDeployClick(c));
+          track.append(tick);
+        }
+      }
+      const state = sw ? (sw.mixed ? 'mixed' : sw.on ? 'on' : 'off') : '';
+      const button = sw ? el('button', { type: 'button', class: 'flip', dataset: { switch: name },
+        title: `flip ${name} on every instance of ${svc}; you will be asked why` }, sw.on ? 'turn off' : 'turn on') : null;
+      if (button) button.addEventListener('click', () => this.flip(svc, sw));
+      return el('div', { class: 'lane', dataset: { switch: name, state } },
+        el('div', { class: 'lane-label', title: sw ? [sw.description, sw.protects && 'protects: ' + sw.protects, sw.owner && 'owner: ' + sw.owner].filter(Boolean).join('\n') : '' },
+          el('span', { class: 'lane-name' }, name),
+          state ? el('span', { class: `pill state-${state}` }, state) : null,
+          sw && sw.on !== sw.default ? el('span', { class: 'muted small' }, ` default ${sw.default ? 'on' : 'off'}`) : null),
+        track, el('div', { class: 'lane-actions' }, button));
+    });
+    this.lanes.replaceChildren(el('h2', {}, 'Switches of ' + svc), ...rows);
+  }
+
+  // flip asks why and who, then has the collector flip the switch.
+  async flip(service, sw) {
+    const on = !sw.on;
+    const reason = window.prompt(`Turn ${sw.name} ${on ? 'on' : 'off'} on every instance of ${service}. Why?`);
+    if (!reason || !reason.trim()) return;
+    let who = '';
+    try { who = localStorage.getItem('telltale.who') || ''; } catch { /* private mode */ }
+    who = window.prompt('Who is flipping it? (recorded with the flip)', who) || '';
+    if (!who.trim()) return;
+    try { localStorage.setItem('telltale.who', who.trim()); } catch { /* private mode */ }
+    try {
+      const env = this.vars.env && !this.vars.env.all ? this.vars.env.values[0] : '';
+      const res = await api.flipSwitch(service, sw.name, { on, reason: reason.trim(), who: who.trim(), env });
+      this.ctx.state.lastFlip = res;
+    } catch (e) {
+      window.alert(`Cannot flip ${sw.name}: ${e.message}${e.status === 403 ? ' (flipping needs a token with the deploy scope)' : ''}`);
+    }
+    if (this.ctx.refresh) this.ctx.refresh();
   }
 
   async resolveVariables(fromMs, toMs, signal) {
@@ -192,12 +300,14 @@ export class DashboardView {
     this.varBar.replaceChildren(...items);
   }
 
-  // deployFilter keeps the deploys that match the dashboard's service and
-  // env variables, as its Grafana deploy annotations do.
+  // deployMatches keeps the changes that match the dashboard's service and
+  // env variables, as its Grafana deploy annotations do; a change without
+  // env marks every env.
   deployMatches(d) {
     for (const k of ['service', 'env']) {
       const v = this.vars[k];
       if (!v || v.all) continue;
+      if (k === 'env' && !d.env) continue;
       if (v.values.length && !v.values.includes(d[k])) return false;
     }
     return true;
@@ -206,6 +316,7 @@ export class DashboardView {
   setDeploys(list) {
     this.deploys = list.filter(d => this.deployMatches(d));
     for (const p of this.panels) if (p.chart) p.chart.setDeploys(this.deploys);
+    this.renderLanes();
   }
 
   scopeFor(fromMs, toMs, intervalMs) {

@@ -41,8 +41,10 @@ export function relTime(ms, nowMs = Date.now()) {
 }
 
 // safeURL returns u when it is an http(s) URL, else null: links from the
-// deploy log and dashboards never run script.
+// change log and dashboards never run script, and an empty link is no
+// link (it would resolve to the console itself).
 export function safeURL(u, base = location.href) {
+  if (typeof u !== 'string' || !u.trim()) return null;
   try {
     const p = new URL(u, base);
     return p.protocol === 'http:' || p.protocol === 'https:' ? p.href : null;

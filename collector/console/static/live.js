@@ -1,14 +1,14 @@
 // live.js: the live view: a series selector opens the websocket tail
-// (/api/v1/tail?match[]=...) and shows samples and deploy events as they
-// arrive: a scrolling table, newest on top, and a sparkline per series.
+// (/api/v1/tail?match[]=...) and shows samples and changes (deploys,
+// switch flips, notes ...) as they arrive: a scrolling table, newest on top, and a sparkline per series.
 // Each table row records when it arrived (data-received, ms since the
 // epoch) so tests can measure the delay from write to screen.
 
 import * as api from './api.js';
 import { el } from './format.js';
-import { isoTime } from './units.js';
+import { isoTime, format } from './units.js';
 import { seriesName } from './vars.js';
-import { deployTitle } from './chart.js';
+import { changeTitle } from './chart.js';
 
 const MAX_ROWS = 500;
 const MAX_SERIES = 200;
@@ -50,11 +50,11 @@ export class LiveView {
       this.tbody);
     this.root.replaceChildren(
       el('div', { class: 'dash-head' }, el('h1', {}, 'Live'),
-        el('p', { class: 'muted' }, 'Samples as the collector commits them, and deploys as they are recorded. Use a PromQL series selector; several: {__name__=~"a|b"}.')),
+        el('p', { class: 'muted' }, 'Samples as the collector commits them, and changes (deploys, switch flips, notes ...) as they are recorded. Use a PromQL series selector; several: {__name__=~"a|b"}.')),
       this.form,
       el('div', { class: 'live-body' },
         el('section', { class: 'panel live-series' }, el('header', { class: 'panel-head' }, el('h3', {}, 'Series')), this.sparks),
-        el('section', { class: 'panel live-events' }, el('header', { class: 'panel-head' }, el('h3', {}, 'Samples and deploys')),
+        el('section', { class: 'panel live-events' }, el('header', { class: 'panel-head' }, el('h3', {}, 'Samples and changes')),
           el('div', { class: 'live-scroll' }, this.table))));
   }
 
@@ -100,6 +100,8 @@ export class LiveView {
         this.onSamples(m.samples || []);
       } else if (m.type === 'deploy') {
         this.onDeploy(m.deploy);
+      } else if (m.type === 'change') {
+        this.onDeploy(m.change);
       } else if (m.type === 'notice') {
         this.addRow(el('tr', { class: 'notice' }, el('td', {}, isoTime(m.time)), el('td', { colspan: 3 }, m.text || m.notice)));
       }
@@ -131,7 +133,8 @@ export class LiveView {
       const name = seriesName(s.labels);
       const v = Number(s.v);
       frag.append(el('tr', { dataset: { received: String(now), t: String(s.t), series: name, value: s.v } },
-        el('td', { class: 'muted' }, isoTime(now)), el('td', {}, isoTime(s.t)), el('td', { class: 'series' }, name), el('td', { class: 'num' }, s.v)));
+        el('td', { class: 'muted' }, isoTime(now)), el('td', {}, isoTime(s.t)), el('td', { class: 'series' }, name),
+        el('td', { class: 'num', title: s.v }, liveValue(name, v))));
       this.track(name, s.t, v);
     }
     this.state.live.samples += samples.length;
@@ -140,11 +143,13 @@ export class LiveView {
     this.scheduleSparks();
   }
 
+  // onDeploy shows a change (a deploy or any other kind) as it arrives.
   onDeploy(d) {
     const now = Date.now();
-    this.addRow(el('tr', { class: 'deploy', dataset: { received: String(now), deployId: d.id } },
+    const kind = d.kind || 'deploy';
+    this.addRow(el('tr', { class: kind === 'deploy' ? 'deploy' : `change kind-${kind}`, dataset: { received: String(now), deployId: d.id, kind } },
       el('td', { class: 'muted' }, isoTime(now)), el('td', {}, isoTime(Date.parse(d.time))),
-      el('td', { colspan: 2 }, `deploy: ${deployTitle(d)}${d.env ? ' (' + d.env + ')' : ''}${d.message ? ' — ' + d.message : ''}`)));
+      el('td', { colspan: 2 }, `${kind}: ${kind === 'deploy' ? changeTitle(d) : changeTitle(d).replace(kind + ' ', '')}${d.env ? ' (' + d.env + ')' : ''}${d.message ? ' — ' + d.message : ''}`)));
     this.state.live.deploys++;
     if (this.opts.onDeploy) this.opts.onDeploy(d);
   }
@@ -168,7 +173,8 @@ export class LiveView {
     }
     s.points.push([t, v]);
     if (s.points.length > SPARK_POINTS) s.points.shift();
-    s.value.textContent = Number.isFinite(v) ? String(+v.toPrecision(6)) : String(v);
+    s.value.textContent = liveValue(name, v);
+    s.value.title = String(v);
     s.row.dataset.points = String(s.points.length);
     this.dirty.add(s);
   }
@@ -202,6 +208,17 @@ export class LiveView {
     this.stop('stopped');
     cancelAnimationFrame(this.raf);
   }
+}
+
+// liveValue formats a live sample for reading (12.3 GiB, 1.2 s, 12.3 K)
+// with the unit its metric name's suffix says; the exact value is in the
+// cell's title and the row's data-value.
+export function liveValue(name, v) {
+  const metric = name.split('{')[0];
+  let unit = 'short';
+  if (/_bytes(_total)?$/.test(metric)) unit = 'bytes';
+  else if (/_seconds(_total)?$/.test(metric)) unit = 's';
+  return format(v, unit);
 }
 
 function drawSpark(canvas, points) {

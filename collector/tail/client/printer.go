@@ -58,7 +58,7 @@ func (p *Printer) Print(m tail.Message) error {
 		}
 		_, err := p.Out.Write(p.buf)
 		return err
-	case tail.TypeDeploy:
+	case tail.TypeDeploy, tail.TypeChange:
 		p.appendDeploy(m)
 		_, err := p.Out.Write(p.buf)
 		return err
@@ -144,12 +144,18 @@ func formatValue(f float64) string {
 	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
-// appendDeploy renders a deploy as one highlighted line:
+// appendDeploy renders a deploy (or a change of another kind) as one
+// highlighted line:
 // time  DEPLOY service version (env) status by who: message  link
-// A deploy without the deploy log's usual fields is shown as its JSON.
+// time  SWITCH slow_checkout on demo (env) by who: reason
+// An event without the change log's usual fields is shown as its JSON.
 func (p *Printer) appendDeploy(m tail.Message) {
+	raw, label := m.Deploy, "DEPLOY"
+	if m.Type == tail.TypeChange {
+		raw, label = m.Change, "CHANGE"
+	}
 	var d map[string]any
-	_ = json.Unmarshal(m.Deploy, &d)
+	_ = json.Unmarshal(raw, &d)
 	str := func(keys ...string) string {
 		for _, k := range keys {
 			if v, ok := d[k].(string); ok && v != "" {
@@ -168,6 +174,15 @@ func (p *Printer) appendDeploy(m tail.Message) {
 	add := func(format, v string) {
 		if v != "" {
 			parts = append(parts, fmt.Sprintf(format, v))
+		}
+	}
+	if k := str("kind"); k != "" && m.Type == tail.TypeChange {
+		label = strings.ToUpper(k)
+	}
+	add("%s", str("subject"))
+	if f, ok := d["fields"].(map[string]any); ok {
+		if st, ok := f["state"].(string); ok {
+			add("%s", st)
 		}
 	}
 	add("%s", str("service", "app"))
@@ -193,10 +208,10 @@ func (p *Printer) appendDeploy(m tail.Message) {
 		line += "  " + link
 	}
 	if len(parts) == 0 && msg == "" {
-		line = string(m.Deploy)
+		line = string(raw)
 	}
 	p.appendTime(ms)
-	p.buf = append(p.buf, p.style(styleDeploy, "▶ DEPLOY "+printable(line))...)
+	p.buf = append(p.buf, p.style(styleDeploy, "▶ "+printable(label)+" "+printable(line))...)
 	p.buf = append(p.buf, '\n')
 }
 

@@ -68,6 +68,20 @@ func TestPrinterDeploys(t *testing.T) {
 	f(`{"something":"else"}`, `22:13:20.000  ▶ DEPLOY {"something":"else"}`)
 }
 
+func TestPrinterChanges(t *testing.T) {
+	f := func(change string, want string) {
+		t.Helper()
+		out, _ := printAll(&Printer{}, tail.Message{Type: tail.TypeChange, Time: t0, Change: json.RawMessage(change)})
+		if out != want+"\n" {
+			t.Fatalf("change %s:\ngot  %q\nwant %q", change, out, want+"\n")
+		}
+	}
+	f(`{"id":"s1","kind":"switch","service":"demo","env":"dev","subject":"slow_checkout","fields":{"state":"on"},"who":"alice","message":"simulate a bad deploy","time":"2023-11-14T22:13:25Z","status":"running"}`,
+		`22:13:25.000  ▶ SWITCH slow_checkout on demo (dev) [running] by alice: simulate a bad deploy`)
+	f(`{"kind":"note","service":"shop","message":"raised the timeout"}`, `22:13:20.000  ▶ NOTE shop: raised the timeout`)
+	f(`{"something":"else"}`, `22:13:20.000  ▶ CHANGE {"something":"else"}`)
+}
+
 func TestPrinterNoticesGoToErr(t *testing.T) {
 	out, errOut := printAll(&Printer{},
 		tail.Message{Type: tail.TypeSubscribed, Selectors: []string{`up{job="api"}`, "x"}, MaxRate: 5},

@@ -1,0 +1,209 @@
+package changelog
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/telltale-dev/telltale/annotator/changes"
+)
+
+// worker delivers the outbox entries of one target, oldest first. One worker
+// per target runs, so a slow target delays only itself.
+type worker struct {
+	s       *Service
+	target  string // outbox target
+	kind    string // metric label: series, grafana, webhook, impact, other
+	deliver func(ctx context.Context, e Entry, c changes.Change) error
+	kick    chan struct{}
+	// timeout bounds one attempt; default Options.DeliveryTimeout.
+	timeout time.Duration
+	// notBefore, if set, is the earliest time an entry of change c may be
+	// attempted; an entry handed out earlier is put back until then
+	// without counting an attempt (an impact window lengthened across a
+	// restart).
+	notBefore func(c changes.Change) time.Time
+	// pausedUntil holds the target back after a failure: the next attempt
+	// then probes with the oldest entry instead of hammering with all.
+	pausedUntil time.Time
+}
+
+// batchSize is how many due entries a worker reads per round.
+const batchSize = 50
+
+// idleWait is the longest a worker sleeps without being kicked.
+const idleWait = time.Minute
+
+func (s *Service) newWorker(target, kind string, deliver func(context.Context, Entry, changes.Change) error) *worker {
+	return &worker{s: s, target: target, kind: kind, deliver: deliver, kick: make(chan struct{}, 1), timeout: s.opts.DeliveryTimeout}
+}
+
+func (w *worker) run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+		case <-timer.C:
+		}
+		wait := w.round(ctx)
+		timer.Reset(wait)
+	}
+}
+
+// round delivers what is due and returns how long to wait for the next round.
+func (w *worker) round(ctx context.Context) time.Duration {
+	s := w.s
+	defer w.updatePending(ctx)
+	now := s.opts.Now()
+	if now.Before(w.pausedUntil) {
+		return w.pausedUntil.Sub(now)
+	}
+	entries, err := s.log.Due(ctx, w.target, now, batchSize)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.logger.Error("cannot read change outbox; retrying", "target", w.target, "err", err)
+		}
+		return s.opts.MaxBackoff
+	}
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			return 0
+		}
+		if pause, stop := w.attempt(ctx, e); stop {
+			return pause
+		}
+	}
+	if len(entries) == batchSize {
+		return 0
+	}
+	next, ok, err := s.log.NextDue(ctx, w.target)
+	if err != nil || !ok {
+		return idleWait
+	}
+	return min(max(next.Sub(s.opts.Now()), 0), idleWait)
+}
+
+// attempt delivers one entry and records the outcome. stop reports that the
+// target failed as a whole and the round should end, waiting pause.
+func (w *worker) attempt(ctx context.Context, e Entry) (pause time.Duration, stop bool) {
+	s := w.s
+	c, err := s.log.Get(ctx, e.ChangeID)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.logger.Error("cannot read change for delivery", "target", w.target, "change_id", e.ChangeID, "err", err)
+		}
+		return s.opts.MaxBackoff, true
+	}
+	if w.notBefore != nil {
+		if at := w.notBefore(c); s.opts.Now().Before(at) {
+			if err := s.log.MarkRetry(ctx, e.Seq, e.LastError, at); err != nil {
+				if ctx.Err() == nil {
+					s.logger.Error("cannot reschedule delivery", "target", w.target, "change_id", e.ChangeID, "err", err)
+				}
+				return s.opts.MaxBackoff, true
+			}
+			return 0, false
+		}
+	}
+	// Count the attempt durably before making it: after a crash mid-call the
+	// next attempt knows the target may already have the event.
+	if err := s.log.StartAttempt(ctx, e.Seq); err != nil {
+		if ctx.Err() == nil {
+			s.logger.Error("cannot count delivery attempt", "target", w.target, "change_id", e.ChangeID, "err", err)
+		}
+		return s.opts.MaxBackoff, true
+	}
+	e.Attempts++
+	e.TargetAttempts++
+	callCtx, cancel := context.WithTimeout(ctx, w.timeout)
+	err = w.deliver(callCtx, e, c)
+	cancel()
+	now := s.opts.Now()
+	// On shutdown leave the entry pending; the counted attempt makes the
+	// next process check before creating again.
+	if ctx.Err() != nil {
+		return 0, true
+	}
+	// Outcome writes use a fresh context so a shutdown racing with them
+	// cannot lose a "delivered" mark.
+	bg := context.WithoutCancel(ctx)
+	if err == nil {
+		w.pausedUntil = time.Time{}
+		s.m.delivery(w.kind, "delivered").Inc()
+		if err := s.log.MarkDelivered(bg, e.Seq, now); err != nil {
+			s.logger.Error("cannot mark delivery done; it will be repeated", "target", w.target, "change_id", e.ChangeID, "err", err)
+		}
+		return 0, false
+	}
+	var perm *permanentError
+	giveUp := now.Sub(e.CreatedAt) >= s.opts.RetryFor
+	if errors.As(err, &perm) || giveUp {
+		s.m.delivery(w.kind, "failed").Inc()
+		msg := err.Error()
+		if giveUp && perm == nil {
+			msg = "gave up after retrying for " + s.opts.RetryFor.String() + ": " + msg
+		}
+		s.logger.Error("change delivery failed for good", "target", w.target, "change_id", e.ChangeID, "event", e.Event,
+			"attempts", e.Attempts, "err", msg)
+		if err := s.log.MarkFailed(bg, e.Seq, msg, now); err != nil {
+			s.logger.Error("cannot mark delivery failed", "target", w.target, "change_id", e.ChangeID, "err", err)
+		}
+		return 0, false
+	}
+	s.m.delivery(w.kind, "retry").Inc()
+	wait := backoff(e.Attempts, s.opts.MinBackoff, s.opts.MaxBackoff)
+	var auth *authError
+	if errors.As(err, &auth) {
+		wait = max(wait, s.opts.AuthBackoff)
+		s.logger.Error("change delivery refused: fix the credentials", "target", w.target, "change_id", e.ChangeID,
+			"attempts", e.Attempts, "retry_in", wait, "err", err)
+	} else {
+		s.logger.Warn("change delivery failed; will retry", "target", w.target, "change_id", e.ChangeID, "event", e.Event,
+			"attempts", e.Attempts, "retry_in", wait, "err", err)
+	}
+	if err := s.log.MarkRetry(bg, e.Seq, err.Error(), now.Add(wait)); err != nil {
+		s.logger.Error("cannot record delivery retry", "target", w.target, "change_id", e.ChangeID, "err", err)
+	}
+	w.pausedUntil = now.Add(wait)
+	return wait, true
+}
+
+func (w *worker) updatePending(ctx context.Context) {
+	counts, err := w.s.log.PendingCounts(context.WithoutCancel(ctx))
+	if err != nil {
+		return
+	}
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	w.s.m.pending.Set(float64(total))
+}
+
+// backoff returns the wait after attempt n (1-based): min·2^(n-1) capped at
+// max, with ±20% jitter so many entries do not retry in lockstep.
+func backoff(n int, minWait, maxWait time.Duration) time.Duration {
+	d := minWait
+	for i := 1; i < n && d < maxWait; i++ {
+		d *= 2
+	}
+	d = min(d, maxWait)
+	jitter := time.Duration(float64(d) * 0.2 * (2*rand.Float64() - 1))
+	return max(d+jitter, minWait)
+}
+
+// permanentError is a delivery failure retrying will not fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// authError is a delivery refused for its credentials: retried slowly.
+type authError struct{ err error }
+
+func (e *authError) Error() string { return e.err.Error() }
+func (e *authError) Unwrap() error { return e.err }
