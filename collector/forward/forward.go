@@ -42,8 +42,10 @@
 // the engine's: a 2xx from the collector promises the queue, not the
 // engine's acceptance.
 //
-// Native histograms and exemplars are not forwarded yet: AppendHistogram
-// and AppendExemplar return errors (the writer does not call them).
+// Float samples, native histograms (integer, float, custom buckets) and
+// exemplars are forwarded; start-time zero samples are not (the writer
+// does not make them). Metadata stays with the collector (its
+// /api/v1/metadata answers from what it was sent).
 package forward
 
 import (
@@ -67,6 +69,7 @@ import (
 
 	"github.com/telltale-dev/telltale/agent/push"
 	"github.com/telltale-dev/telltale/agent/spool"
+	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/samples"
 )
 
@@ -328,6 +331,42 @@ type appender struct {
 var errUnknownRef = fmt.Errorf("%w: unknown series reference (dropped from the forwarder's table)", tsdb.ErrInvalidSample)
 
 func (a *appender) Append(ref promstorage.SeriesRef, l labels.Labels, t int64, v float64) (promstorage.SeriesRef, error) {
+	ref, err := a.series(ref, l, t)
+	if err == nil {
+		a.b.AddSample(t, v)
+	}
+	return ref, err
+}
+
+// AppendHistogram stages a native histogram sample; h or fh was copied
+// by the writer, so the batch may keep its slices until Commit.
+func (a *appender) AppendHistogram(ref promstorage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
+	ref, err := a.series(ref, l, t)
+	if err == nil {
+		a.b.AddHistogram(ingest.FromPrometheus(t, h, fh))
+	}
+	return ref, err
+}
+
+// AppendExemplar stages an exemplar of the series.
+func (a *appender) AppendExemplar(ref promstorage.SeriesRef, l labels.Labels, e exemplar.Exemplar) (promstorage.SeriesRef, error) {
+	ref, err := a.series(ref, l, e.Ts)
+	if err != nil {
+		return 0, err
+	}
+	start := int32(len(a.b.ExemplarLabels))
+	e.Labels.Range(func(lb labels.Label) {
+		a.b.ExemplarLabels = append(a.b.ExemplarLabels, samples.Label{Name: lb.Name, Value: lb.Value})
+	})
+	a.b.Exemplars = append(a.b.Exemplars, samples.Exemplar{T: e.Ts, V: e.Value, LabelsStart: start, LabelsEnd: int32(len(a.b.ExemplarLabels))})
+	a.b.Series[len(a.b.Series)-1].ExemplarsEnd = int32(len(a.b.Exemplars))
+	return ref, nil
+}
+
+// series makes ref (or the series of labels l, when ref is 0) the series
+// the next sample at t goes to, starting a new series in the batch unless
+// it is the one appended last.
+func (a *appender) series(ref promstorage.SeriesRef, l labels.Labels, t int64) (promstorage.SeriesRef, error) {
 	if ref == 0 || ref != a.cur || len(a.b.Series) == 0 {
 		switch {
 		case !l.IsEmpty() && ref == 0:
@@ -343,16 +382,15 @@ func (a *appender) Append(ref promstorage.SeriesRef, l labels.Labels, t int64, v
 		l.Range(func(lb labels.Label) { a.b.AddLabel(lb.Name, lb.Value) })
 		a.cur = ref
 	}
-	if len(a.b.Samples) == 0 || t < a.minT {
+	if a.b.Empty() || t < a.minT {
 		a.minT = t
 	}
-	a.b.AddSample(t, v)
 	return ref, nil
 }
 
 func (a *appender) Commit() error {
 	defer a.release()
-	if len(a.b.Samples) == 0 {
+	if a.b.Empty() {
 		return nil
 	}
 	return a.f.enqueue(&a.b, a.minT)
@@ -373,14 +411,6 @@ func (a *appender) release() {
 var ErrNotForwarded = errors.New("not supported in forward mode yet")
 
 func (a *appender) SetOptions(*promstorage.AppendOptions) {}
-
-func (a *appender) AppendExemplar(promstorage.SeriesRef, labels.Labels, exemplar.Exemplar) (promstorage.SeriesRef, error) {
-	return 0, fmt.Errorf("exemplars: %w", ErrNotForwarded)
-}
-
-func (a *appender) AppendHistogram(promstorage.SeriesRef, labels.Labels, int64, *histogram.Histogram, *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
-	return 0, fmt.Errorf("native histograms: %w", ErrNotForwarded)
-}
 
 func (a *appender) AppendHistogramSTZeroSample(promstorage.SeriesRef, labels.Labels, int64, int64, *histogram.Histogram, *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
 	return 0, fmt.Errorf("native histograms: %w", ErrNotForwarded)

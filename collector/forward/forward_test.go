@@ -27,12 +27,13 @@ import (
 // receiver is a remote write receiver that decodes what it gets and
 // answers with status(series of the request) (204 when nil).
 type receiver struct {
-	mu       sync.Mutex
-	requests int
-	versions []string
-	tenants  []string
-	got      []string // "series t v" in arrival order
-	status   func(series []string) int
+	mu                    sync.Mutex
+	requests              int
+	versions              []string
+	tenants               []string
+	got                   []string // "series t v" in arrival order
+	status                func(series []string) int
+	histograms, exemplars int
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -76,6 +77,8 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if status/100 == 2 {
 		r.got = append(r.got, lines...)
+		r.histograms += len(b.Histograms)
+		r.exemplars += len(b.Exemplars)
 	}
 	r.mu.Unlock()
 	if status/100 != 2 {
@@ -422,3 +425,34 @@ func TestNewErrors(t *testing.T) {
 }
 
 var update = flag.Bool("update", false, "rewrite testdata/record.bin")
+
+func TestHistogramsAndExemplarsForwarded(t *testing.T) {
+	for _, v := range []push.Version{push.V1, push.V2} {
+		rcv := &receiver{}
+		srv := httptest.NewServer(rcv)
+		e := newEnv(t, []Target{{Name: "a", URL: srv.URL, Version: v}}, nil)
+		e.run()
+		var b samples.Batch
+		b.StartSeries([]byte("h"))
+		b.AddLabel("__name__", "latency_seconds")
+		b.AddHistogram(samples.Histogram{T: 1000, IntCount: 3, Sum: 1.5, Schema: 1,
+			PositiveSpans: []samples.Span{{Offset: 0, Length: 2}}, PositiveDeltas: []int64{1, 1}})
+		b.AddHistogram(samples.Histogram{T: 2000, Float: true, Count: 4, Sum: 2, Schema: 1,
+			PositiveSpans: []samples.Span{{Offset: 0, Length: 2}}, PositiveCounts: []float64{2, 2}})
+		b.StartSeries([]byte("c"))
+		b.AddLabel("__name__", "requests_total")
+		b.AddSample(1000, 7)
+		b.AddExemplar(1000, 0.2, []samples.Label{{Name: "trace_id", Value: "abc"}})
+		if _, err := e.w.Write(context.Background(), &b); err != nil {
+			t.Fatalf("v%d: Write: %v", v, err)
+		}
+		waitFor(t, "the batch", func() bool { _, n := rcv.count(); return n == 1 })
+		rcv.mu.Lock()
+		h, x := rcv.histograms, rcv.exemplars
+		rcv.mu.Unlock()
+		if h != 2 || x != 1 {
+			t.Errorf("v%d: engine got %d histograms and %d exemplars; want 2 and 1", v, h, x)
+		}
+		srv.Close()
+	}
+}

@@ -615,6 +615,32 @@ func toPrometheus(h *samples.Histogram) (*histogram.Histogram, *histogram.FloatH
 	}, nil
 }
 
+// FromPrometheus converts a native histogram of the TSDB's model to the
+// Batch's form, the inverse of what the writer appends; the slices are
+// shared, not copied (callers pass fresh allocations the batch may keep).
+func FromPrometheus(t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) samples.Histogram {
+	spans := func(s []histogram.Span) []samples.Span {
+		if len(s) == 0 {
+			return nil
+		}
+		out := make([]samples.Span, len(s))
+		for i, x := range s {
+			out[i] = samples.Span{Offset: x.Offset, Length: x.Length}
+		}
+		return out
+	}
+	if fh != nil {
+		return samples.Histogram{T: t, Float: true, CounterResetHint: uint8(fh.CounterResetHint), Schema: fh.Schema,
+			ZeroThreshold: fh.ZeroThreshold, Sum: fh.Sum, Count: fh.Count, ZeroCount: fh.ZeroCount,
+			PositiveSpans: spans(fh.PositiveSpans), NegativeSpans: spans(fh.NegativeSpans),
+			PositiveCounts: fh.PositiveBuckets, NegativeCounts: fh.NegativeBuckets, CustomValues: fh.CustomValues}
+	}
+	return samples.Histogram{T: t, CounterResetHint: uint8(h.CounterResetHint), Schema: h.Schema,
+		ZeroThreshold: h.ZeroThreshold, Sum: h.Sum, IntCount: h.Count, IntZeroCount: h.ZeroCount,
+		PositiveSpans: spans(h.PositiveSpans), NegativeSpans: spans(h.NegativeSpans),
+		PositiveDeltas: h.PositiveBuckets, NegativeDeltas: h.NegativeBuckets, CustomValues: h.CustomValues}
+}
+
 // rejectReason classifies an append or validation error: the counter
 // reason, and whether it rejects the input (true) or is storage trouble.
 func rejectReason(err error) (string, bool) {

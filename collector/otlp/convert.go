@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
+	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/samples"
 )
 
@@ -498,9 +499,9 @@ func (a *batchAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64
 	}
 	switch {
 	case h != nil:
-		b.AddHistogram(fromPrometheus(t, h, nil))
+		b.AddHistogram(ingest.FromPrometheus(t, h, nil))
 	case fh != nil:
-		b.AddHistogram(fromPrometheus(t, nil, fh))
+		b.AddHistogram(ingest.FromPrometheus(t, nil, fh))
 	default:
 		b.AddSample(t, v)
 	}
@@ -513,31 +514,6 @@ func (a *batchAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64
 		b.Series[len(b.Series)-1].ExemplarsEnd = int32(len(b.Exemplars))
 	}
 	return 0, nil
-}
-
-// fromPrometheus converts a native histogram from the translator (whose
-// slices are fresh allocations the batch may keep) to the Batch's form.
-func fromPrometheus(t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) samples.Histogram {
-	spans := func(s []histogram.Span) []samples.Span {
-		if len(s) == 0 {
-			return nil
-		}
-		out := make([]samples.Span, len(s))
-		for i, x := range s {
-			out[i] = samples.Span{Offset: x.Offset, Length: x.Length}
-		}
-		return out
-	}
-	if fh != nil {
-		return samples.Histogram{T: t, Float: true, CounterResetHint: uint8(fh.CounterResetHint), Schema: fh.Schema,
-			ZeroThreshold: fh.ZeroThreshold, Sum: fh.Sum, Count: fh.Count, ZeroCount: fh.ZeroCount,
-			PositiveSpans: spans(fh.PositiveSpans), NegativeSpans: spans(fh.NegativeSpans),
-			PositiveCounts: fh.PositiveBuckets, NegativeCounts: fh.NegativeBuckets, CustomValues: fh.CustomValues}
-	}
-	return samples.Histogram{T: t, CounterResetHint: uint8(h.CounterResetHint), Schema: h.Schema,
-		ZeroThreshold: h.ZeroThreshold, Sum: h.Sum, IntCount: h.Count, IntZeroCount: h.ZeroCount,
-		PositiveSpans: spans(h.PositiveSpans), NegativeSpans: spans(h.NegativeSpans),
-		PositiveDeltas: h.PositiveBuckets, NegativeDeltas: h.NegativeBuckets, CustomValues: h.CustomValues}
 }
 
 // Commit implements storage.AppenderV2; the Writer commits.
