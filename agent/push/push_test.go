@@ -370,3 +370,48 @@ func TestPermanentErrorHints(t *testing.T) {
 		}
 	}
 }
+
+func TestFailoverBetweenReplicas(t *testing.T) {
+	a := &fakeReceiver{script: []response{{status: 503, retryAfter: "30"}}}
+	b := &fakeReceiver{script: []response{{status: 204}}}
+	sa, sb := httptest.NewServer(a), httptest.NewServer(b)
+	defer sa.Close()
+	defer sb.Close()
+	c, sl, _ := newTestClient(t, sa.URL, func(o *Options) { o.URLs = []string{sb.URL} })
+	for i := range 3 {
+		if err := c.Send(t.Context(), []byte("body")); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	// The first attempt went to a (503, Retry-After); the rest to b at once.
+	if a.count() != 1 || b.count() != 3 {
+		t.Errorf("requests: a %d, b %d; want 1 and 3", a.count(), b.count())
+	}
+	if len(sl.d) != 0 {
+		t.Errorf("waits %v; want none: another replica was free", sl.d)
+	}
+
+	// A replica that is gone: its connection is refused, the other takes over.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	c, _, _ = newTestClient(t, deadURL, func(o *Options) { o.URLs = []string{sb.URL} })
+	before := b.count()
+	if err := c.Send(t.Context(), []byte("body")); err != nil {
+		t.Fatalf("send with the first replica down: %v", err)
+	}
+	if b.count() != before+1 {
+		t.Errorf("b got %d requests; want 1", b.count()-before)
+	}
+
+	// Every replica asks to back off: SendOnce fails fast until the soonest.
+	c, sl, _ = newTestClient(t, sa.URL, func(o *Options) { o.URLs = []string{sa.URL}; o.MaxAttempts = 3 })
+	err := c.Send(t.Context(), []byte("body"))
+	var re *RetryableError
+	if !errors.As(err, &re) {
+		t.Fatalf("both replicas backing off: %v; want a RetryableError", err)
+	}
+	if len(sl.d) == 0 || sl.d[0] != 30*time.Second {
+		t.Errorf("waits %v; want Retry-After's 30s first", sl.d)
+	}
+}
