@@ -31,7 +31,7 @@ import (
 
 // config is everything the flags and the -config file say, validated.
 type config struct {
-	collector          string // remote write URL
+	collector          string   // remote write URL
 	collectorReplicas  []string // more remote write URLs (collector replicas), tried in turn
 	interval           time.Duration
 	spoolDir           string
