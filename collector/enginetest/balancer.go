@@ -21,7 +21,13 @@ type Balancer struct {
 	client   *http.Client
 
 	mu sync.Mutex
+
+	unavailable atomic.Bool
 }
+
+// SetUnavailable makes the balancer answer 503 to everything (true), as
+// an engine that cannot be reached, or pass requests on again (false).
+func (b *Balancer) SetUnavailable(v bool) { b.unavailable.Store(v) }
 
 // NewBalancer serves on a loopback port until the test ends.
 func NewBalancer(t testing.TB, backends ...string) *Balancer {
@@ -41,6 +47,10 @@ func (b *Balancer) SetBackends(backends ...string) {
 }
 
 func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if b.unavailable.Load() {
+		http.Error(w, "balancer: unavailable (the test cut the engine off)", http.StatusServiceUnavailable)
+		return
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
