@@ -23,6 +23,7 @@ import (
 
 	"github.com/telltale-dev/telltale/annotator/changelog"
 	"github.com/telltale-dev/telltale/collector/auth"
+	"github.com/telltale-dev/telltale/collector/fanout"
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/collector/query"
 	"github.com/telltale-dev/telltale/collector/storage"
@@ -52,6 +53,8 @@ type app struct {
 	// gatherer holds the storage's own Prometheus metrics (the TSDB's;
 	// none in forward mode), which /metrics serves.
 	gatherer prometheus.Gatherer
+	// fanout connects the replicas over NATS; nil without -nats.*.
+	fanout *fanout.Bus
 }
 
 func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) {

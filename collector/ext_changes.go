@@ -40,6 +40,9 @@ func (a *app) addChanges(ctx context.Context) error {
 			} else {
 				a.tail.PublishChange(c)
 			}
+			if a.fanout != nil {
+				a.fanout.PublishChange(c.Kind == changes.KindDeploy, c)
+			}
 		},
 	}
 	if a.cfg.grafanaURL != "" {

@@ -315,6 +315,10 @@ func (a *app) observeLate(b *samples.Batch) {
 	if o := a.query.Observer(); o != nil {
 		o.Observe(b, nil)
 	}
+	if a.fanout != nil {
+		// The other replicas' caches must learn of it too.
+		a.fanout.PublishLate(b)
+	}
 }
 
 // notInForwardMode answers the admin API in forward mode: deleting data,

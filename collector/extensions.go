@@ -10,6 +10,7 @@ func (a *app) addExtensions(ctx context.Context) error {
 		a.addHostMetrics,
 		a.addSelfMetrics,
 		a.addTail,
+		a.addFanout,
 		a.addChanges,
 		a.addOTLP,
 		a.addInflux,

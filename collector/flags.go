@@ -103,6 +103,14 @@ type config struct {
 	forwardMaxSamples   int
 	forwardShutdownWait time.Duration
 
+	// replicas over NATS (ext_fanout.go)
+	natsURL           string
+	natsListen        string
+	natsClusterListen string
+	natsRoutes        string
+	natsSubject       string
+	natsReplica       string
+
 	tailMaxClients   int
 	tailMaxSelectors int
 	tailQueueSize    int
@@ -198,6 +206,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.forwardSync, "forward.sync-interval", time.Second, "forward mode: how often the queues are fsynced; a kill -9 loses nothing acknowledged, a power cut at most this much (0 fsyncs every write)")
 	fs.IntVar(&c.forwardMaxSamples, "forward.max-samples-per-send", 5000, "forward mode: most samples in one remote write request; keep it under the engine's per-tenant burst (Cortex -distributor.ingestion-burst-size)")
 	fs.DurationVar(&c.forwardShutdownWait, "forward.shutdown-drain", 10*time.Second, "forward mode: on shutdown keep sending the queues for at most this long; what is left is sent after the next start")
+	fs.StringVar(&c.natsURL, "nats.url", "", "NATS server connecting the collector replicas (nats://nats:4222): live tail across replicas, and in forward mode query-cache invalidation; see also -nats.listen")
+	fs.StringVar(&c.natsListen, "nats.listen", "", "run an embedded NATS server on this address (127.0.0.1:4222) and connect to it; replicas route to each other with -nats.cluster-listen and -nats.routes")
+	fs.StringVar(&c.natsClusterListen, "nats.cluster-listen", "", "cluster address of the embedded NATS server (0.0.0.0:6222) that other replicas' -nats.routes point to")
+	fs.StringVar(&c.natsRoutes, "nats.routes", "", "comma-separated cluster addresses of the other replicas' embedded NATS servers (nats-route://collector-2:6222)")
+	fs.StringVar(&c.natsSubject, "nats.subject", "telltale", "NATS subject prefix shared by the replicas of one deployment")
+	fs.StringVar(&c.natsReplica, "nats.replica", "", "this replica's name in NATS messages and logs; default -listen")
 	fs.IntVar(&c.tailMaxClients, "tail.max-clients", 100, "most live-tail websocket clients at once; more get 503")
 	fs.IntVar(&c.tailMaxSelectors, "tail.max-selectors", 10, "most match[] selectors per live-tail client")
 	fs.IntVar(&c.tailQueueSize, "tail.queue-size", 256, "messages buffered per live-tail client; on overflow the client is told what it missed")

@@ -16,6 +16,7 @@ import (
 	"github.com/telltale-dev/telltale/agent/push"
 	"github.com/telltale-dev/telltale/collector/collectortest"
 	"github.com/telltale-dev/telltale/collector/enginetest"
+	tailclient "github.com/telltale-dev/telltale/collector/tail/client"
 	"github.com/telltale-dev/telltale/samples"
 )
 
@@ -284,4 +285,109 @@ func agentMetric(t *testing.T, addr, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// TestReplicasOverNATS: two forward-mode replicas connected over NATS
+// (replica 1 embeds the server). A live-tail client of replica 1 sees the
+// samples written to replica 2 and the deploy recorded there; a late
+// sample written through replica 2 drops what replica 1's result cache
+// holds, so replica 1 answers what the engine answers.
+func TestReplicasOverNATS(t *testing.T) {
+	t.Parallel()
+	prom := enginetest.StartPrometheus(t)
+	natsAddr := fmt.Sprintf("127.0.0.1:%d", enginetest.FreePort(t))
+	args := append(forwardArgs(prom.Write, prom.API), "-query.cache-freshness=1m")
+	c1 := collectortest.Start(t, append(args, "-nats.listen="+natsAddr)...)
+	c2 := collectortest.Start(t, append(args, "-nats.url=nats://"+natsAddr)...)
+
+	conn, err := tailclient.Dial(t.Context(), tailclient.Options{URL: c1.URL, Selectors: []string{`fanout_e2e{job="api"}`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Replica 2 learns of the subscription over NATS, then publishes.
+	deadline := time.Now().Add(30 * time.Second)
+	for c2.Metric(t.Context(), "telltale_fanout_remote_replicas") != 1 || !hasInterest(t, c2) {
+		if time.Now().After(deadline) {
+			t.Fatal("replica 2 never learned replica 1's tail selectors")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	now := time.Now().Truncate(time.Second)
+	var b samples.Batch
+	for _, job := range []string{"api", "db"} {
+		b.StartSeries(nil)
+		b.AddLabel("__name__", "fanout_e2e")
+		b.AddLabel("job", job)
+		b.AddSample(now.UnixMilli(), 42)
+	}
+	if status, body, _ := postRemoteWrite(t, c2, &b, 1); status != http.StatusNoContent {
+		t.Fatalf("write to replica 2: %d %s", status, body)
+	}
+	status, body := c2.Post(t.Context(), "/api/v1/deploys", []byte(`{"service":"api","env":"prod","version":"v2","id":"api-v2"}`), map[string]string{"Content-Type": "application/json"})
+	if status != http.StatusCreated {
+		t.Fatalf("deploy on replica 2: %d %s", status, body)
+	}
+	var gotSample, gotDeploy bool
+	for !gotSample || !gotDeploy {
+		m, _, err := conn.Next()
+		if err != nil {
+			t.Fatalf("tail on replica 1: %v (sample %v, deploy %v)", err, gotSample, gotDeploy)
+		}
+		switch m.Type {
+		case "samples":
+			for _, s := range m.Samples {
+				if s.Labels["job"] != "api" {
+					t.Errorf("tail got %v; want only job=api", s.Labels)
+				}
+				gotSample = true
+			}
+		case "deploy":
+			gotDeploy = strings.Contains(string(m.Deploy), `"api-v2"`)
+		}
+	}
+
+	// The cache: replica 1 caches a range query; a late sample through
+	// replica 2 must drop it once the engine has the sample.
+	var old samples.Batch
+	old.StartSeries(nil)
+	old.AddLabel("__name__", "fanout_cache")
+	for ts := now.Add(-2 * time.Hour); !ts.After(now.Add(-10 * time.Minute)); ts = ts.Add(time.Minute) {
+		old.AddSample(ts.UnixMilli(), 1)
+	}
+	if status, body, _ := postRemoteWrite(t, c1, &old, 1); status != http.StatusNoContent {
+		t.Fatalf("write: %d %s", status, body)
+	}
+	waitQuery(t, prom.API, "count_over_time(fanout_cache[3h])", 111)
+	q, start, end := "sum_over_time(fanout_cache[10m])", now.Add(-100*time.Minute), now.Add(-20*time.Minute)
+	first := c1.QueryRange(t.Context(), q, start, end, time.Minute)
+	c1.QueryRange(t.Context(), q, start, end, time.Minute)
+	if c1.Metric(t.Context(), `telltale_query_cache_steps_total{source="cache"}`) <= 0 {
+		t.Fatal("replica 1 did not cache the range query")
+	}
+	var late samples.Batch
+	late.StartSeries(nil)
+	late.AddLabel("__name__", "fanout_cache")
+	late.AddSample(now.Add(-50*time.Minute+30*time.Second).UnixMilli(), 100)
+	if status, body, _ := postRemoteWrite(t, c2, &late, 1); status != http.StatusNoContent {
+		t.Fatalf("late write to replica 2: %d %s", status, body)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for c1.Metric(t.Context(), `telltale_query_cache_invalidations_total{reason="late_write"}`) <= 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the late sample written through replica 2 dropped nothing from replica 1's cache")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := c1.QueryRange(t.Context(), q, start, end, time.Minute)
+	direct := queryRangeAt(t, prom.API, q, start, end, time.Minute)
+	if fmt.Sprint(got) == fmt.Sprint(first) || fmt.Sprint(got) != fmt.Sprint(direct) {
+		t.Errorf("replica 1 after a late write through replica 2:\n%v\nthe engine:\n%v", got, direct)
+	}
+}
+
+// hasInterest reports whether in publishes tail samples to others (some
+// other replica announced selectors).
+func hasInterest(t *testing.T, in *collectortest.Instance) bool {
+	return in.Metric(t.Context(), `telltale_fanout_received_total{kind="interest"}`) > 0
 }
