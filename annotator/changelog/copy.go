@@ -77,4 +77,3 @@ func CopyLog(ctx context.Context, dst, src *Log) (map[string]int, error) {
 	}
 	return counts, nil
 }
-
