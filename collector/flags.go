@@ -79,6 +79,8 @@ type config struct {
 	flagValues map[string]string
 
 	deployDB         string
+	changesPG        string        // -changes.postgres-url
+	changesClaim     time.Duration // -changes.claim-timeout
 	grafanaURL       string
 	grafanaTokenFile string
 	webhooks         stringList
@@ -184,6 +186,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.allowedHosts, "web.allowed-hosts", "", "comma-separated host names the collector answers to without -auth.tokens-file, besides IP addresses and localhost (e.g. the compose service name); '*' allows any. Other names get 403: a DNS-rebinding page would use one")
 	fs.StringVar(&c.corsOrigin, "web.cors-origin", "", "regexp of the browser origins allowed to read the API cross-site (CORS), e.g. 'https?://grafana\\.example\\.com'; empty allows none (Prometheus allows '.*')")
 
+	fs.StringVar(&c.changesPG, "changes.postgres-url", "", "keep the change log and its outbox in PostgreSQL (postgres://user:password@host:5432/db) instead of -deploy.db, so collector replicas share one log and deliver each annotation, webhook and impact run once; copy an existing log with `collector migrate-changes`")
+	fs.DurationVar(&c.changesClaim, "changes.claim-timeout", 2*time.Minute, "with -changes.postgres-url: how long a replica holds the deliveries it took; a replica that died mid-delivery leaves them to the others after this")
 	fs.StringVar(&c.deployDB, "deploy.db", "", "SQLite file of the change log (deploys, switch flips, incidents, notes ...); default <-data>/deploys.db; a deploy log of an older collector is migrated on start")
 	fs.StringVar(&c.grafanaURL, "grafana.url", "", "Grafana base URL; when set every change becomes a Grafana annotation tagged with its kind, and console panels link to Grafana")
 	fs.StringVar(&c.grafanaTokenFile, "grafana.token-file", "", "file with a Grafana service account token (Editor role); or set TELLTALE_GRAFANA_TOKEN")

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/agent/push"
+	"github.com/telltale-dev/telltale/annotator/grafana/grafanatest"
 	"github.com/telltale-dev/telltale/collector/collectortest"
 	"github.com/telltale-dev/telltale/collector/enginetest"
 	tailclient "github.com/telltale-dev/telltale/collector/tail/client"
@@ -390,4 +393,90 @@ func TestReplicasOverNATS(t *testing.T) {
 // other replica announced selectors).
 func hasInterest(t *testing.T, in *collectortest.Instance) bool {
 	return in.Metric(t.Context(), `telltale_fanout_received_total{kind="interest"}`) > 0
+}
+
+// TestSharedChangeLogPostgres: two replicas share one change log in
+// PostgreSQL. Deploys recorded on either replica are in the log once and
+// seen by both; Grafana is down while they are recorded, a replica is
+// killed with -9 holding some of the deliveries, and every deploy still
+// gets its annotation, once.
+func TestSharedChangeLogPostgres(t *testing.T) {
+	t.Parallel()
+	pg := enginetest.StartPostgres(t)
+	url := pg.Database(t, "changes")
+	prom := enginetest.StartPrometheus(t)
+	g := grafanatest.NewServer("grafana-token")
+	t.Cleanup(g.Close)
+	tokenFile := filepath.Join(t.TempDir(), "grafana-token")
+	os.WriteFile(tokenFile, []byte("grafana-token\n"), 0o600)
+	args := append(forwardArgs(prom.Write, prom.API), "-changes.postgres-url="+url, "-changes.claim-timeout=3s",
+		"-grafana.url="+g.URL, "-grafana.token-file="+tokenFile, "-impact.enabled=false")
+	addr1, dir1 := collectortest.FreeAddr(t), t.TempDir()
+	c1 := collectortest.StartOn(t, addr1, dir1, args...)
+	c2 := collectortest.Start(t, args...)
+
+	g.SetFailure(http.StatusServiceUnavailable)
+	const n = 10
+	for i := range n {
+		in := []*collectortest.Instance{c1, c2}[i%2]
+		body := fmt.Sprintf(`{"service":"api","env":"prod","version":"v%d","id":"dep-%d"}`, i, i)
+		if status, resp := in.Post(t.Context(), "/api/v1/deploys", []byte(body), map[string]string{"Content-Type": "application/json"}); status != http.StatusCreated {
+			t.Fatalf("deploy %d: %d %s", i, status, resp)
+		}
+	}
+	// Both replicas' Grafana workers have tried (and failed) by now.
+	deadline := time.Now().Add(time.Minute)
+	for g.Requests() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no replica tried Grafana")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c1.Kill() // it may hold claims: they pass to replica 2 after -changes.claim-timeout
+	g.SetFailure(0)
+	deadline = time.Now().Add(2 * time.Minute)
+	for len(g.Annotations()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d annotations after 2m", len(g.Annotations()), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c1 = collectortest.StartOn(t, addr1, dir1, args...)
+	for _, in := range []*collectortest.Instance{c1, c2} {
+		deadline = time.Now().Add(time.Minute)
+		for in.Metric(t.Context(), "telltale_changes_outbox_pending") != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: outbox still pending after 1m", in.URL)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// Each deploy once in the log, on both replicas.
+	for _, in := range []*collectortest.Instance{c1, c2} {
+		ds := listDeploys(t, in, "?service=api&limit=100")
+		seen := map[string]int{}
+		for _, d := range ds {
+			seen[d.ID]++
+		}
+		if len(ds) != n || len(seen) != n {
+			t.Errorf("%s lists %d deploys (%d distinct); want %d, each once", in.URL, len(ds), len(seen), n)
+		}
+	}
+	// Each annotation once.
+	tags := map[string]int{}
+	for _, a := range g.Annotations() {
+		for _, tag := range a.Tags {
+			if strings.HasPrefix(tag, "deploy-id:") {
+				tags[tag]++
+			}
+		}
+	}
+	if len(tags) != n || g.Creates() != n {
+		t.Errorf("grafana holds annotations for %d deploys after %d creates; want %d and %d", len(tags), g.Creates(), n, n)
+	}
+	for tag, k := range tags {
+		if k != 1 {
+			t.Errorf("%s annotated %d times; want once", tag, k)
+		}
+	}
 }
