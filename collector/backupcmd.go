@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/telltale-dev/telltale/annotator/changelog"
@@ -18,8 +17,7 @@ import (
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("collector backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data", "./telltale-data", "the collector's -data directory; the change log is <data>/deploys.db")
-	db := fs.String("deploy.db", "", "the collector's -deploy.db, when it is set; overrides -data")
+	logFile := changeLogFileFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: collector backup [-data DIR | -deploy.db FILE] BACKUPDIR\n\n"+
 			"Copies the change log (deploys, switch flips, incidents, notes ...) into BACKUPDIR/changes-<time>.db\n"+
@@ -35,10 +33,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return errors.New("collector backup takes one argument, the backup directory")
 	}
-	path := *db
-	if path == "" {
-		path = strings.TrimRight(*dataDir, "/") + "/deploys.db"
-	}
+	path := logFile()
 	res, err := changelog.Backup(ctx, path, fs.Arg(0), time.Now())
 	if err != nil {
 		return err

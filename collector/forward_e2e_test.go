@@ -139,53 +139,61 @@ func TestForwardModeCacheSeesLateWrites(t *testing.T) {
 	t.Parallel()
 	prom := enginetest.StartPrometheus(t)
 	in := collectortest.Start(t, append(forwardArgs(prom.Write, prom.API), "-query.cache-freshness=1m")...)
+	checkCacheSeesLateWrite(t, prom.API, in, in, "fwd_cache")
+}
+
+// checkCacheSeesLateWrite writes a series name with one sample a minute
+// from 2h to 10m ago through reader, has reader cache a range query over
+// it, writes a late sample (50m ago) through writer, and checks that once
+// the engine has it reader's cache dropped what it changes and reader
+// answers what the engine answers.
+func checkCacheSeesLateWrite(t *testing.T, engineAPI string, reader, writer *collectortest.Instance, name string) {
+	t.Helper()
 	now := time.Now().Truncate(time.Minute)
-	// One sample a minute from 2h ago to 10m ago.
 	var b samples.Batch
 	b.StartSeries(nil)
-	b.AddLabel("__name__", "fwd_cache")
+	b.AddLabel("__name__", name)
 	b.AddLabel("job", "e2e")
 	for ts := now.Add(-2 * time.Hour); !ts.After(now.Add(-10 * time.Minute)); ts = ts.Add(time.Minute) {
 		b.AddSample(ts.UnixMilli(), 1)
 	}
-	if status, body, _ := postRemoteWrite(t, in, &b, 1); status != http.StatusNoContent {
+	if status, body, _ := postRemoteWrite(t, reader, &b, 1); status != http.StatusNoContent {
 		t.Fatalf("write: %d %s", status, body)
 	}
-	waitQuery(t, prom.API, "count_over_time(fwd_cache[3h])", 111)
-	q := "sum_over_time(fwd_cache[10m])"
+	waitQuery(t, engineAPI, "count_over_time("+name+"[3h])", 111)
+	q := "sum_over_time(" + name + "[10m])"
 	start, end := now.Add(-100*time.Minute), now.Add(-20*time.Minute)
-	first := in.QueryRange(t.Context(), q, start, end, time.Minute)
-	again := in.QueryRange(t.Context(), q, start, end, time.Minute)
+	first := reader.QueryRange(t.Context(), q, start, end, time.Minute)
+	again := reader.QueryRange(t.Context(), q, start, end, time.Minute)
 	if fmt.Sprint(first) != fmt.Sprint(again) {
 		t.Fatalf("cached answer differs: %v vs %v", first, again)
 	}
-	if in.Metric(t.Context(), `telltale_query_cache_steps_total{source="cache"}`) <= 0 {
+	if reader.Metric(t.Context(), `telltale_query_cache_steps_total{source="cache"}`) <= 0 {
 		t.Fatal("the second range query was not answered from the cache")
 	}
-	// A late sample 50 minutes back, between two others.
 	var late samples.Batch
 	late.StartSeries(nil)
-	late.AddLabel("__name__", "fwd_cache")
+	late.AddLabel("__name__", name)
 	late.AddLabel("job", "e2e")
 	late.AddSample(now.Add(-50*time.Minute+30*time.Second).UnixMilli(), 100)
-	if status, body, _ := postRemoteWrite(t, in, &late, 1); status != http.StatusNoContent {
+	if status, body, _ := postRemoteWrite(t, writer, &late, 1); status != http.StatusNoContent {
 		t.Fatalf("late write: %d %s", status, body)
 	}
-	waitQuery(t, prom.API, "count_over_time(fwd_cache[3h])", 112)
+	waitQuery(t, engineAPI, "count_over_time("+name+"[3h])", 112)
 	deadline := time.Now().Add(time.Minute)
-	for in.Metric(t.Context(), `telltale_query_cache_invalidations_total{reason="late_write"}`) <= 0 {
+	for reader.Metric(t.Context(), `telltale_query_cache_invalidations_total{reason="late_write"}`) <= 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the late sample reached the engine but dropped nothing from the cache")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	got := in.QueryRange(t.Context(), q, start, end, time.Minute)
+	got := reader.QueryRange(t.Context(), q, start, end, time.Minute)
 	if fmt.Sprint(got) == fmt.Sprint(first) {
 		t.Fatalf("after the late write the answer is unchanged: the cache kept stale steps")
 	}
-	direct := queryRangeAt(t, prom.API, q, start, end, time.Minute)
+	direct := queryRangeAt(t, engineAPI, q, start, end, time.Minute)
 	if fmt.Sprint(got) != fmt.Sprint(direct) {
-		t.Errorf("through the collector after the late write:\n%v\nPrometheus itself:\n%v", got, direct)
+		t.Errorf("through the collector after the late write:\n%v\nthe engine itself:\n%v", got, direct)
 	}
 }
 

@@ -28,13 +28,25 @@ func (a *app) changeLogFlag() string {
 	return "-deploy.db=" + a.cfg.deployDB
 }
 
+// changeLogFileFlags declares -data and -deploy.db on fs, as the
+// collector has them, and returns the change log file they name.
+func changeLogFileFlags(fs *flag.FlagSet) func() string {
+	dataDir := fs.String("data", "./telltale-data", "the collector's -data directory; the change log is <data>/deploys.db")
+	db := fs.String("deploy.db", "", "the collector's -deploy.db, when it is set; overrides -data")
+	return func() string {
+		if *db != "" {
+			return *db
+		}
+		return strings.TrimRight(*dataDir, "/") + "/deploys.db"
+	}
+}
+
 // runMigrateChanges copies a collector's SQLite change log into the
 // PostgreSQL database its replicas will share.
 func runMigrateChanges(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("collector migrate-changes", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data", "./telltale-data", "the collector's -data directory; the change log is <data>/deploys.db")
-	db := fs.String("deploy.db", "", "the collector's -deploy.db, when it is set; overrides -data")
+	logFile := changeLogFileFlags(fs)
 	to := fs.String("changes.postgres-url", "", "the PostgreSQL database to copy into (postgres://user:password@host:5432/db); it must hold no change yet")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: collector migrate-changes [-data DIR | -deploy.db FILE] -changes.postgres-url URL\n\n"+
@@ -50,10 +62,7 @@ func runMigrateChanges(ctx context.Context, args []string, stdout, stderr io.Wri
 		fs.Usage()
 		return errors.New("collector migrate-changes needs -changes.postgres-url and no arguments")
 	}
-	path := *db
-	if path == "" {
-		path = strings.TrimRight(*dataDir, "/") + "/deploys.db"
-	}
+	path := logFile()
 	src, err := changelog.OpenLog(ctx, path)
 	if err != nil {
 		return err

@@ -352,41 +352,7 @@ func TestReplicasOverNATS(t *testing.T) {
 
 	// The cache: replica 1 caches a range query; a late sample through
 	// replica 2 must drop it once the engine has the sample.
-	var old samples.Batch
-	old.StartSeries(nil)
-	old.AddLabel("__name__", "fanout_cache")
-	for ts := now.Add(-2 * time.Hour); !ts.After(now.Add(-10 * time.Minute)); ts = ts.Add(time.Minute) {
-		old.AddSample(ts.UnixMilli(), 1)
-	}
-	if status, body, _ := postRemoteWrite(t, c1, &old, 1); status != http.StatusNoContent {
-		t.Fatalf("write: %d %s", status, body)
-	}
-	waitQuery(t, prom.API, "count_over_time(fanout_cache[3h])", 111)
-	q, start, end := "sum_over_time(fanout_cache[10m])", now.Add(-100*time.Minute), now.Add(-20*time.Minute)
-	first := c1.QueryRange(t.Context(), q, start, end, time.Minute)
-	c1.QueryRange(t.Context(), q, start, end, time.Minute)
-	if c1.Metric(t.Context(), `telltale_query_cache_steps_total{source="cache"}`) <= 0 {
-		t.Fatal("replica 1 did not cache the range query")
-	}
-	var late samples.Batch
-	late.StartSeries(nil)
-	late.AddLabel("__name__", "fanout_cache")
-	late.AddSample(now.Add(-50*time.Minute+30*time.Second).UnixMilli(), 100)
-	if status, body, _ := postRemoteWrite(t, c2, &late, 1); status != http.StatusNoContent {
-		t.Fatalf("late write to replica 2: %d %s", status, body)
-	}
-	deadline = time.Now().Add(time.Minute)
-	for c1.Metric(t.Context(), `telltale_query_cache_invalidations_total{reason="late_write"}`) <= 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the late sample written through replica 2 dropped nothing from replica 1's cache")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	got := c1.QueryRange(t.Context(), q, start, end, time.Minute)
-	direct := queryRangeAt(t, prom.API, q, start, end, time.Minute)
-	if fmt.Sprint(got) == fmt.Sprint(first) || fmt.Sprint(got) != fmt.Sprint(direct) {
-		t.Errorf("replica 1 after a late write through replica 2:\n%v\nthe engine:\n%v", got, direct)
-	}
+	checkCacheSeesLateWrite(t, prom.API, c1, c2, "fanout_cache")
 }
 
 // hasInterest reports whether in publishes tail samples to others (some

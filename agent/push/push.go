@@ -50,6 +50,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/telltale-dev/telltale/agent/spool"
 )
 
 // Version is a remote write protocol version.
@@ -256,15 +258,7 @@ func New(opts Options) (*Client, error) {
 	if set == nil {
 		set = metrics.NewSet() // counted, never exported
 	}
-	name := func(n, labels string) string {
-		switch {
-		case opts.MetricLabels == "" && labels == "":
-			return opts.MetricPrefix + n
-		case opts.MetricLabels == "" || labels == "":
-			return opts.MetricPrefix + n + "{" + opts.MetricLabels + labels + "}"
-		}
-		return opts.MetricPrefix + n + "{" + opts.MetricLabels + "," + labels + "}"
-	}
+	name := func(n, labels string) string { return spool.MetricName(opts.MetricPrefix, n, opts.MetricLabels, labels) }
 	st.requests = set.GetOrCreateCounter(name("send_requests_total", ""))
 	st.retries = set.GetOrCreateCounter(name("send_retries_total", ""))
 	st.bytesSent = set.GetOrCreateCounter(name("send_bytes_total", ""))

@@ -183,20 +183,26 @@ func Open(opts Options) (*Spool, error) {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	name := func(n, labels string) string {
-		switch {
-		case opts.MetricLabels == "" && labels == "":
-			return opts.MetricPrefix + n
-		case opts.MetricLabels == "" || labels == "":
-			return opts.MetricPrefix + n + "{" + opts.MetricLabels + labels + "}"
-		}
-		return opts.MetricPrefix + n + "{" + opts.MetricLabels + "," + labels + "}"
-	}
+	name := func(n, labels string) string { return MetricName(opts.MetricPrefix, n, opts.MetricLabels, labels) }
 	s.droppedFull = set.GetOrCreateCounter(name("spool_dropped_total", `reason="full"`))
 	s.droppedCorrupt = set.GetOrCreateCounter(name("spool_dropped_total", `reason="corrupt"`))
 	set.GetOrCreateGauge(name("spool_bytes", ""), func() float64 { b, _ := s.Size(); return float64(b) })
 	set.GetOrCreateGauge(name("spool_records", ""), func() float64 { _, n := s.Size(); return float64(n) })
 	return s, nil
+}
+
+// MetricName is prefix+name with the labels of both lists (each `k="v"`
+// pairs separated by commas; either may be empty): the metric names of the
+// components that take MetricPrefix and MetricLabels options (this spool,
+// the remote write client of agent/push).
+func MetricName(prefix, name, labels, more string) string {
+	switch {
+	case labels == "" && more == "":
+		return prefix + name
+	case labels == "" || more == "":
+		return prefix + name + "{" + labels + more + "}"
+	}
+	return prefix + name + "{" + labels + "," + more + "}"
 }
 
 // load reads the directory: the segments, the read position, and starts a

@@ -3,8 +3,8 @@
 // test ends: a Prometheus server as the simplest remote write/read engine,
 // a Cortex cluster (memberlist, replication factor 3), Thanos receive with
 // Thanos Query, and a throwaway PostgreSQL cluster. The binaries are the
-// ones .ci/run installs into ~/.cache/telltale/bin; without one a test
-// fails under CI=true and is skipped otherwise.
+// ones .ci/run installs into ~/.cache/telltale/bin (collectortest.Peer):
+// without one a test fails under CI=true and is skipped otherwise.
 package enginetest
 
 import (
@@ -20,26 +20,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// Peer returns the path of a peer binary that .ci/run installs into
-// ~/.cache/telltale/bin (or the path in env). Without it the test fails
-// under CI=true and is skipped otherwise.
-func Peer(t testing.TB, name, env, install string) string {
-	t.Helper()
-	p := os.Getenv(env)
-	if p == "" {
-		home, _ := os.UserHomeDir()
-		p = filepath.Join(home, ".cache", "telltale", "bin", name)
-	}
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not found at %s; .ci/run installs it (%s), or set %s", name, p, install, env)
-		}
-		t.Skipf("%s not found at %s; run .ci/run or: %s (or set %s)", name, p, install, env)
-	}
-	return p
-}
+	"github.com/telltale-dev/telltale/collector/collectortest"
+)
 
 // FreePort returns a loopback port free right now.
 func FreePort(t testing.TB) int {
@@ -194,7 +177,7 @@ func StartPrometheus(t testing.TB) *Prometheus {
 // that comes up where a collector already sends.
 func StartPrometheusAt(t testing.TB, addr string) *Prometheus {
 	t.Helper()
-	bin := Peer(t, "prometheus", "TELLTALE_PROMETHEUS", "go install github.com/prometheus/prometheus/cmd/prometheus@v0.316.0")
+	bin := collectortest.Peer(t, "prometheus", "TELLTALE_PROMETHEUS", "go install github.com/prometheus/prometheus/cmd/prometheus@v0.316.0")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfg, []byte("global: {}\nstorage:\n  tsdb:\n    out_of_order_time_window: 6h\n"), 0o644); err != nil {
@@ -289,7 +272,7 @@ type cortexNode struct {
 func StartCortex(t testing.TB, n, rf int) *Cortex {
 	t.Helper()
 	c := &Cortex{t: t, dir: t.TempDir(),
-		bin: Peer(t, "cortex", "TELLTALE_CORTEX", "see .ci/run: go mod download github.com/cortexproject/cortex@v1.21.1, then go build -tags netgo,slicelabels ./cmd/cortex inside it")}
+		bin: collectortest.Peer(t, "cortex", "TELLTALE_CORTEX", "see .ci/run: go mod download github.com/cortexproject/cortex@v1.21.1, then go build -tags netgo,slicelabels ./cmd/cortex inside it")}
 	cfg := fmt.Sprintf(cortexConfig, rf, filepath.Join(c.dir, "blocks"))
 	if err := os.WriteFile(filepath.Join(c.dir, "cortex.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
