@@ -258,7 +258,9 @@ func New(opts Options) (*Client, error) {
 	if set == nil {
 		set = metrics.NewSet() // counted, never exported
 	}
-	name := func(n, labels string) string { return spool.MetricName(opts.MetricPrefix, n, opts.MetricLabels, labels) }
+	name := func(n, labels string) string {
+		return spool.MetricName(opts.MetricPrefix, n, opts.MetricLabels, labels)
+	}
 	st.requests = set.GetOrCreateCounter(name("send_requests_total", ""))
 	st.retries = set.GetOrCreateCounter(name("send_retries_total", ""))
 	st.bytesSent = set.GetOrCreateCounter(name("send_bytes_total", ""))
