@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -444,5 +445,36 @@ func TestSharedChangeLogPostgres(t *testing.T) {
 		if k != 1 {
 			t.Errorf("%s annotated %d times; want once", tag, k)
 		}
+	}
+}
+
+// TestMigrateChangesToPostgres: the change log of a single collector,
+// copied with `collector migrate-changes`, is what a collector on the
+// PostgreSQL log lists.
+func TestMigrateChangesToPostgres(t *testing.T) {
+	t.Parallel()
+	pg := enginetest.StartPostgres(t)
+	url := pg.Database(t, "changes")
+	dir := t.TempDir()
+	in := collectortest.StartIn(t, dir, "-impact.enabled=false")
+	for i := range 3 {
+		body := fmt.Sprintf(`{"service":"api","env":"prod","version":"v%d","id":"mig-%d"}`, i, i)
+		if status, resp := in.Post(t.Context(), "/api/v1/deploys", []byte(body), map[string]string{"Content-Type": "application/json"}); status != http.StatusCreated {
+			t.Fatalf("deploy %d: %d %s", i, status, resp)
+		}
+	}
+	in.Stop()
+	out, err := exec.CommandContext(t.Context(), collectortest.Binary(t), "migrate-changes", "-data", dir, "-changes.postgres-url", url).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "copied 3 changes") {
+		t.Fatalf("migrate-changes: %v\n%s", err, out)
+	}
+	out, err = exec.CommandContext(t.Context(), collectortest.Binary(t), "migrate-changes", "-data", dir, "-changes.postgres-url", url).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "already holds 3 changes") {
+		t.Errorf("a second migrate-changes: %v\n%s; want a refusal", err, out)
+	}
+	pgIn := collectortest.Start(t, "-changes.postgres-url="+url, "-impact.enabled=false")
+	ds := listDeploys(t, pgIn, "?service=api")
+	if len(ds) != 3 || ds[0].ID != "mig-2" || ds[2].ID != "mig-0" {
+		t.Errorf("the collector on PostgreSQL lists %+v; want mig-2, mig-1, mig-0", ds)
 	}
 }
