@@ -478,3 +478,31 @@ func TestMigrateChangesToPostgres(t *testing.T) {
 		t.Errorf("the collector on PostgreSQL lists %+v; want mig-2, mig-1, mig-0", ds)
 	}
 }
+
+// TestForwardModeAgainstThanos: a forward-mode collector writes remote
+// write 1.0 to Thanos receive; Thanos Query's own API has every sample
+// (with the labels receive adds); the collector reads through Thanos
+// Query's query API (it has no remote read: auto mode finds out) and,
+// with -storage.query-drop-labels, serves the series as they were written.
+func TestForwardModeAgainstThanos(t *testing.T) {
+	t.Parallel()
+	th := enginetest.StartThanos(t)
+	in := collectortest.Start(t, "-storage.remote-write-url="+th.Write, "-storage.query-url="+th.API,
+		"-storage.query-drop-labels=receive_cluster,tenant_id", "-impact.enabled=false")
+	now := time.Now().Truncate(time.Second)
+	b := testBatch("fwd_thanos", 5, 30, now)
+	if status, body, _ := postRemoteWrite(t, in, b, 1); status != http.StatusNoContent {
+		t.Fatalf("write: %d %s", status, body)
+	}
+	waitQuery(t, th.API, `sum(count_over_time(fwd_thanos{receive_cluster="eu1",tenant_id="default-tenant"}[1h]))`, 150)
+	checkStored(t, in, b, now)
+	res := in.Query(t.Context(), "fwd_thanos", time.Time{})
+	for _, r := range res {
+		if _, ok := r.Metric["receive_cluster"]; ok {
+			t.Errorf("series %v carries receive_cluster; -storage.query-drop-labels should drop it", r.Metric)
+		}
+	}
+	if !strings.Contains(in.Log(), "serves no remote read") {
+		t.Error("the collector did not report falling back to the query API")
+	}
+}

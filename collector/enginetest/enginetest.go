@@ -353,3 +353,49 @@ func (c *Cortex) Restart(i int) {
 	c.start(i)
 	c.WaitReady(i)
 }
+
+// Thanos is a Thanos receive node (remote write 1.0 in, labels
+// receive_cluster and tenant_id added to every series) with a Thanos
+// Query in front of it (the Prometheus query API; no remote read).
+type Thanos struct {
+	Receive, Query *Process
+	// Write is the receive endpoint; API the base of Thanos Query's
+	// Prometheus API.
+	Write, API string
+}
+
+// StartThanos starts both and waits until they are ready and the query
+// sees the receiver.
+func StartThanos(t testing.TB) *Thanos {
+	t.Helper()
+	bin := collectortest.Peer(t, "thanos", "TELLTALE_THANOS", "see .ci/run: go mod download github.com/thanos-io/thanos@v0.41.0, then go build -tags netgo,slicelabels ./cmd/thanos inside it")
+	dir := t.TempDir()
+	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", FreePort(t)) }
+	rGRPC, rHTTP, rWrite, rCapn := addr(), addr(), addr(), addr()
+	recv := Start(t, "thanos-receive", dir, bin, "receive", "--tsdb.path="+filepath.Join(dir, "receive"),
+		"--grpc-address="+rGRPC, "--http-address="+rHTTP, "--remote-write.address="+rWrite,
+		"--receive.capnproto-address="+rCapn, "--receive.local-endpoint="+rGRPC,
+		`--label=receive_cluster="eu1"`, "--tsdb.out-of-order.time-window=6h", "--log.level=warn")
+	recv.WaitHTTP("http://"+rHTTP+"/-/ready", 2*time.Minute)
+	qGRPC, qHTTP := addr(), addr()
+	query := Start(t, "thanos-query", dir, bin, "query", "--grpc-address="+qGRPC, "--http-address="+qHTTP,
+		"--endpoint="+rGRPC, "--deduplication.func=chain", "--log.level=warn")
+	query.WaitHTTP("http://"+qHTTP+"/-/ready", 2*time.Minute)
+	// Ready before it has met the receiver: wait until it lists it.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		resp, err := http.Get("http://" + qHTTP + "/api/v1/stores")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), rGRPC) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("thanos query does not list the receiver %s after 2m", rGRPC)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return &Thanos{Receive: recv, Query: query, Write: "http://" + rWrite + "/api/v1/receive", API: "http://" + qHTTP}
+}
