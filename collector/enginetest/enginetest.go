@@ -8,6 +8,7 @@
 package enginetest
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/telltale-dev/telltale/bench/peer"
 	"github.com/telltale-dev/telltale/collector/collectortest"
 )
 
@@ -193,60 +195,6 @@ func StartPrometheusAt(t testing.TB, addr string) *Prometheus {
 	return &Prometheus{Process: p, Addr: addr, API: base, Write: base + "/api/v1/write"}
 }
 
-// cortexConfig is the YAML every Cortex node shares; the node-specific
-// settings are flags (see Cortex.start). Everything listens on loopback;
-// the rings gossip over memberlist; blocks go to a shared directory.
-const cortexConfig = `auth_enabled: false
-server:
-  http_listen_address: 127.0.0.1
-  grpc_listen_address: 127.0.0.1
-  grpc_server_max_recv_msg_size: 104857600
-  grpc_server_max_send_msg_size: 104857600
-  log_level: warn
-distributor:
-  shard_by_all_labels: true
-  pool:
-    health_check_ingesters: true
-  ring:
-    instance_addr: 127.0.0.1
-    kvstore:
-      store: memberlist
-ingester_client:
-  grpc_client_config:
-    max_recv_msg_size: 104857600
-    max_send_msg_size: 104857600
-ingester:
-  lifecycler:
-    address: 127.0.0.1
-    join_after: 0s
-    observe_period: 0s
-    min_ready_duration: 0s
-    final_sleep: 0s
-    num_tokens: 128
-    ring:
-      kvstore:
-        store: memberlist
-      replication_factor: %d
-memberlist:
-  bind_addr: [127.0.0.1]
-  abort_if_cluster_join_fails: false
-blocks_storage:
-  backend: filesystem
-  filesystem:
-    dir: %s
-store_gateway:
-  sharding_enabled: true
-  sharding_ring:
-    instance_addr: 127.0.0.1
-    wait_stability_min_duration: 0s
-    kvstore:
-      store: memberlist
-limits:
-  ingestion_rate: 10000000
-  ingestion_burst_size: 20000000
-  out_of_order_time_window: 6h
-`
-
 // Cortex is a Cortex cluster of -target=distributor,ingester,querier,
 // store-gateway nodes (the write and read path; no ruler, alertmanager or
 // compactor), behind a balancer as a load balancer would be.
@@ -273,7 +221,7 @@ func StartCortex(t testing.TB, n, rf int) *Cortex {
 	t.Helper()
 	c := &Cortex{t: t, dir: t.TempDir(),
 		bin: collectortest.Peer(t, "cortex", "TELLTALE_CORTEX", "see .ci/run: go mod download github.com/cortexproject/cortex@v1.21.1, then go build -tags netgo,slicelabels ./cmd/cortex inside it")}
-	cfg := fmt.Sprintf(cortexConfig, rf, filepath.Join(c.dir, "blocks"))
+	cfg := peer.CortexConfig(rf, filepath.Join(c.dir, "blocks"))
 	if err := os.WriteFile(filepath.Join(c.dir, "cortex.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -303,18 +251,15 @@ func (c *Cortex) start(i int) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		c.t.Fatal(err)
 	}
-	args := []string{"-config.file=" + filepath.Join(c.dir, "cortex.yaml"),
-		"-target=distributor,ingester,querier,store-gateway",
-		fmt.Sprintf("-server.http-listen-port=%d", nd.http), fmt.Sprintf("-server.grpc-listen-port=%d", nd.grpc),
-		fmt.Sprintf("-memberlist.bind-port=%d", nd.gossip),
-		fmt.Sprintf("-ingester.lifecycler.ID=ingester-%d", i),
-		"-ingester.tokens-file-path=" + filepath.Join(dir, "tokens"),
-		"-blocks-storage.tsdb.dir=" + filepath.Join(dir, "tsdb"),
-		"-blocks-storage.bucket-store.sync-dir=" + filepath.Join(dir, "sync"),
-		"-querier.instance-addr=127.0.0.1", "-frontend.instance-addr=127.0.0.1"}
+	var gossip []int
 	for _, o := range c.nodes {
-		args = append(args, fmt.Sprintf("-memberlist.join=127.0.0.1:%d", o.gossip))
+		gossip = append(gossip, o.gossip)
 	}
+	args := append(peer.CortexArgs(filepath.Join(c.dir, "cortex.yaml"), i, nd.grpc, nd.gossip, gossip),
+		fmt.Sprintf("-server.http-listen-port=%d", nd.http),
+		"-ingester.tokens-file-path="+filepath.Join(dir, "tokens"),
+		"-blocks-storage.tsdb.dir="+filepath.Join(dir, "tsdb"),
+		"-blocks-storage.bucket-store.sync-dir="+filepath.Join(dir, "sync"))
 	nd.proc = Start(c.t, fmt.Sprintf("cortex-%d", i), dir, c.bin, args...)
 }
 
@@ -325,15 +270,7 @@ func (c *Cortex) WaitReady(i int) {
 	nd := c.nodes[i]
 	nd.proc.WaitHTTP(c.NodeURL(i)+"/ready", 2*time.Minute)
 	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		resp, err := http.Get(c.NodeURL(i) + "/ingester/ring")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.Count(string(b), ">ACTIVE<") >= len(c.nodes) {
-				return
-			}
-		}
+	for !peer.CortexRingActive(context.Background(), c.NodeURL(i), len(c.nodes)) {
 		if time.Now().After(deadline) {
 			c.t.Fatalf("cortex node %d: the ingester ring has not %d ACTIVE ingesters after 2m", i, len(c.nodes))
 		}
