@@ -126,7 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: collector [flags]\n       collector tail [-collector URL] [-json] '<selector>' ...   (live tail; collector tail -h)\n       collector backup [-data DIR] BACKUPDIR   (copy of the change log; collector backup -h)\n\nTelltale's collector: ingest, storage, Prometheus query API, change log, live tail and web console.\nOpen http://<listen>/ for the console; point Grafana's Prometheus data source at http://<listen>.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: collector [flags]\n       collector tail [-collector URL] [-json] '<selector>' ...   (live tail; collector tail -h)\n       collector backup [-data DIR] BACKUPDIR   (copy of the change log; collector backup -h)\n       collector migrate-changes [-data DIR] -changes.postgres-url URL   (move the change log to PostgreSQL for replicas)\n\nTelltale's collector: ingest, storage, Prometheus query API, change log, live tail and web console.\nOpen http://<listen>/ for the console; point Grafana's Prometheus data source at http://<listen>.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9470", "address to serve HTTP on; listening beyond loopback without -auth.tokens-file logs a warning")
