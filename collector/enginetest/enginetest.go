@@ -305,7 +305,16 @@ type Thanos struct {
 // sees the receiver.
 func StartThanos(t testing.TB) *Thanos {
 	t.Helper()
-	bin := collectortest.Peer(t, "thanos", "TELLTALE_THANOS", "see .ci/run: go mod download github.com/thanos-io/thanos@v0.41.0, then go build -tags netgo,slicelabels ./cmd/thanos inside it")
+	// Opt-in even in CI (a cold build adds 10 minutes): skipped without
+	// the binary; TELLTALE_WITH_THANOS=1 .ci/run builds it.
+	bin := os.Getenv("TELLTALE_THANOS")
+	if bin == "" {
+		home, _ := os.UserHomeDir()
+		bin = filepath.Join(home, ".cache", "telltale", "bin", "thanos")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("Thanos not built (%s): TELLTALE_WITH_THANOS=1 .ci/run builds it from the module proxy", bin)
+	}
 	dir := t.TempDir()
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", FreePort(t)) }
 	rGRPC, rHTTP, rWrite, rCapn := addr(), addr(), addr(), addr()
