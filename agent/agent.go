@@ -52,7 +52,7 @@ func runAgent(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	set := metrics.NewSet()
 	userAgent := "telltale-agent/" + version
 	client, err := push.New(push.Options{
-		URL: cfg.collector, Version: cfg.version, TokenFile: cfg.tokenFile, TLS: cfg.tls,
+		URL: cfg.collector, URLs: cfg.collectorReplicas, Version: cfg.version, TokenFile: cfg.tokenFile, TLS: cfg.tls,
 		Timeout: cfg.sendTimeout, MaxBackoff: cfg.retryMaxBackoff, UserAgent: userAgent,
 		Logger: logger, Metrics: set,
 	})
@@ -110,7 +110,7 @@ func runAgent(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	sendDone := make(chan error, 1)
 	go func() { sendDone <- a.sender.Run(ctx) }()
 
-	a.logger.Info("agent started", "version", version, "collector", cfg.collector, "interval", cfg.interval,
+	a.logger.Info("agent started", "version", version, "collector", cfg.collector, "collector_replicas", len(cfg.collectorReplicas), "interval", cfg.interval,
 		"instance", cfg.instance, "scrape_jobs", len(cfg.jobs), "static_targets", staticTargets(cfg.jobs),
 		"service_discovery_configs", len(cfg.discovery), "spool_dir", cfg.spoolDir)
 	a.loop(ctx)

@@ -31,7 +31,8 @@ import (
 
 // config is everything the flags and the -config file say, validated.
 type config struct {
-	collector          string // remote write URL
+	collector          string   // remote write URL
+	collectorReplicas  []string // more remote write URLs (collector replicas), tried in turn
 	interval           time.Duration
 	spoolDir           string
 	spoolMaxBytes      int64
@@ -164,7 +165,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	spoolMax, scrapeMax := byteSize(512<<20), byteSize(32<<20)
 	var version int
 	var caFile string
-	fs.StringVar(&c.collector, "collector", defaultCollector, "base URL of the Telltale collector; samples go to <collector>/api/v1/write. A URL with another path is used as is (any remote write receiver)")
+	fs.StringVar(&c.collector, "collector", defaultCollector, "base URL of the Telltale collector; samples go to <collector>/api/v1/write. A URL with another path is used as is (any remote write receiver). Several collector replicas: comma-separated URLs; the agent sends to one and fails over to the next when it cannot")
 	fs.DurationVar(&c.interval, "interval", 10*time.Second, "how often host metrics are collected and app endpoints scraped (minimum 100ms)")
 	fs.StringVar(&c.spoolDir, "spool-dir", "telltale-agent-spool", "directory of the on-disk queue that keeps samples while the collector is unreachable; relative to the working directory, like the collector's ./telltale-data (the systemd unit and docker-compose.yml set /var/lib/telltale-agent/spool)")
 	fs.Var(&spoolMax, "spool-max-bytes", "size limit of -spool-dir (e.g. 512MiB); when full the oldest samples are dropped and counted")
@@ -202,8 +203,16 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	c.spoolMaxBytes, c.scrapeMaxBodyBytes = int64(spoolMax), int64(scrapeMax)
 
 	var err error
-	if c.collector, err = collectorURL(c.collector); err != nil {
+	urls := strings.Split(c.collector, ",")
+	if c.collector, err = collectorURL(strings.TrimSpace(urls[0])); err != nil {
 		return nil, err
+	}
+	for _, u := range urls[1:] {
+		r, err := collectorURL(strings.TrimSpace(u))
+		if err != nil {
+			return nil, err
+		}
+		c.collectorReplicas = append(c.collectorReplicas, r)
 	}
 	if c.interval < 100*time.Millisecond {
 		return nil, fmt.Errorf("-interval=%s is too short: use at least 100ms (10s is usual)", c.interval)

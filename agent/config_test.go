@@ -200,3 +200,16 @@ func TestCollectorURL(t *testing.T) {
 		}
 	}
 }
+
+func TestCollectorReplicas(t *testing.T) {
+	cfg, err := parseConfig([]string{"-collector", "http://c1:9470, http://c2:9470/", "-spool-dir", t.TempDir()}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.collector != "http://c1:9470/api/v1/write" || len(cfg.collectorReplicas) != 1 || cfg.collectorReplicas[0] != "http://c2:9470/api/v1/write" {
+		t.Errorf("collector %q, replicas %q; want c1 then c2", cfg.collector, cfg.collectorReplicas)
+	}
+	if _, err := parseConfig([]string{"-collector", "http://c1:9470,c2:9470"}, io.Discard); err == nil || !strings.Contains(err.Error(), `"c2:9470"`) {
+		t.Errorf("a bad replica URL: %v; want an error naming it", err)
+	}
+}

@@ -38,7 +38,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.scenarios, "scenarios", strings.Join(scenario.Groups, ","), "scenarios to run, comma-separated: "+strings.Join(scenario.Groups, ","))
-	fs.StringVar(&c.peers, "peers", "vm,prometheus,node_exporter", "peers to compare with, comma-separated: vm, prometheus, node_exporter; a peer not installed is skipped with a note (vm and node_exporter are installed on the fly)")
+	fs.StringVar(&c.peers, "peers", "vm,prometheus,node_exporter,vmagent,cortex", "peers to compare with, comma-separated: vm, prometheus, node_exporter, vmagent, cortex (the last two in -scenarios=forward); a peer not installed is skipped with a note (vm, node_exporter and vmagent are installed on the fly; Cortex is built by .ci/run)")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds; every figure is the median over rounds, with the min–max spread")
 	fs.StringVar(&c.out, "out", "bench/RESULTS.md", "Markdown report to write; its analysis block is kept")
 	fs.StringVar(&c.chart, "chart", "", "PNG chart to write; default results.png next to -out")
@@ -137,7 +137,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		m, _ := peer.ModuleFor(k)
 		if !m.Installed(c.binDir) {
-			if k == peer.Prometheus || c.noInstall {
+			if k == peer.Prometheus || k == peer.Cortex || c.noInstall {
 				rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s is not installed in %s; `go run ./bench install -peers %s` builds it from %s (about %s on 2 cores), then run again",
 					k.Title(), c.binDir, k, m.Path, m.About))
 				continue
@@ -154,6 +154,16 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		rep.Versions[k.Title()] = v
 		peers = append(peers, k)
+	}
+	// The forward scenarios run on a Cortex cluster whatever they compare.
+	if slices.ContainsFunc(scenarios, func(s scenario.Scenario) bool { return s.Group == "forward" }) {
+		m, _ := peer.ModuleFor(peer.Cortex)
+		if m.Installed(c.binDir) {
+			bins[peer.Cortex] = filepath.Join(c.binDir, m.Binary)
+		} else {
+			rep.Skipped = append(rep.Skipped, fmt.Sprintf("the forward scenarios: Cortex is not in %s; .ci/run builds it (%s)", c.binDir, m.About))
+			scenarios = slices.DeleteFunc(scenarios, func(s scenario.Scenario) bool { return s.Group == "forward" })
+		}
 	}
 	for _, s := range rep.Skipped {
 		fmt.Fprintf(stderr, "bench: not run: %s\n", s)

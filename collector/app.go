@@ -17,6 +17,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/grafana/regexp"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	promstorage "github.com/prometheus/prometheus/storage"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
@@ -24,6 +25,7 @@ import (
 	"github.com/telltale-dev/telltale/annotator/changelog"
 	"github.com/telltale-dev/telltale/annotator/chat"
 	"github.com/telltale-dev/telltale/collector/auth"
+	"github.com/telltale-dev/telltale/collector/fanout"
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/collector/query"
 	"github.com/telltale-dev/telltale/collector/rules"
@@ -37,7 +39,7 @@ type app struct {
 	cfg     *config
 	log     *slog.Logger
 	set     *metrics.Set
-	store   *storage.Storage
+	store   *storage.Storage // nil in forward mode
 	writer  *ingest.Writer
 	ingest  *ingest.Handlers
 	query   *query.API
@@ -52,6 +54,12 @@ type app struct {
 	ready     atomic.Bool
 	workers   []func(ctx context.Context) error // background loops, run until ctx is done
 	closers   []func() error                    // run in reverse order after the server stopped
+
+	// gatherer holds the storage's own Prometheus metrics (the TSDB's;
+	// none in forward mode), which /metrics serves.
+	gatherer prometheus.Gatherer
+	// fanout connects the replicas over NATS; nil without -nats.*.
+	fanout *fanout.Bus
 }
 
 func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) {
@@ -60,15 +68,11 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 	if a.auth, err = auth.Load(cfg.tokensFile, a.set); err != nil {
 		return nil, err
 	}
-	if a.store, err = storage.Open(ctx, storage.Options{
-		Dir: cfg.dataDir, Retention: cfg.retention, OutOfOrderWindow: cfg.oooWindow, WALCompression: cfg.walCompress,
-		MaxExemplars: cfg.maxExemplars, MaxSeries: cfg.maxSeries, MaxHourlySeries: cfg.maxHourlySeries,
-		Logger: logger, Metrics: a.set,
-	}); err != nil {
+	appendable, readable, err := a.openStorage(ctx)
+	if err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, a.store.Close)
-	a.writer = ingest.NewWriter(a.store, ingest.Options{
+	a.writer = ingest.NewWriter(appendable, ingest.Options{
 		Limits: ingest.Limits{
 			MaxLabelsPerSeries: cfg.maxLabels, MaxLabelNameLen: cfg.maxLabelNameLen,
 			MaxLabelValueLen: cfg.maxLabelValueLen, MaxFutureDrift: cfg.maxFutureDrift,
@@ -82,13 +86,13 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 		BodyReadTimeout: cfg.bodyReadTimeout, MaxInflightBytes: cfg.maxInflightBytes,
 		Logger: logger, Metrics: a.set,
 	})
-	a.query = query.New(a.store, query.Options{
+	a.query = query.New(readable, query.Options{
 		Timeout: cfg.queryTimeout, MaxSamples: cfg.queryMaxSamples, LookbackDelta: cfg.lookbackDelta,
 		MaxConcurrent: cfg.queryMaxConcurrent, MaxQueued: cfg.queryMaxQueued, MaxQueueWait: cfg.queryMaxQueueWait,
 		MaxQueryLength: cfg.queryMaxLength, MaxQueryDepth: cfg.queryMaxDepth, WriteTimeout: cfg.queryWriteTimeout,
 		CacheMaxBytes: cacheBytes(cfg.queryCacheBytes), CacheFreshness: cfg.queryCacheFreshness, Parallel: cfg.queryParallel, MinSliceSteps: cfg.queryMinSliceSteps,
 		Features: cfg.queryFeatures, DataDir: cfg.dataDir, EnableAdmin: true, CORSOrigin: cfg.corsOrigin,
-		Flags: cfg.flagValues, Ready: a.ready.Load, Gatherer: a.store.Registry(),
+		Flags: cfg.flagValues, Ready: a.ready.Load, Gatherer: a.gatherer,
 		Metadata: a.writer.Metadata(), BuildInfo: query.BuildInfo{Version: buildVersion()},
 		// The rules engine (wire_rules.go) is created after the API; these
 		// are asked per request, when it is there.
@@ -96,7 +100,9 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 		Alertmanagers: func(context.Context) v1.AlertmanagerRetriever { return a.rules },
 		Logger:        logger, Metrics: a.set,
 	})
-	if o := a.query.Observer(); o != nil {
+	if o := a.query.Observer(); o != nil && a.store != nil {
+		// In forward mode the cache learns of writes once the engine has
+		// them (observeLate), not when they are queued.
 		a.addObserver(o)
 	}
 	a.routes()
@@ -107,6 +113,7 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 		a.addHostMetrics, // writes through a.writer
 		a.addSelfMetrics, // writes through a.writer
 		a.addTail,        // observes a.writer: before anything whose writes the tail must see
+		a.addFanout,      // connects a.tail and a.query's cache to the other replicas (NATS)
 		a.addChanges,     // publishes to a.tail; analyses impact with a.query; writes change series through a.writer; the chat networks (wire_chat.go) are its outbox targets
 		a.addRules,       // reads a.changes (alerts name changes, alerts are recorded as changes); writes through a.writer
 		a.addOTLP,        // write endpoints on a.writer
@@ -175,7 +182,11 @@ func (a *app) routes() {
 	a.mux.Handle("/api/v1/import/prometheus", w(a.ingest.ImportPrometheus))
 	qh := a.query.Handler()
 	a.mux.Handle("/api/v1/", a.auth.Require(auth.ScopeRead, qh))
-	a.mux.Handle("/api/v1/admin/", a.auth.Require(auth.ScopeAdmin, qh))
+	if a.store != nil {
+		a.mux.Handle("/api/v1/admin/", a.auth.Require(auth.ScopeAdmin, qh))
+	} else {
+		a.mux.Handle("/api/v1/admin/", a.auth.Require(auth.ScopeAdmin, http.HandlerFunc(notInForwardMode)))
+	}
 	// Prometheus' probes, for tools that expect them; open like /healthz.
 	a.mux.Handle("/-/healthy", qh)
 	a.mux.Handle("/-/ready", qh)
@@ -213,7 +224,7 @@ func (a *app) handler() http.Handler {
 }
 
 // serveMetrics writes Telltale's own metrics, process metrics and the
-// embedded TSDB's prometheus_tsdb_* metrics.
+// embedded TSDB's prometheus_tsdb_* metrics (none in forward mode).
 func (a *app) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	a.writeMetrics(w)
@@ -223,7 +234,7 @@ func (a *app) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 func (a *app) writeMetrics(w io.Writer) {
 	a.set.WritePrometheus(w)
 	metrics.WriteProcessMetrics(w)
-	mfs, err := a.store.Registry().Gather()
+	mfs, err := a.gatherer.Gather()
 	if err != nil {
 		a.log.Warn("cannot gather tsdb metrics", "component", "selfmon", "err", err)
 	}

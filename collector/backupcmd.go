@@ -24,10 +24,9 @@ import (
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("collector backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data", "./telltale-data", "the collector's -data directory; the change log is <data>/deploys.db, snapshots appear in <data>/snapshots")
-	db := fs.String("deploy.db", "", "the collector's -deploy.db, when it is set; overrides -data for the change log")
+	logFile := changeLogFileFlags(fs)
 	collectorURL := fs.String("collector", envOr("TELLTALE_COLLECTOR", "http://127.0.0.1:9470"), "URL of the running collector, which takes the TSDB snapshot; a token with the admin scope comes from $TELLTALE_TOKEN")
-	withTSDB := fs.Bool("tsdb", true, "also snapshot the samples (the TSDB); false copies the change log only")
+	withTSDB := fs.Bool("tsdb", true, "also snapshot the samples (the TSDB) into <data>/snapshots; false copies the change log only")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: collector backup [-data DIR] [-collector URL] BACKUPDIR\n\n"+
 			"Backs up a running collector into BACKUPDIR/<time>/: tsdb/ (a snapshot of every sample, taken by the\n"+
@@ -47,16 +46,13 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	now := time.Now().UTC()
 	dest := filepath.Join(fs.Arg(0), now.Format("20060102T150405Z"))
 	if *withTSDB {
-		blocks, err := snapshotTSDB(ctx, *collectorURL, *dataDir, filepath.Join(dest, "tsdb"))
+		blocks, err := snapshotTSDB(ctx, *collectorURL, fs.Lookup("data").Value.String(), filepath.Join(dest, "tsdb"))
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "snapshot of the samples (%d blocks) in %s\n", blocks, filepath.Join(dest, "tsdb"))
 	}
-	path := *db
-	if path == "" {
-		path = strings.TrimRight(*dataDir, "/") + "/deploys.db"
-	}
+	path := logFile()
 	res, err := changelog.Backup(ctx, path, dest, now)
 	if err != nil {
 		return err

@@ -79,6 +79,8 @@ type config struct {
 	flagValues map[string]string
 
 	deployDB         string
+	changesPG        string        // -changes.postgres-url
+	changesClaim     time.Duration // -changes.claim-timeout
 	grafanaURL       string
 	grafanaTokenFile string
 	webhooks         stringList
@@ -106,6 +108,30 @@ type config struct {
 	alertWebhooks       stringList
 	alertDeployWebhooks bool
 
+	// forward mode (wire_forward.go)
+	remoteWriteURLs     stringList
+	remoteWriteVersion  int
+	remoteWriteTenant   string
+	remoteConfig        string
+	queryURL            string
+	queryRead           string
+	queryTenant         string
+	queryDropLabels     string
+	engineRetention     time.Duration
+	forwardQueueDir     string
+	forwardQueueMax     int64
+	forwardSync         time.Duration
+	forwardMaxSamples   int
+	forwardShutdownWait time.Duration
+
+	// replicas over NATS (wire_fanout.go)
+	natsURL           string
+	natsListen        string
+	natsClusterListen string
+	natsRoutes        string
+	natsSubject       string
+	natsReplica       string
+
 	tailMaxClients   int
 	tailMaxSelectors int
 	tailQueueSize    int
@@ -119,7 +145,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: collector [flags]\n       collector tail [-collector URL] [-json] '<selector>' ...   (live tail; collector tail -h)\n       collector backup [-data DIR] BACKUPDIR                      (samples and change log; collector backup -h)\n       collector check-rules [-lint-fatal] FILE...                 (validate rule files like promtool check rules)\n       collector slo-rules SLO-FILE > RULES                        (generate SLO recording and burn-rate alerting rules)\n\nTelltale's collector: ingest, storage, Prometheus query API, rules and alerts, change log, live tail and web console.\nOpen http://<listen>/ for the console; point Grafana's Prometheus data source at http://<listen>.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: collector [flags]\n       collector tail [-collector URL] [-json] '<selector>' ...   (live tail; collector tail -h)\n       collector backup [-data DIR] BACKUPDIR                      (samples and change log; collector backup -h)\n       collector check-rules [-lint-fatal] FILE...                 (validate rule files like promtool check rules)\n       collector slo-rules SLO-FILE > RULES                        (generate SLO recording and burn-rate alerting rules)\n       collector migrate-changes [-data DIR] -changes.postgres-url URL   (move the change log to PostgreSQL for replicas)\n\nTelltale's collector: ingest, storage, Prometheus query API, rules and alerts, change log, live tail and web console.\nOpen http://<listen>/ for the console; point Grafana's Prometheus data source at http://<listen>.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9470", "address to serve HTTP on; listening beyond loopback without -auth.tokens-file logs a warning")
@@ -179,6 +205,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.allowedHosts, "web.allowed-hosts", "", "comma-separated host names the collector answers to without -auth.tokens-file, besides IP addresses and localhost (e.g. the compose service name); '*' allows any. Other names get 403: a DNS-rebinding page would use one")
 	fs.StringVar(&c.corsOrigin, "web.cors-origin", "", "regexp of the browser origins allowed to read the API cross-site (CORS), e.g. 'https?://grafana\\.example\\.com'; empty allows none (Prometheus allows '.*')")
 
+	fs.StringVar(&c.changesPG, "changes.postgres-url", "", "keep the change log and its outbox in PostgreSQL (postgres://user:password@host:5432/db) instead of -deploy.db, so collector replicas share one log and deliver each annotation, webhook and impact run once; copy an existing log with `collector migrate-changes`")
+	fs.DurationVar(&c.changesClaim, "changes.claim-timeout", 2*time.Minute, "with -changes.postgres-url: how long a replica holds the deliveries it took; a replica that died mid-delivery leaves them to the others after this")
 	fs.StringVar(&c.deployDB, "deploy.db", "", "SQLite file of the change log (deploys, switch flips, incidents, notes ...); default <-data>/deploys.db; a deploy log of an older collector is migrated on start")
 	fs.StringVar(&c.grafanaURL, "grafana.url", "", "Grafana base URL; when set every change becomes a Grafana annotation tagged with its kind, and console panels link to Grafana")
 	fs.StringVar(&c.grafanaTokenFile, "grafana.token-file", "", "file with a Grafana service account token (Editor role); or set TELLTALE_GRAFANA_TOKEN")
@@ -204,6 +232,26 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Var(&c.chatIRC, "chat.irc", "IRC network to post every change and alert to and answer commands in, as irc://[nick@]host:6667/#channel (ircs:// for TLS; ?nick=, &auth=pass); a password from TELLTALE_IRC_PASSWORD logs in with SASL PLAIN; repeatable")
 	fs.Var(&c.chatMatrix, "chat.matrix", "Matrix room to post every change and alert to and answer commands in, as https://homeserver/#room:server (or /!roomid:server); the access token from TELLTALE_MATRIX_TOKEN; repeatable")
 	fs.Var(&c.chatSlack, "chat.slack", "Slack (or Discord /slack, Teams) incoming-webhook URL, or a Slack channel id for a bot token from TELLTALE_SLACK_TOKEN (commands through the Events API with TELLTALE_SLACK_SIGNING_SECRET); repeatable")
+	fs.Var(&c.remoteWriteURLs, "storage.remote-write-url", "forward mode: instead of storing samples, queue them on disk and remote-write them to this engine (Cortex http://cortex:9009/api/v1/push, Thanos receive, Prometheus ...); repeatable; per-target settings in -storage.remote-config. Needs -storage.query-url")
+	fs.IntVar(&c.remoteWriteVersion, "storage.remote-write-version", 1, "remote write protocol of the -storage.remote-write-url targets: 1 or 2 (Thanos receive silently stores nothing of 2.0)")
+	fs.StringVar(&c.remoteWriteTenant, "storage.remote-write-tenant", "", "tenant sent as X-Scope-OrgID to the -storage.remote-write-url targets (Cortex, Thanos receive); empty sends none")
+	fs.StringVar(&c.remoteConfig, "storage.remote-config", "", "forward mode: YAML file of remote_write targets (name, url, protocol, tenant, headers, bearer_token_file, tls_ca_file) and the query engine (query: url, read, tenant, headers, drop_labels ...); see the README")
+	fs.StringVar(&c.queryURL, "storage.query-url", "", "forward mode: base of the engine's Prometheus API, queried for everything the collector serves: http://cortex:9009/prometheus (Cortex), http://thanos-query:10902 (Thanos)")
+	fs.StringVar(&c.queryRead, "storage.query-read", "auto", "forward mode: how raw samples are read from -storage.query-url: remote-read (exact: staleness markers, native histograms), query-api (for engines without remote read, such as Thanos Query) or auto (remote read when the engine serves it)")
+	fs.StringVar(&c.queryTenant, "storage.query-tenant", "", "forward mode: tenant sent as X-Scope-OrgID to -storage.query-url; default -storage.remote-write-tenant")
+	fs.StringVar(&c.queryDropLabels, "storage.query-drop-labels", "", "forward mode: comma-separated labels the engine adds that queries must not see, e.g. receive_cluster,tenant_id for Thanos receive (series that then coincide are merged)")
+	fs.DurationVar(&c.engineRetention, "storage.engine-retention", 0, "forward mode: how long the engine keeps data, so the query cache drops results computed from deleted data; 0 means unknown")
+	fs.StringVar(&c.forwardQueueDir, "forward.queue-dir", "", "forward mode: directory of the on-disk queues, one per target; default <-data>/forward. One collector per directory")
+	fs.Int64Var(&c.forwardQueueMax, "forward.queue-max-bytes", 1<<30, "forward mode: most bytes each target's queue may hold on disk; when full the oldest samples are dropped and counted")
+	fs.DurationVar(&c.forwardSync, "forward.sync-interval", time.Second, "forward mode: how often the queues are fsynced; a kill -9 loses nothing acknowledged, a power cut at most this much (0 fsyncs every write)")
+	fs.IntVar(&c.forwardMaxSamples, "forward.max-samples-per-send", 5000, "forward mode: most samples in one remote write request; keep it under the engine's per-tenant burst (Cortex -distributor.ingestion-burst-size)")
+	fs.DurationVar(&c.forwardShutdownWait, "forward.shutdown-drain", 10*time.Second, "forward mode: on shutdown keep sending the queues for at most this long; what is left is sent after the next start")
+	fs.StringVar(&c.natsURL, "nats.url", "", "NATS server connecting the collector replicas (nats://nats:4222): live tail across replicas, and in forward mode query-cache invalidation; see also -nats.listen")
+	fs.StringVar(&c.natsListen, "nats.listen", "", "run an embedded NATS server on this address (127.0.0.1:4222) and connect to it; replicas route to each other with -nats.cluster-listen and -nats.routes")
+	fs.StringVar(&c.natsClusterListen, "nats.cluster-listen", "", "cluster address of the embedded NATS server (0.0.0.0:6222) that other replicas' -nats.routes point to")
+	fs.StringVar(&c.natsRoutes, "nats.routes", "", "comma-separated cluster addresses of the other replicas' embedded NATS servers (nats-route://collector-2:6222)")
+	fs.StringVar(&c.natsSubject, "nats.subject", "telltale", "NATS subject prefix shared by the replicas of one deployment")
+	fs.StringVar(&c.natsReplica, "nats.replica", "", "this replica's name in NATS messages and logs; default -listen")
 	fs.IntVar(&c.tailMaxClients, "tail.max-clients", 100, "most live-tail websocket clients at once; more get 503")
 	fs.IntVar(&c.tailMaxSelectors, "tail.max-selectors", 10, "most match[] selectors per live-tail client")
 	fs.IntVar(&c.tailQueueSize, "tail.queue-size", 256, "messages buffered per live-tail client; on overflow the client is told what it missed")
@@ -234,6 +282,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.hostInterval <= 0 || c.selfInterval <= 0 {
 		return nil, fmt.Errorf("-host-metrics.interval=%s and -self-metrics.interval=%s must be positive, e.g. 10s", c.hostInterval, c.selfInterval)
+	}
+	if err := c.checkForward(); err != nil {
+		return nil, err
 	}
 	if c.deployDB == "" {
 		c.deployDB = strings.TrimRight(c.dataDir, "/") + "/deploys.db"

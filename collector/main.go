@@ -41,6 +41,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "backup" {
 		return runBackup(ctx, args[1:], os.Stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "migrate-changes" {
+		return runMigrateChanges(ctx, args[1:], os.Stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "probe" {
 		return runProbe(ctx, args[1:], stderr)
 	}

@@ -29,16 +29,20 @@ import (
 func (a *app) addChanges(ctx context.Context) error {
 	pq := promq.New(a.query.Engine(), a.query.Queryable())
 	opts := changelog.Options{
-		DBPath:  a.cfg.deployDB,
-		Logger:  a.log, // the changelog package adds component=changes
-		Metrics: a.set,
-		Writer:  a.writer,
-		Catalog: pq,
+		DBPath:   a.changeLogPath(),
+		ClaimFor: a.cfg.changesClaim,
+		Logger:   a.log, // the changelog package adds component=changes
+		Metrics:  a.set,
+		Writer:   a.writer,
+		Catalog:  pq,
 		OnRecorded: func(c changes.Change) {
 			if c.Kind == changes.KindDeploy {
 				a.tail.PublishDeploy(c)
 			} else {
 				a.tail.PublishChange(c)
+			}
+			if a.fanout != nil {
+				a.fanout.PublishChange(c.Kind == changes.KindDeploy, c)
 			}
 		},
 	}
@@ -78,7 +82,7 @@ func (a *app) addChanges(ctx context.Context) error {
 	}
 	svc, err := changelog.Open(ctx, opts)
 	if err != nil {
-		return fmt.Errorf("cannot open change log (-deploy.db=%s): %w", a.cfg.deployDB, err)
+		return fmt.Errorf("cannot open change log (%s): %w", a.changeLogFlag(), err)
 	}
 	a.changes = svc
 	a.startChat(svc)

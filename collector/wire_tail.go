@@ -22,6 +22,12 @@ func (a *app) addTail(ctx context.Context) error {
 		ParseSelector: a.query.Parser().ParseMetricSelector,
 		Logger:        a.log.With("component", "tail"),
 		Metrics:       a.set,
+		// Other replicas learn which selectors this one's clients want.
+		OnSubscribersChange: func() {
+			if a.fanout != nil {
+				a.fanout.SubscribersChanged()
+			}
+		},
 	})
 	a.addObserver(hub)
 	// More specific than "/api/v1/", so ServeMux routes it here.

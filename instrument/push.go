@@ -65,6 +65,9 @@ type pusher struct {
 	// sendLoop only
 	failures int
 	logged   map[string]struct{}
+	urls     []string // Collector, then Collectors
+	cur      int      // index in urls of the replica pushed to
+	tried    int      // replicas failed since the last success or wait
 
 	requestsOK, requestsRetry, requestsRejected *metrics.Counter
 	droppedFull, droppedRejected, droppedStop   *metrics.Counter
@@ -76,6 +79,7 @@ func newPusher(r *Registry, opts *Options, id *identity) (*pusher, error) {
 		reg:       r,
 		opts:      opts,
 		log:       opts.Logger.With("collector", redactURL(opts.Collector)),
+		urls:      append([]string{opts.Collector}, opts.Collectors...),
 		labels:    append(slices.Clone(id.labels), newConstLabel("instance", opts.Instance)),
 		wake:      make(chan struct{}, 1),
 		stopCh:    make(chan struct{}),
@@ -301,7 +305,7 @@ func (p *pusher) sendLoop() {
 func (p *pusher) send(c *chunk) (delay time.Duration, ok bool) {
 	ctx, cancel := context.WithTimeout(p.hardCtx, p.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.opts.Collector, bytes.NewReader(c.body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.urls[p.cur], bytes.NewReader(c.body))
 	if err != nil {
 		panic(fmt.Sprintf("BUG: cannot build push request for validated URL: %v", err))
 	}
@@ -322,6 +326,7 @@ func (p *pusher) send(c *chunk) (delay time.Duration, ok bool) {
 	switch {
 	case code >= 200 && code < 300:
 		p.requestsOK.Inc()
+		p.tried = 0
 		p.pop(c)
 		if p.failures > 0 {
 			p.log.Info("push recovered", "failed_attempts", p.failures)
@@ -352,6 +357,15 @@ func (p *pusher) send(c *chunk) (delay time.Duration, ok bool) {
 // the collector's Retry-After if given, else exponential backoff with jitter.
 func (p *pusher) retry(c *chunk, why string, retryAfter time.Duration) time.Duration {
 	p.requestsRetry.Inc()
+	if len(p.urls) > 1 {
+		// The next attempt goes to the next replica, at once unless every
+		// replica failed since the last success or wait.
+		p.cur = (p.cur + 1) % len(p.urls)
+		if p.tried++; p.tried < len(p.urls) {
+			return 0
+		}
+		p.tried = 0
+	}
 	p.failures++
 	if p.failures == 1 {
 		p.log.Warn("push failed; retrying with backoff", "error", why, "measured_at", time.UnixMilli(c.ts).UTC())

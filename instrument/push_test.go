@@ -584,3 +584,25 @@ func FuzzParseRetryAfter(f *testing.F) {
 		}
 	})
 }
+
+// TestPushFailover: with two collector replicas, a push the first cannot
+// take goes to the second at once, and later pushes stay there.
+func TestPushFailover(t *testing.T) {
+	down := newFakeCollector(t, func(int) reply { return reply{code: http.StatusServiceUnavailable} })
+	up := newFakeCollector(t, func(int) reply { return reply{code: http.StatusNoContent} })
+	o := fastOptions(down.srv.URL)
+	o.Collectors = []string{up.srv.URL}
+	o.RetryMin, o.RetryMax = time.Hour, time.Hour // a backoff would stall the test
+	stop, err := NewRegistry(RegistryOptions{}).Start(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.waitFor("the push at the second replica", func(r []pushed) bool { return len(r) >= 1 })
+	stop() // measures once more: that push goes to the second replica directly
+	if n, m := len(down.requests()), len(up.requests()); n != 1 || m != 2 {
+		t.Errorf("pushes: %d to the failing replica, %d to the other; want 1 and 2", n, m)
+	}
+	if _, err := NewRegistry(RegistryOptions{}).Start(t.Context(), Options{Service: "s", Env: "e", Collectors: []string{up.srv.URL}}); err == nil {
+		t.Error("Collectors without Collector was accepted")
+	}
+}

@@ -37,6 +37,10 @@ type Options struct {
 	// means no push: Start only sets the labels and build info, for setups
 	// where the agent scrapes Handler().
 	Collector string
+	// Collectors are more collector replicas (base URLs like Collector):
+	// a push that fails at one is tried at the next at once, and the
+	// backoff applies only when every replica failed.
+	Collectors []string
 	// Service and Env become the service and env labels of every series.
 	Service, Env string
 	// Version and Commit label telltale_build_info; the defaults come from
@@ -232,15 +236,29 @@ func (o *Options) fill() error {
 	if o.BufferBytes == 0 {
 		o.BufferBytes = DefaultBufferBytes
 	}
-	if o.Collector != "" {
-		u, err := url.Parse(o.Collector)
+	importURL := func(field, raw string) (string, error) {
+		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("instrument: Options.Collector=%q is not an http(s) URL: use e.g. http://127.0.0.1:9470", o.Collector)
+			return "", fmt.Errorf("instrument: Options.%s=%q is not an http(s) URL: use e.g. http://127.0.0.1:9470", field, raw)
 		}
 		if !strings.HasSuffix(u.Path, ImportPath) {
 			u.Path = strings.TrimSuffix(u.Path, "/") + ImportPath
 		}
-		o.Collector = u.String()
+		return u.String(), nil
+	}
+	if o.Collector == "" && len(o.Collectors) > 0 {
+		return errors.New("instrument: Options.Collectors without Options.Collector: put the first replica in Collector")
+	}
+	if o.Collector != "" {
+		var err error
+		if o.Collector, err = importURL("Collector", o.Collector); err != nil {
+			return err
+		}
+		for i, c := range o.Collectors {
+			if o.Collectors[i], err = importURL("Collectors", c); err != nil {
+				return err
+			}
+		}
 	}
 	if o.SwitchURL != "" {
 		u, err := url.Parse(o.SwitchURL)

@@ -9,7 +9,8 @@ import (
 )
 
 // Encoder turns a samples.Batch into snappy-compressed remote write bodies
-// of at most MaxSamples samples each. The zero value is not usable: set
+// of at most MaxSamples samples each (float and native histogram samples;
+// exemplars go with their series). The zero value is not usable: set
 // Version and MaxSamples. An Encoder reuses its buffers and is not safe for
 // concurrent use.
 type Encoder struct {
@@ -42,7 +43,8 @@ func (e *Encoder) Encode(b *samples.Batch, emit func(body []byte, samples int) e
 		if end == start {
 			return nil
 		}
-		e.view = samples.Batch{Labels: b.Labels, Series: b.Series[start:end], Samples: b.Samples, Metadata: b.Metadata}
+		e.view = samples.Batch{Labels: b.Labels, Series: b.Series[start:end], Samples: b.Samples, Metadata: b.Metadata,
+			Histograms: b.Histograms, Exemplars: b.Exemplars, ExemplarLabels: b.ExemplarLabels}
 		if e.Version == V1 && !first {
 			e.view.Metadata = nil
 		}
@@ -60,7 +62,7 @@ func (e *Encoder) Encode(b *samples.Batch, emit func(body []byte, samples int) e
 	}
 	for i := range b.Series {
 		s := &b.Series[i]
-		k := int(s.SamplesEnd - s.SamplesStart)
+		k := int(s.SamplesEnd-s.SamplesStart) + int(s.HistogramsEnd-s.HistogramsStart)
 		if n > 0 && n+k > e.MaxSamples {
 			if err := flush(i); err != nil {
 				return err

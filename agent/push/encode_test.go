@@ -125,3 +125,45 @@ func BenchmarkEncode(b *testing.B) {
 	b.ReportMetric(float64(n)/1000, "bytes/sample")
 	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "samples/s")
 }
+
+func TestEncoderKeepsHistogramsAndExemplars(t *testing.T) {
+	for _, v := range []Version{V1, V2} {
+		var b samples.Batch
+		for i := range 3 {
+			b.StartSeries(nil)
+			b.AddLabel("__name__", "latency")
+			b.AddLabel("i", fmt.Sprint(i))
+			b.AddHistogram(samples.Histogram{T: 1000, Schema: 0, IntCount: 2, Sum: 3,
+				PositiveSpans: []samples.Span{{Offset: 0, Length: 2}}, PositiveDeltas: []int64{1, 0}})
+			b.AddSample(2000, 1)
+			b.AddExemplar(2000, 0.5, []samples.Label{{Name: "trace_id", Value: fmt.Sprint("t", i)}})
+		}
+		enc := Encoder{Version: v, MaxSamples: 4}
+		var got samples.Batch
+		bodies, counts := 0, 0
+		err := enc.Encode(&b, func(body []byte, n int) error {
+			bodies++
+			counts += n
+			raw, err := snappy.Decode(nil, body)
+			if err != nil {
+				return err
+			}
+			if v == V2 {
+				_, err = remotewrite.DecodeV2(raw, &got)
+			} else {
+				_, err = remotewrite.DecodeV1(raw, &got)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("v%d: %v", v, err)
+		}
+		if bodies != 2 || counts != 6 || len(got.Histograms) != 3 || len(got.Samples) != 3 || len(got.Exemplars) != 3 {
+			t.Errorf("v%d: %d bodies, %d counted, decoded %d histograms %d samples %d exemplars; want 2, 6, 3, 3, 3",
+				v, bodies, counts, len(got.Histograms), len(got.Samples), len(got.Exemplars))
+		}
+		if len(got.Exemplars) == 3 && got.ExemplarLabelsOf(&got.Exemplars[2])[0].Value != "t2" {
+			t.Errorf("v%d: exemplar labels %v; want trace_id=t2", v, got.ExemplarLabelsOf(&got.Exemplars[2]))
+		}
+	}
+}

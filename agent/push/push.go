@@ -8,8 +8,9 @@
 //   - Headers: Content-Encoding: snappy; Content-Type
 //     application/x-protobuf (1.0) or
 //     application/x-protobuf;proto=io.prometheus.write.v2.Request (2.0);
-//     X-Prometheus-Remote-Write-Version 0.1.0 or 2.0.0; User-Agent; and
-//     Authorization: Bearer <token> when a token is configured.
+//     X-Prometheus-Remote-Write-Version 0.1.0 or 2.0.0; User-Agent;
+//     Authorization: Bearer <token> when a token is configured; and the
+//     configured extra headers (a tenant's X-Scope-OrgID ...).
 //   - 2xx is success. 5xx, 429 and network errors are retryable
 //     (*RetryableError); any other status is permanent (*PermanentError,
 //     carrying the receiver's message) and never retried: the same body
@@ -18,6 +19,13 @@
 //     Options.MinBackoff and MaxBackoff; a Retry-After header (seconds or
 //     HTTP date) replaces the backoff, and until it has passed SendOnce
 //     fails fast without touching the network, so every caller honours it.
+//   - Failover: with several URLs (Options.URLs: collector replicas), a
+//     request goes to the URL that last worked; a retryable failure moves
+//     the next attempt to the next URL, and a URL whose Retry-After has not
+//     passed is skipped while another is free. A request is sent to one URL
+//     at a time, so a body reaches two replicas only when an attempt failed
+//     without an answer (a timeout) after the first had it: the same samples
+//     twice, which a TSDB stores once.
 //
 // A Client is safe for concurrent use.
 package push
@@ -42,6 +50,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/telltale-dev/telltale/agent/spool"
 )
 
 // Version is a remote write protocol version.
@@ -72,6 +82,9 @@ func (v Version) header() string {
 type Options struct {
 	// URL is the write endpoint, e.g. http://127.0.0.1:9470/api/v1/write.
 	URL string
+	// URLs are more write endpoints of the same data (collector replicas),
+	// tried in turn after URL when one fails.
+	URLs []string
 	// Version is the protocol version of the bodies; 0 means V1.
 	Version Version
 	// Token is sent as "Authorization: Bearer <Token>" when not empty.
@@ -105,11 +118,30 @@ type Options struct {
 	Metrics *metrics.Set
 	// MetricPrefix starts the metric names. Zero means "telltale_agent_".
 	MetricPrefix string
+	// MetricLabels are added to every metric of the client, as
+	// `name="value"` pairs separated by commas (e.g. `target="cortex"`),
+	// for a process with several clients in one Set. Empty means none.
+	MetricLabels string
+	// Headers are sent with every request, e.g. X-Scope-OrgID: <tenant>
+	// for Cortex or Thanos receive. They may not replace the headers the
+	// protocol defines (Content-Type, Content-Encoding,
+	// X-Prometheus-Remote-Write-Version).
+	Headers map[string]string
+	// Flags names the settings in the hints of error messages; zero
+	// fields mean the agent's flags.
+	Flags FlagNames
 	// Sleep waits d or until ctx is done (returning ctx.Err()). Nil means a
 	// timer; tests pass a fake to see the waits without waiting.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+}
+
+// FlagNames are the names of the settings a rejection's hint points to.
+type FlagNames struct {
+	// URL, Token and Version default to -collector, -token-file and
+	// -remote-write-version.
+	URL, Token, Version string
 }
 
 // Client sends remote write bodies to one URL.
@@ -125,7 +157,8 @@ type state struct {
 	client *http.Client
 	logger *slog.Logger
 
-	notBefore atomic.Int64 // unix nanos before which no request is sent (Retry-After)
+	endpoints []*endpoint
+	current   atomic.Int64 // index of the endpoint to send to
 
 	tokenMu      sync.Mutex
 	token        string
@@ -148,12 +181,22 @@ const (
 
 var reasons = []string{ReasonNetwork, ReasonTimeout, ReasonServer, ReasonTooMany, ReasonRejected, ReasonBackingOff}
 
+// endpoint is one URL a client sends to.
+type endpoint struct {
+	url       string
+	notBefore atomic.Int64 // unix nanos before which no request is sent (Retry-After)
+}
+
 // New checks opts and returns a Client. It fails when the URL is not an
 // absolute http(s) URL or the token file cannot be read or is empty.
 func New(opts Options) (*Client, error) {
-	u, err := url.Parse(opts.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("remote write URL %q is not an absolute http:// or https:// URL", opts.URL)
+	var eps []*endpoint
+	for _, raw := range append([]string{opts.URL}, opts.URLs...) {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("remote write URL %q is not an absolute http:// or https:// URL", raw)
+		}
+		eps = append(eps, &endpoint{url: u.String()})
 	}
 	if opts.Version == 0 {
 		opts.Version = V1
@@ -185,13 +228,19 @@ func New(opts Options) (*Client, error) {
 	if opts.MetricPrefix == "" {
 		opts.MetricPrefix = "telltale_agent_"
 	}
+	for k := range opts.Headers {
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Type", "Content-Encoding", "X-Prometheus-Remote-Write-Version", "Content-Length":
+			return nil, fmt.Errorf("remote write header %q is set by the protocol and cannot be configured", k)
+		}
+	}
 	if opts.Sleep == nil {
 		opts.Sleep = sleep
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	st := &state{opts: opts, url: u.String(), logger: opts.Logger.With("component", "push")}
+	st := &state{opts: opts, endpoints: eps, logger: opts.Logger.With("component", "push")}
 	st.client = opts.Client
 	if st.client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -209,13 +258,15 @@ func New(opts Options) (*Client, error) {
 	if set == nil {
 		set = metrics.NewSet() // counted, never exported
 	}
-	p := opts.MetricPrefix
-	st.requests = set.GetOrCreateCounter(p + "send_requests_total")
-	st.retries = set.GetOrCreateCounter(p + "send_retries_total")
-	st.bytesSent = set.GetOrCreateCounter(p + "send_bytes_total")
+	name := func(n, labels string) string {
+		return spool.MetricName(opts.MetricPrefix, n, opts.MetricLabels, labels)
+	}
+	st.requests = set.GetOrCreateCounter(name("send_requests_total", ""))
+	st.retries = set.GetOrCreateCounter(name("send_retries_total", ""))
+	st.bytesSent = set.GetOrCreateCounter(name("send_bytes_total", ""))
 	st.errs = make(map[string]*metrics.Counter, len(reasons))
 	for _, r := range reasons {
-		st.errs[r] = set.GetOrCreateCounter(p + `send_errors_total{reason="` + r + `"}`)
+		st.errs[r] = set.GetOrCreateCounter(name("send_errors_total", `reason="`+r+`"`))
 	}
 	return &Client{version: opts.Version, state: st}, nil
 }
@@ -237,17 +288,26 @@ type PermanentError struct {
 	// Message is the start of the receiver's response body, which says
 	// what was wrong.
 	Message string
+	// Flags names the settings the hint points to; zero fields mean the
+	// agent's flags.
+	Flags FlagNames
 }
 
 func (e *PermanentError) Error() string {
 	hint := ""
+	f := func(set, def string) string {
+		if set != "" {
+			return set
+		}
+		return def
+	}
 	switch e.StatusCode {
 	case http.StatusUnauthorized, http.StatusForbidden:
-		hint = " (check the bearer token: -token-file)"
+		hint = " (check the bearer token: " + f(e.Flags.Token, "-token-file") + ")"
 	case http.StatusUnsupportedMediaType:
-		hint = " (the receiver may not speak this remote write version: try -remote-write-version=1)"
+		hint = " (the receiver may not speak this remote write version: try " + f(e.Flags.Version, "-remote-write-version") + "=1)"
 	case http.StatusNotFound:
-		hint = " (check the URL: -collector)"
+		hint = " (check the URL: " + f(e.Flags.URL, "-collector") + ")"
 	}
 	return fmt.Sprintf("receiver rejected the request with %d %s: %s; not retried%s",
 		e.StatusCode, http.StatusText(e.StatusCode), e.Message, hint)
@@ -290,11 +350,12 @@ var errBackingOff = errors.New("receiver asked to back off; request not sent")
 // *RetryableError. While a Retry-After from the receiver is pending it
 // returns a *RetryableError at once.
 func (c *Client) SendOnce(ctx context.Context, body []byte) error {
-	if wait := c.backoffLeft(); wait > 0 {
+	ep, wait := c.pick()
+	if wait > 0 {
 		c.errs[ReasonBackingOff].Inc()
 		return &RetryableError{Reason: ReasonBackingOff, RetryAfter: wait, Err: errBackingOff}
 	}
-	err := c.attempt(ctx, body)
+	err := c.attempt(ctx, ep.url, body)
 	if err != nil {
 		var re *RetryableError
 		var pe *PermanentError
@@ -302,7 +363,11 @@ func (c *Client) SendOnce(ctx context.Context, body []byte) error {
 		case errors.As(err, &re):
 			c.errs[re.Reason].Inc()
 			if re.RetryAfter > 0 {
-				c.notBefore.Store(c.opts.Now().Add(re.RetryAfter).UnixNano())
+				ep.notBefore.Store(c.opts.Now().Add(re.RetryAfter).UnixNano())
+			}
+			if len(c.endpoints) > 1 && ctx.Err() == nil {
+				// The next attempt goes to the next replica.
+				c.current.CompareAndSwap(int64(c.index(ep)), int64((c.index(ep)+1)%len(c.endpoints)))
 			}
 		case errors.As(err, &pe):
 			c.errs[ReasonRejected].Inc()
@@ -316,6 +381,9 @@ func (c *Client) SendOnce(ctx context.Context, body []byte) error {
 // done. It returns nil, a *PermanentError, the last *RetryableError, or
 // ctx's error wrapping the last failure.
 func (c *Client) Send(ctx context.Context, body []byte) error {
+	// failovers counts attempts made without waiting since the last wait:
+	// every other replica gets one at once before the backoff applies.
+	failovers, backoffs := 0, 0
 	for attempt := 1; ; attempt++ {
 		err := c.SendOnce(ctx, body)
 		if err == nil || IsPermanent(err) {
@@ -331,12 +399,18 @@ func (c *Client) Send(ctx context.Context, body []byte) error {
 		if !errors.As(err, &re) {
 			return err
 		}
+		c.retries.Inc()
+		if failovers++; failovers < len(c.endpoints) && re.Reason != ReasonBackingOff {
+			c.logger.Debug("send failed, trying the next replica", "error", err, "attempt", attempt)
+			continue
+		}
+		failovers = 0
+		backoffs++
 		wait := re.RetryAfter
 		if wait <= 0 {
-			wait = c.backoff(attempt)
+			wait = c.backoff(backoffs)
 		}
 		c.logger.Debug("send failed, will retry", "error", err, "attempt", attempt, "wait", wait)
-		c.retries.Inc()
 		if err := c.opts.Sleep(ctx, wait); err != nil {
 			return fmt.Errorf("%w (last error: %v)", err, re)
 		}
@@ -354,16 +428,39 @@ func (c *Client) backoff(n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-func (c *Client) backoffLeft() time.Duration {
-	nb := c.notBefore.Load()
-	if nb == 0 {
-		return 0
+// pick returns the endpoint to send to: the current one, or the first
+// after it whose Retry-After has passed; when none is free, the current
+// one and how long until the soonest is.
+func (c *Client) pick() (*endpoint, time.Duration) {
+	n := len(c.endpoints)
+	cur := int(c.current.Load()) % n
+	now := c.opts.Now().UnixNano()
+	soonest := time.Duration(1<<63 - 1)
+	for k := range n {
+		ep := c.endpoints[(cur+k)%n]
+		left := time.Duration(ep.notBefore.Load() - now)
+		if left <= 0 {
+			if k > 0 {
+				c.current.CompareAndSwap(int64(cur), int64((cur+k)%n))
+			}
+			return ep, 0
+		}
+		soonest = min(soonest, left)
 	}
-	return time.Duration(nb - c.opts.Now().UnixNano())
+	return c.endpoints[cur], soonest
 }
 
-func (c *Client) attempt(ctx context.Context, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+func (c *Client) index(ep *endpoint) int {
+	for i, e := range c.endpoints {
+		if e == ep {
+			return i
+		}
+	}
+	return 0
+}
+
+func (c *Client) attempt(ctx context.Context, url string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("BUG: cannot build request: %w", err)
 	}
@@ -372,6 +469,9 @@ func (c *Client) attempt(ctx context.Context, body []byte) error {
 	h.Set("Content-Type", c.version.contentType())
 	h.Set("X-Prometheus-Remote-Write-Version", c.version.header())
 	h.Set("User-Agent", c.opts.UserAgent)
+	for k, v := range c.opts.Headers {
+		h.Set(k, v)
+	}
 	if tok := c.currentToken(); tok != "" {
 		h.Set("Authorization", "Bearer "+tok)
 	}
@@ -383,7 +483,7 @@ func (c *Client) attempt(ctx context.Context, body []byte) error {
 		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
 			reason = ReasonTimeout
 		}
-		return &RetryableError{Reason: reason, Err: fmt.Errorf("cannot send to %s: %w", c.url, err)}
+		return &RetryableError{Reason: reason, Err: fmt.Errorf("cannot send to %s: %w", url, err)}
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
@@ -402,10 +502,10 @@ func (c *Client) attempt(ctx context.Context, body []byte) error {
 			StatusCode: resp.StatusCode,
 			Reason:     reason,
 			RetryAfter: c.parseRetryAfter(resp.Header.Get("Retry-After")),
-			Err:        fmt.Errorf("receiver %s answered %d %s: %s", c.url, resp.StatusCode, http.StatusText(resp.StatusCode), text),
+			Err:        fmt.Errorf("receiver %s answered %d %s: %s", url, resp.StatusCode, http.StatusText(resp.StatusCode), text),
 		}
 	}
-	return &PermanentError{StatusCode: resp.StatusCode, Message: text}
+	return &PermanentError{StatusCode: resp.StatusCode, Message: text, Flags: c.opts.Flags}
 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP

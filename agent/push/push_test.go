@@ -329,6 +329,38 @@ func TestNewErrors(t *testing.T) {
 	f(Options{URL: "http://x", Version: 3}, "use 1 or 2")
 	f(Options{URL: "http://x", TokenFile: "/nonexistent/token"}, "cannot read token file")
 	f(Options{URL: "http://x", TokenFile: empty}, "is empty")
+	f(Options{URL: "http://x", Headers: map[string]string{"content-type": "text/plain"}}, "set by the protocol")
+}
+
+func TestExtraHeadersAndMetricLabels(t *testing.T) {
+	rcv := &fakeReceiver{script: []response{{status: 204}, {status: 404, body: "no such path"}}}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	c, _, set := newTestClient(t, srv.URL+"/api/v1/push", func(o *Options) {
+		o.Headers = map[string]string{"X-Scope-OrgID": "team-a"}
+		o.MetricPrefix = "telltale_forward_"
+		o.MetricLabels = `target="cortex"`
+		o.Flags = FlagNames{URL: "-storage.remote-write-url"}
+	})
+	if err := c.Send(t.Context(), []byte("body")); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if got := rcv.reqs[0].Header.Get("X-Scope-OrgID"); got != "team-a" {
+		t.Errorf("X-Scope-OrgID = %q; want team-a", got)
+	}
+	err := c.Send(t.Context(), []byte("body"))
+	if err == nil || !strings.Contains(err.Error(), "check the URL: -storage.remote-write-url") {
+		t.Errorf("404: %v; want a hint naming -storage.remote-write-url", err)
+	}
+	for name, want := range map[string]uint64{
+		`telltale_forward_send_requests_total{target="cortex"}`:                     2,
+		`telltale_forward_send_errors_total{target="cortex",reason="rejected"}`:     1,
+		`telltale_forward_send_errors_total{target="cortex",reason="server_error"}`: 0,
+	} {
+		if got := counter(set, name); got != want {
+			t.Errorf("%s = %d; want %d", name, got, want)
+		}
+	}
 }
 
 func TestPermanentErrorHints(t *testing.T) {
@@ -336,5 +368,50 @@ func TestPermanentErrorHints(t *testing.T) {
 		if msg := (&PermanentError{StatusCode: code, Message: "m"}).Error(); !strings.Contains(msg, want) {
 			t.Errorf("PermanentError %d = %q; want a hint about %s", code, msg, want)
 		}
+	}
+}
+
+func TestFailoverBetweenReplicas(t *testing.T) {
+	a := &fakeReceiver{script: []response{{status: 503, retryAfter: "30"}}}
+	b := &fakeReceiver{script: []response{{status: 204}}}
+	sa, sb := httptest.NewServer(a), httptest.NewServer(b)
+	defer sa.Close()
+	defer sb.Close()
+	c, sl, _ := newTestClient(t, sa.URL, func(o *Options) { o.URLs = []string{sb.URL} })
+	for i := range 3 {
+		if err := c.Send(t.Context(), []byte("body")); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	// The first attempt went to a (503, Retry-After); the rest to b at once.
+	if a.count() != 1 || b.count() != 3 {
+		t.Errorf("requests: a %d, b %d; want 1 and 3", a.count(), b.count())
+	}
+	if len(sl.d) != 0 {
+		t.Errorf("waits %v; want none: another replica was free", sl.d)
+	}
+
+	// A replica that is gone: its connection is refused, the other takes over.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	c, _, _ = newTestClient(t, deadURL, func(o *Options) { o.URLs = []string{sb.URL} })
+	before := b.count()
+	if err := c.Send(t.Context(), []byte("body")); err != nil {
+		t.Fatalf("send with the first replica down: %v", err)
+	}
+	if b.count() != before+1 {
+		t.Errorf("b got %d requests; want 1", b.count()-before)
+	}
+
+	// Every replica asks to back off: SendOnce fails fast until the soonest.
+	c, sl, _ = newTestClient(t, sa.URL, func(o *Options) { o.URLs = []string{sa.URL}; o.MaxAttempts = 3 })
+	err := c.Send(t.Context(), []byte("body"))
+	var re *RetryableError
+	if !errors.As(err, &re) {
+		t.Fatalf("both replicas backing off: %v; want a RetryableError", err)
+	}
+	if len(sl.d) == 0 || sl.d[0] != 30*time.Second {
+		t.Errorf("waits %v; want Retry-After's 30s first", sl.d)
 	}
 }

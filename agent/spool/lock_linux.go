@@ -8,16 +8,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockDir takes an exclusive flock on dir/lock so that two agents never
+// lockDir takes an exclusive flock on dir/lock so that two processes never
 // share a spool.
-func lockDir(dir string) (*os.File, error) {
+func lockDir(dir, flag string) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create spool lock file: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("spool directory %s is in use by another process (%v): give each agent its own -spool-dir", dir, err)
+		return nil, fmt.Errorf("spool directory %s is in use by another process (%v): give each process its own %s", dir, err, flag)
 	}
 	return f, nil
 }

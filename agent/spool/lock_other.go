@@ -9,7 +9,7 @@ import (
 
 // lockDir only creates the lock file: the agent runs on Linux, where the
 // directory is flocked.
-func lockDir(dir string) (*os.File, error) {
+func lockDir(dir, _ string) (*os.File, error) {
 	return os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 }
 

@@ -1,6 +1,8 @@
 // Package spool is a bounded on-disk FIFO queue of opaque records: the
 // agent keeps there the remote write bodies it could not deliver and
-// replays them, oldest first, when the collector is back.
+// replays them, oldest first, when the collector is back; a collector in
+// forward mode queues every accepted write there before it answers 2xx and
+// drains it to the distributed engine.
 //
 // Layout: a directory of segment files named by a 16-hex-digit sequence
 // number (0000000000000001.seg ...), each an 8-byte header followed by
@@ -10,8 +12,8 @@
 //	magic (4 bytes) | length (4, little endian) | CRC-32C of length and payload (4) | payload
 //
 // Promises:
-//   - Order: Peek returns records in the order Append wrote them, across
-//     restarts.
+//   - Order: Peek (and PeekBatch) return records in the order Append wrote
+//     them, across restarts.
 //   - Crash safety: Append returns after write(2), so a record survives the
 //     agent being killed (kill -9) right after. Whether it also survives a
 //     power loss depends on Options.SyncInterval: 0 (the default) fsyncs the
@@ -90,6 +92,14 @@ type Options struct {
 	Metrics *metrics.Set
 	// MetricPrefix starts the metric names. Zero means "telltale_agent_".
 	MetricPrefix string
+	// MetricLabels are added to every metric of the spool, as
+	// `name="value"` pairs separated by commas (e.g. `target="cortex"`),
+	// for a process with several spools in one Set. Empty means none.
+	MetricLabels string
+	// DirFlag and MaxBytesFlag name the settings of Dir and MaxBytes in
+	// error messages. Zero means the agent's flags, "-spool-dir" and
+	// "-spool-max-bytes".
+	DirFlag, MaxBytesFlag string
 }
 
 // segment is one segment file.
@@ -114,10 +124,11 @@ type Spool struct {
 
 	r        *os.File // segment segs[0], opened for reading
 	rSeq     uint64
-	rOff     int64  // offset of the next record to read in segs[0]
-	rRecords int    // records of segs[0] already acknowledged
-	peeked   int64  // length on disk of the record Peek returned, 0 if none
-	rbuf     []byte // the record Peek returned
+	rOff     int64   // offset of the next record to read in segs[0]
+	rRecords int     // records of segs[0] already acknowledged
+	peeked   []int64 // length on disk of each record Peek returned
+	rbuf     []byte  // the records Peek returned
+	recs     [][]byte
 	wbuf     []byte // the record Append writes
 	pos      *os.File
 
@@ -149,11 +160,17 @@ func Open(opts Options) (*Spool, error) {
 	if opts.MetricPrefix == "" {
 		opts.MetricPrefix = "telltale_agent_"
 	}
+	if opts.DirFlag == "" {
+		opts.DirFlag = "-spool-dir"
+	}
+	if opts.MaxBytesFlag == "" {
+		opts.MaxBytesFlag = "-spool-max-bytes"
+	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create spool directory: %w", err)
 	}
 	s := &Spool{opts: opts, logger: opts.Logger.With("component", "spool", "dir", opts.Dir), notify: make(chan struct{}, 1)}
-	lock, err := lockDir(opts.Dir)
+	lock, err := lockDir(opts.Dir, opts.DirFlag)
 	if err != nil {
 		return nil, err
 	}
@@ -166,12 +183,26 @@ func Open(opts Options) (*Spool, error) {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	p := opts.MetricPrefix
-	s.droppedFull = set.GetOrCreateCounter(p + `spool_dropped_total{reason="full"}`)
-	s.droppedCorrupt = set.GetOrCreateCounter(p + `spool_dropped_total{reason="corrupt"}`)
-	set.GetOrCreateGauge(p+"spool_bytes", func() float64 { b, _ := s.Size(); return float64(b) })
-	set.GetOrCreateGauge(p+"spool_records", func() float64 { _, n := s.Size(); return float64(n) })
+	name := func(n, labels string) string { return MetricName(opts.MetricPrefix, n, opts.MetricLabels, labels) }
+	s.droppedFull = set.GetOrCreateCounter(name("spool_dropped_total", `reason="full"`))
+	s.droppedCorrupt = set.GetOrCreateCounter(name("spool_dropped_total", `reason="corrupt"`))
+	set.GetOrCreateGauge(name("spool_bytes", ""), func() float64 { b, _ := s.Size(); return float64(b) })
+	set.GetOrCreateGauge(name("spool_records", ""), func() float64 { _, n := s.Size(); return float64(n) })
 	return s, nil
+}
+
+// MetricName is prefix+name with the labels of both lists (each `k="v"`
+// pairs separated by commas; either may be empty): the metric names of the
+// components that take MetricPrefix and MetricLabels options (this spool,
+// the remote write client of agent/push).
+func MetricName(prefix, name, labels, more string) string {
+	switch {
+	case labels == "" && more == "":
+		return prefix + name
+	case labels == "" || more == "":
+		return prefix + name + "{" + labels + more + "}"
+	}
+	return prefix + name + "{" + labels + "," + more + "}"
 }
 
 // load reads the directory: the segments, the read position, and starts a
@@ -289,7 +320,7 @@ func (s *Spool) newSegment(seq uint64) error {
 func (s *Spool) Append(rec []byte) error {
 	need := int64(headerLen + len(rec))
 	if len(rec) > MaxRecordBytes || need+int64(2*len(segmentMagic)) > s.opts.MaxBytes {
-		return fmt.Errorf("%w: %d bytes, limit %d (raise -spool-max-bytes)", ErrTooLarge, len(rec), s.opts.MaxBytes)
+		return fmt.Errorf("%w: %d bytes, limit %d (raise %s)", ErrTooLarge, len(rec), s.opts.MaxBytes, s.opts.MaxBytesFlag)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -362,7 +393,7 @@ func (s *Spool) dropOldest() {
 	s.records -= lost
 	s.rOff = int64(len(segmentMagic))
 	s.rRecords = 0
-	s.peeked = 0
+	s.peeked = s.peeked[:0]
 	s.droppedFull.Add(lost)
 	s.logger.Warn("spool full, dropped oldest records", "records", lost, "bytes", seg.size, "max_bytes", s.opts.MaxBytes)
 	s.writePos()
@@ -379,16 +410,32 @@ func (s *Spool) closeReader() {
 // spool is empty. The record stays until Ack; a second Peek returns it
 // again. rec is valid until the next Peek; Append may run meanwhile.
 func (s *Spool) Peek() (rec []byte, ok bool, err error) {
+	recs, err := s.PeekBatch(1, 0)
+	if err != nil || len(recs) == 0 {
+		return nil, false, err
+	}
+	return recs[0], true, nil
+}
+
+// PeekBatch returns the oldest unacknowledged records, at most maxRecords
+// and, past the first, at most maxBytes of payload together; none when the
+// spool is empty. They come from one segment file, so a batch may be
+// shorter than asked at a segment's end. Ack acknowledges all of them; a
+// second PeekBatch before that returns them again (perhaps with more).
+// The records are valid until the next Peek or PeekBatch; Append may run
+// meanwhile.
+func (s *Spool) PeekBatch(maxRecords, maxBytes int) ([][]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, false, errors.New("spool is closed")
+		return nil, errors.New("spool is closed")
 	}
+	s.peeked = s.peeked[:0]
 	for {
 		seg := &s.segs[0]
 		if s.rOff >= seg.size {
 			if len(s.segs) == 1 {
-				return nil, false, nil // caught up with the writer
+				return nil, nil // caught up with the writer
 			}
 			s.finishSegment()
 			continue
@@ -397,17 +444,38 @@ func (s *Spool) Peek() (rec []byte, ok bool, err error) {
 			s.closeReader()
 			f, err := os.Open(s.segPath(seg.seq))
 			if err != nil {
-				return nil, false, fmt.Errorf("cannot open spool segment: %w", err)
+				return nil, fmt.Errorf("cannot open spool segment: %w", err)
 			}
 			s.r, s.rSeq = f, seg.seq
 		}
-		rec, n, err := s.readRecord(seg.size)
+		n, err := s.readRecord(s.rOff, seg.size, 0)
 		if err == nil {
-			s.peeked = n
-			return rec, true, nil
+			// Then as many of the following records as fit; a bad one
+			// ends the batch and is dealt with when it comes first.
+			ends := []int{int(n - headerLen)}
+			s.peeked = append(s.peeked, n)
+			off := s.rOff + n
+			for len(ends) < maxRecords && off < seg.size {
+				last := ends[len(ends)-1]
+				m, err := s.readRecord(off, seg.size, last)
+				if err != nil || last+int(m-headerLen) > maxBytes {
+					s.rbuf = s.rbuf[:last]
+					break
+				}
+				ends = append(ends, last+int(m-headerLen))
+				s.peeked = append(s.peeked, m)
+				off += m
+			}
+			s.recs = s.recs[:0]
+			start := 0
+			for _, end := range ends {
+				s.recs = append(s.recs, s.rbuf[start:end:end])
+				start = end
+			}
+			return s.recs, nil
 		}
 		if !errors.Is(err, errCorrupt) {
-			return nil, false, err
+			return nil, err
 		}
 		// Skip to the next record magic after the bad one.
 		next := s.resync(s.rOff+1, seg.size)
@@ -422,34 +490,34 @@ func (s *Spool) Peek() (rec []byte, ok bool, err error) {
 
 var errCorrupt = errors.New("corrupt record")
 
-// readRecord reads the record at s.rOff of the open read segment.
-func (s *Spool) readRecord(size int64) ([]byte, int64, error) {
+// readRecord reads the record at off of the open read segment into
+// s.rbuf[at:] and returns its length on disk.
+func (s *Spool) readRecord(off, size int64, at int) (int64, error) {
 	var hdr [headerLen]byte
-	if size-s.rOff < headerLen {
-		return nil, 0, fmt.Errorf("%w: truncated header", errCorrupt)
+	if size-off < headerLen {
+		return 0, fmt.Errorf("%w: truncated header", errCorrupt)
 	}
-	if _, err := s.r.ReadAt(hdr[:], s.rOff); err != nil {
-		return nil, 0, fmt.Errorf("cannot read spool segment: %w", err)
+	if _, err := s.r.ReadAt(hdr[:], off); err != nil {
+		return 0, fmt.Errorf("cannot read spool segment: %w", err)
 	}
 	if binary.LittleEndian.Uint32(hdr[0:]) != recordMagic {
-		return nil, 0, fmt.Errorf("%w: bad magic", errCorrupt)
+		return 0, fmt.Errorf("%w: bad magic", errCorrupt)
 	}
 	n := int64(binary.LittleEndian.Uint32(hdr[4:]))
-	if n > MaxRecordBytes || s.rOff+headerLen+n > size {
-		return nil, 0, fmt.Errorf("%w: length %d past the end of the segment", errCorrupt, n)
+	if n > MaxRecordBytes || off+headerLen+n > size {
+		return 0, fmt.Errorf("%w: length %d past the end of the segment", errCorrupt, n)
 	}
-	if int64(cap(s.rbuf)) < n {
-		s.rbuf = make([]byte, n)
-	}
-	rec := s.rbuf[:n]
-	if _, err := s.r.ReadAt(rec, s.rOff+headerLen); err != nil {
-		return nil, 0, fmt.Errorf("cannot read spool segment: %w", err)
+	s.rbuf = slices.Grow(s.rbuf[:at], int(n))
+	rec := s.rbuf[at : at+int(n)]
+	if _, err := s.r.ReadAt(rec, off+headerLen); err != nil {
+		return 0, fmt.Errorf("cannot read spool segment: %w", err)
 	}
 	crc := crc32.Update(crc32.Checksum(hdr[4:8], castagnoli), castagnoli, rec)
 	if crc != binary.LittleEndian.Uint32(hdr[8:]) {
-		return nil, 0, fmt.Errorf("%w: CRC mismatch", errCorrupt)
+		return 0, fmt.Errorf("%w: CRC mismatch", errCorrupt)
 	}
-	return rec, headerLen + n, nil
+	s.rbuf = s.rbuf[:at+int(n)]
+	return headerLen + n, nil
 }
 
 // resync returns the offset of the next record magic at or after from, or
@@ -486,21 +554,33 @@ func (s *Spool) finishSegment() {
 	s.writePos()
 }
 
-// Ack removes the record the last Peek returned. It does nothing when
-// that record was dropped for space in between (it was counted then).
-func (s *Spool) Ack() error {
+// Ack removes the records the last Peek or PeekBatch returned. It does
+// nothing when they were dropped for space in between (they were counted
+// then).
+func (s *Spool) Ack() error { return s.AckN(-1) }
+
+// AckN removes the first n of the records the last Peek or PeekBatch
+// returned (all of them when n is negative or more than were returned);
+// the others come first in the next PeekBatch. Like Ack, it does nothing
+// when they were dropped for space in between.
+func (s *Spool) AckN(n int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return errors.New("spool is closed")
 	}
-	if s.peeked == 0 {
+	if n < 0 || n > len(s.peeked) {
+		n = len(s.peeked)
+	}
+	if n == 0 {
 		return nil
 	}
-	s.rOff += s.peeked
-	s.peeked = 0
-	s.rRecords++
-	s.records = max(s.records-1, 0)
+	for _, l := range s.peeked[:n] {
+		s.rOff += l
+	}
+	s.rRecords += n
+	s.records = max(s.records-n, 0)
+	s.peeked = s.peeked[:0]
 	if s.rOff >= s.segs[0].size {
 		if len(s.segs) == 1 {
 			// Caught up with the writer: start a fresh segment so the

@@ -354,39 +354,60 @@ func TestGauges(t *testing.T) {
 }
 
 // FuzzSegment opens a spool whose segment file holds arbitrary bytes and
-// reads it to the end: no panic, no endless loop, every record returned is
-// one that was validly framed.
+// reads it to the end, once with Peek and once with PeekBatch: no panic, no
+// endless loop, every record returned is one that was validly framed, and
+// both read the same records.
 func FuzzSegment(f *testing.F) {
 	dir := spoolWith(f, 3)
 	for _, p := range segFiles(f, dir) {
 		data, _ := os.ReadFile(p)
-		f.Add(data)
+		f.Add(data, uint8(3), uint16(64))
 	}
-	f.Add([]byte(segmentMagic))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "0000000000000001.seg"), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		s, err := Open(Options{Dir: dir, SyncInterval: -1, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		for range len(data) + 2 {
-			r, ok, err := s.Peek()
+	f.Add([]byte(segmentMagic), uint8(1), uint16(0))
+	f.Fuzz(func(t *testing.T, data []byte, maxRecords uint8, maxBytes uint16) {
+		read := func(batch bool) []string {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "0000000000000001.seg"), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(Options{Dir: dir, SyncInterval: -1, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !ok {
-				return
+			defer s.Close()
+			var got []string
+			for range len(data) + 2 {
+				var recs [][]byte
+				if batch {
+					recs, err = s.PeekBatch(int(maxRecords)+1, int(maxBytes))
+				} else {
+					var r []byte
+					var ok bool
+					r, ok, err = s.Peek()
+					if ok {
+						recs = [][]byte{r}
+					}
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(recs) == 0 {
+					return got
+				}
+				for _, r := range recs {
+					if !bytes.Contains(data, r) {
+						t.Fatalf("record %q not in the segment", r)
+					}
+					got = append(got, string(r))
+				}
+				s.Ack()
 			}
-			if !bytes.Contains(data, r) {
-				t.Fatalf("record %q not in the segment", r)
-			}
-			s.Ack()
+			t.Fatalf("more reads than bytes in a %d-byte segment", len(data))
+			return nil
 		}
-		t.Fatalf("more records than bytes in a %d-byte segment", len(data))
+		if one, batched := read(false), read(true); !slices.Equal(one, batched) {
+			t.Fatalf("Peek read %d records, PeekBatch %d: %q vs %q", len(one), len(batched), one, batched)
+		}
 	})
 }
 
@@ -408,5 +429,189 @@ func BenchmarkAppendPeekAck(b *testing.B) {
 				s.Ack()
 			}
 		})
+	}
+}
+
+// drainBatches reads everything with PeekBatch(maxRecords, maxBytes) and
+// Ack, checking every batch against the limits, and returns the records.
+func drainBatches(t testing.TB, s *Spool, maxRecords, maxBytes int) []string {
+	t.Helper()
+	var got []string
+	for range 10000 {
+		recs, err := s.PeekBatch(maxRecords, maxBytes)
+		if err != nil {
+			t.Fatalf("PeekBatch: %v", err)
+		}
+		if len(recs) == 0 {
+			return got
+		}
+		if len(recs) > maxRecords {
+			t.Fatalf("PeekBatch(%d, %d) returned %d records", maxRecords, maxBytes, len(recs))
+		}
+		size := 0
+		for _, r := range recs {
+			size += len(r)
+			got = append(got, string(r))
+		}
+		if len(recs) > 1 && size > maxBytes {
+			t.Fatalf("PeekBatch(%d, %d) returned %d records of %d bytes", maxRecords, maxBytes, len(recs), size)
+		}
+		if err := s.Ack(); err != nil {
+			t.Fatalf("Ack: %v", err)
+		}
+	}
+	t.Fatal("spool never ran empty")
+	return nil
+}
+
+func TestPeekBatch(t *testing.T) {
+	f := func(maxRecords, maxBytes int) {
+		t.Helper()
+		dir := t.TempDir()
+		s, _ := open(t, dir, nil)
+		for i := range 300 {
+			if err := s.Append(rec(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := drainBatches(t, s, maxRecords, maxBytes)
+		if !slices.Equal(got, want(0, 300)) {
+			t.Errorf("PeekBatch(%d, %d): got %d records, not records 0..299 in order", maxRecords, maxBytes, len(got))
+		}
+		if _, n := s.Size(); n != 0 {
+			t.Errorf("PeekBatch(%d, %d): %d records left after acknowledging all", maxRecords, maxBytes, n)
+		}
+		s.Close()
+		s, _ = open(t, dir, nil)
+		defer s.Close()
+		if got := drain(t, s, 10); len(got) != 0 {
+			t.Errorf("PeekBatch(%d, %d): %d acknowledged records replayed after a restart", maxRecords, maxBytes, len(got))
+		}
+	}
+	f(1, 0)
+	f(7, 1<<20)
+	f(1000, 1<<20) // batches end at segment ends (4 KiB segments)
+	f(1000, 200)   // by bytes: one or two records
+	f(1000, 0)     // a record larger than maxBytes still comes alone
+}
+
+func TestPeekBatchWithoutAckIsReplayed(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, nil)
+	for i := range 5 {
+		s.Append(rec(i))
+	}
+	recs, err := s.PeekBatch(3, 1<<20)
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("PeekBatch = %d records, %v; want 3", len(recs), err)
+	}
+	// Peeking again without Ack starts from the same record.
+	recs, _ = s.PeekBatch(2, 1<<20)
+	if len(recs) != 2 || string(recs[0]) != string(rec(0)) || string(recs[1]) != string(rec(1)) {
+		t.Fatalf("second PeekBatch = %q; want records 0 and 1 again", recs)
+	}
+	s.Close()
+	s, _ = open(t, dir, nil)
+	defer s.Close()
+	if got := drainBatches(t, s, 4, 1<<20); !slices.Equal(got, want(0, 5)) {
+		t.Errorf("after restart got %q; want records 0 to 4 again", got)
+	}
+}
+
+func TestPeekBatchStopsBeforeCorruptRecord(t *testing.T) {
+	dir := spoolWith(t, 5)
+	rewriteSegment(t, dir, func(data []byte) []byte {
+		i := bytes.Index(data, rec(3))
+		data[i+2] ^= 0xff
+		return data
+	})
+	s, set := open(t, dir, nil)
+	defer s.Close()
+	recs, err := s.PeekBatch(10, 1<<20)
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("PeekBatch = %d records, %v; want the 3 before the corrupt one", len(recs), err)
+	}
+	s.Ack()
+	if got := drainBatches(t, s, 10, 1<<20); !slices.Equal(got, want(4, 5)) {
+		t.Errorf("after the batch got %q; want record 4 (3 is corrupt)", got)
+	}
+	if n := set.GetOrCreateCounter(`telltale_agent_spool_dropped_total{reason="corrupt"}`).Get(); n != 1 {
+		t.Errorf("corrupt records counted: %d; want 1", n)
+	}
+}
+
+func TestAckOfBatchAfterDropIsNoop(t *testing.T) {
+	s, set := open(t, t.TempDir(), func(o *Options) { o.MaxBytes = 4 << 10; o.SegmentBytes = 1 << 10 })
+	defer s.Close()
+	for i := range 3 {
+		s.Append(bytes.Repeat([]byte{byte('a' + i)}, 300))
+	}
+	if recs, _ := s.PeekBatch(3, 1<<20); len(recs) != 3 {
+		t.Fatalf("PeekBatch = %d records; want 3", len(recs))
+	}
+	for range 20 { // appends push the batch out while it is being sent
+		s.Append(bytes.Repeat([]byte{'z'}, 300))
+	}
+	if err := s.Ack(); err != nil {
+		t.Fatalf("Ack after the batch was dropped: %v", err)
+	}
+	recs, _ := s.PeekBatch(100, 1<<20)
+	if len(recs) == 0 || recs[0][0] != 'z' {
+		t.Fatalf("after Ack of a dropped batch PeekBatch = %d records; want 'z' records", len(recs))
+	}
+	_, left := s.Size()
+	dropped := int(set.GetOrCreateCounter(`telltale_agent_spool_dropped_total{reason="full"}`).Get())
+	if dropped+left != 23 {
+		t.Errorf("dropped %d + left %d = %d; want 23: every record is delivered or counted", dropped, left, dropped+left)
+	}
+}
+
+func TestMetricLabelsAndFlag(t *testing.T) {
+	s, set := open(t, t.TempDir(), func(o *Options) {
+		o.MetricPrefix = "telltale_forward_"
+		o.MetricLabels = `target="cortex"`
+		o.MaxBytesFlag = "-forward.queue-max-bytes"
+	})
+	defer s.Close()
+	s.Append(rec(1))
+	var buf bytes.Buffer
+	set.WritePrometheus(&buf)
+	for _, w := range []string{
+		"telltale_forward_spool_records{target=\"cortex\"} 1\n",
+		"telltale_forward_spool_dropped_total{target=\"cortex\",reason=\"full\"} 0\n",
+	} {
+		if !strings.Contains(buf.String(), w) {
+			t.Errorf("metrics lack %q:\n%s", w, buf.String())
+		}
+	}
+	if err := s.Append(make([]byte, 2<<20)); err == nil || !strings.Contains(err.Error(), "-forward.queue-max-bytes") {
+		t.Errorf("Append of a record larger than the spool: %v; want an error naming -forward.queue-max-bytes", err)
+	}
+}
+
+func TestAckN(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, nil)
+	for i := range 10 {
+		s.Append(rec(i))
+	}
+	recs, _ := s.PeekBatch(5, 1<<20)
+	if len(recs) != 5 {
+		t.Fatalf("PeekBatch = %d records; want 5", len(recs))
+	}
+	if err := s.AckN(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AckN(2); err != nil { // nothing peeked since: no-op
+		t.Fatal(err)
+	}
+	if _, n := s.Size(); n != 8 {
+		t.Errorf("after AckN(2) Size = %d records; want 8", n)
+	}
+	s.Close()
+	s, _ = open(t, dir, nil)
+	defer s.Close()
+	if got := drainBatches(t, s, 3, 1<<20); !slices.Equal(got, want(2, 10)) {
+		t.Errorf("after AckN(2) and a restart got %q; want records 2 to 9", got)
 	}
 }

@@ -18,17 +18,38 @@ var ErrNotFound = errors.New("change not found")
 const maxErrorLen = 512
 
 // Log is the durable change log: the changes table, its full-text index
-// and the outbox, in one SQLite database. Create it with OpenLog, release
-// it with Close. A Log is safe for concurrent use.
+// and the outbox, in one SQLite database, or in PostgreSQL for collector
+// replicas that share it (see postgres.go). Create it with OpenLog,
+// release it with Close. A Log is safe for concurrent use.
 type Log struct {
-	db   *sql.DB
+	db   *db
 	path string
+	// ClaimFor is how long an outbox entry Due hands out is claimed on
+	// PostgreSQL (no other replica gets it meanwhile): it bounds both how
+	// long a batch of deliveries may take and how long an entry whose
+	// replica died waits. Default 2 minutes.
+	ClaimFor time.Duration
 }
 
 // OpenLog opens (creating if needed) the change log database at path and
 // brings its schema up to date, migrating a deploy log written by an
 // older collector (see schema.go). Close it when done.
+//
+// A path of the form postgres://user:password@host:port/db (or
+// postgresql://...) opens the log in PostgreSQL instead.
 func OpenLog(ctx context.Context, path string) (*Log, error) {
+	if isPostgresURL(path) {
+		pg, err := openPostgres(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		l := &Log{db: &db{DB: pg, d: postgres}, path: redactPassword(path), ClaimFor: 2 * time.Minute}
+		if err := migrate(ctx, l.db, migrations); err != nil {
+			pg.Close()
+			return nil, fmt.Errorf("cannot migrate change log %s: %w", l.path, err)
+		}
+		return l, nil
+	}
 	if path == "" {
 		return nil, errors.New("change log path is empty: set -deploy.db (default <-data>/deploys.db)")
 	}
@@ -40,17 +61,17 @@ func OpenLog(ctx context.Context, path string) (*Log, error) {
 	// write lock at once, so two writers never deadlock upgrading read locks;
 	// busy_timeout makes a second writer wait instead of failing.
 	dsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open change log %q: %w", path, err)
 	}
-	l := &Log{db: db, path: path}
+	l := &Log{db: &db{DB: sdb, d: sqlite}, path: path, ClaimFor: 2 * time.Minute}
 	if err := l.check(ctx); err != nil {
-		db.Close()
+		sdb.Close()
 		return nil, err
 	}
-	if err := migrate(ctx, db, migrations); err != nil {
-		db.Close()
+	if err := migrate(ctx, l.db, migrations); err != nil {
+		sdb.Close()
 		return nil, fmt.Errorf("cannot migrate change log %q: %w", path, err)
 	}
 	return l, nil
@@ -91,7 +112,7 @@ func (l *Log) SchemaVersion(ctx context.Context) (int, error) {
 // Tx is a write transaction of the log, passed to the function given to
 // Update. It is valid only during that call.
 type Tx struct {
-	tx  *sql.Tx
+	tx  *tx
 	now time.Time
 }
 
@@ -99,15 +120,15 @@ type Tx struct {
 // it if fn returns nil; otherwise it rolls back and returns fn's error. When
 // Update returns nil the changes are durable.
 func (l *Log) Update(ctx context.Context, now time.Time, fn func(*Tx) error) error {
-	tx, err := l.db.BeginTx(ctx, nil)
+	t, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("cannot begin change log transaction: %w", err)
 	}
-	if err := fn(&Tx{tx: tx, now: now}); err != nil {
-		tx.Rollback()
+	if err := fn(&Tx{tx: t, now: now}); err != nil {
+		t.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := t.Commit(); err != nil {
 		return fmt.Errorf("cannot commit to change log %q: %w; check disk space and permissions", l.path, err)
 	}
 	return nil

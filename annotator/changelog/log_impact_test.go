@@ -14,11 +14,12 @@ import (
 // migrates to the current version and keeps its deploys, without impact.
 func TestUpgradeFromV1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "deploys.db")
-	db, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)")
+	sdb, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := migrate(t.Context(), db, migrations[:1]); err != nil {
+	db := sdb
+	if err := migrate(t.Context(), &changelogDB{DB: sdb, d: sqlite}, migrations[:1]); err != nil {
 		t.Fatalf("migrate to v1: %v", err)
 	}
 	if _, err := db.Exec(`INSERT INTO deploys (id, service, time_ms, status, created_ms, updated_ms) VALUES ('old', 'api', 1, 'success', 1, 1)`); err != nil {

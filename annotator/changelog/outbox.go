@@ -58,16 +58,74 @@ const notBlocked = `NOT EXISTS (SELECT 1 FROM outbox e WHERE e.change_id = o.cha
 
 // Due returns up to limit pending entries of target due at or before now,
 // oldest first, skipping entries held back by an older pending entry of the
-// same change.
+// same change. On PostgreSQL (several replicas) the entries are claimed
+// for ClaimFor: no other replica's Due returns them meanwhile.
 func (l *Log) Due(ctx context.Context, target string, now time.Time, limit int) ([]Entry, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT o.seq, o.change_id, o.target, o.event, o.status, o.attempts, o.last_error,
+	if l.db.d == postgres {
+		return l.claimDue(ctx, target, now, limit)
+	}
+	return dueEntries(ctx, l.db, `o.target = ? AND o.status = 'pending' AND o.next_attempt_ms <= ? AND `+notBlocked+`
+		ORDER BY o.seq LIMIT ?`, target, ms(now), limit)
+}
+
+// claimDue is Due on PostgreSQL: in one transaction it locks the due
+// entries no other replica holds (SKIP LOCKED), moves their next attempt
+// ClaimFor ahead (the claim: committed, it hides them from other replicas'
+// Due until it expires, which is how an entry of a replica that died is
+// picked up again), and reads them.
+func (l *Log) claimDue(ctx context.Context, target string, now time.Time, limit int) ([]Entry, error) {
+	t, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cannot claim due %s deliveries: %w", target, err)
+	}
+	defer t.Rollback()
+	rows, err := t.QueryContext(ctx, `SELECT o.seq FROM outbox o
+		WHERE o.target = ? AND o.status = 'pending' AND o.next_attempt_ms <= ? AND `+notBlocked+`
+		ORDER BY o.seq LIMIT ? FOR UPDATE OF o SKIP LOCKED`, target, ms(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("cannot claim due %s deliveries: %w", target, err)
+	}
+	var seqs []any
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("cannot claim due %s deliveries: %w", target, err)
+		}
+		seqs = append(seqs, seq)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(seqs) == 0 {
+		return nil, err
+	}
+	in := "(?" + strings.Repeat(", ?", len(seqs)-1) + ")"
+	claim := l.ClaimFor
+	if claim <= 0 {
+		claim = 2 * time.Minute
+	}
+	if _, err := t.ExecContext(ctx, `UPDATE outbox SET next_attempt_ms = ? WHERE seq IN `+in,
+		append([]any{ms(now.Add(claim))}, seqs...)...); err != nil {
+		return nil, fmt.Errorf("cannot claim due %s deliveries: %w", target, err)
+	}
+	out, err := dueEntries(ctx, t, `o.seq IN `+in+` ORDER BY o.seq`, seqs...)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Commit(); err != nil {
+		return nil, fmt.Errorf("cannot claim due %s deliveries: %w", target, err)
+	}
+	return out, nil
+}
+
+// dueEntries reads the outbox entries matching where (over outbox o) with
+// the attempts of their change and target.
+func dueEntries(ctx context.Context, q queryer, where string, args ...any) ([]Entry, error) {
+	rows, err := q.QueryContext(ctx, `SELECT o.seq, o.change_id, o.target, o.event, o.status, o.attempts, o.last_error,
 		o.next_attempt_ms, o.created_ms,
 		(SELECT COALESCE(SUM(p.attempts), 0) FROM outbox p WHERE p.change_id = o.change_id AND p.target = o.target)
-		FROM outbox o
-		WHERE o.target = ? AND o.status = 'pending' AND o.next_attempt_ms <= ? AND `+notBlocked+`
-		ORDER BY o.seq LIMIT ?`, target, ms(now), limit)
+		FROM outbox o WHERE `+where, args...)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read due %s deliveries: %w", target, err)
+		return nil, fmt.Errorf("cannot read due deliveries: %w", err)
 	}
 	defer rows.Close()
 	var out []Entry
@@ -82,7 +140,7 @@ func (l *Log) Due(ctx context.Context, target string, now time.Time, limit int) 
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("cannot read due %s deliveries: %w", target, err)
+		return nil, fmt.Errorf("cannot read due deliveries: %w", err)
 	}
 	return out, nil
 }

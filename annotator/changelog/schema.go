@@ -155,8 +155,8 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 )`
 
 // migrate applies the migrations of list that db has not seen yet.
-func migrate(ctx context.Context, db *sql.DB, list []Migration) error {
-	if _, err := db.ExecContext(ctx, createMigrationsTable); err != nil {
+func migrate(ctx context.Context, db *db, list []Migration) error {
+	if err := createMigrations(ctx, db); err != nil {
 		return fmt.Errorf("cannot create schema_migrations: %w", err)
 	}
 	for i, m := range list {
@@ -179,12 +179,41 @@ func migrate(ctx context.Context, db *sql.DB, list []Migration) error {
 	return nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, m Migration) error {
+// createMigrations creates schema_migrations; on PostgreSQL under the
+// migration lock, as replicas may start together.
+func createMigrations(ctx context.Context, db *db) error {
+	if db.d != postgres {
+		_, err := db.ExecContext(ctx, createMigrationsTable)
+		return err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(`+migrationLock+`)`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, createMigrationsTable); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// migrationLock is the PostgreSQL advisory lock key migrations hold.
+const migrationLock = "7359412201"
+
+func applyMigration(ctx context.Context, db *db, m Migration) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("cannot begin migration %d (%s): %w", m.Version, m.Name, err)
 	}
 	defer tx.Rollback()
+	if db.d == postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(`+migrationLock+`)`); err != nil {
+			return fmt.Errorf("cannot lock for migration %d (%s): %w", m.Version, m.Name, err)
+		}
+	}
 	// Re-check inside the write transaction: another process may have
 	// applied it since we looked.
 	var n int
@@ -195,8 +224,14 @@ func applyMigration(ctx context.Context, db *sql.DB, m Migration) error {
 		return nil
 	}
 	for _, stmt := range m.SQL {
-		if _, err := tx.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("migration %d (%s) failed: %w", m.Version, m.Name, err)
+		stmts := []string{stmt}
+		if db.d == postgres {
+			stmts = pgStatements(stmt)
+		}
+		for _, s := range stmts {
+			if _, err := tx.ExecContext(ctx, s); err != nil {
+				return fmt.Errorf("migration %d (%s) failed: %w", m.Version, m.Name, err)
+			}
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)`,
@@ -209,7 +244,7 @@ func applyMigration(ctx context.Context, db *sql.DB, m Migration) error {
 	return nil
 }
 
-func schemaVersion(ctx context.Context, db *sql.DB) (int, error) {
+func schemaVersion(ctx context.Context, db queryer) (int, error) {
 	var v sql.NullInt64
 	if err := db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil {
 		return 0, fmt.Errorf("cannot read schema version: %w", err)

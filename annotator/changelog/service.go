@@ -79,11 +79,15 @@ func Refused(err error) error { return &authError{err} }
 
 // Options configures a Service. Zero values take the documented defaults.
 type Options struct {
-	// DBPath is the change log's SQLite file; required. A deploy log of
-	// an older collector at that path is migrated on open.
-	DBPath  string
-	Logger  *slog.Logger // default: slog.Default()
-	Metrics *metrics.Set // default: a new set nobody scrapes
+	// DBPath is the change log's SQLite file, or a postgres:// URL for a
+	// log that collector replicas share; required. A deploy log of an
+	// older collector at that path is migrated on open.
+	DBPath string
+	// ClaimFor is how long a replica holds the outbox entries it took on
+	// PostgreSQL (Log.ClaimFor); default 2 minutes.
+	ClaimFor time.Duration
+	Logger   *slog.Logger // default: slog.Default()
+	Metrics  *metrics.Set // default: a new set nobody scrapes
 	// Writer receives the change series; nil turns them off.
 	Writer SampleWriter
 	// Grafana receives the annotations; nil turns them off.
@@ -185,6 +189,9 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	l, err := OpenLog(ctx, opts.DBPath)
 	if err != nil {
 		return nil, err
+	}
+	if opts.ClaimFor > 0 {
+		l.ClaimFor = opts.ClaimFor
 	}
 	s := &Service{
 		log:      l,

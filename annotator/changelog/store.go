@@ -99,15 +99,13 @@ func (t *Tx) Insert(ctx context.Context, c *changes.Change) error {
 		end = sql.NullInt64{Int64: ms(*c.EndTime), Valid: true}
 	}
 	now := ms(t.now)
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO changes (id, kind, service, env, subject, version, vcs_commit, who, message, link, fields,
-		time_ms, end_time_ms, status, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	// RETURNING works in SQLite (3.35+) and PostgreSQL alike.
+	err := t.tx.QueryRowContext(ctx, `INSERT INTO changes (id, kind, service, env, subject, version, vcs_commit, who, message, link, fields,
+		time_ms, end_time_ms, status, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
 		c.ID, c.Kind, c.Service, c.Env, c.Subject, c.Version, c.Commit, c.Who, c.Message, c.Link, encodeFields(c.Fields),
-		ms(c.Time), end, c.Status, now, now)
+		ms(c.Time), end, c.Status, now, now).Scan(&c.Seq)
 	if err != nil {
 		return fmt.Errorf("cannot insert change %q: %w", c.ID, err)
-	}
-	if c.Seq, err = res.LastInsertId(); err != nil {
-		return fmt.Errorf("cannot read seq of change %q: %w", c.ID, err)
 	}
 	c.Time = fromMS(ms(c.Time))
 	if c.EndTime != nil {
@@ -247,7 +245,15 @@ func (l *Log) List(ctx context.Context, f changes.Filter) ([]changes.Change, err
 	if f.OpenOnly {
 		where = append(where, "status = 'running' AND end_time_ms IS NULL")
 	}
-	if f.Text != "" {
+	if f.Text != "" && l.db.d == postgres {
+		terms, err := changes.SearchTerms(f.Text)
+		if err != nil {
+			return nil, err
+		}
+		where = append(where, "search @@ to_tsquery('simple', ?)")
+		args = append(args, pgTSQuery(terms))
+	}
+	if f.Text != "" && l.db.d == sqlite {
 		match, err := ftsQuery(f.Text)
 		if err != nil {
 			return nil, err

@@ -32,6 +32,11 @@ var Modules = []Module{
 	{VictoriaMetrics, "victoria-metrics", "github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@v1.151.0", "3 min", ""},
 	{NodeExporter, "node_exporter", "github.com/prometheus/node_exporter@v1.12.1", "2 min", ""},
 	{Prometheus, "prometheus", "github.com/prometheus/prometheus/cmd/prometheus@v0.316.0", "5 min", "remove_all_sd"},
+	{VMAgent, "vmagent", "github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent@v1.151.0", "3 min", ""},
+	// go install cannot build Cortex (its go.mod has replace directives):
+	// .ci/run builds it inside a copy of the module with -tags
+	// netgo,slicelabels; Install is not used for it.
+	{Cortex, "cortex", "github.com/cortexproject/cortex/cmd/cortex@v1.21.1", "30 min, by .ci/run", ""},
 }
 
 // ModuleFor returns the module of kind k.

@@ -41,6 +41,12 @@ const (
 	Prometheus      Kind = "prometheus"
 	NodeExporter    Kind = "node_exporter"
 	Agent           Kind = "agent"
+	// Cortex is one node of a Cortex cluster (forward-mode scenarios);
+	// its cluster flags come in Spec.Args (see CortexArgs).
+	Cortex Kind = "cortex"
+	// VMAgent is vmagent forwarding remote write to Spec.Args'
+	// -remoteWrite.url.
+	VMAgent Kind = "vmagent"
 )
 
 // Title returns the name reports use for k.
@@ -56,6 +62,10 @@ func (k Kind) Title() string {
 		return "node_exporter"
 	case Agent:
 		return "Telltale agent"
+	case Cortex:
+		return "Cortex"
+	case VMAgent:
+		return "vmagent"
 	}
 	return string(k)
 }
@@ -133,8 +143,13 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 		}
 		p.DataDir = filepath.Join(spec.Dir, "spool")
 		args = []string{"-collector", spec.CollectorURL, "-spool-dir", p.DataDir, "-listen", addr, "-log-level", "warn"}
+	case Cortex:
+		args = []string{"-server.http-listen-port=" + strconv.Itoa(port), "-blocks-storage.tsdb.dir=" + filepath.Join(p.DataDir, "tsdb"),
+			"-blocks-storage.bucket-store.sync-dir=" + filepath.Join(p.DataDir, "sync"), "-ingester.tokens-file-path=" + filepath.Join(p.DataDir, "tokens")}
+	case VMAgent:
+		args = []string{"-httpListenAddr=" + addr, "-remoteWrite.tmpDataPath=" + p.DataDir, "-loggerLevel=WARN"}
 	default:
-		return nil, fmt.Errorf("unknown system %q: want telltale, vm, prometheus, node_exporter or agent", spec.Kind)
+		return nil, fmt.Errorf("unknown system %q: want telltale, vm, prometheus, node_exporter, agent, cortex or vmagent", spec.Kind)
 	}
 	args = append(args, spec.Args...)
 	logf, err := os.Create(p.LogPath)
@@ -172,6 +187,10 @@ func (p *Process) readyPath() string {
 		return "/health"
 	case Prometheus:
 		return "/-/ready"
+	case Cortex:
+		return "/ready"
+	case VMAgent:
+		return "/health"
 	}
 	return "/metrics"
 }
@@ -336,7 +355,20 @@ func parseSchedstat(b []byte) (uint64, error) {
 }
 
 // WriteURL is the remote-write endpoint.
-func (p *Process) WriteURL() string { return p.URL + "/api/v1/write" }
+func (p *Process) WriteURL() string {
+	if p.Kind == Cortex {
+		return p.URL + "/api/v1/push"
+	}
+	return p.URL + "/api/v1/write"
+}
+
+// APIURL is the base of the system's Prometheus query API.
+func (p *Process) APIURL() string {
+	if p.Kind == Cortex {
+		return p.URL + "/prometheus"
+	}
+	return p.URL
+}
 
 // TextURL is the text-exposition push endpoint, or "" when the system has
 // none (Prometheus only scrapes; its Pushgateway is out of scope).

@@ -117,8 +117,8 @@ func ParsePeers(s string) ([]peer.Kind, error) {
 			continue
 		}
 		k := peer.Kind(f)
-		if !slices.Contains([]peer.Kind{peer.VictoriaMetrics, peer.Prometheus, peer.NodeExporter}, k) {
-			return nil, fmt.Errorf("unknown peer %q in -peers: want some of vm,prometheus,node_exporter", f)
+		if !slices.Contains([]peer.Kind{peer.VictoriaMetrics, peer.Prometheus, peer.NodeExporter, peer.VMAgent, peer.Cortex}, k) {
+			return nil, fmt.Errorf("unknown peer %q in -peers: want some of vm,prometheus,node_exporter,vmagent,cortex", f)
 		}
 		if !slices.Contains(out, k) {
 			out = append(out, k)

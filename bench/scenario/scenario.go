@@ -175,15 +175,20 @@ type Scenario struct {
 	run func(ctx context.Context, env *Env, k peer.Kind) (Result, error)
 }
 
-// Groups lists the scenario groups -scenarios accepts.
+// Groups lists the scenario groups -scenarios runs by default.
 var Groups = []string{"ingest", "text", "query", "query-8h", "refresh", "memory", "disk", "agent"}
+
+// OptionalGroups are the groups -scenarios accepts besides Groups, run
+// only when named: forward needs a Cortex build (.ci/run makes it) and
+// starts a three-node cluster per run.
+var OptionalGroups = []string{"forward"}
 
 // All returns the scenarios of the given groups (all when empty), in a
 // fixed order.
 func All(sizes Sizes, groups []string) ([]Scenario, error) {
 	for _, g := range groups {
-		if !slices.Contains(Groups, g) {
-			return nil, fmt.Errorf("unknown scenario %q in -scenarios: want some of %s", g, strings.Join(Groups, ","))
+		if !slices.Contains(Groups, g) && !slices.Contains(OptionalGroups, g) {
+			return nil, fmt.Errorf("unknown scenario %q in -scenarios: want some of %s", g, strings.Join(append(slices.Clone(Groups), OptionalGroups...), ","))
 		}
 	}
 	want := func(g string) bool { return len(groups) == 0 || slices.Contains(groups, g) }
@@ -216,6 +221,9 @@ func All(sizes Sizes, groups []string) ([]Scenario, error) {
 	}
 	if want("agent") {
 		out = append(out, agentScenario(sizes))
+	}
+	if slices.Contains(groups, "forward") {
+		out = append(out, forwardIngestScenario(sizes), forwardQueryScenario(sizes))
 	}
 	return out, nil
 }

@@ -434,6 +434,15 @@ func (h adminHooks) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.
 	return err
 }
 
+// ClearCache drops everything the result cache holds, for when it may have
+// missed a write it should have seen (forward mode: a replica that lost
+// another replica's late-write notices).
+func (a *API) ClearCache() {
+	if a.cache != nil {
+		a.cache.clear()
+	}
+}
+
 // Parser returns the PromQL parser the API uses (the tail reuses it).
 func (a *API) Parser() parser.Parser { return a.parser }
 

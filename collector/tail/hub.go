@@ -71,6 +71,11 @@ type Options struct {
 	Metrics       *metrics.Set
 	// Now is the clock for lag and rate limits; nil means time.Now.
 	Now func() time.Time
+	// OnSubscribersChange, when set, is called after a client subscribed
+	// or left (collector replicas then tell each other which selectors
+	// their clients want; see Selectors). It is called with the hub locked:
+	// it must not block or call the hub.
+	OnSubscribersChange func()
 }
 
 func (o *Options) setDefaults() {
@@ -371,6 +376,9 @@ func (h *Hub) register(s *subscriber) bool {
 	}
 	h.snap.Store(snap)
 	h.clients.Add(1)
+	if h.opts.OnSubscribersChange != nil {
+		h.opts.OnSubscribersChange()
+	}
 	return true
 }
 
@@ -393,6 +401,43 @@ func (h *Hub) unregister(s *subscriber) {
 	}
 	h.snap.Store(snap)
 	h.clients.Add(-1)
+	if h.opts.OnSubscribersChange != nil {
+		h.opts.OnSubscribersChange()
+	}
+}
+
+// Selectors returns the match[] selectors of every subscribed client,
+// each once, in no particular order.
+func (h *Hub) Selectors() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for s := range h.all {
+		for _, sel := range s.selectors {
+			if !seen[sel] {
+				seen[sel] = true
+				out = append(out, sel)
+			}
+		}
+	}
+	return out
+}
+
+// Missed tells every client that msgs messages meant for it were lost
+// before they reached the hub (another replica's samples dropped on the
+// way): each gets a dropped notice, as for its own queue's overflow.
+func (h *Hub) Missed(msgs int) {
+	snap := h.snap.Load()
+	if snap == nil || msgs <= 0 {
+		return
+	}
+	for _, s := range snap.subs {
+		if s != nil {
+			s.pendingMsgs.Add(int64(msgs))
+			h.droppedMsgs.Add(msgs)
+		}
+	}
 }
 
 // forget drops s from the set Close may close hard; its connection is

@@ -12,7 +12,7 @@ import (
 func self(opts Options) (*dashboard.DashboardBuilder, string, string) {
 	const title = "Telltale"
 	b := newDashboard(UIDSelf, title,
-		"Health of Telltale itself: what the collector ingests and rejects, how fast it answers queries, its head series and live-tail clients, change-log deliveries, and the agents' spools.",
+		"Health of Telltale itself: what the collector ingests and rejects, how fast it answers queries, its head series and live-tail clients, change-log deliveries, the forward queues to a distributed engine, and the agents' spools.",
 		[]string{"self"}, opts, deployFilter{})
 
 	row(b, "Ingest")
@@ -45,6 +45,18 @@ func self(opts Options) (*dashboard.DashboardBuilder, string, string) {
 	b.WithPanel(graph("Change deliveries", "Change log deliveries (deploys, switch flips, notes ...) per second by target (series, grafana, webhook, impact, other) and outcome; pending entries of the outbox.", units.Short, half,
 		series{orZero(`sum by (target, outcome) (rate(telltale_change_deliveries_total[$__rate_interval]))`, "outcome"), "{{target}} {{outcome}}"},
 		series{`sum(telltale_changes_outbox_pending)`, "pending"}))
+
+	row(b, "Forward mode (scale-out)")
+	b.WithPanel(graph("Forward queue backlog", "Bytes waiting in each collector's on-disk queue per remote write target: grows while the engine is unreachable or slow, drains when it keeps up. 0 (target none) outside forward mode.", units.BytesIEC, half,
+		series{orZero(`sum by (instance, target) (telltale_forward_spool_bytes)`, "target"), "{{instance}} {{target}}"}))
+	b.WithPanel(graph("Forward lag", "Age of the oldest queued write not yet accepted by the engine: how far behind the engine is what the collectors acknowledged.", units.Seconds, half,
+		series{orZero(`max by (instance, target) (telltale_forward_oldest_age_seconds)`, "target"), "{{instance}} {{target}}"}))
+	b.WithPanel(graph("Forwarded samples", "Samples per second queued and sent to the engine, per target.", units.Short, half,
+		series{orZero(`sum by (target) (rate(telltale_forward_samples_queued_total[$__rate_interval]))`, "target"), "queued {{target}}"},
+		series{orZero(`sum by (target) (rate(telltale_forward_samples_sent_total[$__rate_interval]))`, "target"), "sent {{target}}"}))
+	b.WithPanel(graph("Forward drops", "Samples per second the engine refused (permanent 4xx) and queue records per second dropped because a queue was full: data lost. 0 when none.", units.Short, half,
+		series{orZero(`sum by (target, reason) (rate(telltale_forward_dropped_samples_total[$__rate_interval]))`, "reason"), "samples {{target}} {{reason}}"},
+		series{orZero(`sum by (target, reason) (rate(telltale_forward_spool_dropped_total[$__rate_interval]))`, "reason"), "records {{target}} {{reason}}"}))
 
 	row(b, "Agents")
 	b.WithPanel(graph("Agent spool", "Bytes waiting in each agent's disk spool: grows while the collector is unreachable, drains when it is back.", units.BytesIEC, half,
