@@ -1,4 +1,4 @@
-package grafanaapi
+package grafana
 
 import (
 	"context"
@@ -7,12 +7,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/telltale-dev/telltale/dashboards/grafanaapi/grafanaapitest"
+	"github.com/telltale-dev/telltale/grafana/grafanatest"
 )
 
 const token = "glsa_test"
 
-func newClient(t *testing.T, url, tok string) *Client {
+func newDashboardsClient(t *testing.T, url, tok string) *Client {
 	t.Helper()
 	c, err := New(url, tok)
 	if err != nil {
@@ -22,8 +22,8 @@ func newClient(t *testing.T, url, tok string) *Client {
 }
 
 func TestEnsureFolder(t *testing.T) {
-	g := grafanaapitest.New(t, token)
-	c := newClient(t, g.URL, token)
+	g := grafanatest.New(t, token)
+	c := newDashboardsClient(t, g.URL, token)
 	f, created, err := c.EnsureFolder(t.Context(), "telltale", "Telltale")
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func TestEnsureFolder(t *testing.T) {
 		t.Fatalf("got %+v created=%v; want the existing folder found, title kept", f, created)
 	}
 	want := []string{"GET /api/folders/telltale", "POST /api/folders", "GET /api/folders/telltale"}
-	if got := g.Requests(); !slices.Equal(got, want) {
+	if got := g.RequestLog(); !slices.Equal(got, want) {
 		t.Fatalf("got requests %q; want %q", got, want)
 	}
 }
@@ -47,8 +47,8 @@ func TestEnsureFolder(t *testing.T) {
 const hostsJSON = `{"uid":"telltale-hosts","title":"Hosts","id":17,"panels":[]}`
 
 func TestSaveDashboard(t *testing.T) {
-	g := grafanaapitest.New(t, token)
-	c := newClient(t, g.URL, token)
+	g := grafanatest.New(t, token)
+	c := newDashboardsClient(t, g.URL, token)
 	ctx := t.Context()
 	if _, _, err := c.EnsureFolder(ctx, "telltale", "Telltale"); err != nil {
 		t.Fatal(err)
@@ -85,8 +85,8 @@ func TestSaveDashboard(t *testing.T) {
 }
 
 func TestSaveDashboardNameTaken(t *testing.T) {
-	g := grafanaapitest.New(t, token)
-	c := newClient(t, g.URL, token)
+	g := grafanatest.New(t, token)
+	c := newDashboardsClient(t, g.URL, token)
 	ctx := t.Context()
 	if _, _, err := c.EnsureFolder(ctx, "telltale", "Telltale"); err != nil {
 		t.Fatal(err)
@@ -103,17 +103,17 @@ func TestSaveDashboardNameTaken(t *testing.T) {
 	}
 }
 
-func TestAuthErrors(t *testing.T) {
-	g := grafanaapitest.New(t, token)
+func TestDashboardAuthErrors(t *testing.T) {
+	g := grafanatest.New(t, token)
 	ctx := t.Context()
 
-	_, _, err := newClient(t, g.URL, "wrong").EnsureFolder(ctx, "telltale", "Telltale")
+	_, _, err := newDashboardsClient(t, g.URL, "wrong").EnsureFolder(ctx, "telltale", "Telltale")
 	if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "create a service account token") || !strings.Contains(err.Error(), "HTTP 401") {
 		t.Fatalf("got %v; want 401 telling to create a service account token", err)
 	}
 
 	g.SetReadOnly(true)
-	c := newClient(t, g.URL, token)
+	c := newDashboardsClient(t, g.URL, token)
 	_, _, err = c.EnsureFolder(ctx, "telltale", "Telltale")
 	if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "Editor") {
 		t.Fatalf("got %v; want 403 asking for the Editor role", err)
@@ -125,8 +125,8 @@ func TestAuthErrors(t *testing.T) {
 }
 
 func TestSaveDashboardBadInput(t *testing.T) {
-	g := grafanaapitest.New(t, token)
-	c := newClient(t, g.URL, token)
+	g := grafanatest.New(t, token)
+	c := newDashboardsClient(t, g.URL, token)
 	f := func(js, wantInErr string) {
 		t.Helper()
 		_, err := c.SaveDashboard(t.Context(), Dashboard{JSON: []byte(js)})
@@ -143,18 +143,18 @@ func TestSaveDashboardBadInput(t *testing.T) {
 }
 
 func TestUnreachableAndCanceled(t *testing.T) {
-	g := grafanaapitest.New(t, token)
+	g := grafanatest.New(t, token)
 	url := g.URL
 	g.Close()
-	_, _, err := newClient(t, url, token).EnsureFolder(t.Context(), "telltale", "Telltale")
+	_, _, err := newDashboardsClient(t, url, token).EnsureFolder(t.Context(), "telltale", "Telltale")
 	if err == nil || !strings.Contains(err.Error(), "is Grafana running") {
 		t.Fatalf("got %v; want a hint to check Grafana is running", err)
 	}
 
-	g2 := grafanaapitest.New(t, token)
+	g2 := grafanatest.New(t, token)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, _, err = newClient(t, g2.URL, token).EnsureFolder(ctx, "telltale", "Telltale")
+	_, _, err = newDashboardsClient(t, g2.URL, token).EnsureFolder(ctx, "telltale", "Telltale")
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v; want context.Canceled", err)
 	}

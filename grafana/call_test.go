@@ -1,4 +1,4 @@
-package grafanahttp
+package grafana
 
 import (
 	"context"
@@ -21,6 +21,16 @@ func health(api *gapi.Client) error {
 	return err
 }
 
+// conn is a client of url for the tests of call.
+func conn(t *testing.T, url string, opts ...Option) *Client {
+	t.Helper()
+	c, err := New(url, "t", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func serve(t *testing.T, h http.HandlerFunc) string {
 	t.Helper()
 	srv := httptest.NewServer(h)
@@ -35,7 +45,11 @@ func TestCallOK(t *testing.T) {
 		w.Write([]byte(`{"database":"ok","version":"11.0.0"}`))
 	})
 	// Transport left nil: http.DefaultTransport.
-	if err := (Conn{URL: url, Token: "glsa_x"}).Call(t.Context(), "health", health); err != nil {
+	c, err := New(url, "glsa_x", WithTransport(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.call(t.Context(), "health", "", health); err != nil {
 		t.Fatalf("got %v; want no error", err)
 	}
 	if gotAuth != "Bearer glsa_x" || gotPath != "/api/health" {
@@ -50,7 +64,7 @@ func TestCallStatusError(t *testing.T) {
 			w.WriteHeader(code)
 			w.Write([]byte(body))
 		})
-		err := Conn{URL: url, Token: "t"}.Call(t.Context(), "get health", health)
+		err := conn(t, url).call(t.Context(), "get health", "", health)
 		se, ok := errors.AsType[*StatusError](err)
 		if !ok {
 			t.Fatalf("HTTP %d %q: got %v; want a *StatusError", code, body, err)
@@ -62,11 +76,12 @@ func TestCallStatusError(t *testing.T) {
 			t.Fatalf("HTTP %d %q: got %q; want %q", code, body, err, wantErr)
 		}
 	}
-	f(401, `{"message":"Unauthorized"}`, "Unauthorized", "", "grafana get health: HTTP 401: Unauthorized")
+	// 401, 403 and 412 add what the sentinel they match says to do.
+	f(401, `{"message":"Unauthorized"}`, "Unauthorized", "", "grafana get health: HTTP 401: Unauthorized; "+ErrUnauthorized.Error())
 	f(412, `{"message":"The dashboard has been changed by someone else","status":"version-mismatch"}`,
 		"The dashboard has been changed by someone else", "version-mismatch",
-		"grafana get health: HTTP 412: The dashboard has been changed by someone else")
-	f(412, `{"status":"name-exists"}`, "", "name-exists", "grafana get health: HTTP 412")
+		"grafana get health: HTTP 412: The dashboard has been changed by someone else; "+ErrVersionConflict.Error())
+	f(412, `{"status":"name-exists"}`, "", "name-exists", "grafana get health: HTTP 412; "+ErrNameExists.Error())
 	f(502, "  <html>bad gateway</html>\n", "<html>bad gateway</html>", "", "grafana get health: HTTP 502: <html>bad gateway</html>")
 	f(500, "", "", "", "grafana get health: HTTP 500")
 	long := strings.Repeat("x", 10<<10)
@@ -81,7 +96,7 @@ func TestCallKeepsBodyStart(t *testing.T) {
 		w.WriteHeader(http.StatusBadRequest)
 		w.Write([]byte(body))
 	})
-	err := Conn{URL: url, Token: "t"}.Call(t.Context(), "op", health)
+	err := conn(t, url).call(t.Context(), "op", "", health)
 	se, ok := errors.AsType[*StatusError](err)
 	if !ok {
 		t.Fatalf("got %v; want a *StatusError", err)
@@ -101,21 +116,21 @@ func TestCallFailures(t *testing.T) {
 		}
 	})
 
-	err := Conn{URL: slow, Token: "t", Timeout: 50 * time.Millisecond}.Call(t.Context(), "get health", health)
+	err := conn(t, slow, WithTimeout(50*time.Millisecond)).call(t.Context(), "get health", "", health)
 	if err == nil || !strings.Contains(err.Error(), "grafana get health at "+slow) || !strings.Contains(err.Error(), "is Grafana running") {
 		t.Fatalf("timeout: got %v; want an error naming the call, the URL and a hint", err)
 	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	err = Conn{URL: slow, Token: "t"}.Call(ctx, "get health", health)
+	err = conn(t, slow, WithTimeout(0)).call(ctx, "get health", "", health)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("context deadline: got %v; want context.DeadlineExceeded", err)
 	}
 
 	srv := httptest.NewServer(http.NotFoundHandler())
 	srv.Close()
-	err = Conn{URL: srv.URL, Token: "t"}.Call(t.Context(), "get health", health)
+	err = conn(t, srv.URL).call(t.Context(), "get health", "", health)
 	if err == nil || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "is Grafana running") {
 		t.Fatalf("closed server: got %v; want connection refused with a hint", err)
 	}
@@ -123,7 +138,7 @@ func TestCallFailures(t *testing.T) {
 	// The error fn returns counts when Grafana answered 2xx.
 	ok := serve(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{}`)) })
 	boom := errors.New("boom")
-	err = Conn{URL: ok, Token: "t"}.Call(t.Context(), "op", func(*gapi.Client) error { return boom })
+	err = conn(t, ok).call(t.Context(), "op", "", func(*gapi.Client) error { return boom })
 	if !errors.Is(err, boom) {
 		t.Fatalf("fn error: got %v; want it wrapped", err)
 	}
@@ -142,7 +157,7 @@ func TestCallTransport(t *testing.T) {
 		return http.DefaultTransport.RoundTrip(r)
 	})
 	ctx := context.WithValue(t.Context(), key{}, "v")
-	if err := (Conn{URL: url, Token: "t", Transport: rt}).Call(ctx, "op", health); err != nil {
+	if err := conn(t, url, WithTransport(rt)).call(ctx, "op", "", health); err != nil {
 		t.Fatal(err)
 	}
 	if seen != 1 {
@@ -157,15 +172,15 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 func TestParseURL(t *testing.T) {
 	f := func(in, want, wantErr string) {
 		t.Helper()
-		got, err := ParseURL(in, "http://grafana:3000")
+		got, err := parseURL(in)
 		if wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), wantErr) {
-				t.Fatalf("ParseURL(%q): got %q, %v; want an error containing %q", in, got, err, wantErr)
+				t.Fatalf("parseURL(%q): got %q, %v; want an error containing %q", in, got, err, wantErr)
 			}
 			return
 		}
 		if err != nil || got != want {
-			t.Fatalf("ParseURL(%q): got %q, %v; want %q", in, got, err, want)
+			t.Fatalf("parseURL(%q): got %q, %v; want %q", in, got, err, want)
 		}
 	}
 	f("http://grafana:3000", "http://grafana:3000", "")

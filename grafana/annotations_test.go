@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telltale-dev/telltale/annotator/grafana"
-	"github.com/telltale-dev/telltale/annotator/grafana/grafanatest"
+	"github.com/telltale-dev/telltale/grafana"
+	"github.com/telltale-dev/telltale/grafana/grafanatest"
 )
 
 var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -62,7 +62,7 @@ func TestCreateFindUpdate(t *testing.T) {
 	}
 }
 
-func TestErrors(t *testing.T) {
+func TestAnnotationErrors(t *testing.T) {
 	srv := grafanatest.NewServer("tok")
 	defer srv.Close()
 	srv.AddReadOnlyToken("viewer")
@@ -105,7 +105,7 @@ func TestErrors(t *testing.T) {
 	f(newClient(t, srv.URL, "tok"), nil, "connection refused")
 }
 
-func TestContextCancel(t *testing.T) {
+func TestAnnotationContextCancel(t *testing.T) {
 	srv := grafanatest.NewServer("tok")
 	defer srv.Close()
 	srv.SetHang(time.Minute, false)
