@@ -18,8 +18,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
-	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/samples"
+	"github.com/telltale-dev/telltale/samples/promhistogram"
 )
 
 // Format is the encoding of an OTLP/HTTP request or response body.
@@ -499,9 +499,9 @@ func (a *batchAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64
 	}
 	switch {
 	case h != nil:
-		b.AddHistogram(ingest.HistogramFromPrometheus(t, h, nil))
+		b.AddHistogram(promhistogram.FromPrometheus(t, h, nil))
 	case fh != nil:
-		b.AddHistogram(ingest.HistogramFromPrometheus(t, nil, fh))
+		b.AddHistogram(promhistogram.FromPrometheus(t, nil, fh))
 	default:
 		b.AddSample(t, v)
 	}
