@@ -114,44 +114,26 @@ func New(t testing.TB, token string) *Server {
 }
 
 // SetToken changes the accepted token (the old one then gets 401).
-func (s *Server) SetToken(token string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.token = token
-}
+func (s *Server) SetToken(token string) { s.locked(func() { s.token = token }) }
 
 // AddReadOnlyToken makes token valid but without write permission: writes
 // get 403.
-func (s *Server) AddReadOnlyToken(token string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.readOnly[token] = true
-}
+func (s *Server) AddReadOnlyToken(token string) { s.locked(func() { s.readOnly[token] = true }) }
 
 // SetReadOnly makes writes with the accepted token answer 403, as for a
 // Viewer's token.
-func (s *Server) SetReadOnly(ro bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.allReadOnly = ro
-}
+func (s *Server) SetReadOnly(ro bool) { s.locked(func() { s.allReadOnly = ro }) }
 
 // SetFailure makes every request answer HTTP code (e.g. 503) with a Grafana
 // style error body; 0 restores normal service.
-func (s *Server) SetFailure(code int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failCode = code
-}
+func (s *Server) SetFailure(code int) { s.locked(func() { s.failCode = code }) }
 
 // SetHang makes every request wait d (or until the client gives up) before
 // it is handled; with afterStore the request is handled (a create is stored)
 // first and the wait comes before the answer, like a Grafana that committed
 // but answered too late. d = 0 restores normal service.
 func (s *Server) SetHang(d time.Duration, afterStore bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hang, s.hangAfter = d, afterStore
+	s.locked(func() { s.hang, s.hangAfter = d, afterStore })
 }
 
 // Annotations returns a copy of the stored annotations ordered by id.
@@ -228,6 +210,13 @@ func (s *Server) AddDashboard(uid, title, folderUID string) {
 	defer s.mu.Unlock()
 	s.nextID++
 	s.dashboards[uid] = &Dashboard{Model: map[string]any{"uid": uid, "title": title, "version": float64(1)}, FolderUID: folderUID, Version: 1, ID: s.nextID}
+}
+
+// locked runs f holding the server's lock.
+func (s *Server) locked(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f()
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
