@@ -1,15 +1,3 @@
-// Package ingest is the collector's write path: it validates a decoded
-// samples.Batch against the limits, resolves each series to a storage
-// reference (cached by the series key so a series seen before skips label
-// building and hashing), appends all samples in one storage transaction and
-// commits it, then tells observers (the live tail).
-//
-// Promise: Write returns nil only after every sample, histogram and
-// exemplar of the batch is committed. Invalid parts of a batch (a series
-// over a limit, a sample out of order ...) are rejected by name and the
-// valid rest is committed, as Prometheus and Mimir do: the error is then a
-// *PartialError (400), so a sender neither retries the rejected part nor
-// loses the good one. On storage trouble (503) nothing is committed.
 package ingest
 
 import (
@@ -188,7 +176,7 @@ func (w *Writer) CountRejected(reason string, n int) {
 }
 
 // Acquire takes an insert slot, waiting at most MaxQueueDuration. Handlers
-// call it after reading the body (Handlers.ReadBody), so a slow sender
+// call it after reading the body (Handlers.readBody), so a slow sender
 // never holds a slot; memory is bounded by -ingest.max-inflight-bytes.
 // The returned release must be called exactly once.
 func (w *Writer) Acquire(ctx context.Context) (release func(), err error) {

@@ -1,84 +1,19 @@
-package influx
+package ingest
 
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/telltale-dev/telltale/collector/auth"
 	"github.com/telltale-dev/telltale/collector/collectortest"
-	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/samples"
 )
-
-var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-type testServer struct {
-	url    string
-	store  *collectortest.MemStore
-	set    *metrics.Set
-	writer *ingest.Writer
-	ready  bool
-}
-
-func newTestServer(t *testing.T, hopts ingest.HTTPOptions, limits ingest.Limits, opts Options) *testServer {
-	t.Helper()
-	ts := &testServer{store: collectortest.NewMemStore(), set: metrics.NewSet(), ready: true}
-	ts.writer = ingest.NewWriter(ts.store, ingest.Options{Limits: limits, Metrics: ts.set, Now: func() time.Time { return testNow }})
-	hopts.Metrics = ts.set
-	opts.Now = func() time.Time { return testNow }
-	opts.Version = "test-1"
-	opts.Ready = func() bool { return ts.ready }
-	h := NewHandler(ingest.NewHandlers(ts.writer, hopts), opts)
-	mux := http.NewServeMux()
-	mux.HandleFunc(PathV1, h.WriteV1)
-	mux.HandleFunc(PathV2, h.WriteV2)
-	mux.HandleFunc(PathPing, h.Ping)
-	mux.HandleFunc(PathHealth, h.Health)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	ts.url = srv.URL
-	return ts
-}
-
-type response struct {
-	status int
-	header http.Header
-	body   string
-}
-
-func (ts *testServer) do(t *testing.T, method, pathQuery string, body []byte, headers ...string) response {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, ts.url+pathQuery, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return response{resp.StatusCode, resp.Header, string(b)}
-}
-
-func (ts *testServer) counter(name string) float64 { return collectortest.Metric(ts.set, name) }
 
 // checkSeries compares what the store holds with want (label set in
 // Prometheus notation -> one sample).
@@ -98,8 +33,8 @@ func checkSeries(t *testing.T, store *collectortest.MemStore, want map[string]sa
 	}
 }
 
-func TestWriteV1(t *testing.T) {
-	ts := newTestServer(t, ingest.HTTPOptions{}, ingest.Limits{}, Options{})
+func TestInfluxWriteV1(t *testing.T) {
+	ts := newTestServer(t, HTTPOptions{}, Limits{}, InfluxOptions{})
 	body := "cpu,host=a,cpu=cpu0 usage_idle=90.5,usage_user=3i 1772366400000000000\n" +
 		"# a comment\n" +
 		"mem,host=a value=1024u,ok=true,note=\"free text, with a comma\" 1772366401000000000\n" +
@@ -127,10 +62,10 @@ func TestWriteV1(t *testing.T) {
 	}
 }
 
-func TestWriteDBLabel(t *testing.T) {
+func TestInfluxWriteDBLabel(t *testing.T) {
 	f := func(query, body string, want map[string]samples.Sample) {
 		t.Helper()
-		ts := newTestServer(t, ingest.HTTPOptions{}, ingest.Limits{}, Options{})
+		ts := newTestServer(t, HTTPOptions{}, Limits{}, InfluxOptions{})
 		r := ts.do(t, "POST", query, []byte(body))
 		if r.status != http.StatusNoContent {
 			t.Fatalf("%s: got status %d (%s); want 204", query, r.status, r.body)
@@ -154,10 +89,10 @@ func TestWriteDBLabel(t *testing.T) {
 	f("/api/v2/write?org=o&bucket=b&db=x", "m v=1", map[string]samples.Sample{`{__name__="m_v", db="x"}`: {T: t0, V: 1}})
 }
 
-// TestWriteDBLabelCache writes the same lines with different db values
+// TestInfluxWriteDBLabelCache writes the same lines with different db values
 // through one writer: the series-ref cache must keep them apart.
-func TestWriteDBLabelCache(t *testing.T) {
-	ts := newTestServer(t, ingest.HTTPOptions{}, ingest.Limits{}, Options{})
+func TestInfluxWriteDBLabelCache(t *testing.T) {
+	ts := newTestServer(t, HTTPOptions{}, Limits{}, InfluxOptions{})
 	for i, q := range []string{"/write?db=a&precision=s", "/write?db=b&precision=s", "/write?precision=s", "/write?db=a&precision=s"} {
 		body := []byte("m,host=h v=1 " + []string{"100", "100", "100", "200"}[i] + "\npg,db=x v=2 100\n")
 		if r := ts.do(t, "POST", q, body); r.status != http.StatusNoContent {
@@ -181,10 +116,10 @@ func TestWriteDBLabelCache(t *testing.T) {
 	}
 }
 
-func TestWritePrecision(t *testing.T) {
+func TestInfluxWritePrecision(t *testing.T) {
 	f := func(path, precision, ts string, wantMs int64) {
 		t.Helper()
-		srv := newTestServer(t, ingest.HTTPOptions{}, ingest.Limits{}, Options{})
+		srv := newTestServer(t, HTTPOptions{}, Limits{}, InfluxOptions{})
 		r := srv.do(t, "POST", path+"?precision="+precision, []byte("m v=1 "+ts))
 		if r.status != http.StatusNoContent {
 			t.Fatalf("precision=%s: got status %d (%s); want 204", precision, r.status, r.body)
@@ -203,8 +138,8 @@ func TestWritePrecision(t *testing.T) {
 	f("/write", "h", "492324", 1772366400000)
 }
 
-func TestWriteGzip(t *testing.T) {
-	ts := newTestServer(t, ingest.HTTPOptions{}, ingest.Limits{}, Options{})
+func TestInfluxWriteGzip(t *testing.T) {
+	ts := newTestServer(t, HTTPOptions{}, Limits{}, InfluxOptions{})
 	r := ts.do(t, "POST", "/api/v2/write?bucket=b&precision=s", collectortest.Gzip(t, []byte("m,host=a v=2.5 1772366400\n")), "Content-Encoding", "gzip")
 	if r.status != http.StatusNoContent {
 		t.Fatalf("got status %d (%s); want 204", r.status, r.body)
@@ -212,8 +147,8 @@ func TestWriteGzip(t *testing.T) {
 	checkSeries(t, ts.store, map[string]samples.Sample{`{__name__="m_v", host="a"}`: {T: 1772366400000, V: 2.5}})
 }
 
-func TestWriteBadInput(t *testing.T) {
-	ts := newTestServer(t, ingest.HTTPOptions{MaxBodyBytes: 4 << 10, MaxDecodedBytes: 64 << 10}, ingest.Limits{}, Options{MaxLineLen: 64})
+func TestInfluxWriteBadInput(t *testing.T) {
+	ts := newTestServer(t, HTTPOptions{MaxBodyBytes: 4 << 10, MaxDecodedBytes: 64 << 10}, Limits{}, InfluxOptions{MaxLineLen: 64})
 	long := "m " + strings.Repeat("f=1,", 20) + "g=1\n"
 	cases := []struct {
 		name       string
@@ -237,7 +172,7 @@ func TestWriteBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			for _, path := range []string{PathV1, PathV2} {
+			for _, path := range []string{InfluxPathV1, InfluxPathV2} {
 				r := ts.do(t, c.method, path+c.query, c.body, c.headers...)
 				if r.status != c.wantStatus {
 					t.Fatalf("%s: got status %d (%s); want %d", path, r.status, r.body, c.wantStatus)
@@ -254,7 +189,7 @@ func TestWriteBadInput(t *testing.T) {
 					t.Fatalf("%s: body %q is not JSON: %v", path, r.body, err)
 				}
 				msg := js.Message
-				if path == PathV1 {
+				if path == InfluxPathV1 {
 					msg = js.Error
 					if js.Code != "" || r.header.Get("X-Influxdb-Error") == "" {
 						t.Fatalf("%s: got %q with X-Influxdb-Error %q; want {\"error\": ...} and the header", path, r.body, r.header.Get("X-Influxdb-Error"))
@@ -276,22 +211,16 @@ func TestWriteBadInput(t *testing.T) {
 	}
 }
 
-func TestWriteUnavailable(t *testing.T) {
+func TestInfluxWriteUnavailable(t *testing.T) {
 	t.Run("overloaded", func(t *testing.T) {
-		ts := newTestServer(t, ingest.HTTPOptions{}, ingest.Limits{MaxConcurrentInserts: 1, MaxQueueDuration: 10 * time.Millisecond}, Options{})
-		release, err := ts.writer.Acquire(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer release()
+		ts := newOverloadedServer(t)
 		r := ts.do(t, "POST", "/api/v2/write", []byte("m v=1"))
 		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.body, `"code":"unavailable"`) {
 			t.Fatalf("got %d Retry-After %q %s; want 503, Retry-After and code unavailable", r.status, r.header.Get("Retry-After"), r.body)
 		}
 	})
 	t.Run("storage", func(t *testing.T) {
-		ts := newTestServer(t, ingest.HTTPOptions{}, ingest.Limits{}, Options{})
-		ts.store.SetCommitErr(errors.New("disk full"))
+		ts := newFailingStorageServer(t)
 		r := ts.do(t, "POST", "/write", []byte("m v=1"))
 		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.body, "disk full") {
 			t.Fatalf("got %d Retry-After %q %s; want 503, Retry-After and the storage error", r.status, r.header.Get("Retry-After"), r.body)
@@ -299,8 +228,8 @@ func TestWriteUnavailable(t *testing.T) {
 	})
 }
 
-func TestPingHealth(t *testing.T) {
-	ts := newTestServer(t, ingest.HTTPOptions{}, ingest.Limits{}, Options{})
+func TestInfluxPingHealth(t *testing.T) {
+	ts := newTestServer(t, HTTPOptions{}, Limits{}, InfluxOptions{})
 	for _, m := range []string{"GET", "HEAD"} {
 		r := ts.do(t, m, "/ping", nil)
 		if r.status != http.StatusNoContent || r.header.Get("X-Influxdb-Version") != "test-1" {
@@ -329,7 +258,7 @@ func TestPingHealth(t *testing.T) {
 	f(false, 503, "fail")
 }
 
-func TestAuthCompat(t *testing.T) {
+func TestInfluxAuthCompat(t *testing.T) {
 	const tok = "0123456789abcdef-write"
 	file := filepath.Join(t.TempDir(), "tokens.yml")
 	if err := os.WriteFile(file, []byte("tokens:\n  - name: telegraf\n    token: "+tok+"\n    scopes: [write]\n"), 0o600); err != nil {
@@ -340,7 +269,7 @@ func TestAuthCompat(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got string
-	srv := httptest.NewServer(AuthCompat(checker.Require(auth.ScopeWrite, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(InfluxAuthCompat(checker.Require(auth.ScopeWrite, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = r.Header.Get("Authorization")
 		w.WriteHeader(http.StatusNoContent)
 	}))))

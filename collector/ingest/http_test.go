@@ -8,22 +8,31 @@ import (
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
-
-	"github.com/telltale-dev/telltale/samples"
 )
 
-func TestFailWith(t *testing.T) {
+// failingRequest is a request whose failure answer is {"status":N} in
+// JSON, recording the status it was given.
+type failingRequest struct {
+	request   // only failure is called
+	gotStatus int
+}
+
+func (q *failingRequest) failure(_ http.ResponseWriter, status int, _ error) (string, []byte) {
+	q.gotStatus = status
+	return "application/json", []byte(fmt.Sprintf(`{"status":%d}`, status))
+}
+
+func TestFail(t *testing.T) {
 	set := metrics.NewSet()
 	h := NewHandlers(nil, HTTPOptions{Metrics: set})
+	ep := &endpoint{name: "influx"}
 	f := func(err error, wantStatus int, wantRetryAfter, wantReason string) {
 		t.Helper()
 		rec := httptest.NewRecorder()
 		rec.Header().Set("X-Protocol", "kept")
-		gotStatus := 0
-		h.FailWith(rec, "influx", err, "application/json", func(status int) []byte {
-			gotStatus = status
-			return []byte(fmt.Sprintf(`{"status":%d}`, status))
-		})
+		req := &failingRequest{}
+		h.fail(rec, ep, req, err)
+		gotStatus := req.gotStatus
 		if rec.Code != wantStatus || gotStatus != wantStatus {
 			t.Fatalf("%v: got status %d, body func given %d; want %d", err, rec.Code, gotStatus, wantStatus)
 		}
@@ -42,34 +51,7 @@ func TestFailWith(t *testing.T) {
 			t.Fatalf("%v: metrics lack %s:\n%s", err, want, sb.String())
 		}
 	}
-	f(fmt.Errorf("%w: queue full", ErrOverloaded), http.StatusServiceUnavailable, RetryAfterSeconds, "unavailable")
+	f(fmt.Errorf("%w: queue full", ErrOverloaded), http.StatusServiceUnavailable, retryAfterSeconds, "unavailable")
 	f(fmt.Errorf("%w: body too big", ErrTooLarge), http.StatusRequestEntityTooLarge, "", "too_large")
 	f(fmt.Errorf("%w: bad line", ErrInvalid), http.StatusBadRequest, "", "bad_request")
-}
-
-func TestTrimAndResetBatch(t *testing.T) {
-	small := BodyBuffers{Raw: make([]byte, 0, 1<<10), Decoded: make([]byte, 0, 1<<10)}
-	small.Trim()
-	if cap(small.Raw) != 1<<10 || cap(small.Decoded) != 1<<10 {
-		t.Fatalf("small buffers: got caps %d, %d; want both kept", cap(small.Raw), cap(small.Decoded))
-	}
-	big := BodyBuffers{Raw: make([]byte, 0, 8<<20+1), Decoded: make([]byte, 0, 32<<20+1)}
-	big.Trim()
-	if big.Raw != nil || big.Decoded != nil {
-		t.Fatalf("big buffers: got caps %d, %d; want both dropped", cap(big.Raw), cap(big.Decoded))
-	}
-
-	var b samples.Batch
-	b.StartSeries([]byte("k"))
-	b.AddLabel("__name__", "up")
-	b.AddSample(1, 1)
-	ResetBatch(&b)
-	if len(b.Series) != 0 || len(b.Labels) != 0 || b.Len() != 0 || cap(b.Samples) == 0 {
-		t.Fatalf("small batch: got %d series, %d samples, cap %d; want empty with its capacity kept", len(b.Series), b.Len(), cap(b.Samples))
-	}
-	b.Samples = make([]samples.Sample, 0, 1<<20+1)
-	ResetBatch(&b)
-	if cap(b.Samples) != 0 {
-		t.Fatalf("big batch: got samples cap %d; want dropped", cap(b.Samples))
-	}
 }

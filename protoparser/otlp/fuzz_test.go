@@ -107,7 +107,7 @@ func FuzzOTLP(f *testing.F) {
 		if err != nil {
 			t.Fatalf("cannot decode a re-encoded request: %v", err)
 		}
-		limit := maxSamples(len(data))
+		limit := MaxSamplesFor(len(data))
 		conv.opts.MaxSamples, conv2.opts.MaxSamples = limit, limit
 		b1.Reset()
 		res, err := conv.Convert(t.Context(), md, &b1)

@@ -1,4 +1,4 @@
-package influx
+package ingest
 
 import (
 	"math"
@@ -18,7 +18,7 @@ import (
 // db tag; and series keys stay a function of the labels across requests
 // with different db values and both label paths.
 func FuzzDBLabel(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.txt")
+	files, _ := filepath.Glob("testdata/influx/*.txt")
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -27,7 +27,7 @@ func FuzzDBLabel(f *testing.F) {
 		f.Add(data, "telegraf")
 	}
 	f.Add([]byte("m v=1"), "")
-	var plain, a, b state
+	var plain, a, b influxRequest
 	f.Fuzz(func(t *testing.T, data []byte, db string) {
 		const now = 1772366400000
 		plain.batch.Reset()

@@ -1,4 +1,4 @@
-package influx
+package ingest
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/collector/collectortest"
-	"github.com/telltale-dev/telltale/collector/ingest"
 )
 
 // telegrafBody is what one Telegraf flush of a host looks like: cpu (per
@@ -38,11 +37,11 @@ func telegrafBody(hosts int, ts time.Time, dbTags bool) ([]byte, int) {
 	return b.Bytes(), n
 }
 
-// BenchmarkWrite measures the whole endpoint short of the network and the
+// BenchmarkInfluxWrite measures the whole endpoint short of the network and the
 // TSDB: body reading (and gunzip), parsing, the db label, validation and
 // the series-ref cache of the shared Writer, appending to a storage that
 // drops everything.
-func BenchmarkWrite(b *testing.B) {
+func BenchmarkInfluxWrite(b *testing.B) {
 	for _, c := range []struct {
 		name   string
 		gz     bool
@@ -54,9 +53,9 @@ func BenchmarkWrite(b *testing.B) {
 			if c.gz {
 				body = collectortest.Gzip(b, body)
 			}
-			w := ingest.NewWriter(collectortest.NopStore{}, ingest.Options{Limits: ingest.Limits{MaxLabelsPerSeries: 40}})
-			h := NewHandler(ingest.NewHandlers(w, ingest.HTTPOptions{}), Options{MaxLineLen: 256 << 10})
-			rw := &benchResponse{h: http.Header{}}
+			w := NewWriter(collectortest.NopStore{}, Options{Limits: Limits{MaxLabelsPerSeries: 40}})
+			h := NewInflux(NewHandlers(w, HTTPOptions{}), InfluxOptions{MaxLineLen: 256 << 10})
+			rw := &discardResponse{h: http.Header{}}
 			serve := func() {
 				req, _ := http.NewRequest(http.MethodPost, "/write?db=telegraf", bytes.NewReader(body))
 				if c.gz {
@@ -79,12 +78,3 @@ func BenchmarkWrite(b *testing.B) {
 		})
 	}
 }
-
-type benchResponse struct {
-	h      http.Header
-	status int
-}
-
-func (r *benchResponse) Header() http.Header         { return r.h }
-func (r *benchResponse) Write(p []byte) (int, error) { return len(p), nil }
-func (r *benchResponse) WriteHeader(s int)           { r.status = s }

@@ -1,4 +1,4 @@
-package influx_test
+package ingest_test
 
 import (
 	"bytes"

@@ -1,5 +1,7 @@
-// Package influx receives InfluxDB line protocol over HTTP, as Telegraf
-// and the InfluxDB client libraries send it, and writes it through the
+package ingest
+
+// The Influx endpoints receive InfluxDB line protocol over HTTP, as Telegraf
+// and the InfluxDB client libraries send it, and write it through the
 // shared ingest path:
 //
 //	POST /write          InfluxDB 1.x API: db, precision (rp, u, p accepted)
@@ -26,46 +28,40 @@
 // Retry-After. Bodies may be gzip-compressed (Content-Encoding: gzip).
 //
 // Influx clients authenticate differently from Telltale's bearer tokens:
-// AuthCompat turns "Authorization: Token <t>" (2.x), basic auth and the u/p
+// InfluxAuthCompat turns "Authorization: Token <t>" (2.x), basic auth and the u/p
 // query parameters (1.x) into a bearer token before the auth check, so a
 // Telltale token can be given to them as the token or the password.
-package influx
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/telltale-dev/telltale/collector/ingest"
 	protoinflux "github.com/telltale-dev/telltale/protoparser/influx"
 	"github.com/telltale-dev/telltale/samples"
 )
 
-// Paths the handlers are mounted on.
+// Paths the Influx handlers are mounted on.
 const (
-	PathV1     = "/write"
-	PathV2     = "/api/v2/write"
-	PathPing   = "/ping"
-	PathHealth = "/health"
+	InfluxPathV1     = "/write"
+	InfluxPathV2     = "/api/v2/write"
+	InfluxPathPing   = "/ping"
+	InfluxPathHealth = "/health"
 )
 
-// endpoint is the endpoint label of the ingest counters.
-const endpoint = "influx"
+// ReasonInfluxStringField counts string field values skipped.
+const ReasonInfluxStringField = "influx_string_field"
 
-// ReasonStringField counts string field values skipped.
-const ReasonStringField = "influx_string_field"
-
-// Options configure NewHandler.
-type Options struct {
+// InfluxOptions configure NewInflux.
+type InfluxOptions struct {
 	// MaxLineLen is the longest line accepted, in bytes
 	// (-ingest.influx-max-line-len); 0 means the parser's default.
 	MaxLineLen int
@@ -73,27 +69,30 @@ type Options struct {
 	Version string
 	// Ready reports whether the collector accepts writes, for /health; nil
 	// means always.
-	Ready  func() bool
-	Logger *slog.Logger
+	Ready func() bool
 	// Now is the clock for lines without a timestamp; nil means time.Now.
 	Now func() time.Time
 }
 
-// Handler serves the Influx endpoints. It is safe for concurrent use.
-type Handler struct {
-	in   *ingest.Handlers
-	w    *ingest.Writer
-	opts Options
-	log  *slog.Logger
-	pool sync.Pool // *state
+// Influx serves the Influx endpoints. It is safe for concurrent use.
+type Influx struct {
+	in     *Handlers
+	v1, v2 endpoint // of the two API versions, which answer errors differently
+	opts   InfluxOptions
 }
 
-type state struct {
-	body   ingest.BodyBuffers
-	batch  samples.Batch
-	out    samples.Batch // the batch with the db label added, when needed
-	parser protoinflux.Parser
-	extra  [1]samples.Label
+// influxRequest is one Influx write request.
+type influxRequest struct {
+	noContent
+	h       *Influx
+	version influxAPI
+	body    bodyBuffers
+	batch   samples.Batch
+	out     samples.Batch // the batch with the db label added, when needed
+	parser  protoinflux.Parser
+	extra   [1]samples.Label
+
+	precision, db string // of the request
 }
 
 // parse parses data into st's batches and returns the batch to write,
@@ -102,7 +101,7 @@ type state struct {
 // tag, but that tag must win, as in VictoriaMetrics (Telegraf's postgresql
 // and mysql inputs tag each series with its database); so only a body that
 // holds a db tag takes the slower path of adding the label after parsing.
-func (st *state) parse(data []byte, precision string, now int64, db string, maxLineLen int) (*samples.Batch, protoinflux.Stats, error) {
+func (st *influxRequest) parse(data []byte, precision string, now int64, db string, maxLineLen int) (*samples.Batch, protoinflux.Stats, error) {
 	st.parser.MaxLineLen = maxLineLen
 	st.parser.ExtraLabels = nil
 	dbTag := db != "" && bytes.Contains(data, dbTagText)
@@ -155,12 +154,9 @@ func addLabelIfMissing(src, dst *samples.Batch, name, value string) {
 	}
 }
 
-// NewHandler returns the Influx handlers writing through in's Writer, with
+// NewInflux returns the Influx handlers writing through in's Writer, with
 // in's body limits and counters.
-func NewHandler(in *ingest.Handlers, opts Options) *Handler {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+func NewInflux(in *Handlers, opts InfluxOptions) *Influx {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -170,85 +166,84 @@ func NewHandler(in *ingest.Handlers, opts Options) *Handler {
 	if opts.Version == "" {
 		opts.Version = "telltale"
 	}
-	return &Handler{in: in, w: in.Writer(), opts: opts, log: opts.Logger}
+	h := &Influx{in: in, opts: opts}
+	for _, v := range []struct {
+		ep      *endpoint
+		version influxAPI
+	}{{&h.v1, influxV1}, {&h.v2, influxV2}} {
+		*v.ep = endpoint{name: "influx", protocol: "the Influx write API", methods: []string{http.MethodPost},
+			encoding: gzipOrIdentity, decodeFactor: batchFactor}
+		v.ep.requests.New = func() any { return &influxRequest{h: h, version: v.version} }
+	}
+	return h
 }
 
-// api is the InfluxDB API version a request came in on; it decides the
-// error body's shape.
-type api int
+// influxAPI is the InfluxDB API version a request came in on; it decides
+// the error body's shape.
+type influxAPI int
 
 const (
-	v1 api = 1
-	v2 api = 2
+	influxV1 influxAPI = 1
+	influxV2 influxAPI = 2
 )
 
 // WriteV1 serves POST /write, the InfluxDB 1.x write API.
-func (h *Handler) WriteV1(w http.ResponseWriter, r *http.Request) { h.write(w, r, v1) }
+func (h *Influx) WriteV1(w http.ResponseWriter, r *http.Request) { h.write(w, r, &h.v1) }
 
 // WriteV2 serves POST /api/v2/write, the InfluxDB 2.x write API.
-func (h *Handler) WriteV2(w http.ResponseWriter, r *http.Request) { h.write(w, r, v2) }
+func (h *Influx) WriteV2(w http.ResponseWriter, r *http.Request) { h.write(w, r, &h.v2) }
 
-func (h *Handler) write(w http.ResponseWriter, r *http.Request, version api) {
-	h.in.CountRequest(endpoint)
+func (h *Influx) write(w http.ResponseWriter, r *http.Request, ep *endpoint) {
 	w.Header().Set("X-Influxdb-Version", h.opts.Version)
-	if r.Method != http.MethodPost {
-		h.fail(w, version, fmt.Errorf("%w: method %s; the Influx write API uses POST", ingest.ErrMethodNotAllowed, r.Method))
-		return
-	}
-	q := r.URL.Query()
-	precision, err := parsePrecision(q.Get("precision"))
+	h.in.serve(w, r, ep)
+}
+
+func (q *influxRequest) reset() {
+	q.body.trim()
+	resetBatch(&q.batch)
+	resetBatch(&q.out)
+}
+
+func (q *influxRequest) buffers() *bodyBuffers { return &q.body }
+
+func (q *influxRequest) check(r *http.Request) (err error) {
+	query := r.URL.Query()
+	q.db = query.Get("db")
+	q.precision, err = parsePrecision(query.Get("precision"))
+	return err
+}
+
+func (q *influxRequest) decode(_ context.Context, data []byte) (*samples.Batch, error) {
+	b, stats, err := q.parse(data, q.precision, q.h.opts.Now().UnixMilli(), q.db, q.h.opts.MaxLineLen)
 	if err != nil {
-		h.fail(w, version, err)
-		return
-	}
-	db := q.Get("db")
-	st, _ := h.pool.Get().(*state)
-	if st == nil {
-		st = &state{}
-	}
-	defer h.put(st)
-	data, releaseBytes, err := h.in.ReadBody(w, r, &st.body, ingest.GzipOrIdentity, ingest.BatchFactor)
-	defer releaseBytes()
-	if err != nil {
-		h.fail(w, version, err)
-		return
-	}
-	release, err := h.w.Acquire(r.Context())
-	if err != nil {
-		h.fail(w, version, err)
-		return
-	}
-	defer release()
-	b, stats, err := st.parse(data, precision, h.opts.Now().UnixMilli(), db, h.opts.MaxLineLen)
-	if err != nil {
-		h.fail(w, version, h.parseError(err))
-		return
+		if errors.Is(err, protoinflux.ErrLineTooLong) {
+			return nil, fmt.Errorf("%w: %v (the limit is -ingest.influx-max-line-len=%d)", ErrInvalid, err, q.h.opts.MaxLineLen)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if stats.SkippedStrings > 0 {
-		h.w.CountRejected(ReasonStringField, stats.SkippedStrings)
+		q.h.in.w.CountRejected(ReasonInfluxStringField, stats.SkippedStrings)
 	}
-	written, err := h.w.Write(r.Context(), b)
-	h.in.CountSamples(endpoint, written.Samples)
-	if err != nil {
-		h.fail(w, version, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	return b, nil
 }
 
-// parseError wraps a parser error for the response.
-func (h *Handler) parseError(err error) error {
-	if errors.Is(err, protoinflux.ErrLineTooLong) {
-		return fmt.Errorf("%w: %v (the limit is -ingest.influx-max-line-len=%d)", ingest.ErrInvalid, err, h.opts.MaxLineLen)
+// failure answers in the shape of the API version: {"error": ...} and
+// X-Influxdb-Error for 1.x, {"code": ..., "message": ...} for 2.x.
+func (q *influxRequest) failure(w http.ResponseWriter, status int, err error) (string, []byte) {
+	msg := err.Error()
+	var body []byte
+	if q.version == influxV1 {
+		w.Header().Set("X-Influxdb-Error", firstLine(msg))
+		body, _ = json.Marshal(struct {
+			Error string `json:"error"`
+		}{msg})
+	} else {
+		body, _ = json.Marshal(struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		}{influxErrorCode(status), msg})
 	}
-	return fmt.Errorf("%w: %v", ingest.ErrInvalid, err)
-}
-
-func (h *Handler) put(st *state) {
-	st.body.Trim()
-	ingest.ResetBatch(&st.batch)
-	ingest.ResetBatch(&st.out)
-	h.pool.Put(st)
+	return "application/json; charset=utf-8", append(body, '\n')
 }
 
 // precisions maps the precision parameter of both APIs to the parser's
@@ -263,34 +258,11 @@ func parsePrecision(p string) (string, error) {
 	if u, ok := precisions[p]; ok {
 		return u, nil
 	}
-	return "", fmt.Errorf("%w: precision=%q is not a timestamp precision; use ns, us, ms or s (the 1.x API also takes n, u, m, h), or leave it out for nanoseconds", ingest.ErrInvalid, p)
+	return "", fmt.Errorf("%w: precision=%q is not a timestamp precision; use ns, us, ms or s (the 1.x API also takes n, u, m, h), or leave it out for nanoseconds", ErrInvalid, p)
 }
 
-// fail answers a failed write in the shape of the API version, counted and
-// logged as every write endpoint's failures are.
-func (h *Handler) fail(w http.ResponseWriter, version api, err error) {
-	msg := err.Error()
-	if version == v1 {
-		w.Header().Set("X-Influxdb-Error", firstLine(msg))
-	}
-	h.in.FailWith(w, endpoint, err, "application/json; charset=utf-8", func(status int) []byte {
-		var body []byte
-		if version == v1 {
-			body, _ = json.Marshal(struct {
-				Error string `json:"error"`
-			}{msg})
-		} else {
-			body, _ = json.Marshal(struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			}{errorCode(status), msg})
-		}
-		return append(body, '\n')
-	})
-}
-
-// errorCode is the InfluxDB 2.x error code for an HTTP status.
-func errorCode(status int) string {
+// influxErrorCode is the InfluxDB 2.x error code for an HTTP status.
+func influxErrorCode(status int) string {
 	switch status {
 	case http.StatusBadRequest:
 		return "invalid"
@@ -318,7 +290,7 @@ func firstLine(s string) string {
 
 // Ping serves GET and HEAD /ping: 204 with X-Influxdb-Version, or with
 // verbose=true 200 and {"version": ...}, as InfluxDB 1.x answers.
-func (h *Handler) Ping(w http.ResponseWriter, r *http.Request) {
+func (h *Influx) Ping(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Influxdb-Version", h.opts.Version)
 	w.Header().Set("X-Influxdb-Build", "OSS")
 	switch r.Method {
@@ -338,7 +310,7 @@ func (h *Handler) Ping(w http.ResponseWriter, r *http.Request) {
 
 // Health serves GET /health in InfluxDB 2.x's shape: 200 and status "pass"
 // when the collector accepts writes, 503 and "fail" otherwise.
-func (h *Handler) Health(w http.ResponseWriter, r *http.Request) {
+func (h *Influx) Health(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		w.WriteHeader(http.StatusMethodNotAllowed)
@@ -360,13 +332,13 @@ func (h *Handler) Health(w http.ResponseWriter, r *http.Request) {
 	}{"telltale", msg, status, []string{}, h.opts.Version, ""})
 }
 
-// AuthCompat lets Influx clients present a Telltale token the ways they
+// InfluxAuthCompat lets Influx clients present a Telltale token the ways they
 // can: "Authorization: Token <t>" (InfluxDB 2.x clients, Telegraf's
 // influxdb_v2 output), basic auth with the token as password, or the
 // p=<token> query parameter (1.x clients and Telegraf's influxdb output
 // with username/password). It rewrites them to "Authorization: Bearer
 // <t>" for the auth check that follows; a Bearer header is left alone.
-func AuthCompat(next http.Handler) http.Handler {
+func InfluxAuthCompat(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if tok := influxToken(r); tok != "" {
 			r = r.Clone(r.Context())

@@ -91,9 +91,10 @@ type Result struct {
 	// why. The OTLP response reports it as partial_success.
 	Rejected   int
 	Rejections []Rejection
-	// stored describes what the writer rejected of the converted samples
-	// (an ingest.PartialError's message), or "".
-	stored string
+	// WriteRejections describes what the writer rejected of the converted
+	// samples (set by the caller, e.g. the OTLP endpoint from the ingest
+	// path's partial error), or "". Message ends with it.
+	WriteRejections string
 }
 
 // Rejection is one metric whose data points were dropped.
@@ -108,7 +109,7 @@ type Rejection struct {
 // first few in full, then how many more. It is "" when nothing was rejected.
 func (r *Result) Message() string {
 	if len(r.Rejections) == 0 {
-		return r.stored
+		return r.WriteRejections
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%d of %d data points rejected: ", r.Rejected, r.DataPoints)
@@ -123,9 +124,9 @@ func (r *Result) Message() string {
 		}
 		sb.WriteString(rj.Detail)
 	}
-	if r.stored != "" {
+	if r.WriteRejections != "" {
 		sb.WriteString("; ")
-		sb.WriteString(r.stored)
+		sb.WriteString(r.WriteRejections)
 	}
 	return sb.String()
 }
@@ -154,6 +155,15 @@ type ConvertOptions struct {
 	HistogramsToNHCB bool
 }
 
+// MaxSamplesFor bounds what a request of n decoded bytes may expand to
+// (ConvertOptions.MaxSamples). A float sample costs at least 8 bytes of
+// protobuf (a histogram bucket count), so real requests stay far below one
+// sample per byte; only target_info, with a sample every lookback/2
+// between a resource's first and last point, can expand a small request,
+// and this stops a request whose timestamps span years from filling
+// memory.
+func MaxSamplesFor(n int) int { return 100_000 + n }
+
 // ErrTooManySamples is returned by Convert when a request expands to more
 // than ConvertOptions.MaxSamples samples.
 var ErrTooManySamples = errors.New("request expands to too many samples")
@@ -169,6 +179,10 @@ type Converter struct {
 	app      batchAppender
 	scratch  samples.Batch // for isolating metrics the translator fails on
 }
+
+// SetMaxSamples changes ConvertOptions.MaxSamples for the next Convert
+// (see MaxSamplesFor).
+func (c *Converter) SetMaxSamples(n int) { c.opts.MaxSamples = n }
 
 // NewConverter returns a Converter.
 func NewConverter(opts ConvertOptions) *Converter {

@@ -1,4 +1,4 @@
-package otlp_test
+package ingest_test
 
 import (
 	"context"
@@ -252,5 +252,3 @@ func TestE2EOTLPHistogramsAndDelta(t *testing.T) {
 		t.Fatalf("the exponential histogram was written as classic series too: %v", res)
 	}
 }
-
-func TestMain(m *testing.M) { collectortest.Main(m) }

@@ -1,4 +1,4 @@
-package otlp
+package ingest
 
 import (
 	"encoding/binary"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/collector/collectortest"
+	"github.com/telltale-dev/telltale/protoparser/otlp"
+	"github.com/telltale-dev/telltale/protoparser/otlp/otlptest"
 )
 
 // TestE2EHostileOTLP sends issue 22's hostile requests to the real
@@ -42,13 +44,13 @@ func TestE2EHostileOTLP(t *testing.T) {
 	pb := map[string]string{"Content-Type": "application/x-protobuf"}
 
 	// The issue's 55 KB body: 850k levels of JSON arrays, gzipped.
-	deepJSON := collectortest.Gzip(t, deepJSONRequest(850_000))
+	deepJSON := collectortest.Gzip(t, otlptest.DeepJSON(850_000))
 	t.Logf("850k-deep JSON request: %d bytes gzipped", len(deepJSON))
-	f("850k-deep attribute, JSON", Path, deepJSON, jsonGzip, 400, "-otlp.max-attribute-depth=16")
-	f("850k-deep attribute, protobuf", Path, collectortest.Gzip(t, deepProtoRequest(850_000)), pbGzip, 400, "-otlp.max-attribute-depth=16")
-	f("100k attributes, protobuf", Path, collectortest.Gzip(t, encode(t, manyAttributes(100_000, now), Protobuf)), pbGzip, 400, "-otlp.max-attributes=128")
-	f("100k attributes, JSON", PrometheusPath, collectortest.Gzip(t, encode(t, manyAttributes(100_000, now), JSON)), jsonGzip, 400, "-otlp.max-attributes=128")
-	f("time_unix_nano 2^64-1", Path, encode(t, maxTimestampRequest(now), Protobuf), pb, 200, "after 2262")
+	f("850k-deep attribute, JSON", OTLPPath, deepJSON, jsonGzip, 400, "-otlp.max-attribute-depth=16")
+	f("850k-deep attribute, protobuf", OTLPPath, collectortest.Gzip(t, otlptest.DeepProto(850_000)), pbGzip, 400, "-otlp.max-attribute-depth=16")
+	f("100k attributes, protobuf", OTLPPath, collectortest.Gzip(t, encodeOTLP(t, otlptest.ManyAttributes(100_000, now), otlp.Protobuf)), pbGzip, 400, "-otlp.max-attributes=128")
+	f("100k attributes, JSON", OTLPPrometheusPath, collectortest.Gzip(t, encodeOTLP(t, otlptest.ManyAttributes(100_000, now), otlp.JSON)), jsonGzip, 400, "-otlp.max-attributes=128")
+	f("time_unix_nano 2^64-1", OTLPPath, encodeOTLP(t, otlptest.MaxTimestamp(now), otlp.Protobuf), pb, 200, "after 2262")
 	snappyHuge := binary.AppendUvarint(nil, 1<<32)
 	f("snappy header declaring 4 GiB", "/api/v1/write", snappyHuge,
 		map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}, 413, "4294967296 decoded bytes")

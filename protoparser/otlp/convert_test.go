@@ -10,13 +10,14 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/telltale-dev/telltale/protoparser/otlp/otlptest"
 	"github.com/telltale-dev/telltale/samples"
 )
 
 func TestConvertAllKinds(t *testing.T) {
 	for _, f := range []Format{Protobuf, JSON} {
 		t.Run(f.ContentType(), func(t *testing.T) {
-			md, err := Decode(encode(t, testMetrics(testTime), f), f, Limits{})
+			md, err := Decode(encode(t, otlptest.Metrics(otlptest.Time), f), f, Limits{})
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
@@ -28,19 +29,19 @@ func TestConvertAllKinds(t *testing.T) {
 			if res.DataPoints != 5 || res.Rejected != 0 || res.Message() != "" {
 				t.Fatalf("got DataPoints=%d Rejected=%d Message=%q; want 5, 0, \"\"", res.DataPoints, res.Rejected, res.Message())
 			}
-			if len(b.Exemplars) != 1 || b.Exemplars[0].V != 1 || b.Exemplars[0].T != testTime.UnixMilli() {
+			if len(b.Exemplars) != 1 || b.Exemplars[0].V != 1 || b.Exemplars[0].T != otlptest.Time.UnixMilli() {
 				t.Fatalf("got exemplars %+v; want the one of requests_total", b.Exemplars)
 			}
 			got := seriesOf(&b)
-			want := testSeries()
+			want := otlptest.Series()
 			for k, v := range want {
 				ss, ok := got[k]
 				if !ok {
 					t.Errorf("missing series %s", k)
 					continue
 				}
-				if len(ss) != 1 || ss[0].V != v || ss[0].T != testTime.UnixMilli() {
-					t.Errorf("series %s: got %v; want one sample %v at %d", k, ss, v, testTime.UnixMilli())
+				if len(ss) != 1 || ss[0].V != v || ss[0].T != otlptest.Time.UnixMilli() {
+					t.Errorf("series %s: got %v; want one sample %v at %d", k, ss, v, otlptest.Time.UnixMilli())
 				}
 			}
 			for k := range got {
@@ -104,7 +105,7 @@ func checkKeys(t *testing.T, b *samples.Batch) {
 
 func TestConvertTwoResources(t *testing.T) {
 	var b samples.Batch
-	if _, err := NewConverter(ConvertOptions{}).Convert(t.Context(), twoResources(testTime), &b); err != nil {
+	if _, err := NewConverter(ConvertOptions{}).Convert(t.Context(), twoResources(otlptest.Time), &b); err != nil {
 		t.Fatal(err)
 	}
 	got := seriesOf(&b)
@@ -135,7 +136,7 @@ func TestConvertTwoResources(t *testing.T) {
 
 func TestConvertRejects(t *testing.T) {
 	var b samples.Batch
-	res, err := NewConverter(ConvertOptions{}).Convert(t.Context(), rejectMetrics(testTime), &b)
+	res, err := NewConverter(ConvertOptions{}).Convert(t.Context(), otlptest.Rejects(otlptest.Time), &b)
 	if err != nil {
 		t.Fatalf("Convert: %v", err)
 	}
@@ -197,7 +198,7 @@ func TestConvertTooManySamples(t *testing.T) {
 	g := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
 	g.SetName("g")
 	dps := g.SetEmptyGauge().DataPoints()
-	for _, ts := range []time.Time{testTime.Add(-24 * time.Hour), testTime} {
+	for _, ts := range []time.Time{otlptest.Time.Add(-24 * time.Hour), otlptest.Time} {
 		dp := dps.AppendEmpty()
 		dp.SetTimestamp(pcommonTime(ts))
 		dp.SetDoubleValue(1)
@@ -241,7 +242,7 @@ func TestBatchAppenderKeys(t *testing.T) {
 	dps := g.SetEmptyGauge().DataPoints()
 	for _, kv := range [][2]string{{"ab", "c"}, {"a", "bc"}} {
 		dp := dps.AppendEmpty()
-		dp.SetTimestamp(pcommonTime(testTime))
+		dp.SetTimestamp(pcommonTime(otlptest.Time))
 		dp.Attributes().PutStr(kv[0], kv[1])
 	}
 	var b samples.Batch
@@ -259,7 +260,7 @@ func TestBatchAppenderKeys(t *testing.T) {
 // instead of _bucket/_sum/_count series.
 func TestConvertHistogramsToNHCB(t *testing.T) {
 	var b samples.Batch
-	if _, err := NewConverter(ConvertOptions{HistogramsToNHCB: true}).Convert(t.Context(), testMetrics(testTime), &b); err != nil {
+	if _, err := NewConverter(ConvertOptions{HistogramsToNHCB: true}).Convert(t.Context(), otlptest.Metrics(otlptest.Time), &b); err != nil {
 		t.Fatal(err)
 	}
 	var got []samples.Histogram
