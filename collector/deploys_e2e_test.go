@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telltale-dev/telltale/annotator/grafana/grafanatest"
 	"github.com/telltale-dev/telltale/collector/collectortest"
+	"github.com/telltale-dev/telltale/grafana/grafanatest"
 )
 
 // annotatorBinary builds the real annotator CLI once per test process.

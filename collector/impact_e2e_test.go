@@ -21,9 +21,9 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/annotator/changes"
-	"github.com/telltale-dev/telltale/annotator/grafana/grafanatest"
 	"github.com/telltale-dev/telltale/annotator/impact"
 	"github.com/telltale-dev/telltale/collector/collectortest"
+	"github.com/telltale-dev/telltale/grafana/grafanatest"
 )
 
 // TestImpactEndToEnd runs the real collector with a 2-minute impact window

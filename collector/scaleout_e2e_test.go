@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/agent/push"
-	"github.com/telltale-dev/telltale/annotator/grafana/grafanatest"
+	"github.com/telltale-dev/telltale/grafana/grafanatest"
 	"github.com/telltale-dev/telltale/collector/collectortest"
 	"github.com/telltale-dev/telltale/collector/enginetest"
 	tailclient "github.com/telltale-dev/telltale/collector/tail/client"

@@ -10,10 +10,10 @@ import (
 
 	"github.com/telltale-dev/telltale/annotator/changelog"
 	"github.com/telltale-dev/telltale/annotator/changes"
-	"github.com/telltale-dev/telltale/annotator/grafana"
 	"github.com/telltale-dev/telltale/annotator/impact"
 	"github.com/telltale-dev/telltale/annotator/impact/promq"
 	"github.com/telltale-dev/telltale/collector/auth"
+	"github.com/telltale-dev/telltale/grafana"
 )
 
 // addChanges wires the change log and its APIs (/api/v1/changes,

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/dashboards/board"
-	"github.com/telltale-dev/telltale/dashboards/grafanaapi"
 	"github.com/telltale-dev/telltale/dashboards/provision"
+	"github.com/telltale-dev/telltale/grafana"
 )
 
 // TokenEnv holds the Grafana token when -grafana.token-file is not set.
@@ -20,8 +20,8 @@ const tokenEnv = "GRAFANA_TOKEN"
 
 // grafanaAPI is what push needs from Grafana.
 type grafanaAPI interface {
-	EnsureFolder(ctx context.Context, uid, title string) (grafanaapi.Folder, bool, error)
-	SaveDashboard(ctx context.Context, d grafanaapi.Dashboard) (grafanaapi.Saved, error)
+	EnsureFolder(ctx context.Context, uid, title string) (grafana.Folder, bool, error)
+	SaveDashboard(ctx context.Context, d grafana.Dashboard) (grafana.Saved, error)
 }
 
 func runPush(ctx context.Context, args []string, stderr io.Writer) error {
@@ -54,7 +54,7 @@ func runPush(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	api, err := grafanaapi.New(*url, token, grafanaapi.WithTimeout(*timeout))
+	api, err := grafana.New(*url, token, grafana.WithTimeout(*timeout))
 	if err != nil {
 		return fmt.Errorf("-grafana.url: %w", err)
 	}
@@ -99,7 +99,7 @@ func push(ctx context.Context, api grafanaAPI, boards []board.Board, overwrite b
 		if err != nil {
 			return err
 		}
-		s, err := api.SaveDashboard(ctx, grafanaapi.Dashboard{JSON: j, FolderUID: folder.UID, Overwrite: overwrite, Message: message})
+		s, err := api.SaveDashboard(ctx, grafana.Dashboard{JSON: j, FolderUID: folder.UID, Overwrite: overwrite, Message: message})
 		if err != nil {
 			return pushError("dashboard "+b.UID, err)
 		}
@@ -111,9 +111,9 @@ func push(ctx context.Context, api grafanaAPI, boards []board.Board, overwrite b
 // pushError adds what to do with this command's flags.
 func pushError(what string, err error) error {
 	switch {
-	case errors.Is(err, grafanaapi.ErrVersionConflict):
+	case errors.Is(err, grafana.ErrVersionConflict):
 		return fmt.Errorf("%s: %w; rerun with -overwrite to replace it with the code's version (copy edits made in Grafana into dashboards/board first to keep them)", what, err)
-	case errors.Is(err, grafanaapi.ErrUnauthorized):
+	case errors.Is(err, grafana.ErrUnauthorized):
 		return fmt.Errorf("%s: %w, and pass it with -grafana.token-file or %s", what, err, tokenEnv)
 	}
 	return fmt.Errorf("%s: %w", what, err)

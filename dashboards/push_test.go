@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/telltale-dev/telltale/dashboards/board"
-	"github.com/telltale-dev/telltale/dashboards/grafanaapi/grafanaapitest"
 	"github.com/telltale-dev/telltale/dashboards/provision"
+	"github.com/telltale-dev/telltale/grafana/grafanatest"
 )
 
 func tokenFile(t *testing.T, tok string) string {
@@ -24,7 +24,7 @@ func tokenFile(t *testing.T, tok string) string {
 }
 
 func TestPush(t *testing.T) {
-	g := grafanaapitest.New(t, "glsa_editor")
+	g := grafanatest.New(t, "glsa_editor")
 	args := []string{"push", "-grafana.url", g.URL, "-grafana.token-file", tokenFile(t, "glsa_editor")}
 	var log bytes.Buffer
 	if err := run(t.Context(), args, &log); err != nil {
@@ -76,7 +76,7 @@ func TestPush(t *testing.T) {
 		t.Errorf("hosts version %d title %v; want version 3 with the code's title", d.Version, d.Model["title"])
 	}
 	creates := 0
-	for _, r := range g.Requests() {
+	for _, r := range g.RequestLog() {
 		if r == "POST /api/folders" {
 			creates++
 		}
@@ -93,7 +93,7 @@ func TestPush(t *testing.T) {
 }
 
 func TestPushTokenFromEnv(t *testing.T) {
-	g := grafanaapitest.New(t, "glsa_env")
+	g := grafanatest.New(t, "glsa_env")
 	t.Setenv(tokenEnv, "glsa_env")
 	var log bytes.Buffer
 	if err := run(t.Context(), []string{"push", "-grafana.url", g.URL}, &log); err != nil {
@@ -105,7 +105,7 @@ func TestPushTokenFromEnv(t *testing.T) {
 }
 
 func TestPushErrors(t *testing.T) {
-	g := grafanaapitest.New(t, "glsa_editor")
+	g := grafanatest.New(t, "glsa_editor")
 	f := func(args []string, wantInErr ...string) {
 		t.Helper()
 		var log bytes.Buffer
@@ -127,9 +127,9 @@ func TestPushErrors(t *testing.T) {
 	f([]string{"-grafana.url", "localhost:3000", "-grafana.token-file", tokenFile(t, "x")}, "-grafana.url", "http://localhost:3000")
 	f([]string{"-grafana.url", g.URL, "-grafana.token-file", tokenFile(t, "wrong")}, "401", "create a service account token", "-grafana.token-file")
 	g.SetReadOnly(true)
-	before := len(g.Requests())
+	before := len(g.RequestLog())
 	f([]string{"-grafana.url", g.URL, "-grafana.token-file", tokenFile(t, "glsa_editor")}, "403", "dashboards:write", "Editor")
-	if reqs := g.Requests()[before:]; !slices.Equal(reqs, []string{"GET /api/folders/telltale", "POST /api/folders"}) {
+	if reqs := g.RequestLog()[before:]; !slices.Equal(reqs, []string{"GET /api/folders/telltale", "POST /api/folders"}) {
 		t.Errorf("got requests %q; want the push to stop at the refused folder", reqs)
 	}
 }

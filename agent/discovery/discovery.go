@@ -47,8 +47,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receives sd_refresh_failures_total; nil means none are kept.
 	Metrics *metrics.Set
-	// MetricPrefix starts the metric names. Zero means "telltale_agent_".
-	MetricPrefix string
 	// UserAgent of the HTTP requests. Zero means "telltale-agent/dev".
 	UserAgent string
 }
@@ -60,9 +58,6 @@ func (o Options) withDefaults(mechanism string) Options {
 	o.Logger = o.Logger.With("component", "discovery", "mechanism", mechanism)
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewSet()
-	}
-	if o.MetricPrefix == "" {
-		o.MetricPrefix = "telltale_agent_"
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = "telltale-agent/dev"
@@ -82,7 +77,7 @@ type refreshState struct {
 
 func newRefreshState(opts Options, mechanism string) *refreshState {
 	return &refreshState{opts: opts,
-		failures: opts.Metrics.GetOrCreateCounter(opts.MetricPrefix + `sd_refresh_failures_total{mechanism="` + mechanism + `"}`)}
+		failures: opts.Metrics.GetOrCreateCounter(`telltale_agent_sd_refresh_failures_total{mechanism="` + mechanism + `"}`)}
 }
 
 func (r *refreshState) result(err error) {

@@ -382,7 +382,7 @@ func (l *loop) emit(dst *samples.Batch) {
 	up := 1.0
 	if l.err != nil {
 		up = 0
-		l.s.set.GetOrCreateCounter(l.s.opts.MetricPrefix + `scrape_errors_total{job=` + strconv.Quote(l.job.Name) + `,reason="` + l.reason + `"}`).Inc()
+		l.s.set.GetOrCreateCounter(`telltale_agent_scrape_errors_total{job=` + strconv.Quote(l.job.Name) + `,reason="` + l.reason + `"}`).Inc()
 		if !l.failing {
 			l.s.logger.Warn("scrape failed", "job", l.job.Name, "url", l.t.url, "reason", l.reason, "err", l.err)
 		}

@@ -100,8 +100,6 @@ type Options struct {
 	// Metrics receives scrape_errors_total{job,reason} and the targets
 	// gauge; nil means none are kept.
 	Metrics *metrics.Set
-	// MetricPrefix starts the metric names. Zero means "telltale_agent_".
-	MetricPrefix string
 }
 
 // Scraper scrapes the targets of its jobs. Sync may be called from any
@@ -137,9 +135,6 @@ func New(opts Options) (*Scraper, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
-	}
-	if opts.MetricPrefix == "" {
-		opts.MetricPrefix = "telltale_agent_"
 	}
 	set := opts.Metrics
 	if set == nil {
@@ -178,7 +173,7 @@ func New(opts Options) (*Scraper, error) {
 		s.jobs = append(s.jobs, j)
 		s.pending[jc.Name] = nil
 		jobName := jc.Name
-		set.NewGauge(opts.MetricPrefix+`scrape_targets{job=`+strconv.Quote(jobName)+`}`, func() float64 { return float64(s.targetCount(jobName)) })
+		set.NewGauge(`telltale_agent_scrape_targets{job=`+strconv.Quote(jobName)+`}`, func() float64 { return float64(s.targetCount(jobName)) })
 	}
 	for _, j := range s.jobs {
 		s.syncTargets(j, time.Time{}, nil)

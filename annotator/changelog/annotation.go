@@ -7,10 +7,23 @@ import (
 	"html"
 	"strings"
 
-	"github.com/telltale-dev/telltale/annotator/grafana"
+	"github.com/telltale-dev/telltale/grafana"
 
 	"github.com/telltale-dev/telltale/annotator/changes"
 )
+
+// Annotator creates and updates Grafana annotations; *grafana.Client
+// implements it. Its errors match grafana's sentinels (ErrNotFound,
+// ErrUnauthorized, ErrForbidden, ErrRejected), which decide how a delivery
+// is retried. Implementations must be safe for concurrent use.
+type Annotator interface {
+	// CreateAnnotation creates a and returns its Grafana id.
+	CreateAnnotation(ctx context.Context, a grafana.Annotation) (id int64, err error)
+	// UpdateAnnotation replaces every property of annotation id with a.
+	UpdateAnnotation(ctx context.Context, id int64, a grafana.Annotation) error
+	// FindAnnotation returns the oldest annotation carrying tag, if any.
+	FindAnnotation(ctx context.Context, tag string) (id int64, found bool, err error)
+}
 
 // idTag is the Grafana tag that ties an annotation to its change; it lets
 // a retried create find an annotation a timed-out create stored. Deploys

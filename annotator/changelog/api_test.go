@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telltale-dev/telltale/annotator/grafana"
+	"github.com/telltale-dev/telltale/grafana"
 
 	"github.com/telltale-dev/telltale/annotator/changes"
 )

@@ -16,8 +16,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/telltale-dev/telltale/annotator/grafana"
-	"github.com/telltale-dev/telltale/annotator/grafana/grafanatest"
+	"github.com/telltale-dev/telltale/grafana"
+	"github.com/telltale-dev/telltale/grafana/grafanatest"
 
 	"github.com/telltale-dev/telltale/annotator/changes"
 )

@@ -14,7 +14,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/telltale-dev/telltale/annotator/grafana"
+	"github.com/telltale-dev/telltale/grafana"
 	"github.com/telltale-dev/telltale/samples"
 
 	"github.com/telltale-dev/telltale/annotator/changes"
@@ -91,7 +91,7 @@ type Options struct {
 	// Writer receives the change series; nil turns them off.
 	Writer SampleWriter
 	// Grafana receives the annotations; nil turns them off.
-	Grafana  grafana.Annotator
+	Grafana  Annotator
 	Webhooks []WebhookConfig
 	// Targets are more outbox targets (chat ...); see Target.
 	Targets []Target

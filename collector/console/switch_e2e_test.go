@@ -16,9 +16,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/telltale-dev/telltale/annotator/changes"
-	"github.com/telltale-dev/telltale/annotator/grafana/grafanatest"
 	"github.com/telltale-dev/telltale/annotator/impact"
 	"github.com/telltale-dev/telltale/collector/collectortest"
+	"github.com/telltale-dev/telltale/grafana/grafanatest"
 )
 
 // TestSwitchFlipEndToEnd is issue 18's "must show", with the real

@@ -69,8 +69,8 @@ import (
 
 	"github.com/telltale-dev/telltale/agent/push"
 	"github.com/telltale-dev/telltale/agent/spool"
-	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/samples"
+	"github.com/telltale-dev/telltale/samples/promhistogram"
 )
 
 // Target is one engine the forwarder writes to.
@@ -343,7 +343,7 @@ func (a *appender) Append(ref promstorage.SeriesRef, l labels.Labels, t int64, v
 func (a *appender) AppendHistogram(ref promstorage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
 	ref, err := a.series(ref, l, t)
 	if err == nil {
-		a.b.AddHistogram(ingest.HistogramFromPrometheus(t, h, fh))
+		a.b.AddHistogram(promhistogram.FromPrometheus(t, h, fh))
 	}
 	return ref, err
 }

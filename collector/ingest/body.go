@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/protoparser/remotewrite"
+	"github.com/telltale-dev/telltale/samples"
 )
 
-// This file is the one prelude every write endpoint reads its body
-// through (remote write, text import, Influx, OTLP):
+// This file is how every write endpoint (remote write, text import,
+// Influx, OTLP) reads its body, the first steps of the prelude they share
+// (Handlers.serve):
 //
 //   - The body is read before the request takes an insert slot
 //     (Writer.Acquire), within -ingest.body-read-timeout, so a sender that
@@ -26,11 +28,11 @@ import (
 //     -ingest.max-decoded-bytes while decompressing (snappy: from its
 //     header, before decoding), so a gzip bomb stops at the limit.
 //   - Every byte a request holds (the body as sent, decompressed, and
-//     BatchFactor times the decompressed size for the decoded batch) is
+//     batchFactor times the decompressed size for the decoded batch) is
 //     reserved from one budget, -ingest.max-inflight-bytes, as the buffers
 //     grow; a request that would exceed it is answered 503 with Retry-After
 //     instead of growing the process, and releases what it reserved.
-//     Memory per write is thus about (1 + 1 + BatchFactor) times its
+//     Memory per write is thus about (1 + 1 + batchFactor) times its
 //     decoded size, and all writes together stay within the budget, with
 //     two exceptions that keep writes moving: a request alone may exceed it
 //     (the largest allowed request is never starved), and so may one
@@ -38,24 +40,24 @@ import (
 //     cannot starve every request that has read its own). The bound is
 //     then the budget plus one request's decoding.
 
-// BatchFactor is how many bytes a write holds per decompressed body byte
+// batchFactor is how many bytes a write holds per decompressed body byte
 // while it is decoded and appended, the decodeFactor of the remote write,
 // text and Influx endpoints: the batch (a float sample is ~12 bytes of
 // remote write and 16 in the batch, a label 32 however short) and the
 // TSDB appender's own copy of the samples and their WAL record (~35 bytes a
 // sample). TestE2EMemoryBound measures the whole.
-const BatchFactor = 6
+const batchFactor = 6
 
-// BodyEncoding says which Content-Encodings an endpoint takes.
-type BodyEncoding int
+// bodyEncoding says which Content-Encodings an endpoint takes.
+type bodyEncoding int
 
 const (
-	// GzipOrIdentity takes gzip (or x-gzip), identity or no encoding: the
+	// gzipOrIdentity takes gzip (or x-gzip), identity or no encoding: the
 	// text, Influx and OTLP endpoints.
-	GzipOrIdentity BodyEncoding = iota
-	// Snappy takes snappy block format, as remote write requires (no
+	gzipOrIdentity bodyEncoding = iota
+	// snappyBody takes snappy block format, as remote write requires (no
 	// Content-Encoding is taken as snappy too, as Prometheus does).
-	Snappy
+	snappyBody
 )
 
 // inflight is the budget of bytes all write requests hold together.
@@ -127,7 +129,7 @@ func (r *reservation) release() {
 // readChunk is how much a body read grows its buffer at a time.
 const readChunk = 256 << 10
 
-// ReadBody reads and decompresses r's body as every write endpoint does
+// readBody reads and decompresses r's body as every write endpoint does
 // (see the file comment) into bufs, and returns the decompressed bytes,
 // valid until bufs is reused, and the release of the in-flight bytes the
 // request holds: call it once the request is answered (also after an
@@ -136,16 +138,16 @@ const readChunk = 256 << 10
 // header or flag to fix.
 //
 // decodeFactor is how many bytes the endpoint's decoding holds per
-// decompressed byte (BatchFactor, or more where an intermediate form such
+// decompressed byte (batchFactor, or more where an intermediate form such
 // as OTLP's pdata comes first); it is reserved before decoding.
-func (h *Handlers) ReadBody(w http.ResponseWriter, r *http.Request, bufs *BodyBuffers, enc BodyEncoding, decodeFactor int) (data []byte, release func(), err error) {
+func (h *Handlers) readBody(w http.ResponseWriter, r *http.Request, bufs *bodyBuffers, enc bodyEncoding, decodeFactor int) (data []byte, release func(), err error) {
 	res := &reservation{b: &h.inflight}
 	release = res.release
 	ce := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
 	switch {
-	case enc == Snappy && (ce == "" || ce == "snappy"):
-	case enc == GzipOrIdentity && (ce == "" || ce == "identity" || ce == "gzip" || ce == "x-gzip"):
-	case enc == Snappy:
+	case enc == snappyBody && (ce == "" || ce == "snappy"):
+	case enc == gzipOrIdentity && (ce == "" || ce == "identity" || ce == "gzip" || ce == "x-gzip"):
+	case enc == snappyBody:
 		return nil, release, fmt.Errorf("%w: Content-Encoding %q; remote write bodies must be snappy-compressed (Content-Encoding: snappy)", ErrUnsupportedMediaType, ce)
 	default:
 		return nil, release, fmt.Errorf("%w: Content-Encoding %q; send it plain or gzip", ErrUnsupportedMediaType, ce)
@@ -179,7 +181,7 @@ func (h *Handlers) ReadBody(w http.ResponseWriter, r *http.Request, bufs *BodyBu
 	}
 	maxDec := h.opts.MaxDecodedBytes
 	switch {
-	case enc == Snappy:
+	case enc == snappyBody:
 		if declared, n := binary.Uvarint(bufs.Raw); n > 0 && declared <= uint64(maxDec) {
 			// Reserve before decoding; DecodeSnappy refuses larger headers.
 			if err := res.grow(int64(declared)*int64(1+decodeFactor), "decoded body and batch", true); err != nil {
@@ -268,4 +270,35 @@ func readAll(dst []byte, src io.Reader, limit int64, res *reservation, what stri
 			return dst, fmt.Errorf("%w: cannot read body: %w", errBody, err)
 		}
 	}
+}
+
+// bodyBuffers holds the reusable buffers of one request body. The zero value
+// is ready for use; keep one per pooled request state so reading a body
+// allocates nothing once the buffers have grown.
+type bodyBuffers struct {
+	Raw     []byte // the body as sent
+	Decoded []byte // the body after gunzip
+}
+
+// trim drops the buffers an unusually large request grew (Raw over 8 MiB,
+// Decoded over 32 MiB), so a pooled request state does not hold on to
+// them. Call it before putting the state back into its pool.
+func (b *bodyBuffers) trim() {
+	if cap(b.Raw) > 8<<20 {
+		b.Raw = nil
+	}
+	if cap(b.Decoded) > 32<<20 {
+		b.Decoded = nil
+	}
+}
+
+// resetBatch empties b for the next request of a pooled state; a batch an
+// unusually large request grew past 1Mi samples is dropped instead, so the
+// pool does not hold on to its memory.
+func resetBatch(b *samples.Batch) {
+	if cap(b.Samples) > 1<<20 {
+		*b = samples.Batch{}
+		return
+	}
+	b.Reset()
 }

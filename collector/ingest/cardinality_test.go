@@ -47,7 +47,11 @@ func TestWriterSeriesLimits(t *testing.T) {
 		if written.Samples != 10 || perr.Rejected != 40 || perr.RejectedSeries != 40 {
 			t.Fatalf("got %d written, %d rejected of %d series; want 10 written up to the limit of 20, 40 rejected", written.Samples, perr.Rejected, perr.RejectedSeries)
 		}
-		if n := st.DB().Head().NumSeries(); n != 20 {
+		stats, err := st.Stats("__name__", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := stats.NumSeries; n != 20 {
 			t.Fatalf("got %d head series; want 20", n)
 		}
 		// Existing series keep ingesting.

@@ -5,17 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"mime"
 	"net/http"
-	"strconv"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/telltale-dev/telltale/protoparser/promtext"
-	"github.com/telltale-dev/telltale/protoparser/remotewrite"
 	"github.com/telltale-dev/telltale/samples"
 )
 
@@ -28,31 +24,29 @@ type HTTPOptions struct {
 	// BodyReadTimeout bounds reading one body; 0 means none.
 	BodyReadTimeout time.Duration
 	// MaxInflightBytes bounds the bytes all write requests hold together
-	// (see ReadBody); 0 means no bound.
+	// (see readBody); 0 means no bound.
 	MaxInflightBytes int64
-	Logger           *slog.Logger
+	Logger           *slog.Logger // nil means discard
 	Metrics          *metrics.Set
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
-// Handlers serve the write endpoints on top of a Writer.
+// Handlers serve the Prometheus write endpoints (remote write, text
+// import) on top of a Writer, and hold what every write endpoint shares:
+// the body limits and in-flight budget, the counters, and the prelude
+// (serve). NewInflux and NewOTLP add the other formats' endpoints.
 type Handlers struct {
 	w    *Writer
 	opts HTTPOptions
 	log  *slog.Logger
 	set  *metrics.Set
 
-	bufs     sync.Pool // *reqBuffers
 	inflight inflight
 	samples  map[string]*metrics.Counter
 	reqs     map[string]*metrics.Counter
-}
 
-type reqBuffers struct {
-	BodyBuffers
-	batch samples.Batch
-	text  promtext.Parser
+	remoteWrite, text endpoint
 }
 
 // NewHandlers returns the write endpoints' handlers.
@@ -81,173 +75,107 @@ func NewHandlers(w *Writer, opts HTTPOptions) *Handlers {
 		h.samples[ep] = h.set.GetOrCreateCounter(`telltale_ingest_samples_total{endpoint="` + ep + `"}`)
 		h.reqs[ep] = h.set.GetOrCreateCounter(`telltale_ingest_requests_total{endpoint="` + ep + `"}`)
 	}
+	h.remoteWrite = endpoint{name: "remote_write", protocol: "remote write", methods: []string{http.MethodPost},
+		encoding: snappyBody, decodeFactor: batchFactor}
+	h.remoteWrite.requests.New = func() any { return new(rwRequest) }
+	h.text = endpoint{name: "prometheus_text", protocol: "the Prometheus text import", methods: []string{http.MethodPost, http.MethodPut, http.MethodGet},
+		encoding: gzipOrIdentity, decodeFactor: batchFactor}
+	h.text.requests.New = func() any { return &textRequest{now: h.opts.Now} }
 	return h
 }
 
 // Writer returns the writer behind the handlers.
 func (h *Handlers) Writer() *Writer { return h.w }
 
-func (h *Handlers) getBuffers() *reqBuffers {
-	if b, ok := h.bufs.Get().(*reqBuffers); ok {
-		return b
-	}
-	return &reqBuffers{}
+// endpoint is what a write endpoint tells the prelude every write endpoint
+// runs (Handlers.serve).
+type endpoint struct {
+	// name labels the ingest counters: remote_write, prometheus_text,
+	// influx, otlp.
+	name string
+	// protocol names the protocol in messages ("remote write").
+	protocol string
+	// methods are the HTTP methods served (the first is the one to use);
+	// others get 405.
+	methods []string
+	// encoding is the Content-Encodings the body may have.
+	encoding bodyEncoding
+	// decodeFactor is how many bytes decoding holds per decompressed body
+	// byte (see readBody).
+	decodeFactor int
+	// requests pools the format's request states; its New makes one for
+	// this endpoint (the handler's options, the API version).
+	requests sync.Pool
 }
 
-func (h *Handlers) putBuffers(b *reqBuffers) {
-	ResetBatch(&b.batch)
-	b.Trim()
-	h.bufs.Put(b)
+// request is one request to a write endpoint, as its format decodes and
+// answers it; serve calls its methods in this order. Implementations are
+// the formats' pooled request states; noContent and plainText give the
+// Prometheus endpoints' answers.
+type request interface {
+	// buffers returns the request's body buffers.
+	buffers() *bodyBuffers
+	// reset empties the state for the next request, dropping buffers an
+	// unusually large request grew (bodyBuffers.trim, resetBatch).
+	reset()
+	// check reads what the request says besides its body (Content-Type,
+	// query parameters); an error refuses it before its body is read.
+	check(r *http.Request) error
+	// decode decodes the body (valid until the request ends) into the
+	// batch to write. Its errors wrap a sentinel StatusOf maps, mostly
+	// ErrInvalid.
+	decode(ctx context.Context, data []byte) (*samples.Batch, error)
+	// answer answers a request whose batch Writer.Write took, err being
+	// what Write returned: it returns the error to answer as a failure
+	// instead, or nil once it has answered.
+	answer(w http.ResponseWriter, written Written, err error) error
+	// failure returns the body of the answer to a failed request with
+	// status, and its content type; it may add its protocol's headers to w.
+	failure(w http.ResponseWriter, status int, err error) (contentType string, body []byte)
 }
 
-// Content types of remote write 1.0 and 2.0.
-const (
-	protoV1 = "prometheus.WriteRequest"
-	protoV2 = "io.prometheus.write.v2.Request"
-)
-
-// RemoteWrite serves POST /api/v1/write: Prometheus remote write 1.0 and
-// 2.0, snappy-compressed protobuf, float samples, native histograms and
-// exemplars. It answers 204 once every sample is committed; when part of
-// the request is invalid it commits the rest and answers 400 naming what
-// was rejected (Writer.Write). Remote write 2.0 answers carry the
-// X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written counts
-// of what was stored, on 204 and 400 alike.
-func (h *Handlers) RemoteWrite(w http.ResponseWriter, r *http.Request) {
-	const ep = "remote_write"
-	h.reqs[ep].Inc()
-	if r.Method != http.MethodPost {
-		h.fail(w, ep, fmt.Errorf("%w: method %s not allowed; remote write uses POST", errMethod, r.Method))
-		return
+// serve is the one prelude of every write endpoint: count the request;
+// check its method and what its headers and query say; read the body under
+// the limits before taking an insert slot (see body.go); decode; write;
+// count what was stored; answer. Failures are answered by fail. The
+// request's state comes from ep's pool and goes back to it, reset.
+func (h *Handlers) serve(w http.ResponseWriter, r *http.Request, ep *endpoint) {
+	req := ep.requests.Get().(request)
+	defer func() {
+		req.reset()
+		ep.requests.Put(req)
+	}()
+	h.reqs[ep.name].Inc()
+	err := req.check(r)
+	if !slices.Contains(ep.methods, r.Method) {
+		err = fmt.Errorf("%w: method %s not allowed; %s uses %s", errMethod, r.Method, ep.protocol, ep.methods[0])
 	}
-	version, err := remoteWriteVersion(r.Header.Get("Content-Type"))
 	if err != nil {
-		h.fail(w, ep, err)
+		h.fail(w, ep, req, err)
 		return
 	}
-	bufs := h.getBuffers()
-	defer h.putBuffers(bufs)
-	data, releaseBytes, err := h.ReadBody(w, r, &bufs.BodyBuffers, Snappy, BatchFactor)
+	data, releaseBytes, err := h.readBody(w, r, req.buffers(), ep.encoding, ep.decodeFactor)
 	defer releaseBytes()
 	if err != nil {
-		h.fail(w, ep, err)
+		h.fail(w, ep, req, err)
 		return
 	}
 	release, err := h.w.Acquire(r.Context())
 	if err != nil {
-		h.fail(w, ep, err)
+		h.fail(w, ep, req, err)
 		return
 	}
 	defer release()
-	b := &bufs.batch
-	if version == 2 {
-		_, err = remotewrite.DecodeV2(data, b)
-	} else {
-		_, err = remotewrite.DecodeV1(data, b)
-	}
+	b, err := req.decode(r.Context(), data)
 	if err != nil {
-		h.fail(w, ep, fmt.Errorf("%w: %v", ErrInvalid, err))
+		h.fail(w, ep, req, err)
 		return
 	}
 	written, err := h.w.Write(r.Context(), b)
-	h.samples[ep].Add(written.Samples + written.Histograms)
-	if version == 2 {
-		// What was stored, also when part of the request was rejected
-		// (remote write 2.0 spec: the sender trusts these counts).
-		w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(written.Samples))
-		w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", strconv.Itoa(written.Histograms))
-		w.Header().Set("X-Prometheus-Remote-Write-Exemplars-Written", strconv.Itoa(written.Exemplars))
+	h.samples[ep.name].Add(written.Samples + written.Histograms)
+	if err := req.answer(w, written, err); err != nil {
+		h.fail(w, ep, req, err)
 	}
-	if err != nil {
-		h.fail(w, ep, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// remoteWriteVersion maps a Content-Type to the remote write version.
-func remoteWriteVersion(ct string) (int, error) {
-	if ct == "" {
-		return 1, nil // remote write 1.0 senders predating the header
-	}
-	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return 0, fmt.Errorf("%w: cannot parse Content-Type %q: %v", ErrUnsupportedMediaType, ct, err)
-	}
-	if mt != "application/x-protobuf" {
-		return 0, fmt.Errorf("%w: Content-Type %q; remote write needs application/x-protobuf (proto=%s or %s)", ErrUnsupportedMediaType, ct, protoV1, protoV2)
-	}
-	switch params["proto"] {
-	case "", protoV1:
-		return 1, nil
-	case protoV2:
-		return 2, nil
-	}
-	return 0, fmt.Errorf("%w: proto=%q in Content-Type; supported: %s (remote write 1.0) and %s (2.0)", ErrUnsupportedMediaType, params["proto"], protoV1, protoV2)
-}
-
-// ImportPrometheus serves /api/v1/import/prometheus: Prometheus text
-// exposition, plain or gzip, with optional millisecond timestamps (what
-// VictoriaMetrics/metrics push sends). extra_label=name=value query params
-// add labels to every series.
-func (h *Handlers) ImportPrometheus(w http.ResponseWriter, r *http.Request) {
-	const ep = "prometheus_text"
-	h.reqs[ep].Inc()
-	switch r.Method {
-	case http.MethodPost, http.MethodPut, http.MethodGet:
-	default:
-		h.fail(w, ep, fmt.Errorf("%w: method %s not allowed; use POST", errMethod, r.Method))
-		return
-	}
-	extra, err := extraLabels(r)
-	if err != nil {
-		h.fail(w, ep, err)
-		return
-	}
-	bufs := h.getBuffers()
-	defer h.putBuffers(bufs)
-	data, releaseBytes, err := h.ReadBody(w, r, &bufs.BodyBuffers, GzipOrIdentity, BatchFactor)
-	defer releaseBytes()
-	if err != nil {
-		h.fail(w, ep, err)
-		return
-	}
-	release, err := h.w.Acquire(r.Context())
-	if err != nil {
-		h.fail(w, ep, err)
-		return
-	}
-	defer release()
-	bufs.text.ExtraLabels = extra
-	b := &bufs.batch
-	if err := bufs.text.Parse(data, h.opts.Now().UnixMilli(), b); err != nil {
-		h.fail(w, ep, fmt.Errorf("%w: %v", ErrInvalid, err))
-		return
-	}
-	written, err := h.w.Write(r.Context(), b)
-	h.samples[ep].Add(written.Samples)
-	if err != nil {
-		h.fail(w, ep, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// extraLabels parses the extra_label=name=value query parameters.
-func extraLabels(r *http.Request) ([]samples.Label, error) {
-	vals := r.URL.Query()["extra_label"]
-	if len(vals) == 0 {
-		return nil, nil
-	}
-	out := make([]samples.Label, 0, len(vals))
-	for _, v := range vals {
-		name, value, ok := strings.Cut(v, "=")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("%w: extra_label=%q: want extra_label=name=value", ErrInvalid, v)
-		}
-		out = append(out, samples.Label{Name: name, Value: value})
-	}
-	return out, nil
 }
 
 var (
@@ -292,8 +220,48 @@ func reasonOf(status int) string {
 	return "internal"
 }
 
-// fail answers a failed write request with the message as plain text,
-// counted and logged by Reject.
-func (h *Handlers) fail(w http.ResponseWriter, endpoint string, err error) {
-	h.FailWith(w, endpoint, err, "text/plain; charset=utf-8", func(int) []byte { return []byte(err.Error() + "\n") })
+// retryAfterSeconds is the Retry-After value sent with every 503.
+const retryAfterSeconds = "5"
+
+// fail answers a failed write request: counted by reason
+// (telltale_ingest_failed_requests_total) and logged, the status from
+// StatusOf, Retry-After on 503, then the error body req's protocol
+// prescribes (plain text for the Prometheus endpoints, InfluxDB's JSON
+// errors, OTLP's google.rpc.Status).
+func (h *Handlers) fail(w http.ResponseWriter, ep *endpoint, req request, err error) {
+	status := StatusOf(err)
+	h.set.GetOrCreateCounter(`telltale_ingest_failed_requests_total{endpoint="` + ep.name + `",reason="` + reasonOf(status) + `"}`).Inc()
+	if status >= 500 {
+		h.log.Warn("write failed", "component", "ingest", "endpoint", ep.name, "status", status, "err", err)
+	} else {
+		h.log.Debug("write rejected", "component", "ingest", "endpoint", ep.name, "status", status, "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+	}
+	contentType, body := req.failure(w, status, err)
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// noContent answers a request whose batch was written in full with 204, as
+// the Prometheus and Influx endpoints do.
+type noContent struct{}
+
+func (noContent) answer(w http.ResponseWriter, _ Written, err error) error {
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// plainText answers a failed request with the message as plain text, as the
+// Prometheus endpoints do.
+type plainText struct{}
+
+func (plainText) failure(_ http.ResponseWriter, _ int, err error) (string, []byte) {
+	return "text/plain; charset=utf-8", []byte(err.Error() + "\n")
 }

@@ -141,7 +141,7 @@ func TestE2EMemoryBound(t *testing.T) {
 		maxDecoded = 32 << 20
 		budget     = 256 << 20
 		// The stated bound: requests hold at most the budget plus one
-		// request's decoding live (see ingest.ReadBody); Go's GC (GOGC=100)
+		// request's decoding live (see ingest.readBody); Go's GC (GOGC=100)
 		// lets the garbage they leave (a buffer outgrown, a decoded batch
 		// written) reach as much again before it runs; plus the process'
 		// baseline and the TSDB head of the stored series (~100 MiB).

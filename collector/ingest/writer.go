@@ -1,15 +1,3 @@
-// Package ingest is the collector's write path: it validates a decoded
-// samples.Batch against the limits, resolves each series to a storage
-// reference (cached by the series key so a series seen before skips label
-// building and hashing), appends all samples in one storage transaction and
-// commits it, then tells observers (the live tail).
-//
-// Promise: Write returns nil only after every sample, histogram and
-// exemplar of the batch is committed. Invalid parts of a batch (a series
-// over a limit, a sample out of order ...) are rejected by name and the
-// valid rest is committed, as Prometheus and Mimir do: the error is then a
-// *PartialError (400), so a sender neither retries the rejected part nor
-// loses the good one. On storage trouble (503) nothing is committed.
 package ingest
 
 import (
@@ -19,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +21,7 @@ import (
 
 	"github.com/telltale-dev/telltale/collector/storage"
 	"github.com/telltale-dev/telltale/samples"
+	"github.com/telltale-dev/telltale/samples/promhistogram"
 )
 
 // Sentinel errors callers map to HTTP status codes with errors.Is.
@@ -188,7 +176,7 @@ func (w *Writer) CountRejected(reason string, n int) {
 }
 
 // Acquire takes an insert slot, waiting at most MaxQueueDuration. Handlers
-// call it after reading the body (Handlers.ReadBody), so a slow sender
+// call it after reading the body (Handlers.readBody), so a slow sender
 // never holds a slot; memory is bounded by -ingest.max-inflight-bytes.
 // The returned release must be called exactly once.
 func (w *Writer) Acquire(ctx context.Context) (release func(), err error) {
@@ -476,7 +464,7 @@ func (w *Writer) writeSeries(app promstorage.Appender, b *samples.Batch, s *samp
 				desc(), time.UnixMilli(h.T).UTC().Format(time.RFC3339), w.limits.MaxFutureDrift), 1)
 			continue
 		}
-		ih, fh := toPrometheus(&h)
+		ih, fh := promhistogram.ToPrometheus(&h)
 		r, err := appendWith(func(ref promstorage.SeriesRef, l labels.Labels) (promstorage.SeriesRef, error) {
 			return app.AppendHistogram(ref, l, h.T, ih, fh)
 		})
@@ -580,65 +568,6 @@ func exemplarLabelLen(ls []samples.Label) int {
 		n += utf8.RuneCountInString(l.Name) + utf8.RuneCountInString(l.Value)
 	}
 	return n
-}
-
-// HistogramFromPrometheus converts a native histogram of the TSDB's model
-// (an integer h or a float fh) to the Batch's form. The Batch aliases the
-// histogram's slices: they must not be changed while the Batch is used.
-func HistogramFromPrometheus(t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) samples.Histogram {
-	spans := func(s []histogram.Span) []samples.Span {
-		if len(s) == 0 {
-			return nil
-		}
-		out := make([]samples.Span, len(s))
-		for i, x := range s {
-			out[i] = samples.Span{Offset: x.Offset, Length: x.Length}
-		}
-		return out
-	}
-	if fh != nil {
-		return samples.Histogram{T: t, Float: true, CounterResetHint: uint8(fh.CounterResetHint), Schema: fh.Schema,
-			ZeroThreshold: fh.ZeroThreshold, Sum: fh.Sum, Count: fh.Count, ZeroCount: fh.ZeroCount,
-			PositiveSpans: spans(fh.PositiveSpans), NegativeSpans: spans(fh.NegativeSpans),
-			PositiveCounts: fh.PositiveBuckets, NegativeCounts: fh.NegativeBuckets, CustomValues: fh.CustomValues}
-	}
-	return samples.Histogram{T: t, CounterResetHint: uint8(h.CounterResetHint), Schema: h.Schema,
-		ZeroThreshold: h.ZeroThreshold, Sum: h.Sum, IntCount: h.Count, IntZeroCount: h.ZeroCount,
-		PositiveSpans: spans(h.PositiveSpans), NegativeSpans: spans(h.NegativeSpans),
-		PositiveDeltas: h.PositiveBuckets, NegativeDeltas: h.NegativeBuckets, CustomValues: h.CustomValues}
-}
-
-// toPrometheus converts h to the TSDB's model. The slices are copied: the
-// head keeps the last histogram of each series, and h's point into a
-// reused request buffer.
-func toPrometheus(h *samples.Histogram) (*histogram.Histogram, *histogram.FloatHistogram) {
-	spans := func(s []samples.Span) []histogram.Span {
-		if len(s) == 0 {
-			return nil
-		}
-		out := make([]histogram.Span, len(s))
-		for i, x := range s {
-			out[i] = histogram.Span{Offset: x.Offset, Length: x.Length}
-		}
-		return out
-	}
-	hint := histogram.CounterResetHint(h.CounterResetHint)
-	if h.Float {
-		return nil, &histogram.FloatHistogram{
-			CounterResetHint: hint, Schema: h.Schema, ZeroThreshold: h.ZeroThreshold,
-			ZeroCount: h.ZeroCount, Count: h.Count, Sum: h.Sum,
-			PositiveSpans: spans(h.PositiveSpans), NegativeSpans: spans(h.NegativeSpans),
-			PositiveBuckets: slices.Clone(h.PositiveCounts), NegativeBuckets: slices.Clone(h.NegativeCounts),
-			CustomValues: slices.Clone(h.CustomValues),
-		}
-	}
-	return &histogram.Histogram{
-		CounterResetHint: hint, Schema: h.Schema, ZeroThreshold: h.ZeroThreshold,
-		ZeroCount: h.IntZeroCount, Count: h.IntCount, Sum: h.Sum,
-		PositiveSpans: spans(h.PositiveSpans), NegativeSpans: spans(h.NegativeSpans),
-		PositiveBuckets: slices.Clone(h.PositiveDeltas), NegativeBuckets: slices.Clone(h.NegativeDeltas),
-		CustomValues: slices.Clone(h.CustomValues),
-	}, nil
 }
 
 // rejectReason classifies an append or validation error: the counter

@@ -12,6 +12,7 @@ import (
 
 	"github.com/telltale-dev/telltale/collector/ingest"
 	"github.com/telltale-dev/telltale/samples"
+	"github.com/telltale-dev/telltale/samples/promhistogram"
 )
 
 // BatchWriter stores a batch: the collector's write path (ingest.Writer),
@@ -76,7 +77,7 @@ func (ap *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v 
 	b.StartSeries(nil)
 	ls.Range(func(l labels.Label) { b.AddLabel(l.Name, l.Value) })
 	if h != nil || fh != nil {
-		b.AddHistogram(ingest.HistogramFromPrometheus(t, h, fh))
+		b.AddHistogram(promhistogram.FromPrometheus(t, h, fh))
 	} else {
 		b.AddSample(t, v)
 	}

@@ -147,9 +147,6 @@ func (s *Storage) Querier(mint, maxt int64) (promstorage.Querier, error) {
 	return s.db.Querier(mint, maxt)
 }
 
-// DB returns the underlying TSDB.
-func (s *Storage) DB() *tsdb.DB { return s.db }
-
 // Registry returns the Prometheus registry holding the TSDB's own metrics
 // (prometheus_tsdb_*), which /metrics serves next to Telltale's.
 func (s *Storage) Registry() *prometheus.Registry { return s.registry }
