@@ -110,10 +110,10 @@ func dashboardCommand(ctx context.Context, args []string, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	for i := range uids {
-		row := dashboardRow{UID: uids[i]}
+	for i := range rec { // in the boards' order, which raw shares; not uids'
+		row := dashboardRow{UID: rec[i].UID}
 		row.Queries, row.Recorded = rec[i].Queries()
-		fmt.Fprintf(stderr, "bench: refreshing %s (%d requests, %d of them over recorded series) %d times each way\n", uids[i], row.Queries, row.Recorded, *runs)
+		fmt.Fprintf(stderr, "bench: refreshing %s (%d requests, %d of them over recorded series) %d times each way\n", row.UID, row.Queries, row.Recorded, *runs)
 		type variant struct {
 			d      *refresh.Dashboard
 			cpu    *[]float64
@@ -142,7 +142,7 @@ func dashboardCommand(ctx context.Context, args []string, stderr io.Writer) erro
 		// Both ways the panels must return the same data: a figure from a
 		// recorded dashboard that shows less is no saving.
 		if row.RecPoints != row.RawPoints || row.RecPoints == 0 {
-			return fmt.Errorf("%s: the recorded panels returned %d points, the raw ones %d; want the same, more than 0", uids[i], row.RecPoints, row.RawPoints)
+			return fmt.Errorf("%s: the recorded panels returned %d points, the raw ones %d; want the same, more than 0", row.UID, row.RecPoints, row.RawPoints)
 		}
 		row.Values = rec[i].Values()
 		rep.Rows = append(rep.Rows, row)
