@@ -70,7 +70,7 @@ func (a *app) addRules(ctx context.Context) error {
 		Metrics:             a.set,
 		// The engine's and notifier's own prometheus_* metrics are served
 		// on /metrics with the TSDB's.
-		Registerer: a.store.Registry(),
+		Registerer: a.registry,
 	})
 	if err != nil {
 		return err

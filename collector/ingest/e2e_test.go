@@ -154,7 +154,7 @@ func TestE2ENativeHistograms(t *testing.T) {
 	for _, p := range []string{"v1_", "v2_"} {
 		got := queryExemplars(t, in.URL, p+"int_hist", now)
 		want := fmt.Sprintf(`[{"seriesLabels":{"__name__":"%sint_hist"},"exemplars":[{"labels":{"trace_id":"t1"},"value":"1.5","timestamp":%s}]}]`,
-			p, strconv.FormatFloat(float64(now)/1000, 'f', -1, 64))
+			p, promTimestamp(now))
 		if got != want {
 			t.Fatalf("query_exemplars %sint_hist:\ngot  %s\nwant %s", p, got, want)
 		}
@@ -167,4 +167,14 @@ func queryExemplars(t *testing.T, base, q string, ms int64) string {
 	t.Helper()
 	return promGet(t, base, "/api/v1/query_exemplars", url.Values{"query": {q},
 		"start": {strconv.FormatInt(ms/1000-60, 10)}, "end": {strconv.FormatInt(ms/1000+60, 10)}})
+}
+
+// promTimestamp renders a millisecond timestamp as Prometheus' API does
+// (jsonutil.MarshalTimestamp): seconds, then three digits of milliseconds
+// when there are any ("12.050", not "12.05").
+func promTimestamp(ms int64) string {
+	if ms%1000 == 0 {
+		return strconv.FormatInt(ms/1000, 10)
+	}
+	return fmt.Sprintf("%d.%03d", ms/1000, ms%1000)
 }
