@@ -25,7 +25,9 @@ type fakeNet struct {
 	sent map[string]chan string
 }
 
-func newFakeNet() *fakeNet { return &fakeNet{in: make(chan chat.Message), sent: map[string]chan string{}} }
+func newFakeNet() *fakeNet {
+	return &fakeNet{in: make(chan chat.Message), sent: map[string]chan string{}}
+}
 
 func (n *fakeNet) box(channel string) chan string {
 	n.mu.Lock()
