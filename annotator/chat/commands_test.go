@@ -3,6 +3,7 @@ package chat_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -102,7 +103,7 @@ func botStack(t *testing.T, graph func(context.Context, string) ([]string, error
 		t.Fatal(err)
 	}
 	cs, err := chat.New(chat.Options{Config: cfg, Networks: []chat.Attached{{Config: nc, Network: net, Channels: []string{"#ops"}}},
-		Graph: graph, Logger: quiet()})
+		Graph: graph, ChangesURL: "http://console.test/#/d/telltale-deploys", Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,5 +270,27 @@ func TestBotGraph(t *testing.T) {
 	_, off := botStack(t, nil)
 	if got, want := off.ask(t, "!graph up"), "!graph is off on this collector"; got != want {
 		t.Errorf("!graph without Graph: got %q; want %q", got, want)
+	}
+}
+
+// TestBotAlertsMore: with more alerts firing than a listing shows, !alerts
+// lists the newest five and says there are more, with the link to the
+// change log, rather than reading as if five were all.
+func TestBotAlertsMore(t *testing.T) {
+	svc, net := botStack(t, nil)
+	now := time.Now()
+	for i := range 7 {
+		if _, err := svc.Record(t.Context(), changes.Change{ID: fmt.Sprintf("a%d", i), Kind: changes.KindAlert, Service: fmt.Sprintf("svc%d", i),
+			Subject: "Down", Status: changes.StatusRunning, Time: now.Add(time.Duration(i-10) * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := strings.Split(net.ask(t, "!alerts"), "\n")
+	var ids []string
+	for _, l := range got[:len(got)-1] {
+		ids = append(ids, l[strings.LastIndex(l, "[")+1:len(l)-1])
+	}
+	if strings.Join(ids, ",") != "a6,a5,a4,a3,a2" || got[len(got)-1] != "… and more, older than these 5: http://console.test/#/d/telltale-deploys" {
+		t.Fatalf("!alerts with 7 firing: got %q; want a6..a2 and a line saying there are more", got)
 	}
 }
