@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -107,23 +106,7 @@ func botStack(t *testing.T, graph func(context.Context, string) ([]string, error
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := changelog.Open(t.Context(), changelog.Options{DBPath: filepath.Join(t.TempDir(), "changes.db"), Targets: cs.Targets(),
-		Impact:     &changelog.ImpactOptions{Querier: noDataQuerier{}},
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, DeliveryTimeout: 5 * time.Second, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs.SetLog(svc)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { svc.Run(ctx) })
-	wg.Go(func() { cs.Run(ctx) })
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		svc.Close()
-	})
-	return svc, net
+	return runStack(t, cs, &changelog.ImpactOptions{Querier: noDataQuerier{}}), net
 }
 
 // waitImpact waits until the impact analysis of change id is done.
