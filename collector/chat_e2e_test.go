@@ -17,6 +17,10 @@ import (
 // server (ngircd): a deploy and a firing alert (the rules engine's, from a
 // sample pushed after the deploy; it records the alert as a kind=alert
 // change) arrive in the channel as one line each;
+// !alerts lists that alert, !changes finds the deploy by a word of its
+// message, !impact says it is not analysed (analysis is off), !graph
+// answers PromQL with the value from storage and a query link, a panel
+// title with its dashboard's link, and bad PromQL with its parse error;
 // !deploys web and !note answer (the note is in the change log);
 // !switch from an unmapped nick and from a user whose token lacks the
 // deploy scope is refused.
@@ -65,8 +69,41 @@ func TestChatIRCE2E(t *testing.T) {
 		t.Fatalf("heard %q; want exactly the deploy and the alert, one line each", said)
 	}
 
-	obs.Say("!deploys web")
-	obs.WaitFor("!deploys answer", func(s []irctest.Said) bool { return irctest.Count(s, "[d1]") == 1 })
+	// The bot's queries as the collector wires them: !alerts reads the
+	// rules engine's alert from the change log; !changes searches it;
+	// !impact of a change whose analysis is off; !graph evaluates PromQL
+	// against the collector's storage, links a built-in panel, and says
+	// why a bad expression is neither.
+	said = askIRC(obs, "!alerts", "ago: FIRING HighErrorRate")
+	if last := said[len(said)-1].Text; !strings.Contains(last, " ago: FIRING HighErrorRate web → prod (critical): error ratio above 5%") || !strings.HasSuffix(last, "]") {
+		t.Fatalf("!alerts: got %q; want the firing alert with its id", last)
+	}
+	said = askIRC(obs, "!changes faster", "[d1]")
+	if last := said[len(said)-1].Text; !strings.HasSuffix(last, " ago: deployed web v1.2.3 → prod by alice: faster checkout [d1]") {
+		t.Fatalf("!changes faster: got %q; want the deploy d1", last)
+	}
+	said = askIRC(obs, "!impact d1", "impact of deploy web v1.2.3")
+	if last, want := said[len(said)-1].Text, "impact of deploy web v1.2.3 → prod: not analysed yet (analysis runs once the after window has passed, for deploys, switches and config changes)"; last != want {
+		t.Fatalf("!impact d1: got %q; want %q", last, want)
+	}
+	said = askIRC(obs, "!graph chat_e2e_error_ratio", "/api/v1/query?query=chat_e2e_error_ratio")
+	if got, want := said[len(said)-2].Text+" | "+said[len(said)-1].Text,
+		`{__name__="chat_e2e_error_ratio", env="prod", service="web"} 0.07 | `+in.URL+"/api/v1/query?query=chat_e2e_error_ratio"; got != want {
+		t.Fatalf("!graph of PromQL: got %q; want %q", got, want)
+	}
+	said = askIRC(obs, "!graph Deploy history", "Deploy history (dashboard")
+	if last := said[len(said)-1].Text; !strings.HasSuffix(last, ": "+in.URL+"/#/d/telltale-deploys") {
+		t.Fatalf("!graph of a panel: got %q; want a link to its dashboard", last)
+	}
+	said = askIRC(obs, "!graph rate(x[5m]", "!graph: ")
+	if last := said[len(said)-1].Text; !strings.HasPrefix(last, `!graph: "rate(x[5m]" is neither a panel title nor PromQL: `) {
+		t.Fatalf("!graph of bad PromQL: got %q; want the parse error", last)
+	}
+
+	said = askIRC(obs, "!deploys web", "[d1]")
+	if last := said[len(said)-1].Text; !strings.HasSuffix(last, " ago: deployed web v1.2.3 → prod by alice: faster checkout [d1]") {
+		t.Fatalf("!deploys web: got %q; want the deploy d1", last)
+	}
 	obs.Say("!note web: cache flushed by hand")
 	obs.WaitFor("!note answer", func(s []irctest.Said) bool {
 		return irctest.Count(s, "noted: note web by mallory (irc): cache flushed by hand") == 1
@@ -100,6 +137,14 @@ func TestChatIRCE2E(t *testing.T) {
 	if want := `telltale_chat_commands_total{network="irc",command="switch",outcome="refused"} 2`; !strings.Contains(string(b), want) {
 		t.Fatalf("/metrics lacks %s", want)
 	}
+}
+
+// askIRC says text as o and waits until a new line containing sub is heard;
+// it returns what o heard by then.
+func askIRC(o *irctest.Observer, text, sub string) []irctest.Said {
+	before := irctest.Count(o.Said(), sub)
+	o.Say(text)
+	return o.WaitFor("the answer to "+text, func(s []irctest.Said) bool { return irctest.Count(s, sub) > before })
 }
 
 func getAuthJSON(t *testing.T, url, bearer string, out any) {

@@ -105,7 +105,7 @@ func (b *bot) run(ctx context.Context, m Message, cmd Command) ([]string, string
 	now := time.Now()
 	switch cmd.Name {
 	case "deploys":
-		f := changes.Filter{Kinds: []string{changes.KindDeploy}, Limit: listLimit}
+		f := changes.Filter{Kinds: []string{changes.KindDeploy}}
 		if len(cmd.Args) > 1 || len(cmd.Args) == 1 && !changes.ValidLabel(cmd.Args[0]) {
 			return []string{"usage: !deploys [service]"}, "bad"
 		}
@@ -120,9 +120,9 @@ func (b *bot) run(ctx context.Context, m Message, cmd Command) ([]string, string
 		if _, err := changes.SearchTerms(cmd.Rest); err != nil {
 			return []string{"!changes: " + err.Error()}, "bad"
 		}
-		return b.list(ctx, l, changes.Filter{Text: cmd.Rest, Limit: listLimit}, now, "no change matches "+cmd.Rest)
+		return b.list(ctx, l, changes.Filter{Text: cmd.Rest}, now, "no change matches "+cmd.Rest)
 	case "alerts":
-		return b.list(ctx, l, changes.Filter{Kinds: []string{changes.KindAlert}, OpenOnly: true, Limit: listLimit}, now, "no alert is firing")
+		return b.list(ctx, l, changes.Filter{Kinds: []string{changes.KindAlert}, OpenOnly: true}, now, "no alert is firing")
 	case "impact":
 		if len(cmd.Args) != 1 {
 			return []string{"usage: !impact <change id> (ids are in !deploys and !changes)"}, "bad"
@@ -157,8 +157,11 @@ func forService(s string) string {
 	return " of " + s
 }
 
-// list answers with the changes of f, newest first, one line each.
+// list answers with the newest listLimit changes of f, one line each,
+// and a last line saying there are more when there are (seven alerts
+// firing must not read as five).
 func (b *bot) list(ctx context.Context, l Log, f changes.Filter, now time.Time, none string) ([]string, string) {
+	f.Limit = listLimit + 1
 	list, err := l.List(ctx, f)
 	if err != nil {
 		return []string{"cannot read the change log: " + err.Error()}, "error"
@@ -167,7 +170,15 @@ func (b *bot) list(ctx context.Context, l Log, f changes.Filter, now time.Time, 
 		return []string{none}, "ok"
 	}
 	out := make([]string, 0, len(list))
-	for _, c := range list {
+	for i, c := range list {
+		if i == listLimit {
+			more := fmt.Sprintf("… and more, older than these %d", listLimit)
+			if b.s.opts.ChangesURL != "" {
+				more += ": " + b.s.opts.ChangesURL
+			}
+			out = append(out, more)
+			break
+		}
 		out = append(out, fmt.Sprintf("%s ago: %s [%s]", human(now.Sub(c.Time)), Line(c, changelog.EventRecorded, nil), c.ID))
 	}
 	return out, "ok"

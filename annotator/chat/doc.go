@@ -3,8 +3,8 @@
 // and resolved) goes to chat networks as one short line, and a bot answers
 // commands in the same channels. The networks are leaf packages: irc (a
 // small client of its own), matrix (the client-server API in plain HTTP)
-// and slack (incoming webhooks, also Discord's and Teams', and bot
-// tokens); the collector builds them from -chat.irc, -chat.matrix,
+// and slack (incoming webhooks, also Discord's Slack-compatible ones, and
+// bot tokens; not Microsoft Teams, whose webhooks take Adaptive Cards); the collector builds them from -chat.irc, -chat.matrix,
 // -chat.slack and -chat.config and wires them here.
 //
 // Sending: each network is a changelog.BatchTarget (chat:<network>), so

@@ -37,7 +37,15 @@ func startStack(t *testing.T, cfg *chat.Config, nets []chat.Attached, authorize 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &stack{log: runStack(t, cs, nil), chat: cs}
+}
+
+// runStack opens a change log delivering to cs (with impact analysis
+// when impact is set) and runs both until the test ends.
+func runStack(t *testing.T, cs *chat.Service, impact *changelog.ImpactOptions) *changelog.Service {
+	t.Helper()
 	svc, err := changelog.Open(t.Context(), changelog.Options{DBPath: filepath.Join(t.TempDir(), "changes.db"), Targets: cs.Targets(),
+		Impact:     impact,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, DeliveryTimeout: 5 * time.Second, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +60,7 @@ func startStack(t *testing.T, cfg *chat.Config, nets []chat.Attached, authorize 
 		wg.Wait()
 		svc.Close()
 	})
-	return &stack{log: svc, chat: cs}
+	return svc
 }
 
 // serve serves the change API over HTTP until the test ends.

@@ -1,7 +1,9 @@
 // Package slack posts to Slack, and to the chats that take Slack's
 // incoming-webhook JSON (Discord's /slack webhook URLs, Mattermost,
-// Rocket.Chat, Microsoft Teams' {"text"} webhooks): an incoming webhook
-// (Webhook) or a bot token with chat.postMessage (Bot), in plain HTTP.
+// Rocket.Chat): an incoming webhook (Webhook) or a bot token with
+// chat.postMessage (Bot), in plain HTTP. Not Microsoft Teams: its
+// Workflows webhooks take only Adaptive Cards, and the Office 365
+// connectors that took {"text"} are being retired.
 // The bot hears its channels through the Events API (Bot.EventsHandler),
 // whose requests it checks against the app's signing secret.
 //
