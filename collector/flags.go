@@ -82,6 +82,7 @@ type config struct {
 	changesPG        string        // -changes.postgres-url
 	changesClaim     time.Duration // -changes.claim-timeout
 	grafanaURL       string
+	traceURL         string
 	grafanaTokenFile string
 	webhooks         stringList
 
@@ -209,6 +210,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.changesClaim, "changes.claim-timeout", 2*time.Minute, "with -changes.postgres-url: how long a replica holds the deliveries it took; a replica that died mid-delivery leaves them to the others after this")
 	fs.StringVar(&c.deployDB, "deploy.db", "", "SQLite file of the change log (deploys, switch flips, incidents, notes ...); default <-data>/deploys.db; a deploy log of an older collector is migrated on start")
 	fs.StringVar(&c.grafanaURL, "grafana.url", "", "Grafana base URL; when set every change becomes a Grafana annotation tagged with its kind, and console panels link to Grafana")
+	fs.StringVar(&c.traceURL, "console.trace-url", "", "URL template of a trace in your tracing UI, e.g. 'https://tempo.example.com/trace/{{trace_id}}' ({{label}} is an exemplar label); when set, console charts draw their queries' exemplars as points that link to the trace")
 	fs.StringVar(&c.grafanaTokenFile, "grafana.token-file", "", "file with a Grafana service account token (Editor role); or set TELLTALE_GRAFANA_TOKEN")
 
 	fs.BoolVar(&c.impactEnabled, "impact.enabled", true, "analyse what each deploy, switch flip and config change did to its service's key signals once -impact.window has passed after it (GET /api/v1/changes/<id>/impact)")

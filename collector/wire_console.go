@@ -30,6 +30,7 @@ func (a *app) addConsole(context.Context) error {
 	c, err := console.New(console.Options{
 		Dashboards:           ds,
 		GrafanaURL:           a.cfg.grafanaURL,
+		TraceURL:             a.cfg.traceURL,
 		GrafanaDatasourceUID: board.DatasourceUID,
 		AuthEnabled:          a.auth.Enabled(),
 		Version:              buildVersion(),

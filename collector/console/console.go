@@ -43,6 +43,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -80,6 +81,13 @@ type Options struct {
 	// GrafanaDatasourceUID is the uid of the Telltale data source in Grafana
 	// for those links; default "telltale".
 	GrafanaDatasourceUID string
+	// TraceURL (-console.trace-url) is a URL template of a trace in the
+	// tracing UI: {{name}} is replaced by the exemplar label name's value
+	// (URL-escaped), e.g. https://tempo.example.com/trace/{{trace_id}}.
+	// When set, the charts fetch their queries' exemplars
+	// (/api/v1/query_exemplars) and draw them as points linking to it; ""
+	// draws none.
+	TraceURL string
 	// AuthEnabled tells the page that the APIs want a token, so it asks for
 	// one up front instead of after the first 401.
 	AuthEnabled bool
@@ -109,6 +117,7 @@ type config struct {
 	AuthEnabled          bool     `json:"authEnabled"`
 	GrafanaURL           string   `json:"grafanaURL,omitempty"`
 	GrafanaDatasourceUID string   `json:"grafanaDatasourceUID"`
+	TraceURL             string   `json:"traceURL,omitempty"`
 	Dashboards           []navRef `json:"dashboards"`
 }
 
@@ -116,6 +125,10 @@ type navRef struct {
 	UID   string `json:"uid"`
 	Title string `json:"title"`
 }
+
+// traceVarRE matches a {{label}} of Options.TraceURL (as chart.js's
+// traceLink replaces them).
+var traceVarRE = regexp.MustCompile(`\{\{\s*[a-zA-Z_][a-zA-Z0-9_]*\s*\}\}`)
 
 // configMarker is replaced in index.html by the config JSON.
 const configMarker = "{{CONFIG}}"
@@ -138,6 +151,12 @@ func New(opts Options) (*Console, error) {
 		}
 		opts.GrafanaURL = strings.TrimRight(opts.GrafanaURL, "/")
 	}
+	if opts.TraceURL != "" {
+		u, err := url.Parse(strings.NewReplacer("{{", "", "}}", "").Replace(opts.TraceURL))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !traceVarRE.MatchString(opts.TraceURL) {
+			return nil, fmt.Errorf("console: -console.trace-url=%q is not an absolute http(s) URL with a {{label}} in it: set it like https://tempo.example.com/trace/{{trace_id}} or leave it empty", opts.TraceURL)
+		}
+	}
 	if len(opts.Dashboards) == 0 {
 		return nil, fmt.Errorf("console: no dashboards to show: pass the dashboards/board dashboards in Options.Dashboards")
 	}
@@ -149,7 +168,7 @@ func New(opts Options) (*Console, error) {
 	}
 
 	cfg := config{Version: opts.Version, AuthEnabled: opts.AuthEnabled, GrafanaURL: opts.GrafanaURL,
-		GrafanaDatasourceUID: opts.GrafanaDatasourceUID}
+		GrafanaDatasourceUID: opts.GrafanaDatasourceUID, TraceURL: opts.TraceURL}
 	type boardJSON struct {
 		UID       string          `json:"uid"`
 		Title     string          `json:"title"`

@@ -111,7 +111,8 @@ func TestPageLoadsNothingFromElsewhere(t *testing.T) {
 }
 
 func TestConfigInPage(t *testing.T) {
-	c, _ := newTest(t, Options{GrafanaURL: "https://grafana.example.com/", AuthEnabled: true, Version: "v1.2.3"})
+	c, _ := newTest(t, Options{GrafanaURL: "https://grafana.example.com/", AuthEnabled: true, Version: "v1.2.3",
+		TraceURL: "https://tempo.example.com/trace/{{trace_id}}"})
 	page := do(t, c.Handler(), http.MethodGet, "/", nil).Body.String()
 	m := regexp.MustCompile(`(?s)<script type="application/json" id="telltale-config">(.*?)</script>`).FindStringSubmatch(page)
 	if m == nil {
@@ -123,6 +124,9 @@ func TestConfigInPage(t *testing.T) {
 	}
 	if cfg.GrafanaURL != "https://grafana.example.com" || !cfg.AuthEnabled || cfg.Version != "v1.2.3" || cfg.GrafanaDatasourceUID != "telltale" {
 		t.Errorf("got config %+v; want grafana URL without trailing slash, auth on, version v1.2.3, datasource telltale", cfg)
+	}
+	if cfg.TraceURL != "https://tempo.example.com/trace/{{trace_id}}" {
+		t.Errorf("got trace URL %q; want the template as given", cfg.TraceURL)
 	}
 	if len(cfg.Dashboards) != 2 || cfg.Dashboards[0].UID != "a" || cfg.Dashboards[1].Title != "B </script><script>alert(1)</script>" {
 		t.Errorf("got dashboards %+v; want a, b in order with titles intact", cfg.Dashboards)
@@ -248,6 +252,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	ds := testDashboards()
 	f(Options{Dashboards: ds, GrafanaURL: "grafana:3000"}, "-grafana.url")
 	f(Options{Dashboards: ds, GrafanaURL: "ftp://grafana"}, "absolute http(s) URL")
+	f(Options{Dashboards: ds, TraceURL: "tempo/trace/{{trace_id}}"}, "-console.trace-url")
+	f(Options{Dashboards: ds, TraceURL: "https://tempo.example.com/trace/"}, "with a {{label}} in it")
 	f(Options{}, "no dashboards")
 	f(Options{Dashboards: []Dashboard{ds[0], ds[0]}}, "repeated uid")
 	f(Options{Dashboards: []Dashboard{{UID: "", JSON: []byte(`{}`)}}}, "empty or repeated uid")

@@ -105,6 +105,26 @@ func TestJavaScriptModules(t *testing.T) {
 	f(`C.changeTitle({kind: 'deploy', service: 'api', version: 'v2'})`, `"api v2"`)
 	f(`C.deployText({kind: 'incident', service: 'shop', subject: 'checkout', status: 'running', message: 'errors', time: '2024-05-01T12:00:00Z'}, Date.parse('2024-05-01T12:10:00Z')).replace(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/, 'T')`,
 		`"incident checkout (shop)\nrunning\nT (10m ago), still running\nerrors"`)
+	// Exemplar links from the -console.trace-url template.
+	f(`[C.traceLink('https://tempo.example/trace/{{trace_id}}?span={{ span_id }}', {trace_id: 'a b/c', span_id: '7'}), C.traceLink('https://t.example/{{trace_id}}', {}), C.traceLink('', {trace_id: 'x'})]`,
+		`["https://tempo.example/trace/a%20b%2Fc?span=7","",""]`)
+	// Exemplar points on a chart: inside the range and the y scale, a
+	// link where the template fills, a plain point where it does not.
+	if got, want := eval[string](b, `(async () => {
+		const d = document.createElement('div');
+		d.style.cssText = 'width: 400px; height: 200px';
+		document.body.append(d);
+		const c = new C.Chart(d, {unit: 's', traceURL: 'https://tempo.example/trace/{{trace_id}}'});
+		c.setData([100, 150, 200], [{label: 'p99', values: [0.1, 0.5, 0.2]}], 100e3, 200e3);
+		c.setExemplars([{t: 150, value: 0.3, labels: {trace_id: 't1'}}, {t: 160, value: 0.2, labels: {}}, {t: 50, value: 0.3, labels: {trace_id: 'old'}}, {t: 170, value: 99, labels: {trace_id: 'high'}}]);
+		await new Promise(r => setTimeout(r, 0));
+		const pts = [...d.querySelectorAll('.exemplar')].map(e => [e.tagName, e.dataset.traceUrl || '', e.dataset.time, e.getAttribute('aria-label').split('\n')[1] || '']);
+		const out = [d.dataset.exemplars, pts];
+		c.destroy(); d.remove();
+		return JSON.stringify(out);
+	})()`), `["2",[["A","https://tempo.example/trace/t1","150000","trace_id=t1"],["SPAN","","160000",""]]]`; got != want {
+		t.Errorf("exemplar points:\ngot  %s\nwant %s", got, want)
+	}
 	// Firing regions from ALERTS: a gap longer than 1.5 steps splits one.
 	f(`A.alertRegions([{metric: {__name__: 'ALERTS', alertname: 'Slow', alertstate: 'firing', service: 'shop'}, values: [[100, '1'], [110, '1'], [125, '1'], [200, '1'], [210, '1']]}, {metric: {alertname: 'Down', alertstate: 'firing'}, values: [[90, '1']]}], 10)`,
 		`[{"alertname":"Down","labels":{"alertname":"Down"},"start":90,"end":90},{"alertname":"Slow","labels":{"alertname":"Slow","service":"shop"},"start":100,"end":125},{"alertname":"Slow","labels":{"alertname":"Slow","service":"shop"},"start":200,"end":210}]`)

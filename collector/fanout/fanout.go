@@ -475,6 +475,11 @@ func (b *Bus) Observe(batch *samples.Batch, refs []promstorage.SeriesRef) {
 		for _, smp := range batch.SeriesSamples(s) {
 			out.AddSample(smp.T, smp.V)
 		}
+		// Native histograms too (remote write 1.0 carries them); out
+		// aliases their slices only until AppendV1 below has encoded them.
+		for _, h := range batch.SeriesHistograms(s) {
+			out.AddHistogram(h)
+		}
 	}
 	if len(out.Series) == 0 {
 		return

@@ -33,6 +33,9 @@ func (f *fakeTail) Observe(b *samples.Batch, _ []promstorage.SeriesRef) {
 		for _, s := range b.SeriesSamples(&b.Series[i]) {
 			f.got = append(f.got, fmt.Sprintf("%s %d %g", b.Name(&b.Series[i]), s.T, s.V))
 		}
+		for _, h := range b.SeriesHistograms(&b.Series[i]) {
+			f.got = append(f.got, fmt.Sprintf("%s %d histogram count=%d buckets=%v", b.Name(&b.Series[i]), h.T, h.IntCount, h.PositiveDeltas))
+		}
 	}
 }
 
@@ -121,21 +124,28 @@ func TestTailAcrossReplicas(t *testing.T) {
 	b2.Observe(batch("up", 1000, 1, "job", "api"), []promstorage.SeriesRef{7})
 	b2.Observe(batch("up", 1000, 0, "job", "db"), []promstorage.SeriesRef{8})
 	b2.Observe(batch("up", 2000, 1, "job", "api"), []promstorage.SeriesRef{7}) // cached decision
+	// A native histogram crosses too.
+	hb := &samples.Batch{}
+	hb.StartSeries(nil)
+	hb.AddLabel("__name__", "up")
+	hb.AddLabel("job", "api")
+	hb.AddHistogram(samples.Histogram{T: 3000, IntCount: 3, Sum: 1, PositiveSpans: []samples.Span{{Length: 2}}, PositiveDeltas: []int64{1, 1}})
+	b2.Observe(hb, []promstorage.SeriesRef{7})
 	b2.PublishChange(true, map[string]string{"id": "d1", "service": "api"})
 	b2.PublishChange(false, map[string]string{"id": "s1", "kind": "switch"})
-	waitFor(t, "two samples and two changes at replica 1", func() bool {
+	waitFor(t, "three samples and two changes at replica 1", func() bool {
 		got, ev := tail1.snapshot()
-		return len(got) == 2 && len(ev) == 2
+		return len(got) == 3 && len(ev) == 2
 	})
 	got, ev := tail1.snapshot()
-	if want := []string{"up 1000 1", "up 2000 1"}; !slices.Equal(got, want) {
+	if want := []string{"up 1000 1", "up 2000 1", "up 3000 histogram count=3 buckets=[1 1]"}; !slices.Equal(got, want) {
 		t.Errorf("replica 1 got %q; want %q (the job=db series matches no selector)", got, want)
 	}
 	if want := []string{`deploy {"id":"d1","service":"api"}`, `change {"id":"s1","kind":"switch"}`}; !slices.Equal(ev, want) {
 		t.Errorf("replica 1 got events %q; want %q", ev, want)
 	}
-	if n := set2.GetOrCreateCounter(`telltale_fanout_published_total{kind="samples"}`).Get(); n != 2 {
-		t.Errorf("replica 2 published %d samples messages; want 2", n)
+	if n := set2.GetOrCreateCounter(`telltale_fanout_published_total{kind="samples"}`).Get(); n != 3 {
+		t.Errorf("replica 2 published %d samples messages; want 3", n)
 	}
 	// Replica 1's clients leave: replica 2 stops publishing.
 	tail1.mu.Lock()

@@ -13,13 +13,15 @@
 // them at once (a paged array for the embedded TSDB's small references, a
 // bounded map beyond). It copies only matching samples (time and value;
 // labels are copied once per series), never blocks and never keeps the
-// batch. JSON is built and written on each client's own goroutine, at most
+// batch (a native histogram sample is copied once for all clients that
+// want it). JSON is built and written on each client's own goroutine, at most
 // one samples message per FlushInterval. Each client has a bounded queue:
 // when it is full new messages are dropped and counted, the client is told
 // what it missed once it catches up (a "dropped" notice), and a client that
 // stays behind is disconnected with a close frame that says why. Memory per
 // client is bounded by QueueSize times MaxSamplesPerMessage queued samples
-// (24 bytes each); the shared cache by 8 bytes per series reference below
+// (32 bytes each; a native histogram counts as as many samples as its
+// buckets and spans take room, so histograms keep the same bound); the shared cache by 8 bytes per series reference below
 // 2^22 plus MaxCachedSeries entries, and it is dropped with the last client.
 //
 // On Close every client gets a close frame ("server shutting down") and
@@ -68,6 +70,18 @@
 //	    client gets at most one samples message per FlushInterval (10ms):
 //	    writes committed meanwhile share a message (up to 256 KiB), so a
 //	    busy collector makes few syscalls per client.
+//
+//	{"labels":{"__name__":"latency","job":"api"},"t":1700000000000,
+//	 "h":{"count":"10","sum":"20","buckets":[[0,"0.5","1","2"],[0,"1","2","8"]]}}
+//	    A native histogram sample (remote write, OTLP exponential, NHCB) in
+//	    a samples message has "h" instead of "v": the histogram exactly as
+//	    Prometheus' HTTP API renders one in query results (its
+//	    util/jsonutil.MarshalHistogram): count and sum as strings, and the
+//	    buckets that are not empty as [boundaries, "lower", "upper",
+//	    "count"], boundaries 0 for (lower, upper], 1 for [lower, upper), 2
+//	    for (lower, upper), 3 for [lower, upper] (the zero bucket). Integer
+//	    histograms are rendered as float ones, as Prometheus does.
+//	    Exemplars are not streamed.
 //
 //	{"type":"deploy","time":1700000000456,"deploy":{"id":"...","service":"api",...}}
 //	    A deploy event as the change log recorded it (created or changed).

@@ -376,3 +376,65 @@ func TestE2EIngestWithAHundredClientsSomeStuck(t *testing.T) {
 	}
 	readers.Wait()
 }
+
+// TestE2ETailHistograms: native histograms written over remote write 2.0
+// reach a websocket client as "h", rendered as Prometheus' API renders
+// them, beside the float samples of the same write, and the tail command
+// prints their count and sum.
+func TestE2ETailHistograms(t *testing.T) {
+	c := startCollector(t)
+	sub := dialCollector(t, c, `{__name__=~"e2e_hist.*"}`)
+	cmd := exec.Command(collectortest.Binary(t), "tail", "-collector", c.URL, `{__name__=~"e2e_hist.*"}`)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &collectortest.SyncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "tail: subscribed to") {
+		if time.Now().After(deadline) {
+			t.Fatalf("tail command did not subscribe; stderr: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	ts := time.Now().Truncate(time.Second).UnixMilli()
+	var b samples.Batch
+	b.StartSeries(nil)
+	b.AddLabel("__name__", "e2e_hist_seconds")
+	b.AddLabel("job", "api")
+	// Schema 0: (0.5,1] 2, (1,2] 4, (2,4] 4.
+	b.AddHistogram(samples.Histogram{T: ts, IntCount: 10, Sum: 20,
+		PositiveSpans: []samples.Span{{Offset: 0, Length: 3}}, PositiveDeltas: []int64{2, 2, 0}})
+	b.StartSeries(nil)
+	b.AddLabel("__name__", "e2e_hist_up")
+	b.AddSample(ts, 1)
+	status, msg := c.Post(t.Context(), "/api/v1/write", snappy.Encode(nil, remotewrite.AppendV2(nil, &b)), map[string]string{
+		"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request", "Content-Encoding": "snappy"})
+	if status/100 != 2 {
+		t.Fatalf("remote write 2.0: got %d %s; want 2xx", status, msg)
+	}
+
+	_, raw, err := sub.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`"samples":[{"labels":{"__name__":"e2e_hist_seconds","job":"api"},"t":%d,"h":{"count":"10","sum":"20","buckets":[[0,"0.5","1","2"],[0,"1","2","4"],[0,"2","4","4"]]}},`+
+		`{"labels":{"__name__":"e2e_hist_up"},"t":%d,"v":"1"}]`, ts, ts)
+	if !strings.Contains(string(raw), want) {
+		t.Fatalf("samples message:\ngot  %s\nwant it to hold %s", raw, want)
+	}
+	stamp := time.UnixMilli(ts).Format("15:04:05.000")
+	out := bufio.NewScanner(stdout)
+	for _, want := range []string{stamp + `  e2e_hist_seconds{job="api"}  count=10 sum=20 buckets=3`, stamp + `  e2e_hist_up{}                1`} {
+		if !out.Scan() || out.Text() != want {
+			t.Fatalf("tail command line: got %q; want %q (stderr: %s)", out.Text(), want, stderr.String())
+		}
+	}
+}

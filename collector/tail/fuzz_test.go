@@ -58,7 +58,7 @@ func FuzzSamplesJSON(f *testing.F) {
 			return // the writer rejects invalid UTF-8 before it gets here
 		}
 		ser := &series{labels: []samples.Label{{Name: n1, Value: v1}, {Name: n2, Value: v2}}}
-		raw := appendSamples(nil, &item{time: ts, samples: []queued{{ser, ts, v}}})
+		raw := appendSamples(nil, &item{time: ts, samples: []queued{{s: ser, t: ts, v: v}}})
 		var m Message
 		if err := json.Unmarshal(raw, &m); err != nil {
 			t.Fatalf("invalid JSON: %v: %s", err, raw)

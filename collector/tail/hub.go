@@ -12,14 +12,17 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/telltale-dev/telltale/samples"
+	"github.com/telltale-dev/telltale/samples/promhistogram"
 )
 
 // Options configure New. Zero values mean the defaults given.
@@ -218,7 +221,7 @@ func (h *Hub) Observe(b *samples.Batch, refs []storage.SeriesRef) {
 	var now time.Time
 	for i := range b.Series {
 		sr := &b.Series[i]
-		if sr.SamplesStart == sr.SamplesEnd {
+		if sr.SamplesStart == sr.SamplesEnd && sr.HistogramsStart == sr.HistogramsEnd {
 			continue
 		}
 		var ref storage.SeriesRef
@@ -241,25 +244,39 @@ func (h *Hub) Observe(b *samples.Batch, refs []storage.SeriesRef) {
 		if now.IsZero() {
 			now = h.opts.Now()
 		}
+		// Native histograms are copied once for all clients: the batch's
+		// slices are reused after Observe returns.
+		sc.hists = sc.hists[:0]
+		for _, hs := range b.SeriesHistograms(sr) {
+			sc.hists = append(sc.hists, copyHistogram(&hs))
+		}
 		for _, si := range e.subs {
 			if snap.subs[si] == nil {
 				continue // gone since the entry was made
 			}
 			it := items[si]
-			for _, smp := range b.SeriesSamples(sr) {
+			add := func(q queued) {
 				if it == nil {
 					it = h.getItem()
 					it.time = now.UnixMilli()
 				}
-				it.samples = append(it.samples, queued{s: e.series, t: smp.T, v: smp.V})
-				if len(it.samples) >= h.opts.MaxSamplesPerMessage {
+				it.samples = append(it.samples, q)
+				it.cost += q.cost()
+				if it.cost >= h.opts.MaxSamplesPerMessage {
 					snap.subs[si].enqueue(it, now)
 					it = nil
 				}
 			}
+			for _, smp := range b.SeriesSamples(sr) {
+				add(queued{s: e.series, t: smp.T, v: smp.V})
+			}
+			for _, hq := range sc.hists {
+				add(queued{s: e.series, t: hq.t, h: hq.h})
+			}
 			items[si] = it
 		}
 	}
+	clear(sc.hists) // drop the histograms: the items hold them now
 	for si, it := range items {
 		if it != nil {
 			snap.subs[si].enqueue(it, now)
@@ -273,6 +290,22 @@ func (h *Hub) Observe(b *samples.Batch, refs []storage.SeriesRef) {
 // indexed like snapshot.subs.
 type observeScratch struct {
 	items []*item
+	hists []queuedHistogram // the current series' histograms
+}
+
+type queuedHistogram struct {
+	t int64
+	h *histogram.FloatHistogram
+}
+
+// copyHistogram copies a native histogram sample out of the batch, as the
+// float histogram Prometheus' API renders.
+func copyHistogram(hs *samples.Histogram) queuedHistogram {
+	ih, fh := promhistogram.ToPrometheus(hs)
+	if fh == nil {
+		fh = ih.ToFloat(nil)
+	}
+	return queuedHistogram{t: hs.T, h: fh}
 }
 
 // maxClientsLimit is the most clients a hub serves: match entries index
@@ -486,15 +519,37 @@ func (h *Hub) Close(ctx context.Context) error {
 type item struct {
 	time    int64 // commit time, ms
 	samples []queued
+	cost    int // the samples' total cost (queued.cost)
 	// Messages and samples dropped for the client before this item, taken
 	// from its pending counters when the item was queued.
 	droppedMsgs, droppedSamples int64
 }
 
+// queued is one sample of a queued message: a float v or, when h is not
+// nil, a native histogram (shared by every client it is queued for, never
+// changed).
 type queued struct {
 	s *series
 	t int64
 	v float64
+	h *histogram.FloatHistogram
+}
+
+// queuedSize is the size of a queued float sample in bytes: the unit of
+// an item's cost.
+const queuedSize = int(unsafe.Sizeof(queued{}))
+
+// cost is what q weighs against Options.MaxSamplesPerMessage: 1 for a
+// float sample, and for a native histogram 1 plus its buckets and spans
+// in queued-sample units, so a client's queued memory stays bounded by
+// QueueSize × MaxSamplesPerMessage samples whatever the histograms' size.
+func (q queued) cost() int {
+	if q.h == nil {
+		return 1
+	}
+	n := 8*(len(q.h.PositiveBuckets)+len(q.h.NegativeBuckets)+len(q.h.PositiveSpans)+len(q.h.NegativeSpans)+len(q.h.CustomValues)) +
+		int(unsafe.Sizeof(*q.h))
+	return 1 + n/queuedSize
 }
 
 func (h *Hub) getItem() *item { return h.items.Get().(*item) }
@@ -502,6 +557,7 @@ func (h *Hub) getItem() *item { return h.items.Get().(*item) }
 func (h *Hub) putItem(it *item) {
 	clear(it.samples) // drop the *series references
 	it.samples = it.samples[:0]
+	it.cost = 0
 	it.droppedMsgs, it.droppedSamples = 0, 0
 	h.items.Put(it)
 }

@@ -391,7 +391,7 @@ func TestSamplesMessageJSON(t *testing.T) {
 		{Name: "__name__", Value: "up"}, {Name: "path", Value: "/a\"b\\c\n\u00e9\u2028"}, {Name: "job", Value: "<api>&"},
 	}}
 	it := &item{time: 1_700_000_000_123, samples: []queued{
-		{ser, 1000, 1.5}, {ser, 2000, math.NaN()}, {ser, 3000, math.Inf(1)}, {ser, 4000, math.Inf(-1)}, {ser, 5000, -0.25e-300},
+		{s: ser, t: 1000, v: 1.5}, {s: ser, t: 2000, v: math.NaN()}, {s: ser, t: 3000, v: math.Inf(1)}, {s: ser, t: 4000, v: math.Inf(-1)}, {s: ser, t: 5000, v: -0.25e-300},
 	}}
 	raw := appendSamples(nil, it)
 	var m Message
@@ -463,7 +463,7 @@ func TestAppendQueuedMergesUntilAGap(t *testing.T) {
 		it := h.getItem()
 		it.time, it.droppedMsgs = tm, dropped
 		for _, v := range vals {
-			it.samples = append(it.samples, queued{ser, tm, v})
+			it.samples = append(it.samples, queued{s: ser, t: tm, v: v})
 		}
 		return it
 	}

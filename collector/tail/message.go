@@ -64,13 +64,65 @@ type Message struct {
 	Text            string `json:"text,omitempty"`
 }
 
-// Sample is one sample of a samples message.
+// Sample is one sample of a samples message: a float V or, when H is not
+// nil, a native histogram (the server then sends no "v").
 type Sample struct {
 	// Labels is the series' label set, __name__ included.
 	Labels map[string]string `json:"labels"`
 	// T is the sample's timestamp in milliseconds since the Unix epoch.
 	T int64 `json:"t"`
 	V Value `json:"v"`
+	// H is a native histogram sample, as Prometheus' HTTP API renders one.
+	H *Histogram `json:"h,omitempty"`
+}
+
+// Histogram is a native histogram sample as Prometheus' HTTP API renders
+// it (util/jsonutil.MarshalHistogram): the observation count and sum, and
+// the buckets that are not empty.
+type Histogram struct {
+	Count   Value    `json:"count"`
+	Sum     Value    `json:"sum"`
+	Buckets []Bucket `json:"buckets,omitempty"`
+}
+
+// Bucket is one bucket of a Histogram, on the wire the array
+// [boundaries, "lower", "upper", "count"].
+type Bucket struct {
+	// Boundaries says which bounds are inside the bucket: 0 upper only
+	// (lower, upper], 1 lower only [lower, upper), 2 neither, 3 both (the
+	// zero bucket).
+	Boundaries   int
+	Lower, Upper Value
+	Count        Value
+}
+
+// MarshalJSON implements json.Marshaler.
+func (b Bucket) MarshalJSON() ([]byte, error) {
+	dst := append([]byte{'['}, strconv.Itoa(b.Boundaries)...)
+	for _, v := range []Value{b.Lower, b.Upper, b.Count} {
+		dst = appendValue(append(dst, ','), float64(v))
+	}
+	return append(dst, ']'), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (b *Bucket) UnmarshalJSON(raw []byte) error {
+	var parts []json.RawMessage
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return fmt.Errorf("histogram bucket %s is not an array: %w", truncate(string(raw), 64), err)
+	}
+	if len(parts) != 4 {
+		return fmt.Errorf("histogram bucket %s has %d elements; want 4: [boundaries, lower, upper, count]", truncate(string(raw), 64), len(parts))
+	}
+	if err := json.Unmarshal(parts[0], &b.Boundaries); err != nil || b.Boundaries < 0 || b.Boundaries > 3 {
+		return fmt.Errorf("histogram bucket boundaries %s: want 0, 1, 2 or 3", truncate(string(parts[0]), 64))
+	}
+	for i, v := range []*Value{&b.Lower, &b.Upper, &b.Count} {
+		if err := v.UnmarshalJSON(parts[i+1]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Value is a sample value. On the wire it is a JSON string as in the

@@ -11,7 +11,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	jsoniter "github.com/json-iterator/go"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/util/jsonutil"
 
 	"github.com/telltale-dev/telltale/samples"
 )
@@ -389,10 +392,28 @@ func appendSampleEntries(dst []byte, it *item, first bool) []byte {
 		dst = append(dst, q.s.labelsJSON()...)
 		dst = append(dst, `,"t":`...)
 		dst = strconv.AppendInt(dst, q.t, 10)
-		dst = append(dst, `,"v":`...)
-		dst = appendValue(dst, q.v)
+		if q.h != nil {
+			dst = append(dst, `,"h":`...)
+			dst = appendHistogram(dst, q.h)
+		} else {
+			dst = append(dst, `,"v":`...)
+			dst = appendValue(dst, q.v)
+		}
 		dst = append(dst, '}')
 	}
+	return dst
+}
+
+// appendHistogram appends h as Prometheus' HTTP API renders a histogram
+// value: {"count":"..","sum":"..","buckets":[[boundaries,"lower","upper","count"],...]}
+// with empty buckets left out.
+func appendHistogram(dst []byte, h *histogram.FloatHistogram) []byte {
+	st := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowStream(nil)
+	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnStream(st)
+	st.SetBuffer(dst)
+	jsonutil.MarshalHistogram(h, st)
+	dst = st.Buffer()
+	st.SetBuffer(nil) // the pooled stream must not keep dst
 	return dst
 }
 

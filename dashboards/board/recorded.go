@@ -32,6 +32,13 @@ const (
 	// histogram's buckets by service, env, route and le: what the latency
 	// panels take quantiles of.
 	RecHTTPDurationBuckets = "service_env_route_le:http_request_duration_seconds_bucket:rate1m"
+	// RecHTTPDuration is the rate of the request duration native histogram
+	// (http_request_duration_seconds without le: sent by remote write as a
+	// native histogram, or by OTLP) by service, env and route, itself a
+	// native histogram: what the latency panels take quantiles of when the
+	// app sends native histograms. It records nothing for an app that sends
+	// classic buckets only.
+	RecHTTPDuration = "service_env_route:http_request_duration_seconds:rate1m"
 	// RecCPUByMode is CPU seconds per second by host and mode, summed over
 	// the host's CPUs.
 	RecCPUByMode = "instance_mode:node_cpu_seconds:rate1m"
@@ -51,6 +58,7 @@ func Recordings() []Recording {
 	return []Recording{
 		{RecHTTPRequests, `sum by (service, env, route, code) (rate(http_requests_total[1m]))`},
 		{RecHTTPDurationBuckets, `sum by (service, env, route, le) (rate(http_request_duration_seconds_bucket[1m]))`},
+		{RecHTTPDuration, `sum by (service, env, route) (rate(http_request_duration_seconds[1m]))`},
 		{RecCPUByMode, `sum by (instance, mode) (rate(node_cpu_seconds_total[1m]))`},
 		{RecCPUs, `count by (instance) (node_cpu_seconds_total{mode="idle"})`},
 	}

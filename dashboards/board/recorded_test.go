@@ -20,15 +20,15 @@ import (
 )
 
 // recordedQueries returns the panel queries that read recorded series,
-// with their variables expanded (TestVars).
-func recordedQueries(t *testing.T) map[string]string {
+// with their variables expanded (vars).
+func recordedQueries(t *testing.T, vars map[string]string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, q := range mustQueries(t) {
 		if q.Kind != KindPanel {
 			continue
 		}
-		expr, err := Expand(q.Expr, TestVars())
+		expr, err := Expand(q.Expr, vars)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +45,7 @@ func recordedQueries(t *testing.T) map[string]string {
 // is a recording, and the rule file is what Recordings says and loads.
 func TestRecordingsAndPanelsAgree(t *testing.T) {
 	used := map[string]bool{}
-	for _, expr := range recordedQueries(t) {
+	for _, expr := range recordedQueries(t, TestVars()) {
 		for _, n := range metricNames(t, expr) {
 			used[n] = true
 		}
@@ -139,37 +139,44 @@ func TestRecordedPanelsEqualRawQueries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rawOf := map[string]string{}
-	vars := TestVars() // $__rate_interval 1m: the rules' window
-	for _, q := range rawQueries {
-		e, err := Expand(q.Expr, vars)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rawOf[q.String()] = e
-	}
-	queries := recordedQueries(t)
-	if len(queries) < 10 {
-		t.Fatalf("got %d panel queries over recorded series; want the service and hosts panels (10 or more)", len(queries))
-	}
-	for name, expr := range queries {
-		raw, ok := rawOf[name]
-		if !ok || raw == expr {
-			t.Fatalf("%s: no raw form in the RawQueries dashboards (got %q)", name, raw)
-		}
-		for ts := from; !ts.After(to); ts = ts.Add(RulesInterval) {
-			got, want := query(expr, ts), query(raw, ts)
-			if len(got) == 0 || len(got) != len(want) {
-				t.Fatalf("%s at %s: got %d series; want %d from the raw query %s", name, ts.Format(time.TimeOnly), len(got), len(want), raw)
+	// Every service (the latency panels' classic half answers for every
+	// route, the native half adds nothing), then the service that sends
+	// only native histograms (the native half answers alone), then the one
+	// that sends both (the classic half wins).
+	for _, svc := range []string{".+", "api", "cart"} {
+		vars := TestVars() // $__rate_interval 1m: the rules' window
+		vars["service"] = svc
+		rawOf := map[string]string{}
+		for _, q := range rawQueries {
+			e, err := Expand(q.Expr, vars)
+			if err != nil {
+				t.Fatal(err)
 			}
-			wantBy := map[string]float64{}
-			for _, s := range want {
-				wantBy[s.Metric.String()] = s.F
+			rawOf[q.String()] = e
+		}
+		queries := recordedQueries(t, vars)
+		if len(queries) < 10 {
+			t.Fatalf("got %d panel queries over recorded series; want the service and hosts panels (10 or more)", len(queries))
+		}
+		for name, expr := range queries {
+			raw, ok := rawOf[name]
+			if !ok || raw == expr {
+				t.Fatalf("%s: no raw form in the RawQueries dashboards (got %q)", name, raw)
 			}
-			for _, s := range got {
-				wv, ok := wantBy[s.Metric.String()]
-				if !ok || !close(s.F, wv) {
-					t.Fatalf("%s%s at %s: got %v; want %v from the raw query %s", name, s.Metric, ts.Format(time.TimeOnly), s.F, wv, raw)
+			for ts := from; !ts.After(to); ts = ts.Add(RulesInterval) {
+				got, want := query(expr, ts), query(raw, ts)
+				if len(got) == 0 || len(got) != len(want) {
+					t.Fatalf("%s at %s: got %d series; want %d from the raw query %s", name, ts.Format(time.TimeOnly), len(got), len(want), raw)
+				}
+				wantBy := map[string]float64{}
+				for _, s := range want {
+					wantBy[s.Metric.String()] = s.F
+				}
+				for _, s := range got {
+					wv, ok := wantBy[s.Metric.String()]
+					if !ok || !close(s.F, wv) {
+						t.Fatalf("%s%s at %s: got %v; want %v from the raw query %s", name, s.Metric, ts.Format(time.TimeOnly), s.F, wv, raw)
+					}
 				}
 			}
 		}
@@ -186,9 +193,10 @@ func close(a, b float64) bool {
 	return a == b || math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b))
 }
 
-// writeTraffic writes the instrument library's request metrics of two
+// writeTraffic writes the instrument library's request metrics of three
 // services (two envs, three routes, two methods, two codes, a latency
-// histogram) and the CPU counters of two hosts, every 10 s for d.
+// histogram: classic le buckets from shop, a native histogram from api,
+// both from cart) and the CPU counters of two hosts, every 10 s for d.
 func writeTraffic(t *testing.T, w *ingest.Writer, start time.Time, d time.Duration) {
 	t.Helper()
 	les := []string{"0.05", "0.1", "0.25", "0.5", "1", "+Inf"}
@@ -200,10 +208,26 @@ func writeTraffic(t *testing.T, w *ingest.Writer, start time.Time, d time.Durati
 		}
 		b.AddSample(ts.UnixMilli(), v)
 	}
+	// addNative adds a native histogram of schema 0 (bounds 0.125, 0.25,
+	// 0.5, 1, 2) holding base observations spread 30/30/20/10/10%.
+	addNative := func(ts time.Time, base float64, kv ...string) {
+		b.StartSeries(nil)
+		for i := 0; i+1 < len(kv); i += 2 {
+			b.AddLabel(kv[i], kv[i+1])
+		}
+		var deltas []int64
+		var count, prev int64
+		for _, w := range []float64{0.3, 0.3, 0.2, 0.1, 0.1} {
+			c := int64(math.Floor(base * w))
+			deltas, prev, count = append(deltas, c-prev), c, count+c
+		}
+		b.AddHistogram(samples.Histogram{T: ts.UnixMilli(), IntCount: uint64(count), Sum: base * 0.4,
+			PositiveSpans: []samples.Span{{Offset: -3, Length: 5}}, PositiveDeltas: deltas})
+	}
 	for ts := start; !ts.After(start.Add(d)); ts = ts.Add(10 * time.Second) {
 		b.Reset()
 		n := ts.Sub(start).Seconds()
-		for si, svc := range []string{"shop", "cart"} {
+		for si, svc := range []string{"shop", "cart", "api"} {
 			for _, env := range []string{"prod", "dev"} {
 				for ri, route := range []string{"/", "/api/checkout", "/api/search"} {
 					for mi, method := range []string{"GET", "POST"} {
@@ -211,8 +235,13 @@ func writeTraffic(t *testing.T, w *ingest.Writer, start time.Time, d time.Durati
 						lb := []string{"service", svc, "env", env, "route", route, "method", method, "instance", "i1"}
 						add(ts, math.Floor(base), append([]string{"__name__", "http_requests_total", "code", "200"}, lb...)...)
 						add(ts, math.Floor(base/(9+float64(ri))), append([]string{"__name__", "http_requests_total", "code", "500"}, lb...)...)
-						for bi, le := range les {
-							add(ts, math.Floor(base*float64(bi+1)/float64(len(les))), append([]string{"__name__", "http_request_duration_seconds_bucket", "le", le, "code", "200"}, lb...)...)
+						if svc != "api" {
+							for bi, le := range les {
+								add(ts, math.Floor(base*float64(bi+1)/float64(len(les))), append([]string{"__name__", "http_request_duration_seconds_bucket", "le", le, "code", "200"}, lb...)...)
+							}
+						}
+						if svc != "shop" {
+							addNative(ts, base, append([]string{"__name__", "http_request_duration_seconds", "code", "200"}, lb...)...)
 						}
 					}
 				}

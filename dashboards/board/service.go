@@ -49,13 +49,42 @@ func errorRatio(o Options, by string) string {
 	return "(" + errs + " / " + total + ") or (" + total + " * 0)"
 }
 
-// quantile is histogram_quantile(q) of the request duration by the labels.
+// quantile is histogram_quantile(q) of the request duration by the labels
+// ("" for all, "route"), whether the app sends a classic histogram
+// (http_request_duration_seconds_bucket with le) or a native one
+// (http_request_duration_seconds, no le: remote write 2.0 or 1.0's
+// histograms, OTLP exponential histograms, NHCB):
+//
+//	histogram_quantile(q, sum by (le, X) (classic)) or histogram_quantile(q, sum by (X) (native))
+//
+// Both halves end with the labels X (histogram_quantile drops le), so
+// `or` keeps the classic result of a label set and adds the native one
+// only where no classic one exists: a series is never drawn twice, and
+// an app scraped with both forms (Prometheus' always_scrape_classic_histograms)
+// shows its classic quantile. The choice is per label set and per step,
+// so an app moving from classic to native shows one line that changes
+// source when the classic buckets stop; a route whose instances send both
+// forms at once shows only its classic instances' quantile. Float series
+// named http_request_duration_seconds (a summary's quantiles) give the
+// native half nothing: histogram_quantile ignores floats without le.
 func quantile(o Options, q, by string) string {
-	src := "rate(http_request_duration_seconds_bucket{{R}}[$__rate_interval])"
+	classic := "rate(http_request_duration_seconds_bucket{{R}}[$__rate_interval])"
+	native := "rate(http_request_duration_seconds{{R}}[$__rate_interval])"
 	if !o.RawQueries {
-		src = RecHTTPDurationBuckets + "{{R}}"
+		classic, native = RecHTTPDurationBuckets+"{{R}}", RecHTTPDuration+"{{R}}"
 	}
-	return svcQ(fmt.Sprintf(`histogram_quantile(%s, sum by (%s) (%s))`, q, by, src))
+	sumBy := func(labels string) string {
+		if labels == "" {
+			return "sum"
+		}
+		return "sum by (" + labels + ")"
+	}
+	le := "le"
+	if by != "" {
+		le += ", " + by
+	}
+	return svcQ(fmt.Sprintf(`histogram_quantile(%s, %s (%s)) or histogram_quantile(%s, %s (%s))`,
+		q, sumBy(le), classic, q, sumBy(by), native))
 }
 
 // service is the per-service dashboard over the instrument library's
@@ -78,7 +107,7 @@ func service(opts Options) (*dashboard.DashboardBuilder, string, string) {
 	b.WithPanel(single("Errors", "Share of requests answered 5xx.", units.PercentUnit,
 		errorRatio(opts, "service, env"), "{{service}} {{env}} 5xx", quarter))
 	b.WithPanel(single("p99 latency", "99th percentile request duration, all chosen routes.", units.Seconds,
-		quantile(opts, "0.99", "le"), "p99", quarter))
+		quantile(opts, "0.99", ""), "p99", quarter))
 
 	row(b, "Requests")
 	b.WithPanel(graph("Request rate by route", "Requests per second by route.", units.RequestsPerSecond, half,
@@ -91,10 +120,10 @@ func service(opts Options) (*dashboard.DashboardBuilder, string, string) {
 		series{svcQ(`sum by (service, env) (http_requests_in_flight{{S}})`), "{{service}} {{env}}"}))
 
 	row(b, "Latency")
-	b.WithPanel(graph("Latency by route: p50, p90, p99", "Request duration percentiles by route, from the http_request_duration_seconds histogram.", units.Seconds, full,
-		series{quantile(opts, "0.5", "le, route"), "p50 {{route}}"},
-		series{quantile(opts, "0.9", "le, route"), "p90 {{route}}"},
-		series{quantile(opts, "0.99", "le, route"), "p99 {{route}}"}))
+	b.WithPanel(graph("Latency by route: p50, p90, p99", "Request duration percentiles by route, from the http_request_duration_seconds histogram, classic (le buckets) or native.", units.Seconds, full,
+		series{quantile(opts, "0.5", "route"), "p50 {{route}}"},
+		series{quantile(opts, "0.9", "route"), "p90 {{route}}"},
+		series{quantile(opts, "0.99", "route"), "p99 {{route}}"}))
 
 	row(b, "Runtime")
 	b.WithPanel(graph("CPU", "CPU seconds per second used by the process.", units.Short, quarter,

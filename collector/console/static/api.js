@@ -82,6 +82,16 @@ export function queryRange(expr, startMs, endMs, stepS, signal) {
   });
 }
 
+// queryExemplars lists the exemplars of the series expr selects between
+// startMs and endMs, as Prometheus serves them: [{seriesLabels,
+// exemplars: [{labels, value, timestamp}]}].
+export function queryExemplars(expr, startMs, endMs, signal) {
+  return request('/api/v1/query_exemplars', {
+    method: 'POST', signal,
+    form: { query: expr, start: (startMs / 1000).toFixed(3), end: (endMs / 1000).toFixed(3) },
+  });
+}
+
 // queryInstant runs a PromQL instant query at atMs.
 export function queryInstant(expr, atMs, signal) {
   return request('/api/v1/query', { method: 'POST', signal, form: { query: expr, time: (atMs / 1000).toFixed(3) } });

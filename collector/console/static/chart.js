@@ -10,7 +10,10 @@
 // data-alerts) and each marker its change's time (data-time, ms), id
 // (data-deploy-id) and kind (data-kind); each band its start and end
 // (data-time, data-end, ms; data-open while running); each alert region its
-// alert (data-alertname) and span (data-start, data-end, s).
+// alert (data-alertname) and span (data-start, data-end, s). With a trace
+// URL template (-console.trace-url) it also draws the exemplars of its
+// queries as points linking to their traces (data-exemplars: the points
+// drawn).
 
 import { axisFormatter, format, isoTime } from './units.js';
 import { relTime } from './format.js';
@@ -80,9 +83,9 @@ export function hideTooltip() {
 // overlay is a uPlot plugin: a layer of DOM elements over (or, with under,
 // beneath the other layers of) the plot, which fill(u, layer, min, max)
 // fills for the x range [min, max] in seconds; the count it returns goes to
-// the chart element's data-<key>. It refills when the range or size
-// changes, and on redraw().
-function overlay(chart, className, key, fill, under = false) {
+// the chart element's data-<key>. It refills when the range (of the given
+// scales) or size changes, and on redraw().
+function overlay(chart, className, key, fill, under = false, scales = ['x']) {
   let layer;
   const draw = u => {
     if (!layer) return;
@@ -99,7 +102,7 @@ function overlay(chart, className, key, fill, under = false) {
         if (under) u.over.prepend(layer); else u.over.append(layer);
         draw(u);
       },
-      setScale: (u, key) => { if (key === 'x') draw(u); },
+      setScale: (u, key) => { if (scales.includes(key)) draw(u); },
       setSize: u => draw(u),
     },
     redraw: () => chart.u && draw(chart.u),
@@ -178,19 +181,75 @@ function alertLayer(chart) {
   }, true);
 }
 
+// traceLink expands the trace URL template (-console.trace-url): each
+// {{name}} becomes the exemplar label name's value, URL-escaped. It
+// returns '' when the template is empty or names a label the exemplar
+// lacks: such an exemplar is drawn without a link.
+export function traceLink(template, labels) {
+  if (!template) return '';
+  let missing = false;
+  const url = template.replace(/\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}/g, (_, name) => {
+    const v = labels && labels[name];
+    if (!v) missing = true;
+    return encodeURIComponent(v || '');
+  });
+  return missing ? '' : url;
+}
+
+// exemplarText is the tooltip of an exemplar: its value, time and labels.
+export function exemplarText(e, unit) {
+  const lines = [`exemplar ${format(e.value, unit)} at ${isoTime(e.t * 1000)}`];
+  for (const [k, v] of Object.entries(e.labels || {})) lines.push(`${k}=${v}`);
+  return lines.join('\n');
+}
+
+// exemplarLayer draws chart.exemplars ({t (s), value, labels}) as points
+// at their time and value, each a link to its trace when the trace URL
+// template gives one (data-trace-url), with data-time (ms) and data-value.
+// Points outside the plot are left out.
+function exemplarLayer(chart) {
+  return overlay(chart, 'exemplar-layer', 'exemplars', (u, layer, min, max) => {
+    let n = 0;
+    const [ymin, ymax] = [u.scales.y.min, u.scales.y.max];
+    for (const e of chart.exemplars) {
+      if (e.t < min || e.t > max || !(e.value >= ymin && e.value <= ymax)) continue;
+      const href = traceLink(chart.traceURL, e.labels);
+      const p = document.createElement(href ? 'a' : 'span');
+      p.className = 'exemplar';
+      if (href) {
+        p.href = href;
+        p.target = '_blank';
+        p.rel = 'noopener noreferrer';
+        p.dataset.traceUrl = href;
+      }
+      p.style.left = u.valToPos(e.t, 'x') + 'px';
+      p.style.top = u.valToPos(e.value, 'y') + 'px';
+      p.dataset.time = String(Math.round(e.t * 1000));
+      p.dataset.value = String(e.value);
+      hoverText(p, exemplarText(e, chart.unit));
+      layer.append(p);
+      n++;
+    }
+    return n;
+  }, false, ['x', 'y']); // points sit at a value: follow the y scale too
+}
+
 // Chart draws series over a fixed time range in el.
 export class Chart {
-  constructor(el, { unit = 'short', onDeployClick } = {}) {
+  constructor(el, { unit = 'short', onDeployClick, traceURL = '' } = {}) {
     this.el = el;
     this.unit = unit;
     this.onDeployClick = onDeployClick;
+    this.traceURL = traceURL;
     this.deploys = [];
     this.alerts = [];
+    this.exemplars = [];
     this.u = null;
     this.labels = '';
     this.range = [0, 1];
     this.markers = deployMarkers(this);
     this.regions = alertLayer(this);
+    this.points = exemplarLayer(this);
     this.ro = new ResizeObserver(() => this.resize());
     this.ro.observe(el);
   }
@@ -238,6 +297,12 @@ export class Chart {
     this.regions.redraw();
   }
 
+  // setExemplars sets the exemplars to draw ({t in s, value, labels}).
+  setExemplars(exemplars) {
+    this.exemplars = exemplars;
+    this.points.redraw();
+  }
+
   options(series) {
     const unit = this.unit;
     const { width, height } = this.size();
@@ -267,7 +332,7 @@ export class Chart {
       legend: { show: true, live: true },
       cursor: { sync: { key: 'telltale' }, drag: { x: false, y: false, setScale: false }, focus: { prox: 16 } },
       focus: { alpha: 0.35 },
-      plugins: [this.regions, this.markers],
+      plugins: [this.regions, this.points, this.markers],
     };
   }
 

@@ -96,7 +96,7 @@ export class DashboardView {
     if (p.type === 'timeseries') {
       const chartEl = el('div', { class: 'chart' });
       body.append(chartEl);
-      panel.chart = new Chart(chartEl, { unit: unitOf(p), onDeployClick: this.ctx.onDeployClick });
+      panel.chart = new Chart(chartEl, { unit: unitOf(p), onDeployClick: this.ctx.onDeployClick, traceURL: this.ctx.config.traceURL || '' });
     } else if (p.type === 'text') {
       this.renderText(panel);
     } else if (p.type !== 'stat' && p.type !== 'table') {
@@ -400,6 +400,14 @@ export class DashboardView {
     const n = Math.ceil((toMs - fromMs) / intervalMs) + 1;
     const start = toMs - (n - 1) * intervalMs;
     const results = await Promise.all(targets.map(x => api.queryRange(x.expr, start, toMs, stepS, signal)));
+    // Exemplars only with a trace URL template to link them to; a failure
+    // to fetch them costs the points, not the chart.
+    const exemplars = this.ctx.config.traceURL
+      ? (await Promise.all(targets.map(x => api.queryExemplars(x.expr, start, toMs, signal).catch(e => {
+        if (e.name === 'AbortError') throw e;
+        return [];
+      })))).flat().flatMap(s => (s.exemplars || []).map(e => ({ t: Number(e.timestamp), value: Number(e.value), labels: e.labels || {}, series: s.seriesLabels || {} })))
+      : [];
     const xs = new Array(n);
     for (let i = 0; i < n; i++) xs[i] = (start + i * intervalMs) / 1000;
     const series = [];
@@ -419,6 +427,7 @@ export class DashboardView {
     panel.chart.setData(xs, series, fromMs, toMs);
     panel.chart.setDeploys(this.deploys);
     panel.chart.setAlerts(this.alerts || []);
+    panel.chart.setExemplars(exemplars);
     await new Promise(r => queueMicrotask(r)); // after uPlot's queued draw
     const drawMs = performance.now() - t0;
     let points = 0;

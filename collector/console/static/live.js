@@ -131,10 +131,16 @@ export class LiveView {
     for (let i = samples.length - 1; i >= 0; i--) {
       const s = samples[i];
       const name = seriesName(s.labels);
-      const v = Number(s.v);
-      frag.append(el('tr', { dataset: { received: String(now), t: String(s.t), series: name, value: s.v } },
+      // A native histogram sample ("h", as Prometheus' API renders one)
+      // shows its count and sum; its sparkline follows the count.
+      const h = s.h;
+      const raw = h ? h.count : s.v;
+      const v = Number(raw);
+      const shown = h ? `count ${liveValue('', v)} sum ${liveValue(name, Number(h.sum))}` : liveValue(name, v);
+      const title = h ? `native histogram: count ${h.count}, sum ${h.sum}, ${(h.buckets || []).length} buckets` : s.v;
+      frag.append(el('tr', { dataset: { received: String(now), t: String(s.t), series: name, value: raw } },
         el('td', { class: 'muted' }, isoTime(now)), el('td', {}, isoTime(s.t)), el('td', { class: 'series' }, name),
-        el('td', { class: 'num', title: s.v }, liveValue(name, v))));
+        el('td', { class: 'num', title }, shown)));
       this.track(name, s.t, v);
     }
     this.state.live.samples += samples.length;

@@ -28,7 +28,8 @@ const (
 const maxSeriesWidth = 100
 
 // Printer renders live-tail messages for people: one line per sample
-// (time, series, value) with the series column aligned, deploy events
+// (time, series, value; a native histogram as count=, sum= and its number
+// of non-empty buckets) with the series column aligned, deploy events
 // highlighted, and notices on Err. It is not safe for concurrent use.
 type Printer struct {
 	// Out receives samples and deploy events.
@@ -127,11 +128,26 @@ func (p *Printer) appendSample(s tail.Sample) {
 	if p.Color {
 		p.buf = append(p.buf, styleValue...)
 	}
-	p.buf = append(p.buf, formatValue(float64(s.V))...)
+	if s.H != nil {
+		p.appendHistogram(s.H)
+	} else {
+		p.buf = append(p.buf, formatValue(float64(s.V))...)
+	}
 	if p.Color {
 		p.buf = append(p.buf, styleReset...)
 	}
 	p.buf = append(p.buf, '\n')
+}
+
+// appendHistogram renders a native histogram sample on one line as
+// count=11 sum=20 buckets=4 (the non-empty buckets).
+func (p *Printer) appendHistogram(h *tail.Histogram) {
+	p.buf = append(p.buf, "count="...)
+	p.buf = append(p.buf, formatValue(float64(h.Count))...)
+	p.buf = append(p.buf, " sum="...)
+	p.buf = append(p.buf, formatValue(float64(h.Sum))...)
+	p.buf = append(p.buf, " buckets="...)
+	p.buf = strconv.AppendInt(p.buf, int64(len(h.Buckets)), 10)
 }
 
 func formatValue(f float64) string {

@@ -51,6 +51,34 @@ func TestPrinterAlignsSamples(t *testing.T) {
 	}
 }
 
+// TestPrinterHistograms: a native histogram sample prints its count, sum
+// and number of buckets where a float prints its value, aligned the same.
+func TestPrinterHistograms(t *testing.T) {
+	var m tail.Message
+	raw := `{"type":"samples","samples":[{"labels":{"__name__":"up","job":"api"},"t":1700000000000,"v":"1"},` +
+		`{"labels":{"__name__":"latency","job":"api"},"t":1700000001000,"h":{"count":"11","sum":"20.5","buckets":[[3,"-0.001","0.001","1"],[0,"0.5","1","10"]]}},` +
+		`{"labels":{"__name__":"latency","job":"db"},"t":1700000002000,"h":{"count":"0","sum":"0"}}],"time":1700000002000}`
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := printAll(&Printer{}, m)
+	want := strings.Join([]string{
+		`22:13:20.000  up{job="api"}  1`,
+		`22:13:21.000  latency{job="api"}  count=11 sum=20.5 buckets=2`,
+		`22:13:22.000  latency{job="db"}   count=0 sum=0 buckets=0`,
+		``,
+	}, "\n")
+	if out != want {
+		t.Fatalf("samples:\ngot\n%s\nwant\n%s", out, want)
+	}
+	for _, bad := range []string{`[0,"1","2"]`, `[7,"1","2","3"]`, `{"a":1}`, `[0,"x","2","3"]`} {
+		var b tail.Bucket
+		if err := json.Unmarshal([]byte(bad), &b); err == nil {
+			t.Errorf("bucket %s: decoded %+v; want an error", bad, b)
+		}
+	}
+}
+
 func TestPrinterDeploys(t *testing.T) {
 	f := func(deploy string, want string) {
 		t.Helper()
