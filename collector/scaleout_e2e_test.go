@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/agent/push"
-	"github.com/telltale-dev/telltale/grafana/grafanatest"
 	"github.com/telltale-dev/telltale/collector/collectortest"
 	"github.com/telltale-dev/telltale/collector/enginetest"
 	tailclient "github.com/telltale-dev/telltale/collector/tail/client"
+	"github.com/telltale-dev/telltale/grafana/grafanatest"
 	"github.com/telltale-dev/telltale/samples"
 )
 
