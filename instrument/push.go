@@ -7,16 +7,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // maxRetryAfter caps the collector's Retry-After.
@@ -334,7 +334,7 @@ func (p *pusher) send(c *chunk) (delay time.Duration, ok bool) {
 		}
 		return 0, true
 	case code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500:
-		ra, _ := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		ra, _ := retry.After(resp.Header.Get("Retry-After"), time.Now(), maxRetryAfter)
 		return p.retry(c, fmt.Sprintf("status %d: %s", code, strings.TrimSpace(string(msg))), ra), false
 	default:
 		p.requestsRejected.Inc()
@@ -373,48 +373,5 @@ func (p *pusher) retry(c *chunk, why string, retryAfter time.Duration) time.Dura
 	if retryAfter > 0 {
 		return retryAfter
 	}
-	return backoff(p.failures, p.opts.RetryMin, p.opts.RetryMax)
-}
-
-// backoff returns the wait after the n-th consecutive failure (n >= 1):
-// min doubled n-1 times, capped at max, then jittered into [d/2, d].
-func backoff(n int, min, max time.Duration) time.Duration {
-	d := min
-	for i := 1; i < n && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// parseRetryAfter parses a Retry-After header (delay-seconds or an
-// HTTP-date) into a wait, capped at maxRetryAfter.
-func parseRetryAfter(h string, now time.Time) (time.Duration, bool) {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		if secs > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter, true
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	t, err := http.ParseTime(h)
-	if err != nil {
-		return 0, false
-	}
-	d := t.Sub(now)
-	if d < 0 {
-		d = 0
-	}
-	return min(d, maxRetryAfter), true
+	return retry.Backoff(p.failures, p.opts.RetryMin, p.opts.RetryMax)
 }

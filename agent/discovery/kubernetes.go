@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/agent/scrape"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // KubernetesConfig is a kubernetes_sd_configs entry (roles pod and
@@ -370,7 +371,7 @@ func (d *Kubernetes) watch(ctx context.Context, resource, namespace string, out 
 			continue // list again at once
 		}
 		d.refresh.result(err)
-		if !sleep(ctx, wait) {
+		if retry.Sleep(ctx, wait) != nil {
 			return
 		}
 		wait = min(2*wait, d.backoff)

@@ -33,6 +33,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/telltale-dev/telltale/agent/push"
 	"github.com/telltale-dev/telltale/agent/spool"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // Options configures a Sender.
@@ -191,7 +192,7 @@ func (s *Sender) replayLoop(ctx context.Context) {
 		rec, ok, err := sp.Peek()
 		if err != nil {
 			s.logger.Error("cannot read spool; retrying in 1s", "error", err)
-			if !sleep(ctx, time.Second) {
+			if retry.Sleep(ctx, time.Second) != nil {
 				return
 			}
 			continue
@@ -280,15 +281,4 @@ func decodeRecord(rec []byte) (push.Version, int, []byte, error) {
 		return 0, 0, nil, errors.New("spool record has a bad sample count")
 	}
 	return v, int(n), rec[1+k:], nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
