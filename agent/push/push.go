@@ -51,6 +51,7 @@ import (
 
 	"github.com/telltale-dev/telltale/agent/spool"
 	"github.com/telltale-dev/telltale/retry"
+	"github.com/telltale-dev/telltale/secret"
 )
 
 // Version is a remote write protocol version.
@@ -531,13 +532,9 @@ func (s *state) reloadTokenLocked(force bool) error {
 	if !force && fi.ModTime().Equal(s.tokenModTime) && fi.Size() == s.tokenSize {
 		return nil
 	}
-	data, err := os.ReadFile(s.opts.TokenFile)
+	tok, err := secret.Read(s.opts.TokenFile, "token file", "the bearer token")
 	if err != nil {
-		return fmt.Errorf("cannot read token file: %w", err)
-	}
-	tok := strings.TrimSpace(string(data))
-	if tok == "" {
-		return fmt.Errorf("token file %s is empty: put the bearer token in it", s.opts.TokenFile)
+		return err
 	}
 	s.token, s.tokenModTime, s.tokenSize = tok, fi.ModTime(), fi.Size()
 	return nil
