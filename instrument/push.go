@@ -347,7 +347,7 @@ func (p *pusher) send(c *chunk) (delay time.Duration, ok bool) {
 				clear(p.logged)
 			}
 			p.logged[text] = struct{}{}
-			p.log.Error("collector rejected a push; not retrying it: fix what the collector says (this message is logged once)", "error", text, "samples", c.samples)
+			p.log.Error("collector rejected a push; not retrying it: fix what the collector says (this message is logged once)", "err", text, "samples", c.samples)
 		}
 		return 0, true
 	}
@@ -368,7 +368,7 @@ func (p *pusher) retry(c *chunk, why string, retryAfter time.Duration) time.Dura
 	}
 	p.failures++
 	if p.failures == 1 {
-		p.log.Warn("push failed; retrying with backoff", "error", why, "measured_at", time.UnixMilli(c.ts).UTC())
+		p.log.Warn("push failed; retrying with backoff", "err", why, "measured_at", time.UnixMilli(c.ts).UTC())
 	}
 	if retryAfter > 0 {
 		return retryAfter

@@ -401,7 +401,7 @@ func (c *Client) Send(ctx context.Context, body []byte) error {
 		}
 		c.retries.Inc()
 		if failovers++; failovers < len(c.endpoints) && re.Reason != ReasonBackingOff {
-			c.logger.Debug("send failed, trying the next replica", "error", err, "attempt", attempt)
+			c.logger.Debug("send failed, trying the next replica", "err", err, "attempt", attempt)
 			continue
 		}
 		failovers = 0
@@ -410,7 +410,7 @@ func (c *Client) Send(ctx context.Context, body []byte) error {
 		if wait <= 0 {
 			wait = retry.Backoff(backoffs, c.opts.MinBackoff, c.opts.MaxBackoff)
 		}
-		c.logger.Debug("send failed, will retry", "error", err, "attempt", attempt, "wait", wait)
+		c.logger.Debug("send failed, will retry", "err", err, "attempt", attempt, "wait", wait)
 		if err := c.opts.Sleep(ctx, wait); err != nil {
 			return fmt.Errorf("%w (last error: %v)", err, re)
 		}
@@ -511,7 +511,7 @@ func (c *Client) currentToken() string {
 	c.tokenMu.Lock()
 	defer c.tokenMu.Unlock()
 	if err := c.reloadTokenLocked(false); err != nil {
-		c.logger.Warn("cannot re-read token file, keeping the previous token", "error", err)
+		c.logger.Warn("cannot re-read token file, keeping the previous token", "err", err)
 	}
 	return c.token
 }

@@ -177,7 +177,7 @@ func (s *Sender) liveLoop(ctx, sendCtx context.Context) {
 				s.markUp()
 			case push.IsPermanent(err):
 				s.rejected.Add(it.samples)
-				s.logger.Error("collector rejected samples; dropped them", "samples", it.samples, "error", err)
+				s.logger.Error("collector rejected samples; dropped them", "samples", it.samples, "err", err)
 			default:
 				s.spoolItem(it, c.Version())
 				s.markDown(err)
@@ -191,7 +191,7 @@ func (s *Sender) replayLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		rec, ok, err := sp.Peek()
 		if err != nil {
-			s.logger.Error("cannot read spool; retrying in 1s", "error", err)
+			s.logger.Error("cannot read spool; retrying in 1s", "err", err)
 			if retry.Sleep(ctx, time.Second) != nil {
 				return
 			}
@@ -207,7 +207,7 @@ func (s *Sender) replayLoop(ctx context.Context) {
 		}
 		v, n, body, err := decodeRecord(rec)
 		if err != nil {
-			s.logger.Error("dropped unreadable spool record", "error", err)
+			s.logger.Error("dropped unreadable spool record", "err", err)
 			_ = sp.Ack()
 			continue
 		}
@@ -222,7 +222,7 @@ func (s *Sender) replayLoop(ctx context.Context) {
 			s.markUp()
 		case push.IsPermanent(err):
 			s.rejected.Add(n)
-			s.logger.Error("collector rejected spooled samples; dropped them", "samples", n, "error", err)
+			s.logger.Error("collector rejected spooled samples; dropped them", "samples", n, "err", err)
 		case ctx.Err() != nil:
 			return // not acknowledged: replayed after the restart
 		default:
@@ -231,7 +231,7 @@ func (s *Sender) replayLoop(ctx context.Context) {
 			continue
 		}
 		if err := sp.Ack(); err != nil {
-			s.logger.Error("cannot acknowledge spool record; it may be sent twice", "error", err)
+			s.logger.Error("cannot acknowledge spool record; it may be sent twice", "err", err)
 		}
 	}
 }
@@ -240,7 +240,7 @@ func (s *Sender) spoolItem(it item, v push.Version) {
 	rec := encodeRecord(v, it.samples, it.body)
 	if err := s.opts.Spool.Append(rec); err != nil {
 		s.spoolErrors.Inc()
-		s.logger.Error("cannot spool samples; they are lost", "samples", it.samples, "error", err)
+		s.logger.Error("cannot spool samples; they are lost", "samples", it.samples, "err", err)
 		return
 	}
 	s.spooled.Add(it.samples)
@@ -248,7 +248,7 @@ func (s *Sender) spoolItem(it item, v push.Version) {
 
 func (s *Sender) markDown(err error) {
 	if !s.down.Swap(true) {
-		s.logger.Warn("cannot reach the collector; spooling to disk until it is back", "error", err)
+		s.logger.Warn("cannot reach the collector; spooling to disk until it is back", "err", err)
 	}
 }
 

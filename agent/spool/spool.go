@@ -480,7 +480,7 @@ func (s *Spool) PeekBatch(maxRecords, maxBytes int) ([][]byte, error) {
 		// Skip to the next record magic after the bad one.
 		next := s.resync(s.rOff+1, seg.size)
 		s.droppedCorrupt.Inc()
-		s.logger.Warn("skipped corrupt spool record", "segment", filepath.Base(s.segPath(seg.seq)), "offset", s.rOff, "skipped_bytes", next-s.rOff, "error", err)
+		s.logger.Warn("skipped corrupt spool record", "segment", filepath.Base(s.segPath(seg.seq)), "offset", s.rOff, "skipped_bytes", next-s.rOff, "err", err)
 		s.rOff = next
 		s.rRecords++
 		s.records = max(s.records-1, 0)
@@ -656,7 +656,7 @@ func (s *Spool) writePos() {
 	binary.LittleEndian.PutUint64(b[8:], uint64(s.rOff))
 	binary.LittleEndian.PutUint32(b[16:], crc32.Checksum(b[:16], castagnoli))
 	if _, err := s.pos.WriteAt(b[:], 0); err != nil {
-		s.logger.Warn("cannot write spool read position; records may be replayed twice after a restart", "error", err)
+		s.logger.Warn("cannot write spool read position; records may be replayed twice after a restart", "err", err)
 	}
 }
 

@@ -132,7 +132,7 @@ type Options struct {
 	LateAge time.Duration
 	// UserAgent of the requests. Default "telltale-collector".
 	UserAgent string
-	Logger    *slog.Logger
+	Logger    *slog.Logger // nil means slog.Default()
 	Metrics   *metrics.Set
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -179,7 +179,7 @@ func New(opts Options) (*Forwarder, error) {
 		opts.UserAgent = "telltale-collector"
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()

@@ -92,7 +92,7 @@ type Options struct {
 	Retention time.Duration
 	// Now is the clock; nil means time.Now.
 	Now     func() time.Time
-	Logger  *slog.Logger
+	Logger  *slog.Logger // nil means slog.Default()
 	Metrics *metrics.Set
 }
 
@@ -136,7 +136,7 @@ func New(opts Options) (*Storage, error) {
 		opts.Now = time.Now
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()

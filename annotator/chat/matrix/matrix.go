@@ -50,7 +50,7 @@ type Options struct {
 	SyncTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the retry of a failing sync (1s, 2m).
 	MinBackoff, MaxBackoff time.Duration
-	Logger                 *slog.Logger // default slog.Default()
+	Logger                 *slog.Logger // nil means slog.Default()
 }
 
 // Client is a Matrix bot account. Safe for concurrent use.
