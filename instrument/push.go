@@ -74,7 +74,7 @@ type pusher struct {
 	gauges                                      []string
 }
 
-func newPusher(r *Registry, opts *Options, id *identity) (*pusher, error) {
+func newPusher(r *Registry, opts *Options, id *identity) *pusher {
 	p := &pusher{
 		reg:       r,
 		opts:      opts,
@@ -106,7 +106,7 @@ func newPusher(r *Registry, opts *Options, id *identity) (*pusher, error) {
 		return float64(len(p.queue))
 	})
 	s.GetOrCreateGauge(p.gauges[2], func() float64 { return float64(opts.BufferBytes) })
-	return p, nil
+	return p
 }
 
 // redactURL drops user info and the query from u for logs.

@@ -56,8 +56,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receives the counters; nil means none are kept.
 	Metrics *metrics.Set
-	// MetricPrefix starts the metric names. Zero means "telltale_agent_".
-	MetricPrefix string
 }
 
 type item struct {
@@ -91,14 +89,11 @@ func New(opts Options) *Sender {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.MetricPrefix == "" {
-		opts.MetricPrefix = "telltale_agent_"
-	}
 	set := opts.Metrics
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	p := opts.MetricPrefix
+	const p = "telltale_agent_"
 	return &Sender{
 		opts:        opts,
 		logger:      opts.Logger.With("component", "sender"),

@@ -65,7 +65,7 @@ type Storage struct {
 }
 
 // Open opens (or creates) the TSDB under opts.Dir, replaying its WAL.
-func Open(ctx context.Context, opts Options) (*Storage, error) {
+func Open(opts Options) (*Storage, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -115,7 +115,7 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 	// The TSDB's routine start-up lines (WAL replay steps) only at debug:
 	// "storage opened" below says what a reader needs.
 	tlog := opts.Logger
-	if !tlog.Enabled(ctx, slog.LevelDebug) {
+	if !tlog.Enabled(context.Background(), slog.LevelDebug) {
 		tlog = slog.New(warnAndAbove{tlog.Handler()})
 	}
 	db, err := tsdb.Open(dir, tlog.With("component", "tsdb"), reg, topts, stats)
