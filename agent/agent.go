@@ -168,7 +168,7 @@ func (a *agent) submit() {
 		return nil
 	})
 	if err != nil {
-		a.logger.Error("cannot encode samples", "error", err)
+		a.logger.Error("cannot encode samples", "err", err)
 	}
 }
 
@@ -179,7 +179,7 @@ func (a *agent) appendSelf(now time.Time) {
 	a.set.WritePrometheus(&a.selfBuf)
 	metrics.WriteProcessMetrics(&a.selfBuf)
 	if err := a.self.Parse(a.selfBuf.Bytes(), now.UnixMilli(), &a.batch); err != nil {
-		a.logger.Error("BUG: cannot parse the agent's own metrics", "error", err)
+		a.logger.Error("BUG: cannot parse the agent's own metrics", "err", err)
 	}
 }
 
@@ -194,7 +194,7 @@ func (a *agent) logHostErr(err error) {
 	case msg == "":
 		a.logger.Info("host metrics complete again")
 	default:
-		a.logger.Warn("some host metrics cannot be read", "error", msg)
+		a.logger.Warn("some host metrics cannot be read", "err", msg)
 	}
 	a.hostErr = msg
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/telltale-dev/telltale/agent/relabel"
 	"github.com/telltale-dev/telltale/agent/scrape"
 	"github.com/telltale-dev/telltale/samples"
+	"github.com/telltale-dev/telltale/secret"
 )
 
 // config is everything the flags and the -config file say, validated.
@@ -243,12 +244,8 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-root=%s: no proc directory below it: pass the host's root (or where it is mounted)", c.root)
 	}
 	if c.tokenFile != "" {
-		data, err := os.ReadFile(c.tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("-token-file: %w: make the file readable by the agent's user or fix the path", err)
-		}
-		if len(bytes.TrimSpace(data)) == 0 {
-			return nil, fmt.Errorf("-token-file %s is empty: put the collector's bearer token in it", c.tokenFile)
+		if _, err := secret.Read(c.tokenFile, "-token-file", "the collector's bearer token"); err != nil {
+			return nil, err
 		}
 	}
 	if caFile != "" {

@@ -83,7 +83,7 @@ func TestBadConfiguration(t *testing.T) {
 	f([]string{"-token-file", filepath.Join(dir, "nope")}, "-token-file", "no such file", "fix the path")
 	f([]string{"-token-file", emptyToken}, "-token-file", "is empty")
 	if os.Geteuid() != 0 { // root reads mode 000 files
-		f([]string{"-token-file", unreadable}, "-token-file", "permission denied", "readable by the agent's user")
+		f([]string{"-token-file", unreadable}, "-token-file", "permission denied", "readable by this program's user")
 	}
 	f([]string{"-tls.ca-file", notPEM}, "-tls.ca-file", "no PEM certificate")
 	f([]string{"-remote-write-version", "3"}, "-remote-write-version=3", "use 1 or 2")

@@ -110,6 +110,9 @@ func TestImpactEndToEnd(t *testing.T) {
 	})
 
 	// Live: a full window of demo data, then deploy B and the switch.
+	// Real time on purpose: the demo binary produces the before-window's
+	// traffic at wall-clock pace and the collector scrapes it; nothing to
+	// wait for but the window's passing.
 	time.Sleep(time.Until(demoStart.Add(2*time.Minute + 15*time.Second)))
 	postDeploy(t, in, `{"id":"shop-b","service":"shop","env":"e2e","version":"v2.0.0","who":"e2e"}`)
 	flip := `{"enabled":true,"error_rate":0.5,"latency_ms":300}`

@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/telltale-dev/telltale/collector/tail"
 	"github.com/telltale-dev/telltale/collector/tail/client"
+	"github.com/telltale-dev/telltale/secret"
 )
 
 // runTail is `collector tail`: it follows the live tail of a running
@@ -44,13 +44,9 @@ Flags:
 		fs.Usage()
 		return errors.New(`tail: give at least one series selector, e.g. collector tail 'up{job="api"}'`)
 	}
-	token := os.Getenv("TELLTALE_TOKEN")
-	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return fmt.Errorf("tail: cannot read -token-file: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
+	token, err := secret.FileOrEnv(*tokenFile, "TELLTALE_TOKEN", "-token-file", "a token with the read scope")
+	if err != nil {
+		return fmt.Errorf("tail: %w", err)
 	}
 	out := bufio.NewWriter(stdout)
 	p := &client.Printer{Out: out, Err: stderr, Color: wantColor(stdout)}
@@ -63,7 +59,7 @@ Flags:
 		}
 		return out.Flush() // a live view: show each message at once
 	}
-	err := client.Follow(ctx, client.Options{
+	err = client.Follow(ctx, client.Options{
 		URL: *collectorURL, Selectors: fs.Args(), MaxRate: *maxRate, Token: token,
 	}, client.FollowOptions{
 		OnMessage: handle,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/telltale-dev/telltale/annotator/impact/promq"
 	"github.com/telltale-dev/telltale/collector/auth"
 	"github.com/telltale-dev/telltale/grafana"
+	"github.com/telltale-dev/telltale/secret"
 )
 
 // addChanges wires the change log and its APIs (/api/v1/changes,
@@ -108,15 +108,9 @@ func (a *app) addChanges(ctx context.Context) error {
 
 // grafanaToken reads the token from the file, or TELLTALE_GRAFANA_TOKEN.
 func grafanaToken(file string) (string, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("cannot read -grafana.token-file: %w", err)
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	if t := os.Getenv("TELLTALE_GRAFANA_TOKEN"); t != "" {
-		return t, nil
+	t, err := secret.FileOrEnv(file, "TELLTALE_GRAFANA_TOKEN", "-grafana.token-file", "a Grafana service account token (Editor role)")
+	if t != "" || err != nil {
+		return t, err
 	}
 	return "", fmt.Errorf("-grafana.url is set but no token: set -grafana.token-file or TELLTALE_GRAFANA_TOKEN to a Grafana service account token (Editor role)")
 }

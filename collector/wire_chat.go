@@ -19,6 +19,7 @@ import (
 	"github.com/telltale-dev/telltale/annotator/chat/slack"
 	"github.com/telltale-dev/telltale/collector/auth"
 	"github.com/telltale-dev/telltale/dashboards/board"
+	"github.com/telltale-dev/telltale/secret"
 )
 
 // addChat builds the chat networks of -chat.config, -chat.irc,
@@ -104,19 +105,6 @@ func (a *app) startChat(svc *changelog.Service) {
 	a.workers = append(a.workers, a.chat.Run)
 }
 
-// secret reads file (trimmed) or, without a file, the environment
-// variable env; what names both in the error.
-func secret(file, env, what string) (string, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("cannot read the %s: %w", what, err)
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	return os.Getenv(env), nil
-}
-
 // chatNetwork builds one network from its config entry.
 func (a *app) chatNetwork(nc chat.NetworkConfig) (chat.Attached, error) {
 	at := chat.Attached{Config: nc}
@@ -127,7 +115,7 @@ func (a *app) chatNetwork(nc chat.NetworkConfig) (chat.Attached, error) {
 		if err != nil {
 			return at, err
 		}
-		pw, err := secret(nc.PasswordFile, "TELLTALE_IRC_PASSWORD", "IRC password (password_file)")
+		pw, err := secret.FileOrEnv(nc.PasswordFile, "TELLTALE_IRC_PASSWORD", nc.Name+": password_file", "the IRC password")
 		if err != nil {
 			return at, err
 		}
@@ -146,7 +134,7 @@ func (a *app) chatNetwork(nc chat.NetworkConfig) (chat.Attached, error) {
 		if err != nil {
 			return at, err
 		}
-		token, err := secret(nc.TokenFile, "TELLTALE_MATRIX_TOKEN", "Matrix access token (token_file)")
+		token, err := secret.FileOrEnv(nc.TokenFile, "TELLTALE_MATRIX_TOKEN", nc.Name+": token_file", "the Matrix access token")
 		if err != nil {
 			return at, err
 		}
@@ -165,11 +153,11 @@ func (a *app) chatNetwork(nc chat.NetworkConfig) (chat.Attached, error) {
 			at.Network, at.Channels = w, []string{"webhook"}
 			return at, nil
 		}
-		token, err := secret(nc.TokenFile, "TELLTALE_SLACK_TOKEN", "Slack bot token (token_file)")
+		token, err := secret.FileOrEnv(nc.TokenFile, "TELLTALE_SLACK_TOKEN", nc.Name+": token_file", "the Slack bot token")
 		if err != nil {
 			return at, err
 		}
-		sign, err := secret(nc.SigningSecretFile, "TELLTALE_SLACK_SIGNING_SECRET", "Slack signing secret (signing_secret_file)")
+		sign, err := secret.FileOrEnv(nc.SigningSecretFile, "TELLTALE_SLACK_SIGNING_SECRET", nc.Name+": signing_secret_file", "the Slack signing secret")
 		if err != nil {
 			return at, err
 		}

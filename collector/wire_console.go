@@ -34,7 +34,7 @@ func (a *app) addConsole(context.Context) error {
 		GrafanaDatasourceUID: board.DatasourceUID,
 		AuthEnabled:          a.auth.Enabled(),
 		Version:              buildVersion(),
-		Logger:               a.log.With("component", "console"),
+		Logger:               a.log,
 		Metrics:              a.set,
 	})
 	if err != nil {

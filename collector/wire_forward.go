@@ -244,7 +244,7 @@ func caTLS(file string) (*tls.Config, error) {
 func (a *app) openStorage(ctx context.Context) (ingest.Appendable, query.Storage, error) {
 	cfg := a.cfg
 	if !cfg.forwardMode() {
-		st, err := storage.Open(ctx, storage.Options{
+		st, err := storage.Open(storage.Options{
 			Dir: cfg.dataDir, Retention: cfg.retention, OutOfOrderWindow: cfg.oooWindow, WALCompression: cfg.walCompress,
 			MaxExemplars: cfg.maxExemplars, MaxSeries: cfg.maxSeries, MaxHourlySeries: cfg.maxHourlySeries,
 			Logger: a.log, Metrics: a.set,

@@ -20,7 +20,7 @@ func (a *app) addTail(ctx context.Context) error {
 		WriteTimeout:  a.cfg.tailWriteTimeout,
 		PingInterval:  a.cfg.tailPing,
 		ParseSelector: a.query.Parser().ParseMetricSelector,
-		Logger:        a.log.With("component", "tail"),
+		Logger:        a.log,
 		Metrics:       a.set,
 		// Other replicas learn which selectors this one's clients want.
 		OnSubscribersChange: func() {

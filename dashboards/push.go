@@ -6,13 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/telltale-dev/telltale/dashboards/board"
 	"github.com/telltale-dev/telltale/dashboards/provision"
 	"github.com/telltale-dev/telltale/grafana"
+	"github.com/telltale-dev/telltale/secret"
 )
 
 // TokenEnv holds the Grafana token when -grafana.token-file is not set.
@@ -67,22 +67,11 @@ func runPush(ctx context.Context, args []string, stderr io.Writer) error {
 
 // readToken reads the token from file, or from $GRAFANA_TOKEN without one.
 func readToken(file string) (string, error) {
-	if file == "" {
-		tok := strings.TrimSpace(os.Getenv(tokenEnv))
-		if tok == "" {
-			return "", fmt.Errorf("no Grafana token: set -grafana.token-file or %s to a service account token with the Editor role (Grafana: Administration > Users and access > Service accounts)", tokenEnv)
-		}
-		return tok, nil
+	tok, err := secret.FileOrEnv(file, tokenEnv, "-grafana.token-file", "a service account token with the Editor role")
+	if err == nil && tok == "" {
+		err = fmt.Errorf("no Grafana token: set -grafana.token-file or %s to a service account token with the Editor role (Grafana: Administration > Users and access > Service accounts)", tokenEnv)
 	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("cannot read -grafana.token-file: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("-grafana.token-file %s is empty: put a service account token with the Editor role in it", file)
-	}
-	return tok, nil
+	return tok, err
 }
 
 // push creates the folder if needed and upserts every board into it.

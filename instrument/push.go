@@ -7,16 +7,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // maxRetryAfter caps the collector's Retry-After.
@@ -74,7 +74,7 @@ type pusher struct {
 	gauges                                      []string
 }
 
-func newPusher(r *Registry, opts *Options, id *identity) (*pusher, error) {
+func newPusher(r *Registry, opts *Options, id *identity) *pusher {
 	p := &pusher{
 		reg:       r,
 		opts:      opts,
@@ -106,7 +106,7 @@ func newPusher(r *Registry, opts *Options, id *identity) (*pusher, error) {
 		return float64(len(p.queue))
 	})
 	s.GetOrCreateGauge(p.gauges[2], func() float64 { return float64(opts.BufferBytes) })
-	return p, nil
+	return p
 }
 
 // redactURL drops user info and the query from u for logs.
@@ -334,7 +334,7 @@ func (p *pusher) send(c *chunk) (delay time.Duration, ok bool) {
 		}
 		return 0, true
 	case code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500:
-		ra, _ := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		ra, _ := retry.After(resp.Header.Get("Retry-After"), time.Now(), maxRetryAfter)
 		return p.retry(c, fmt.Sprintf("status %d: %s", code, strings.TrimSpace(string(msg))), ra), false
 	default:
 		p.requestsRejected.Inc()
@@ -347,7 +347,7 @@ func (p *pusher) send(c *chunk) (delay time.Duration, ok bool) {
 				clear(p.logged)
 			}
 			p.logged[text] = struct{}{}
-			p.log.Error("collector rejected a push; not retrying it: fix what the collector says (this message is logged once)", "error", text, "samples", c.samples)
+			p.log.Error("collector rejected a push; not retrying it: fix what the collector says (this message is logged once)", "err", text, "samples", c.samples)
 		}
 		return 0, true
 	}
@@ -368,53 +368,10 @@ func (p *pusher) retry(c *chunk, why string, retryAfter time.Duration) time.Dura
 	}
 	p.failures++
 	if p.failures == 1 {
-		p.log.Warn("push failed; retrying with backoff", "error", why, "measured_at", time.UnixMilli(c.ts).UTC())
+		p.log.Warn("push failed; retrying with backoff", "err", why, "measured_at", time.UnixMilli(c.ts).UTC())
 	}
 	if retryAfter > 0 {
 		return retryAfter
 	}
-	return backoff(p.failures, p.opts.RetryMin, p.opts.RetryMax)
-}
-
-// backoff returns the wait after the n-th consecutive failure (n >= 1):
-// min doubled n-1 times, capped at max, then jittered into [d/2, d].
-func backoff(n int, min, max time.Duration) time.Duration {
-	d := min
-	for i := 1; i < n && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// parseRetryAfter parses a Retry-After header (delay-seconds or an
-// HTTP-date) into a wait, capped at maxRetryAfter.
-func parseRetryAfter(h string, now time.Time) (time.Duration, bool) {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		if secs > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter, true
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	t, err := http.ParseTime(h)
-	if err != nil {
-		return 0, false
-	}
-	d := t.Sub(now)
-	if d < 0 {
-		d = 0
-	}
-	return min(d, maxRetryAfter), true
+	return retry.Backoff(p.failures, p.opts.RetryMin, p.opts.RetryMax)
 }

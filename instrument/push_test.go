@@ -508,43 +508,6 @@ func TestStartTwiceRefused(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	f := func(h string, want time.Duration, wantOK bool) {
-		t.Helper()
-		got, ok := parseRetryAfter(h, now)
-		if got != want || ok != wantOK {
-			t.Errorf("parseRetryAfter(%q): got %s, %v; want %s, %v", h, got, ok, want, wantOK)
-		}
-	}
-	f("", 0, false)
-	f("5", 5*time.Second, true)
-	f(" 0 ", 0, true)
-	f("-1", 0, false)
-	f("99999999", maxRetryAfter, true)
-	f("soon", 0, false)
-	f(now.Add(30*time.Second).Format(http.TimeFormat), 30*time.Second, true)
-	f(now.Add(-30*time.Second).Format(http.TimeFormat), 0, true)
-	f(now.Add(time.Hour).Format(http.TimeFormat), maxRetryAfter, true)
-}
-
-func TestBackoff(t *testing.T) {
-	min, max := 100*time.Millisecond, time.Second
-	f := func(n int, lo, hi time.Duration) {
-		t.Helper()
-		for range 50 {
-			if got := backoff(n, min, max); got < lo || got > hi {
-				t.Fatalf("backoff(%d): got %s; want in [%s, %s]", n, got, lo, hi)
-			}
-		}
-	}
-	f(1, 50*time.Millisecond, 100*time.Millisecond)
-	f(2, 100*time.Millisecond, 200*time.Millisecond)
-	f(4, 400*time.Millisecond, 800*time.Millisecond)
-	f(5, 500*time.Millisecond, time.Second) // capped
-	f(60, 500*time.Millisecond, time.Second)
-}
-
 func TestRedactURL(t *testing.T) {
 	if got := redactURL("https://u:pw@c:9470/api/v1/import/prometheus?token=x"); got != "https://c:9470/api/v1/import/prometheus" {
 		t.Errorf("got %q; want user info and query removed", got)
@@ -567,42 +530,4 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"", "0", "120", "-5", "Wed, 21 Oct 2015 07:28:00 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "99999999999999999999"} {
-		f.Add(s)
-	}
-	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, h string) {
-		d, ok := parseRetryAfter(h, now)
-		if d < 0 || d > maxRetryAfter {
-			t.Fatalf("parseRetryAfter(%q) = %s; want within [0, %s]", h, d, maxRetryAfter)
-		}
-		if !ok && d != 0 {
-			t.Fatalf("parseRetryAfter(%q) = %s, false; want 0 when not ok", h, d)
-		}
-	})
-}
-
-// TestPushFailover: with two collector replicas, a push the first cannot
-// take goes to the second at once, and later pushes stay there.
-func TestPushFailover(t *testing.T) {
-	down := newFakeCollector(t, func(int) reply { return reply{code: http.StatusServiceUnavailable} })
-	up := newFakeCollector(t, func(int) reply { return reply{code: http.StatusNoContent} })
-	o := fastOptions(down.srv.URL)
-	o.Collectors = []string{up.srv.URL}
-	o.RetryMin, o.RetryMax = time.Hour, time.Hour // a backoff would stall the test
-	stop, err := NewRegistry(RegistryOptions{}).Start(t.Context(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	up.waitFor("the push at the second replica", func(r []pushed) bool { return len(r) >= 1 })
-	stop() // measures once more: that push goes to the second replica directly
-	if n, m := len(down.requests()), len(up.requests()); n != 1 || m != 2 {
-		t.Errorf("pushes: %d to the failing replica, %d to the other; want 1 and 2", n, m)
-	}
-	if _, err := NewRegistry(RegistryOptions{}).Start(t.Context(), Options{Service: "s", Env: "e", Collectors: []string{up.srv.URL}}); err == nil {
-		t.Error("Collectors without Collector was accepted")
-	}
 }

@@ -148,15 +148,7 @@ func (r *Registry) Start(ctx context.Context, opts Options) (stop func(), err er
 	if opts.Collector == "" {
 		return func() {}, nil
 	}
-	p, err := newPusher(r, &opts, id)
-	if err != nil {
-		stopSwitches()
-		<-switchesDone
-		r.mu.Lock()
-		r.pushing = false
-		r.mu.Unlock()
-		return nil, err
-	}
+	p := newPusher(r, &opts, id)
 	done := p.run(ctx)
 	return func() {
 		p.stop()

@@ -23,6 +23,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/telltale-dev/telltale/annotator/changes"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // Contingency switches (after Flickr's "10+ deploys per day": a couple
@@ -408,7 +409,7 @@ func (b *switchBoard) loop(ctx context.Context, cfg *boardConfig, stop <-chan st
 				continue
 			}
 			failures++
-			retryAt = now.Add(backoff(failures, cfg.retryMin, cfg.retryMax))
+			retryAt = now.Add(retry.Backoff(failures, cfg.retryMin, cfg.retryMax))
 			cfg.log.Warn("cannot record switch flip; retrying", "switch", pending.Subject, "attempts", failures, "err", err)
 		}
 		announcing := cfg.announceURL != "" && !stopping

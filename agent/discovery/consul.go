@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/agent/scrape"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // ConsulConfig is a consul_sd_configs entry.
@@ -207,7 +208,7 @@ func (d *Consul) Run(ctx context.Context, update func([]scrape.Group)) {
 			break
 		}
 		d.refresh.result(err)
-		if !sleep(ctx, time.Duration(d.cfg.RefreshInterval)) {
+		if retry.Sleep(ctx, time.Duration(d.cfg.RefreshInterval)) != nil {
 			return
 		}
 	}
@@ -291,7 +292,7 @@ func (d *Consul) watchCatalog(ctx context.Context, out chan<- []string) {
 				return
 			}
 		}
-		if !sleep(ctx, time.Duration(d.cfg.RefreshInterval)) {
+		if retry.Sleep(ctx, time.Duration(d.cfg.RefreshInterval)) != nil {
 			return
 		}
 	}
@@ -336,7 +337,7 @@ func (d *Consul) watchService(ctx context.Context, dc, name string, out chan<- s
 				return
 			}
 		}
-		if !sleep(ctx, time.Duration(d.cfg.RefreshInterval)) {
+		if retry.Sleep(ctx, time.Duration(d.cfg.RefreshInterval)) != nil {
 			return
 		}
 	}

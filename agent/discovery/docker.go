@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/agent/scrape"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // DockerConfig is a docker_sd_configs entry.
@@ -162,7 +163,7 @@ func (d *Docker) Run(ctx context.Context, update func([]scrape.Group)) {
 			update([]scrape.Group{g})
 			d.had = len(g.Targets) > 0
 		}
-		if !sleep(ctx, time.Duration(d.cfg.RefreshInterval)) {
+		if retry.Sleep(ctx, time.Duration(d.cfg.RefreshInterval)) != nil {
 			return
 		}
 	}

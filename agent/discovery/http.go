@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/agent/scrape"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // HTTPConfig is an http_sd_configs entry.
@@ -69,7 +70,7 @@ func (d *HTTP) Run(ctx context.Context, update func([]scrape.Group)) {
 			update(append(gs, removed(d.last, gs)...))
 			d.last = srcs
 		}
-		if !sleep(ctx, time.Duration(d.cfg.RefreshInterval)) {
+		if retry.Sleep(ctx, time.Duration(d.cfg.RefreshInterval)) != nil {
 			return
 		}
 	}

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/agent/scrape"
+	"github.com/telltale-dev/telltale/retry"
+	"github.com/telltale-dev/telltale/secret"
 )
 
 // KubernetesConfig is a kubernetes_sd_configs entry (roles pod and
@@ -124,8 +126,8 @@ func NewKubernetes(cfg KubernetesConfig, opts Options) (*Kubernetes, error) {
 	}
 	d.client = &http.Client{Transport: tr}
 	if d.tokenFile != "" {
-		if _, err := os.ReadFile(d.tokenFile); err != nil {
-			return nil, fmt.Errorf("kubernetes_sd_configs: bearer_token_file: %w", err)
+		if _, err := secret.Read(d.tokenFile, "kubernetes_sd_configs: bearer_token_file", "the service account token"); err != nil {
+			return nil, err
 		}
 	}
 	d.namespaces = slices.Clone(cfg.Namespaces.Names)
@@ -370,7 +372,7 @@ func (d *Kubernetes) watch(ctx context.Context, resource, namespace string, out 
 			continue // list again at once
 		}
 		d.refresh.result(err)
-		if !sleep(ctx, wait) {
+		if retry.Sleep(ctx, wait) != nil {
 			return
 		}
 		wait = min(2*wait, d.backoff)
@@ -406,11 +408,12 @@ func (d *Kubernetes) request(ctx context.Context, resource, namespace string, q 
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", d.opts.UserAgent)
 	if d.tokenFile != "" {
-		tok, err := os.ReadFile(d.tokenFile)
+		// Read per request: the service account token rotates.
+		tok, err := secret.Read(d.tokenFile, "kubernetes_sd: bearer_token_file", "the service account token")
 		if err != nil {
-			return nil, fmt.Errorf("kubernetes_sd: bearer_token_file: %w", err)
+			return nil, err
 		}
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {

@@ -15,8 +15,8 @@
 //     (*RetryableError); any other status is permanent (*PermanentError,
 //     carrying the receiver's message) and never retried: the same body
 //     would be rejected again.
-//   - Send retries with exponential backoff and full jitter between
-//     Options.MinBackoff and MaxBackoff; a Retry-After header (seconds or
+//   - Send retries with exponential backoff and jitter (retry.Backoff)
+//     between Options.MinBackoff and MaxBackoff; a Retry-After header (seconds or
 //     HTTP date) replaces the backoff, and until it has passed SendOnce
 //     fails fast without touching the network, so every caller honours it.
 //   - Failover: with several URLs (Options.URLs: collector replicas), a
@@ -38,12 +38,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +50,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/telltale-dev/telltale/agent/spool"
+	"github.com/telltale-dev/telltale/retry"
+	"github.com/telltale-dev/telltale/secret"
 )
 
 // Version is a remote write protocol version.
@@ -235,7 +235,7 @@ func New(opts Options) (*Client, error) {
 		}
 	}
 	if opts.Sleep == nil {
-		opts.Sleep = sleep
+		opts.Sleep = retry.Sleep
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -401,31 +401,20 @@ func (c *Client) Send(ctx context.Context, body []byte) error {
 		}
 		c.retries.Inc()
 		if failovers++; failovers < len(c.endpoints) && re.Reason != ReasonBackingOff {
-			c.logger.Debug("send failed, trying the next replica", "error", err, "attempt", attempt)
+			c.logger.Debug("send failed, trying the next replica", "err", err, "attempt", attempt)
 			continue
 		}
 		failovers = 0
 		backoffs++
 		wait := re.RetryAfter
 		if wait <= 0 {
-			wait = c.backoff(backoffs)
+			wait = retry.Backoff(backoffs, c.opts.MinBackoff, c.opts.MaxBackoff)
 		}
-		c.logger.Debug("send failed, will retry", "error", err, "attempt", attempt, "wait", wait)
+		c.logger.Debug("send failed, will retry", "err", err, "attempt", attempt, "wait", wait)
 		if err := c.opts.Sleep(ctx, wait); err != nil {
 			return fmt.Errorf("%w (last error: %v)", err, re)
 		}
 	}
-}
-
-// backoff is the wait after the n-th failed attempt: exponential from
-// MinBackoff, capped at MaxBackoff, with full jitter in [d/2, d].
-func (c *Client) backoff(n int) time.Duration {
-	d := c.opts.MinBackoff
-	for i := 1; i < n && d < c.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, c.opts.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
 }
 
 // pick returns the endpoint to send to: the current one, or the first
@@ -501,30 +490,18 @@ func (c *Client) attempt(ctx context.Context, url string, body []byte) error {
 		return &RetryableError{
 			StatusCode: resp.StatusCode,
 			Reason:     reason,
-			RetryAfter: c.parseRetryAfter(resp.Header.Get("Retry-After")),
+			RetryAfter: c.retryAfter(resp.Header.Get("Retry-After")),
 			Err:        fmt.Errorf("receiver %s answered %d %s: %s", url, resp.StatusCode, http.StatusText(resp.StatusCode), text),
 		}
 	}
 	return &PermanentError{StatusCode: resp.StatusCode, Message: text, Flags: c.opts.Flags}
 }
 
-// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP
-// date. It returns 0 for none or garbage and caps the delay at
-// MaxRetryAfter.
-func (c *Client) parseRetryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(c.opts.Now())
-	}
-	if d < 0 {
-		return 0
-	}
-	return min(d, c.opts.MaxRetryAfter)
+// retryAfter reads a Retry-After header (retry.After): 0 for none or
+// garbage, capped at MaxRetryAfter.
+func (c *Client) retryAfter(v string) time.Duration {
+	d, _ := retry.After(v, c.opts.Now(), c.opts.MaxRetryAfter)
+	return d
 }
 
 func (c *Client) currentToken() string {
@@ -534,7 +511,7 @@ func (c *Client) currentToken() string {
 	c.tokenMu.Lock()
 	defer c.tokenMu.Unlock()
 	if err := c.reloadTokenLocked(false); err != nil {
-		c.logger.Warn("cannot re-read token file, keeping the previous token", "error", err)
+		c.logger.Warn("cannot re-read token file, keeping the previous token", "err", err)
 	}
 	return c.token
 }
@@ -555,25 +532,10 @@ func (s *state) reloadTokenLocked(force bool) error {
 	if !force && fi.ModTime().Equal(s.tokenModTime) && fi.Size() == s.tokenSize {
 		return nil
 	}
-	data, err := os.ReadFile(s.opts.TokenFile)
+	tok, err := secret.Read(s.opts.TokenFile, "token file", "the bearer token")
 	if err != nil {
-		return fmt.Errorf("cannot read token file: %w", err)
-	}
-	tok := strings.TrimSpace(string(data))
-	if tok == "" {
-		return fmt.Errorf("token file %s is empty: put the bearer token in it", s.opts.TokenFile)
+		return err
 	}
 	s.token, s.tokenModTime, s.tokenSize = tok, fi.ModTime(), fi.Size()
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

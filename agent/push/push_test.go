@@ -152,8 +152,8 @@ func TestRetryAfterHTTPDateAndCap(t *testing.T) {
 	})
 	f := func(h string, want time.Duration) {
 		t.Helper()
-		if got := c.parseRetryAfter(h); got != want {
-			t.Errorf("parseRetryAfter(%q) = %s; want %s", h, got, want)
+		if got := c.retryAfter(h); got != want {
+			t.Errorf("retryAfter(%q) = %s; want %s", h, got, want)
 		}
 	}
 	f("", 0)
@@ -202,11 +202,12 @@ func TestRetry429Backoff(t *testing.T) {
 	if rcv.count() != 4 || len(sl.d) != 3 {
 		t.Fatalf("got %d requests and waits %v; want 4 requests, 3 waits", rcv.count(), sl.d)
 	}
-	// Exponential with jitter in [d/2, d], capped at MaxBackoff.
-	for i, max := range []time.Duration{100, 200, 300} {
-		max *= time.Millisecond
-		if sl.d[i] < max/2 || sl.d[i] > max {
-			t.Errorf("wait %d = %s; want within [%s, %s]", i, sl.d[i], max/2, max)
+	// Exponential with ±20% jitter (retry.Backoff), never below
+	// MinBackoff nor above MaxBackoff.
+	for i, w := range [][2]time.Duration{{100, 120}, {160, 240}, {240, 300}} {
+		lo, hi := w[0]*time.Millisecond, w[1]*time.Millisecond
+		if sl.d[i] < lo || sl.d[i] > hi {
+			t.Errorf("wait %d = %s; want within [%s, %s]", i, sl.d[i], lo, hi)
 		}
 	}
 	if got := counter(set, `telltale_agent_send_errors_total{reason="too_many_requests"}`); got != 3 {

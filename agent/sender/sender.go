@@ -33,6 +33,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/telltale-dev/telltale/agent/push"
 	"github.com/telltale-dev/telltale/agent/spool"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // Options configures a Sender.
@@ -55,8 +56,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receives the counters; nil means none are kept.
 	Metrics *metrics.Set
-	// MetricPrefix starts the metric names. Zero means "telltale_agent_".
-	MetricPrefix string
 }
 
 type item struct {
@@ -90,14 +89,11 @@ func New(opts Options) *Sender {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.MetricPrefix == "" {
-		opts.MetricPrefix = "telltale_agent_"
-	}
 	set := opts.Metrics
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	p := opts.MetricPrefix
+	const p = "telltale_agent_"
 	return &Sender{
 		opts:        opts,
 		logger:      opts.Logger.With("component", "sender"),
@@ -176,7 +172,7 @@ func (s *Sender) liveLoop(ctx, sendCtx context.Context) {
 				s.markUp()
 			case push.IsPermanent(err):
 				s.rejected.Add(it.samples)
-				s.logger.Error("collector rejected samples; dropped them", "samples", it.samples, "error", err)
+				s.logger.Error("collector rejected samples; dropped them", "samples", it.samples, "err", err)
 			default:
 				s.spoolItem(it, c.Version())
 				s.markDown(err)
@@ -190,8 +186,8 @@ func (s *Sender) replayLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		rec, ok, err := sp.Peek()
 		if err != nil {
-			s.logger.Error("cannot read spool; retrying in 1s", "error", err)
-			if !sleep(ctx, time.Second) {
+			s.logger.Error("cannot read spool; retrying in 1s", "err", err)
+			if retry.Sleep(ctx, time.Second) != nil {
 				return
 			}
 			continue
@@ -206,7 +202,7 @@ func (s *Sender) replayLoop(ctx context.Context) {
 		}
 		v, n, body, err := decodeRecord(rec)
 		if err != nil {
-			s.logger.Error("dropped unreadable spool record", "error", err)
+			s.logger.Error("dropped unreadable spool record", "err", err)
 			_ = sp.Ack()
 			continue
 		}
@@ -221,7 +217,7 @@ func (s *Sender) replayLoop(ctx context.Context) {
 			s.markUp()
 		case push.IsPermanent(err):
 			s.rejected.Add(n)
-			s.logger.Error("collector rejected spooled samples; dropped them", "samples", n, "error", err)
+			s.logger.Error("collector rejected spooled samples; dropped them", "samples", n, "err", err)
 		case ctx.Err() != nil:
 			return // not acknowledged: replayed after the restart
 		default:
@@ -230,7 +226,7 @@ func (s *Sender) replayLoop(ctx context.Context) {
 			continue
 		}
 		if err := sp.Ack(); err != nil {
-			s.logger.Error("cannot acknowledge spool record; it may be sent twice", "error", err)
+			s.logger.Error("cannot acknowledge spool record; it may be sent twice", "err", err)
 		}
 	}
 }
@@ -239,7 +235,7 @@ func (s *Sender) spoolItem(it item, v push.Version) {
 	rec := encodeRecord(v, it.samples, it.body)
 	if err := s.opts.Spool.Append(rec); err != nil {
 		s.spoolErrors.Inc()
-		s.logger.Error("cannot spool samples; they are lost", "samples", it.samples, "error", err)
+		s.logger.Error("cannot spool samples; they are lost", "samples", it.samples, "err", err)
 		return
 	}
 	s.spooled.Add(it.samples)
@@ -247,7 +243,7 @@ func (s *Sender) spoolItem(it item, v push.Version) {
 
 func (s *Sender) markDown(err error) {
 	if !s.down.Swap(true) {
-		s.logger.Warn("cannot reach the collector; spooling to disk until it is back", "error", err)
+		s.logger.Warn("cannot reach the collector; spooling to disk until it is back", "err", err)
 	}
 }
 
@@ -280,15 +276,4 @@ func decodeRecord(rec []byte) (push.Version, int, []byte, error) {
 		return 0, 0, nil, errors.New("spool record has a bad sample count")
 	}
 	return v, int(n), rec[1+k:], nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

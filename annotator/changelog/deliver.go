@@ -3,10 +3,10 @@ package changelog
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
 
 	"github.com/telltale-dev/telltale/annotator/changes"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // worker delivers the outbox entries of one target, oldest first. One worker
@@ -141,8 +141,8 @@ func (w *worker) attempt(ctx context.Context, e Entry) (pause time.Duration, sto
 }
 
 // outcome records the result err of an attempt of entry e: delivered,
-// failed for good, or to retry after wait (retry true).
-func (w *worker) outcome(ctx context.Context, e Entry, err error, now time.Time) (wait time.Duration, retry bool) {
+// failed for good, or to retry after wait (again true).
+func (w *worker) outcome(ctx context.Context, e Entry, err error, now time.Time) (wait time.Duration, again bool) {
 	s := w.s
 	// Outcome writes use a fresh context so a shutdown racing with them
 	// cannot lose a "delivered" mark.
@@ -170,7 +170,7 @@ func (w *worker) outcome(ctx context.Context, e Entry, err error, now time.Time)
 		return 0, false
 	}
 	s.m.delivery(w.kind, "retry").Inc()
-	wait = backoff(e.Attempts, s.opts.MinBackoff, s.opts.MaxBackoff)
+	wait = retry.Backoff(e.Attempts, s.opts.MinBackoff, s.opts.MaxBackoff)
 	var auth *authError
 	if errors.As(err, &auth) {
 		wait = max(wait, s.opts.AuthBackoff)
@@ -196,18 +196,6 @@ func (w *worker) updatePending(ctx context.Context) {
 		total += n
 	}
 	w.s.m.pending.Set(float64(total))
-}
-
-// backoff returns the wait after attempt n (1-based): min·2^(n-1) capped at
-// max, with ±20% jitter so many entries do not retry in lockstep.
-func backoff(n int, minWait, maxWait time.Duration) time.Duration {
-	d := minWait
-	for i := 1; i < n && d < maxWait; i++ {
-		d *= 2
-	}
-	d = min(d, maxWait)
-	jitter := time.Duration(float64(d) * 0.2 * (2*rand.Float64() - 1))
-	return max(d+jitter, minWait)
 }
 
 // permanentError is a delivery failure retrying will not fix.

@@ -195,8 +195,7 @@ func TestImpactWhenDue(t *testing.T) {
 	}
 	eventually(t, "annotation", func() bool { return len(g.Annotations()) == 1 })
 	clk.set(due.Add(-time.Second))
-	e.s.kick()
-	time.Sleep(50 * time.Millisecond)
+	e.round(targetImpact) // a whole round, synchronously: no fixed wait for "nothing happened"
 	if n := q.callCount(); n != 0 {
 		t.Fatalf("a second before due: got %d queries; want none", n)
 	}

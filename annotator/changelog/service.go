@@ -86,7 +86,7 @@ type Options struct {
 	// ClaimFor is how long a replica holds the outbox entries it took on
 	// PostgreSQL (Log.ClaimFor); default 2 minutes.
 	ClaimFor time.Duration
-	Logger   *slog.Logger // default: slog.Default()
+	Logger   *slog.Logger // nil means slog.Default()
 	Metrics  *metrics.Set // default: a new set nobody scrapes
 	// Writer receives the change series; nil turns them off.
 	Writer SampleWriter

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -84,20 +82,10 @@ func (e *RateLimitError) Error() string {
 
 func (e *RateLimitError) Unwrap() error { return e.Err }
 
-// maxRateLimitWait caps a rate-limit wait a network asks for, so a bogus
-// answer cannot stop a target for days.
-const maxRateLimitWait = 10 * time.Minute
-
-// RetryAfter reads a Retry-After header value (delay-seconds; an HTTP
-// date is not used by the chat networks) and falls back to def when it is
-// missing or bad. The result is capped at 10 minutes.
-func RetryAfter(header string, def time.Duration) time.Duration {
-	d := def
-	if s, err := strconv.ParseFloat(strings.TrimSpace(header), 64); err == nil && s >= 0 {
-		d = time.Duration(s * float64(time.Second))
-	}
-	return min(d, maxRateLimitWait)
-}
+// MaxRateLimitWait caps a rate-limit wait a network asks for, so a bogus
+// answer cannot stop a target for days. Networks read a Retry-After
+// header with retry.After(h, now, MaxRateLimitWait).
+const MaxRateLimitWait = 10 * time.Minute
 
 // ClipText shortens s to at most n bytes on a rune boundary, ending it
 // with "…" when cut.

@@ -51,7 +51,7 @@ type Options struct {
 	// FollowsWindow is how far back an alert or incident looks for the
 	// deploy it follows (default 6h).
 	FollowsWindow time.Duration
-	Logger        *slog.Logger // default slog.Default()
+	Logger        *slog.Logger // nil means slog.Default()
 	Metrics       *metrics.Set // default a new set
 }
 

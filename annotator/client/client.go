@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -36,6 +35,7 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/annotator/changes"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // ErrUnreachable is wrapped by errors for a collector that could not be
@@ -257,9 +257,9 @@ func (c *Client) Flip(ctx context.Context, service, name string, req changes.Fli
 	return res, err
 }
 
-// do sends a request, with retries when retry is set, and decodes the
+// do sends a request, with retries when retrying is set, and decodes the
 // envelope's data into out.
-func (c *Client) do(ctx context.Context, method, path string, body []byte, out any, retry bool) (int, []string, error) {
+func (c *Client) do(ctx context.Context, method, path string, body []byte, out any, retrying bool) (int, []string, error) {
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		code, retryAfter, warnings, err := c.once(ctx, method, path, body, out)
@@ -267,14 +267,11 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 			return code, warnings, nil
 		}
 		lastErr = err
-		if !retry || !retryable(code, err) || attempt >= c.opts.Retries || ctx.Err() != nil {
+		if !retrying || !retryable(code, err) || attempt >= c.opts.Retries || ctx.Err() != nil {
 			break
 		}
-		wait := c.backoff(attempt, retryAfter)
-		select {
-		case <-ctx.Done():
-			return 0, nil, c.finalError(ctx.Err())
-		case <-time.After(wait):
+		if err := retry.Sleep(ctx, c.backoff(attempt, retryAfter)); err != nil {
+			return 0, nil, c.finalError(err)
 		}
 	}
 	return 0, nil, c.finalError(lastErr)
@@ -287,10 +284,11 @@ func retryable(code int, err error) bool {
 	return code >= 500 || code == http.StatusTooManyRequests
 }
 
+// backoff is the wait after the failed try number attempt (0-based): the
+// exponential backoff, or the collector's Retry-After when that is longer,
+// never above MaxBackoff.
 func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	d := c.opts.MinBackoff << min(attempt, 20)
-	d = min(d, c.opts.MaxBackoff)
-	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1)) // jitter
+	d := retry.Backoff(attempt+1, c.opts.MinBackoff, c.opts.MaxBackoff)
 	if retryAfter > 0 {
 		d = min(max(d, retryAfter), c.opts.MaxBackoff)
 	}
@@ -324,9 +322,7 @@ func (c *Client) once(ctx context.Context, method, path string, body []byte, out
 	if err != nil {
 		return 0, 0, nil, err
 	}
-	if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && s > 0 {
-		retryAfter = time.Duration(s) * time.Second
-	}
+	retryAfter, _ = retry.After(resp.Header.Get("Retry-After"), time.Now(), c.opts.MaxBackoff)
 	var env changes.Response[json.RawMessage]
 	if jerr := json.Unmarshal(raw, &env); jerr != nil || env.Status == "" {
 		msg := strings.TrimSpace(string(raw))

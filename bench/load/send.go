@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // Target is where Send posts bodies.
@@ -142,10 +143,7 @@ func (t Target) postOnce(ctx context.Context, b Body) (time.Duration, error) {
 	case resp.StatusCode/100 == 2:
 		return 0, nil
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode/100 == 5:
-		var wait time.Duration
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
-			wait = min(time.Duration(s)*time.Second, 5*time.Second)
-		}
+		wait, _ := retry.After(resp.Header.Get("Retry-After"), time.Now(), 5*time.Second)
 		return wait, fmt.Errorf("POST %s: %s: %s", t.URL, resp.Status, bytes.TrimSpace(msg))
 	}
 	return 0, &permanentError{fmt.Errorf("POST %s refused a %d-sample body: %s: %s", t.URL, b.Samples, resp.Status, bytes.TrimSpace(msg))}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // DiskUsage returns the bytes the files under dir occupy on disk (allocated
@@ -126,7 +128,7 @@ func (p *Process) Compact(ctx context.Context, timeout time.Duration) error {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("%s cut no block within %v; does the data span more than 3 h?", p.Kind.Title(), timeout)
 			}
-			if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			if err := retry.Sleep(ctx, 200*time.Millisecond); err != nil {
 				return err
 			}
 		}
@@ -157,18 +159,9 @@ func (p *Process) Compact(ctx context.Context, timeout time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s data directory still changing after %v", p.Kind.Title(), timeout)
 		}
-		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+		if err := retry.Sleep(ctx, 500*time.Millisecond); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/telltale-dev/telltale/bench/load"
 	"github.com/telltale-dev/telltale/bench/peer"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 func agentScenario(sz Sizes) Scenario {
@@ -80,7 +81,7 @@ func agentScenario(sz Sizes) Scenario {
 		default:
 			return r, fmt.Errorf("the agent scenario runs the agent and node_exporter, not %s", k.Title())
 		}
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := retry.Sleep(ctx, time.Second); err != nil {
 			return r, err
 		}
 		u0, err := p.Usage()
@@ -95,7 +96,7 @@ func agentScenario(sz Sizes) Scenario {
 		}
 		var rss []float64
 		for time.Since(t0) < env.Sizes.AgentWindow {
-			if err := sleep(ctx, min(time.Second, env.Sizes.AgentWindow/4)); err != nil {
+			if err := retry.Sleep(ctx, min(time.Second, env.Sizes.AgentWindow/4)); err != nil {
 				stopScraper()
 				return r, err
 			}
@@ -164,7 +165,7 @@ func verifyAgent(ctx context.Context, a, sink *peer.Process, r *Result) error {
 		if before == after && r.Sent == r.Stored {
 			return nil
 		}
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := retry.Sleep(ctx, time.Second); err != nil {
 			return err
 		}
 	}

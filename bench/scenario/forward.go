@@ -9,6 +9,7 @@ import (
 
 	"github.com/telltale-dev/telltale/bench/load"
 	"github.com/telltale-dev/telltale/bench/peer"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // The forward scenarios put Telltale in front of a distributed engine (a
@@ -72,7 +73,7 @@ func startCortex(ctx context.Context, env *Env, scenario string, n int) (*cortex
 				c.stop()
 				return nil, fmt.Errorf("cortex ring not complete after 2m")
 			}
-			if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			if err := retry.Sleep(ctx, 200*time.Millisecond); err != nil {
 				c.stop()
 				return nil, err
 			}
@@ -95,7 +96,7 @@ func countIn(ctx context.Context, c *cortexCluster, set load.Set, steps int, wan
 		if time.Now().After(deadline) {
 			return int64(n), time.Now(), err
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := retry.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return 0, time.Now(), err
 		}
 	}
@@ -246,7 +247,7 @@ func forwardQueryScenario(sz Sizes) Scenario {
 			base = c.nodes[0].APIURL()
 		}
 		qc := &load.QueryClient{Base: base}
-		end := time.UnixMilli(set.Time(steps-1)).Truncate(sz.QueryStep).Add(-time.Duration(sz.QueryRuns) * sz.QueryStep)
+		end := time.UnixMilli(set.Time(steps - 1)).Truncate(sz.QueryStep).Add(-time.Duration(sz.QueryRuns) * sz.QueryStep)
 		var ms []float64
 		for i := 0; i <= sz.QueryRuns; i++ {
 			e := end.Add(time.Duration(i) * sz.QueryStep)

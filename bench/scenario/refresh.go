@@ -10,6 +10,7 @@ import (
 	"github.com/telltale-dev/telltale/bench/peer"
 	"github.com/telltale-dev/telltale/bench/refresh"
 	"github.com/telltale-dev/telltale/dashboards/board"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // refreshDashboards are the provisioned dashboards a refresh covers, with
@@ -158,7 +159,7 @@ func refreshScenario(sz Sizes, rules bool, peers []peer.Kind) Scenario {
 			}
 			if time.Now().After(at) {
 				late++ // the previous refresh overran: this one starts at once
-			} else if err := sleep(ctx, time.Until(at)); err != nil {
+			} else if err := retry.Sleep(ctx, time.Until(at)); err != nil {
 				return r, err
 			}
 			w, err := refreshAll(ctx, qc, p, dashboards)

@@ -12,6 +12,7 @@ import (
 	"github.com/telltale-dev/telltale/bench/load"
 	"github.com/telltale-dev/telltale/bench/peer"
 	"github.com/telltale-dev/telltale/bench/refresh"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // seriesName writes 10000 as 10k.
@@ -76,7 +77,7 @@ func waitIdle(ctx context.Context, p *peer.Process, max time.Duration) (peer.Usa
 		return u, err
 	}
 	for {
-		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+		if err := retry.Sleep(ctx, 500*time.Millisecond); err != nil {
 			return u, err
 		}
 		v, err := p.Usage()
@@ -87,15 +88,6 @@ func waitIdle(ctx context.Context, p *peer.Process, max time.Duration) (peer.Usa
 			return v, nil
 		}
 		u = v
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
 	}
 }
 
@@ -163,7 +155,7 @@ func ingestScenario(sz Sizes, series int, f load.Format, peers []peer.Kind) Scen
 		if env.ProfileFile != "" && k == peer.Telltale {
 			profiled = make(chan error, 1)
 			go func() { profiled <- fetchProfile(ctx, p, env.ProfileSeconds, env.ProfileFile) }()
-			if err := sleep(ctx, 200*time.Millisecond); err != nil { // let the profile start
+			if err := retry.Sleep(ctx, 200*time.Millisecond); err != nil { // let the profile start
 				return r, err
 			}
 		}
@@ -400,7 +392,7 @@ func memoryScenario(sz Sizes, peers []peer.Kind) Scenario {
 			if err := p.ForceGC(ctx); err != nil {
 				return peer.Usage{}, fmt.Errorf("cannot force a GC: %w", err)
 			}
-			if err := sleep(ctx, env.Sizes.Settle); err != nil {
+			if err := retry.Sleep(ctx, env.Sizes.Settle); err != nil {
 				return peer.Usage{}, err
 			}
 			return p.Usage()

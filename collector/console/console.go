@@ -93,7 +93,7 @@ type Options struct {
 	AuthEnabled bool
 	// Version is the collector's version, shown in the page footer.
 	Version string
-	Logger  *slog.Logger // default: discard
+	Logger  *slog.Logger // nil means slog.Default()
 	Metrics *metrics.Set // default: a new set nobody scrapes
 }
 
@@ -136,7 +136,7 @@ const configMarker = "{{CONFIG}}"
 // New checks opts and renders every asset.
 func New(opts Options) (*Console, error) {
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
@@ -162,7 +162,7 @@ func New(opts Options) (*Console, error) {
 	}
 	c := &Console{
 		assets:   map[string]*asset{},
-		log:      opts.Logger,
+		log:      opts.Logger.With("component", "console"),
 		served:   opts.Metrics.NewCounter(`telltale_console_requests_total{outcome="served"}`),
 		notFound: opts.Metrics.NewCounter(`telltale_console_requests_total{outcome="not_found"}`),
 	}

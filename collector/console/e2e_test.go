@@ -357,7 +357,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			for i := range 12 {
 				push(t, col, []byte(fmt.Sprintf("console_e2e_live{probe=\"live\"} %.3f\nconsole_e2e_live{probe=\"other\"} %.3f\n",
 					40+5*math.Sin(float64(i)/2), 10+float64(i%4))))
-				time.Sleep(300 * time.Millisecond)
+				time.Sleep(300 * time.Millisecond) // -update-screenshots only: a live graph needs samples spread in real time
 			}
 		}
 		// A deploy shows up live too, and on top of the deploy log.

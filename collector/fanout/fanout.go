@@ -100,7 +100,7 @@ type Options struct {
 	// PendingMessages bounds what a subscription buffers before NATS drops
 	// (a slow consumer). Default 65536.
 	PendingMessages int
-	Logger          *slog.Logger
+	Logger          *slog.Logger // nil means slog.Default()
 	Metrics         *metrics.Set
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -184,7 +184,7 @@ func New(opts Options) (*Bus, error) {
 		opts.PendingMessages = 65536
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()

@@ -12,6 +12,7 @@ import (
 	"github.com/telltale-dev/telltale/agent/push"
 	"github.com/telltale-dev/telltale/agent/spool"
 	"github.com/telltale-dev/telltale/protoparser/remotewrite"
+	"github.com/telltale-dev/telltale/retry"
 	"github.com/telltale-dev/telltale/samples"
 )
 
@@ -64,7 +65,7 @@ func (d *drainer) run(ctx context.Context) {
 		recs, err := d.q.PeekBatch(256, d.f.opts.MaxBytesPerSend)
 		if err != nil {
 			d.log.Error("cannot read forward queue; retrying in 1s", "err", err)
-			sleep(sendCtx, time.Second)
+			retry.Sleep(sendCtx, time.Second)
 			continue
 		}
 		if len(recs) == 0 {
@@ -201,7 +202,7 @@ func (d *drainer) failed(ctx context.Context, err error) {
 	}
 	// Send backed off between its attempts; wait the longest backoff
 	// before the next round rather than start again at the shortest.
-	sleep(ctx, d.f.opts.MaxBackoff)
+	retry.Sleep(ctx, d.f.opts.MaxBackoff)
 }
 
 // reportLate gives Options.Late the samples of the records that hold
@@ -231,14 +232,5 @@ func (d *drainer) reportLate(batch []batchRecord) {
 			continue
 		}
 		d.late(&d.lateBatch)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
 	}
 }

@@ -132,7 +132,7 @@ type Options struct {
 	LateAge time.Duration
 	// UserAgent of the requests. Default "telltale-collector".
 	UserAgent string
-	Logger    *slog.Logger
+	Logger    *slog.Logger // nil means slog.Default()
 	Metrics   *metrics.Set
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -179,7 +179,7 @@ func New(opts Options) (*Forwarder, error) {
 		opts.UserAgent = "telltale-collector"
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
@@ -222,7 +222,7 @@ func (f *Forwarder) newDrainer(t Target, primary bool) (*drainer, error) {
 	client, err := push.New(push.Options{
 		URL: t.URL, Version: t.Version, Headers: t.Headers, TokenFile: t.TokenFile, TLS: t.TLS,
 		Timeout: f.opts.SendTimeout, MaxBackoff: f.opts.MaxBackoff, UserAgent: f.opts.UserAgent,
-		MaxAttempts: 5, Logger: f.log.With("target", t.Name), Metrics: f.opts.Metrics,
+		MaxAttempts: 5, Logger: f.opts.Logger.With("target", t.Name), Metrics: f.opts.Metrics,
 		MetricPrefix: "telltale_forward_", MetricLabels: lbl,
 		Flags: push.FlagNames{URL: "-storage.remote-write-url", Token: "bearer_token_file", Version: "protocol"},
 	})
@@ -231,7 +231,7 @@ func (f *Forwarder) newDrainer(t Target, primary bool) (*drainer, error) {
 	}
 	q, err := spool.Open(spool.Options{
 		Dir: filepath.Join(f.opts.Dir, t.Name), MaxBytes: f.opts.QueueMaxBytes, SyncInterval: f.opts.SyncInterval,
-		Logger: f.log.With("target", t.Name), Metrics: f.opts.Metrics,
+		Logger: f.opts.Logger.With("target", t.Name), Metrics: f.opts.Metrics,
 		MetricPrefix: "telltale_forward_", MetricLabels: lbl,
 		DirFlag: "-forward.queue-dir", MaxBytesFlag: "-forward.queue-max-bytes",
 	})

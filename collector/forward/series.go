@@ -30,7 +30,6 @@ const seriesShards = 64
 type seriesShard struct {
 	mu        sync.Mutex
 	cur, prev map[promstorage.SeriesRef]labels.Labels
-	_         [40]byte // keep shards on separate cache lines
 }
 
 func newSeriesTable(maxEntries int) *seriesTable {

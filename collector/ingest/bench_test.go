@@ -84,7 +84,7 @@ func BenchmarkRemoteWriteHistograms(b *testing.B) { benchRemoteWrite(b, true) }
 
 func benchRemoteWrite(b *testing.B, hist bool) {
 	const nSeries, perReq = 10_000, 2_000
-	st, err := storage.Open(b.Context(), storage.Options{Dir: b.TempDir(), OutOfOrderWindow: time.Hour})
+	st, err := storage.Open(storage.Options{Dir: b.TempDir(), OutOfOrderWindow: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -30,7 +30,6 @@ type cacheShard struct {
 	mu   sync.RWMutex
 	cur  map[string]cacheEntry
 	prev map[string]cacheEntry
-	_    [40]byte // keep shards on separate cache lines
 }
 
 // cacheEntry is what the cache keeps per series: the reference only; the

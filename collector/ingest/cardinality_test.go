@@ -19,7 +19,7 @@ func TestWriterSeriesLimits(t *testing.T) {
 	f := func(opts storage.Options, wantFlag string) {
 		t.Helper()
 		opts.Dir = t.TempDir()
-		st, err := storage.Open(t.Context(), opts)
+		st, err := storage.Open(opts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,7 +26,7 @@ type HTTPOptions struct {
 	// MaxInflightBytes bounds the bytes all write requests hold together
 	// (see readBody); 0 means no bound.
 	MaxInflightBytes int64
-	Logger           *slog.Logger // nil means discard
+	Logger           *slog.Logger // nil means slog.Default()
 	Metrics          *metrics.Set
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -58,7 +58,7 @@ func NewHandlers(w *Writer, opts HTTPOptions) *Handlers {
 		opts.MaxDecodedBytes = 128 << 20
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
@@ -66,7 +66,7 @@ func NewHandlers(w *Writer, opts HTTPOptions) *Handlers {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	h := &Handlers{w: w, opts: opts, log: opts.Logger, set: opts.Metrics,
+	h := &Handlers{w: w, opts: opts, log: opts.Logger.With("component", "ingest"), set: opts.Metrics,
 		samples: map[string]*metrics.Counter{}, reqs: map[string]*metrics.Counter{}}
 	h.inflight.max = opts.MaxInflightBytes
 	h.set.NewGauge("telltale_ingest_inflight_bytes", func() float64 { return float64(h.inflight.used.Load()) })
@@ -232,9 +232,9 @@ func (h *Handlers) fail(w http.ResponseWriter, ep *endpoint, req request, err er
 	status := StatusOf(err)
 	h.set.GetOrCreateCounter(`telltale_ingest_failed_requests_total{endpoint="` + ep.name + `",reason="` + reasonOf(status) + `"}`).Inc()
 	if status >= 500 {
-		h.log.Warn("write failed", "component", "ingest", "endpoint", ep.name, "status", status, "err", err)
+		h.log.Warn("write failed", "endpoint", ep.name, "status", status, "err", err)
 	} else {
-		h.log.Debug("write rejected", "component", "ingest", "endpoint", ep.name, "status", status, "err", err)
+		h.log.Debug("write rejected", "endpoint", ep.name, "status", status, "err", err)
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds)

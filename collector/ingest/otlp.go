@@ -80,7 +80,7 @@ type OTLPOptions struct {
 	// HistogramsToNHCB stores explicit-bucket histograms as native
 	// histograms with custom buckets (see otlp.ConvertOptions).
 	HistogramsToNHCB bool
-	Logger           *slog.Logger // nil means discard
+	Logger           *slog.Logger // nil means slog.Default()
 	// Metrics receives telltale_otlp_* gauges; nil means none.
 	Metrics *metrics.Set
 }
@@ -104,9 +104,9 @@ const otlpDecodeFactor = 6 + batchFactor
 // body limits and counters.
 func NewOTLP(in *Handlers, opts OTLPOptions) *OTLP {
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
-	h := &OTLP{in: in, opts: opts, log: opts.Logger,
+	h := &OTLP{in: in, opts: opts, log: opts.Logger.With("component", "otlp"),
 		ep: endpoint{name: "otlp", protocol: "OTLP/HTTP export", methods: []string{http.MethodPost},
 			encoding: gzipOrIdentity, decodeFactor: otlpDecodeFactor}}
 	h.ep.requests.New = func() any { return &otlpRequest{h: h} }
@@ -192,7 +192,7 @@ func (q *otlpRequest) answer(w http.ResponseWriter, _ Written, err error) error 
 		q.h.in.w.CountRejected(rj.Reason, max(rj.Points, 1))
 	}
 	if res.Rejected > 0 || len(res.Rejections) > 0 {
-		q.h.log.Debug("otlp data points rejected", "component", "otlp", "rejected", res.Rejected, "message", res.Message())
+		q.h.log.Debug("otlp data points rejected", "rejected", res.Rejected, "message", res.Message())
 	}
 	// 200 and an ExportMetricsServiceResponse, with partial_success when
 	// data points were dropped.
@@ -209,7 +209,7 @@ func (q *otlpRequest) answer(w http.ResponseWriter, _ Written, err error) error 
 	}
 	if err != nil {
 		// The data is committed; an empty 200 still tells the sender so.
-		q.h.log.Warn("cannot encode otlp response", "component", "otlp", "err", err)
+		q.h.log.Warn("cannot encode otlp response", "err", err)
 		body = nil
 	}
 	w.Header().Set("Content-Type", q.format.ContentType())

@@ -78,7 +78,7 @@ type Limits struct {
 // Options configure NewWriter.
 type Options struct {
 	Limits  Limits
-	Logger  *slog.Logger
+	Logger  *slog.Logger // nil means slog.Default()
 	Metrics *metrics.Set
 	// Now is the clock; nil means time.Now.
 	Now      func() time.Time
@@ -123,7 +123,7 @@ type writeScratch struct {
 // NewWriter returns a writer appending to db.
 func NewWriter(db Appendable, opts Options) *Writer {
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()

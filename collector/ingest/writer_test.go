@@ -16,7 +16,7 @@ import (
 
 func openTestStorage(t *testing.T) *storage.Storage {
 	t.Helper()
-	st, err := storage.Open(t.Context(), storage.Options{Dir: t.TempDir(), OutOfOrderWindow: time.Hour, MaxExemplars: 1000})
+	st, err := storage.Open(storage.Options{Dir: t.TempDir(), OutOfOrderWindow: time.Hour, MaxExemplars: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

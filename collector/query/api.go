@@ -145,7 +145,7 @@ type Options struct {
 	Gatherer  prometheus.Gatherer
 	Metadata  MetadataSource
 	BuildInfo BuildInfo
-	Logger    *slog.Logger
+	Logger    *slog.Logger // nil means slog.Default()
 	Metrics   *metrics.Set
 }
 
@@ -198,7 +198,7 @@ func New(st Storage, opts Options) *API {
 		opts.WriteTimeout = time.Minute
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()

@@ -62,7 +62,7 @@ func benchData(b *testing.B, st *storage.Storage, series int, span time.Duration
 //
 //	go test -run XXX -bench QueryRange -benchtime 20x ./collector/query/
 func BenchmarkQueryRange(b *testing.B) {
-	st, err := storage.Open(b.Context(), storage.Options{Dir: b.TempDir(), OutOfOrderWindow: time.Hour})
+	st, err := storage.Open(storage.Options{Dir: b.TempDir(), OutOfOrderWindow: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}

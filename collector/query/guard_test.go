@@ -20,7 +20,7 @@ import (
 
 func newTestAPI(t *testing.T, opts Options) (*API, *httptest.Server) {
 	t.Helper()
-	st, err := storage.Open(t.Context(), storage.Options{Dir: t.TempDir()})
+	st, err := storage.Open(storage.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -53,6 +52,8 @@ import (
 	promremote "github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/index"
+
+	"github.com/telltale-dev/telltale/secret"
 )
 
 // Read modes of Options.Read.
@@ -91,7 +92,7 @@ type Options struct {
 	Retention time.Duration
 	// Now is the clock; nil means time.Now.
 	Now     func() time.Time
-	Logger  *slog.Logger
+	Logger  *slog.Logger // nil means slog.Default()
 	Metrics *metrics.Set
 }
 
@@ -135,7 +136,7 @@ func New(opts Options) (*Storage, error) {
 		opts.Now = time.Now
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
@@ -149,12 +150,8 @@ func New(opts Options) (*Storage, error) {
 	hc := config_util.DefaultHTTPClientConfig
 	hc.TLSConfig = opts.TLS
 	if opts.TokenFile != "" {
-		b, err := os.ReadFile(opts.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read the engine's token file: %w", err)
-		}
-		if strings.TrimSpace(string(b)) == "" {
-			return nil, fmt.Errorf("the engine's token file %s is empty: put the bearer token in it", opts.TokenFile)
+		if _, err := secret.Read(opts.TokenFile, "the engine's token file", "the bearer token"); err != nil {
+			return nil, err
 		}
 		hc.Authorization = &config_util.Authorization{Type: "Bearer", CredentialsFile: opts.TokenFile}
 	}

@@ -61,7 +61,7 @@ func (o *observed) count(name string) int {
 // options before New.
 func newHarness(t *testing.T, dir, ruleFile string, mutate func(*Options)) *harness {
 	t.Helper()
-	store, err := storage.Open(t.Context(), storage.Options{Dir: filepath.Join(dir, "tsdb"), OutOfOrderWindow: time.Hour})
+	store, err := storage.Open(storage.Options{Dir: filepath.Join(dir, "tsdb"), OutOfOrderWindow: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

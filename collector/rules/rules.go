@@ -126,7 +126,7 @@ type Options struct {
 	Changes       Changes
 	ChangesWindow time.Duration
 
-	Logger  *slog.Logger // default: discard
+	Logger  *slog.Logger // nil means slog.Default()
 	Metrics *metrics.Set // telltale_rules_*; default a private set
 	// Registerer receives the engine's and the notifier's own metrics
 	// (prometheus_rule_*, prometheus_notifications_*); nil drops them.
@@ -181,7 +181,7 @@ func New(opts Options) (*Manager, error) {
 		return nil, errors.New("BUG: rules.New needs Writer, Queryable and Engine")
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()

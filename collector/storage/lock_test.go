@@ -40,7 +40,7 @@ func TestOpenLockedDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs strings.Builder
-	_, err = Open(t.Context(), Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	_, err = Open(Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("Open of a locked dir: got %v; want ErrLocked", err)
 	}
@@ -56,7 +56,7 @@ func TestOpenLockedDir(t *testing.T) {
 	// first runs gets the same clear error.
 	_ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 	logs.Reset()
-	s, err := Open(t.Context(), Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s, err := Open(Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatalf("Open after the lock was released: %v", err)
 	}
@@ -65,7 +65,7 @@ func TestOpenLockedDir(t *testing.T) {
 		t.Fatalf("info-level log of Open: got\n%s\nwant \"storage opened\" and no TSDB replay lines", logs.String())
 	}
 	defer s.Close()
-	if _, err := Open(t.Context(), Options{Dir: dir}); !errors.Is(err, ErrLocked) {
+	if _, err := Open(Options{Dir: dir}); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open of a dir in use: got %v; want ErrLocked", err)
 	}
 }

@@ -36,7 +36,7 @@ type Options struct {
 	// and still be accepted (a replaying agent is hours behind). 0 disables
 	// out-of-order ingestion.
 	OutOfOrderWindow time.Duration
-	// Logger receives TSDB logs; nil discards them.
+	// Logger receives TSDB logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics receives telltale_storage_* metrics; nil means a private set.
 	Metrics *metrics.Set
@@ -65,9 +65,9 @@ type Storage struct {
 }
 
 // Open opens (or creates) the TSDB under opts.Dir, replaying its WAL.
-func Open(ctx context.Context, opts Options) (*Storage, error) {
+func Open(opts Options) (*Storage, error) {
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
@@ -115,7 +115,7 @@ func Open(ctx context.Context, opts Options) (*Storage, error) {
 	// The TSDB's routine start-up lines (WAL replay steps) only at debug:
 	// "storage opened" below says what a reader needs.
 	tlog := opts.Logger
-	if !tlog.Enabled(ctx, slog.LevelDebug) {
+	if !tlog.Enabled(context.Background(), slog.LevelDebug) {
 		tlog = slog.New(warnAndAbove{tlog.Handler()})
 	}
 	db, err := tsdb.Open(dir, tlog.With("component", "tsdb"), reg, topts, stats)

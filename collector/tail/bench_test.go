@@ -36,7 +36,7 @@ type benchStack struct {
 
 func newBenchStack(b *testing.B) *benchStack {
 	b.Helper()
-	st, err := storage.Open(b.Context(), storage.Options{Dir: b.TempDir(), OutOfOrderWindow: time.Hour})
+	st, err := storage.Open(storage.Options{Dir: b.TempDir(), OutOfOrderWindow: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -86,7 +86,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.register(s) {
 		s.disconnect("shutdown", CloseShutdown, "server shutting down")
 	}
-	h.log.Debug("live-tail client subscribed", "component", "tail", "remote", r.RemoteAddr, "selectors", sels, "max_rate", maxRate)
+	h.log.Debug("live-tail client subscribed", "remote", r.RemoteAddr, "selectors", sels, "max_rate", maxRate)
 	s.serve(conn)
 }
 

@@ -70,7 +70,7 @@ type Options struct {
 	// ParseSelector parses one match[] selector; nil means the PromQL
 	// parser's ParseMetricSelector with default options.
 	ParseSelector func(string) ([]*labels.Matcher, error)
-	Logger        *slog.Logger
+	Logger        *slog.Logger // nil means slog.Default()
 	Metrics       *metrics.Set
 	// Now is the clock for lag and rate limits; nil means time.Now.
 	Now func() time.Time
@@ -108,7 +108,7 @@ func (o *Options) setDefaults() {
 		o.ParseSelector = parser.NewParser(parser.Options{}).ParseMetricSelector
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = slog.Default()
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewSet()
@@ -160,7 +160,7 @@ func New(opts Options) *Hub {
 	opts.setDefaults()
 	h := &Hub{
 		opts: opts,
-		log:  opts.Logger,
+		log:  opts.Logger.With("component", "tail"),
 		all:  map[*subscriber]struct{}{},
 		live: map[*subscriber]struct{}{},
 		set:  opts.Metrics,
@@ -333,7 +333,7 @@ func (h *Hub) publish(typ string, v any) {
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
-		h.log.Error("BUG: cannot encode event for the live tail", "component", "tail", "type", typ, "err", err)
+		h.log.Error("BUG: cannot encode event for the live tail", "type", typ, "err", err)
 		return
 	}
 	msg := make([]byte, 0, len(raw)+64)

@@ -197,7 +197,7 @@ func (s *subscriber) serve(conn *websocket.Conn) {
 	<-readDone
 	h.forget(s)
 	h.counter(`telltale_tail_disconnects_total{reason="` + s.reason + `"}`).Inc()
-	h.log.Debug("live-tail client disconnected", "component", "tail", "reason", s.reason, "remote", conn.RemoteAddr().String())
+	h.log.Debug("live-tail client disconnected", "reason", s.reason, "remote", conn.RemoteAddr().String())
 }
 
 // readLoop reads until the connection fails, handling pongs and close

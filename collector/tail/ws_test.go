@@ -394,7 +394,10 @@ func TestTailStuckClientIsDisconnected(t *testing.T) {
 		}
 		th.Observe(bigBatch(64, int64(i)*64))
 		if i%100 == 99 {
-			time.Sleep(10 * time.Millisecond) // let a write time out
+			// Real time on purpose: the write deadline is on a real
+			// socket (synctest cannot fake it); the loop's condition is
+			// the disconnect itself.
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	waitFor(t, "the disconnect to be counted", func() bool {

@@ -90,7 +90,7 @@ func mustExpand(t *testing.T, expr string) string {
 // window or metric than the panel, fails it.
 func TestRecordedPanelsEqualRawQueries(t *testing.T) {
 	ctx := t.Context()
-	store, err := storage.Open(ctx, storage.Options{Dir: filepath.Join(t.TempDir(), "tsdb"), OutOfOrderWindow: 6 * time.Hour})
+	store, err := storage.Open(storage.Options{Dir: filepath.Join(t.TempDir(), "tsdb"), OutOfOrderWindow: 6 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,11 +20,11 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/telltale-dev/telltale/instrument"
+	"github.com/telltale-dev/telltale/secret"
 )
 
 func main() {
@@ -72,12 +72,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	var token string
 	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return fmt.Errorf("cannot read -token-file: %w", err)
-		}
-		if token = strings.TrimSpace(string(b)); token == "" {
-			return fmt.Errorf("-token-file %q is empty: put the collector token in it", *tokenFile)
+		var err error
+		if token, err = secret.Read(*tokenFile, "-token-file", "the collector token"); err != nil {
+			return err
 		}
 	}
 	var tokens map[string]string

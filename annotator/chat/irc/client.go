@@ -54,7 +54,7 @@ type Options struct {
 	// Keepalive is how long a silent connection lasts before a PING,
 	// and again before it is dropped (default 2m).
 	Keepalive time.Duration
-	Logger    *slog.Logger // default slog.Default()
+	Logger    *slog.Logger // nil means slog.Default()
 	Metrics   *metrics.Set // default a new set
 }
 

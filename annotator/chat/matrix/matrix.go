@@ -50,7 +50,7 @@ type Options struct {
 	SyncTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the retry of a failing sync (1s, 2m).
 	MinBackoff, MaxBackoff time.Duration
-	Logger                 *slog.Logger // default slog.Default()
+	Logger                 *slog.Logger // nil means slog.Default()
 }
 
 // Client is a Matrix bot account. Safe for concurrent use.
@@ -166,14 +166,14 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	}
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests || ae.ErrCode == "M_LIMIT_EXCEEDED":
-		wait := time.Duration(ae.RetryAfterMS) * time.Millisecond
-		if h := resp.Header.Get("Retry-After"); h != "" && wait == 0 {
-			wait = chat.RetryAfter(h, 5*time.Second)
+		wait := time.Duration(min(ae.RetryAfterMS, chat.MaxRateLimitWait.Milliseconds())) * time.Millisecond
+		if wait <= 0 {
+			wait, _ = retry.After(resp.Header.Get("Retry-After"), time.Now(), chat.MaxRateLimitWait)
 		}
 		if wait <= 0 {
 			wait = 5 * time.Second
 		}
-		return &chat.RateLimitError{After: chat.RetryAfter(fmt.Sprint(wait.Seconds()), wait), Err: ae}
+		return &chat.RateLimitError{After: wait, Err: ae}
 	case ae.ErrCode == "M_UNKNOWN_TOKEN" || ae.ErrCode == "M_MISSING_TOKEN" || resp.StatusCode == http.StatusUnauthorized:
 		return fmt.Errorf("%w: %w; check the access token", chat.ErrRefused, ae)
 	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest ||

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/telltale-dev/telltale/annotator/chat"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // limits: Slack allows about one message per second per channel (a batch
@@ -97,16 +98,17 @@ func (w *Webhook) Send(ctx context.Context, _, text string) error {
 }
 
 // retryAfter reads the wait of a 429: Retry-After, else Discord's JSON
-// retry_after (seconds, fractional).
+// retry_after (seconds, fractional), else defaultRetry; capped at
+// chat.MaxRateLimitWait.
 func retryAfter(resp *http.Response, body []byte) time.Duration {
-	if h := resp.Header.Get("Retry-After"); h != "" {
-		return chat.RetryAfter(h, defaultRetry)
+	if d, ok := retry.After(resp.Header.Get("Retry-After"), time.Now(), chat.MaxRateLimitWait); ok {
+		return d
 	}
 	var d struct {
 		RetryAfter float64 `json:"retry_after"`
 	}
 	if json.Unmarshal(body, &d) == nil && d.RetryAfter > 0 {
-		return chat.RetryAfter(fmt.Sprint(d.RetryAfter), defaultRetry)
+		return time.Duration(min(d.RetryAfter, chat.MaxRateLimitWait.Seconds()) * float64(time.Second))
 	}
 	return defaultRetry
 }

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -24,6 +23,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/telltale-dev/telltale/collector/tail"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // Options say where to subscribe and to what.
@@ -222,7 +222,7 @@ func Follow(ctx context.Context, opts Options, fo FollowOptions) error {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	backoff := fo.MinBackoff
+	failures := 0 // consecutive, since the last connection that worked for a while
 	for {
 		start := time.Now()
 		c, err := Dial(ctx, opts)
@@ -238,7 +238,7 @@ func Follow(ctx context.Context, opts Options, fo FollowOptions) error {
 				return hErr.err
 			}
 			if time.Since(start) > 10*fo.MinBackoff {
-				backoff = fo.MinBackoff // it worked for a while: start over
+				failures = 0 // it worked for a while: start over
 			}
 		}
 		if ctx.Err() != nil {
@@ -248,16 +248,12 @@ func Follow(ctx context.Context, opts Options, fo FollowOptions) error {
 		if errors.As(err, &he) && !he.Retryable() {
 			return err
 		}
-		wait := backoff/2 + rand.N(backoff/2+1) // jitter, so restarted servers are not hit at once
+		failures++
+		wait := retry.Backoff(failures, fo.MinBackoff, fo.MaxBackoff) // jittered, so restarted servers are not hit at once
 		logf("%s; reconnecting in %s", Describe(err), wait.Round(time.Millisecond))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := retry.Sleep(ctx, wait); err != nil {
+			return err
 		}
-		backoff = min(2*backoff, fo.MaxBackoff)
 	}
 }
 
