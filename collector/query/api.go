@@ -388,7 +388,7 @@ func (a *API) runtimeInfo() (v1.RuntimeInfo, error) {
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/metadata", a.instrument("metadata", http.HandlerFunc(a.metadata)))
-	mux.Handle("/api/v1/", a.guard(a.router))
+	mux.Handle("/api/v1/", a.guard(fastGzip(a.router)))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("Prometheus Server is Healthy.\n"))
