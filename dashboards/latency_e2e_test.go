@@ -121,32 +121,6 @@ func TestServiceLatencyClassicAndNative(t *testing.T) {
 		byRoute    bool
 	}
 	var queries []latencyQuery
-	for _, raw := range []bool{false, true} {
-		boards, err := board.All(board.Options{RawQueries: raw})
-		if err != nil {
-			t.Fatal(err)
-		}
-		all, err := board.Queries(boards)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, q := range all {
-			if q.Dashboard != board.UIDService || q.Kind != board.KindPanel {
-				continue
-			}
-			switch q.Panel {
-			case "p99 latency":
-				queries = append(queries, latencyQuery{fmt.Sprintf("%s (raw %v)", q, raw), q.Expr, "p99", false})
-			case "Latency by route: p50, p90, p99":
-				quantiles := map[string]string{"A": "p50", "B": "p90", "C": "p99"}
-				queries = append(queries, latencyQuery{fmt.Sprintf("%s (raw %v)", q, raw), q.Expr, quantiles[q.RefID], true})
-			}
-		}
-	}
-	if len(queries) != 8 {
-		t.Fatalf("got %d latency queries on the Service dashboards; want 8 (p99 stat and 3 quantiles by route, recorded and raw)", len(queries))
-	}
-
 	// The duration heatmap's two queries, recorded and raw: A (classic,
 	// one series per le) answers for the apps that send classic buckets,
 	// B (one native histogram) only for the app that sends none.
@@ -162,11 +136,25 @@ func TestServiceLatencyClassicAndNative(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, q := range all {
-			if q.Dashboard == board.UIDService && q.PanelType == "heatmap" {
+			if q.Dashboard != board.UIDService || q.Kind != board.KindPanel {
+				continue
+			}
+			if q.PanelType == "heatmap" {
 				heatmaps = append(heatmaps, heatmapQuery{fmt.Sprintf("%s (raw %v)", q, raw), q.Expr, q.RefID})
+			}
+			switch q.Panel {
+			case "p99 latency":
+				queries = append(queries, latencyQuery{fmt.Sprintf("%s (raw %v)", q, raw), q.Expr, "p99", false})
+			case "Latency by route: p50, p90, p99":
+				quantiles := map[string]string{"A": "p50", "B": "p90", "C": "p99"}
+				queries = append(queries, latencyQuery{fmt.Sprintf("%s (raw %v)", q, raw), q.Expr, quantiles[q.RefID], true})
 			}
 		}
 	}
+	if len(queries) != 8 {
+		t.Fatalf("got %d latency queries on the Service dashboards; want 8 (p99 stat and 3 quantiles by route, recorded and raw)", len(queries))
+	}
+
 	if len(heatmaps) != 4 {
 		t.Fatalf("got %d heatmap queries on the Service dashboards; want 4 (classic and native, recorded and raw)", len(heatmaps))
 	}

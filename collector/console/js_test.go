@@ -10,14 +10,10 @@ import (
 	"github.com/telltale-dev/telltale/collector/console"
 )
 
-// The console's pure JavaScript (template variables, intervals, variable
-// queries, legends, units, relative times, safe links and Markdown) run in
-// Chromium as the page loads them: each case evaluates an expression over
-// the modules and compares its JSON.
-func TestJavaScriptModules(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Chromium")
-	}
+// consolePage opens a console with one empty dashboard in Chromium, for
+// tests of its JavaScript modules.
+func consolePage(t *testing.T) *browser {
+	t.Helper()
 	chromium(t)
 	c, err := console.New(console.Options{Dashboards: []console.Dashboard{{UID: "x", Title: "X", JSON: []byte(`{"uid":"x","panels":[]}`)}}})
 	if err != nil {
@@ -27,6 +23,18 @@ func TestJavaScriptModules(t *testing.T) {
 	t.Cleanup(srv.Close)
 	b := newBrowser(t)
 	b.open(srv.URL + "/")
+	return b
+}
+
+// The console's pure JavaScript (template variables, intervals, variable
+// queries, legends, units, relative times, safe links and Markdown) run in
+// Chromium as the page loads them: each case evaluates an expression over
+// the modules and compares its JSON.
+func TestJavaScriptModules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	b := consolePage(t)
 	eval[bool](b, `(async () => {
 		const [V, U, F, C, L, A] = await Promise.all(['vars', 'units', 'format', 'chart', 'live', 'alerts'].map(m => import('/static/' + m + '.js')));
 		Object.assign(window, {V, U, F, C, L, A});
@@ -144,15 +152,7 @@ func TestJavaScriptHeatmap(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Chromium")
 	}
-	chromium(t)
-	c, err := console.New(console.Options{Dashboards: []console.Dashboard{{UID: "x", Title: "X", JSON: []byte(`{"uid":"x","panels":[]}`)}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c.Handler())
-	t.Cleanup(srv.Close)
-	b := newBrowser(t)
-	b.open(srv.URL + "/")
+	b := consolePage(t)
 	eval[bool](b, `(async () => { window.H = await import('/static/heatmap.js'); return true; })()`)
 
 	// Steps at 100 s, 110 s, 120 s (start 100e3 ms, 10 s apart). The
