@@ -141,6 +141,13 @@ func TestDashboardsAgainstRealCollector(t *testing.T) {
 		pending["Agent samples sent"] = "agent/main.go is not there yet"
 	}
 
+	// The duration heatmap's native query answers only for an app that
+	// sends native histograms and no classic buckets; the demo sends
+	// classic buckets (TestServiceLatencyClassicAndNative checks both).
+	classicOnly := map[string]string{
+		board.UIDService + " / panel Request duration heatmap / B": "the demo sends classic buckets, so the native half answers nothing",
+	}
+
 	// Poll until every query has data: rates need two samples, the demo
 	// pushes every second, the deploy series are delivered asynchronously.
 	ctx := t.Context()
@@ -151,6 +158,9 @@ func TestDashboardsAgainstRealCollector(t *testing.T) {
 		now := time.Now()
 		for _, q := range queries {
 			if _, ok := pending[q.Panel]; ok {
+				continue
+			}
+			if _, ok := classicOnly[q.String()]; ok {
 				continue
 			}
 			expr, err := board.Expand(q.Expr, vars)
@@ -177,6 +187,12 @@ func TestDashboardsAgainstRealCollector(t *testing.T) {
 	}
 	for _, m := range missing {
 		t.Errorf("no data: %s", m)
+	}
+	for q, why := range classicOnly {
+		if !slices.ContainsFunc(queries, func(x board.Query) bool { return x.String() == q }) {
+			t.Errorf("no query %q on the dashboards: update the exemption", q)
+		}
+		t.Logf("not checked here: %s (%s)", q, why)
 	}
 	for panel, why := range pending {
 		t.Logf("not checked: panel %q (%s)", panel, why)

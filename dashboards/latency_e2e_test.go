@@ -121,6 +121,11 @@ func TestServiceLatencyClassicAndNative(t *testing.T) {
 		byRoute    bool
 	}
 	var queries []latencyQuery
+	// The duration heatmap's two queries, recorded and raw: A (classic,
+	// one series per le) answers for the apps that send classic buckets,
+	// B (one native histogram) only for the app that sends none.
+	type heatmapQuery struct{ name, expr, refID string }
+	var heatmaps []heatmapQuery
 	for _, raw := range []bool{false, true} {
 		boards, err := board.All(board.Options{RawQueries: raw})
 		if err != nil {
@@ -134,6 +139,9 @@ func TestServiceLatencyClassicAndNative(t *testing.T) {
 			if q.Dashboard != board.UIDService || q.Kind != board.KindPanel {
 				continue
 			}
+			if q.PanelType == "heatmap" {
+				heatmaps = append(heatmaps, heatmapQuery{fmt.Sprintf("%s (raw %v)", q, raw), q.Expr, q.RefID})
+			}
 			switch q.Panel {
 			case "p99 latency":
 				queries = append(queries, latencyQuery{fmt.Sprintf("%s (raw %v)", q, raw), q.Expr, "p99", false})
@@ -145,6 +153,47 @@ func TestServiceLatencyClassicAndNative(t *testing.T) {
 	}
 	if len(queries) != 8 {
 		t.Fatalf("got %d latency queries on the Service dashboards; want 8 (p99 stat and 3 quantiles by route, recorded and raw)", len(queries))
+	}
+
+	if len(heatmaps) != 4 {
+		t.Fatalf("got %d heatmap queries on the Service dashboards; want 4 (classic and native, recorded and raw)", len(heatmaps))
+	}
+	checkHeatmap := func(q heatmapQuery, service string) string {
+		vars := board.TestVars()
+		vars["service"], vars["env"] = service, "dev"
+		expr, err := board.Expand(q.expr, vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Routes /a and /b: bounds 2^-3 to 2^1, and +Inf.
+		want := map[string]int{"A": 6, "B": 0}
+		if service == "native" {
+			want = map[string]int{"A": 0, "B": 1}
+		}
+		if n := len(col.Query(t.Context(), expr, time.Now())); n != want[q.refID] {
+			return fmt.Sprintf("%s, service %s: %s: got %d series; want %d", q.name, service, expr, n, want[q.refID])
+		}
+		if q.refID == "B" && service == "native" {
+			// The native histogram's buckets: a rate of 20/s per route
+			// (100 observations per 5 s step), all at or below 2 s, 1 in
+			// 200 above 1 s (/b's top bucket).
+			one := func(e string) float64 {
+				res := col.Query(t.Context(), e, time.Now())
+				if len(res) != 1 {
+					return math.NaN()
+				}
+				v, _ := strconv.ParseFloat(fmt.Sprint(res[0].Value[1]), 64)
+				return v
+			}
+			got := [3]float64{one("histogram_count(" + expr + ")"), one("histogram_fraction(0, 2, " + expr + ")"), one("histogram_fraction(0, 1, " + expr + ")")}
+			want := [3]float64{40, 1, 0.995}
+			for i := range got {
+				if !(math.Abs(got[i]-want[i]) <= 1e-9*want[i]) {
+					return fmt.Sprintf("%s, service native: got count, fraction <= 2 s, fraction <= 1 s %v; want %v", q.name, got, want)
+				}
+			}
+		}
+		return ""
 	}
 
 	// The recorded series appear at the rules' first evaluation after the
@@ -186,6 +235,13 @@ func TestServiceLatencyClassicAndNative(t *testing.T) {
 		for _, q := range queries {
 			for _, svc := range []string{"classic", "native", "both"} {
 				if msg := check(q, svc); msg != "" {
+					wrong = append(wrong, msg)
+				}
+			}
+		}
+		for _, q := range heatmaps {
+			for _, svc := range []string{"classic", "native", "both"} {
+				if msg := checkHeatmap(q, svc); msg != "" {
 					wrong = append(wrong, msg)
 				}
 			}

@@ -196,13 +196,21 @@ func TestConsoleInBrowser(t *testing.T) {
 		type panel struct {
 			Title, Type, State string
 			Series, Points     int
+			Cells              int
 		}
 		panels := eval[[]panel](b, `[...document.querySelectorAll('.panel')].map(p => ({Title: p.querySelector('h3').textContent,
-			Type: p.dataset.type, State: p.dataset.state, Series: +(p.dataset.series || 0), Points: +(p.querySelector('.chart')?.dataset.points || 0)}))`)
-		charts := 0
+			Type: p.dataset.type, State: p.dataset.state, Series: +(p.dataset.series || 0), Points: +(p.querySelector('.chart')?.dataset.points || 0),
+			Cells: +(p.querySelector('.chart')?.dataset.cells || 0)}))`)
+		charts, heatmaps := 0, 0
 		for _, p := range panels {
 			if p.State != "ok" {
 				t.Errorf("panel %q (%s): got state %q; want ok (drawn with data)", p.Title, p.Type, p.State)
+			}
+			if p.Type == "heatmap" {
+				heatmaps++
+				if p.Series == 0 || p.Cells == 0 {
+					t.Errorf("heatmap %q: got %d buckets, %d cells; want the duration buckets drawn", p.Title, p.Series, p.Cells)
+				}
 			}
 			if p.Type == "timeseries" {
 				charts++
@@ -210,6 +218,9 @@ func TestConsoleInBrowser(t *testing.T) {
 					t.Errorf("chart %q: got %d series, %d points; want data", p.Title, p.Series, p.Points)
 				}
 			}
+		}
+		if heatmaps != 1 {
+			t.Errorf("got %d heatmaps on the Service dashboard; want 1 (request duration)", heatmaps)
 		}
 		if charts < 8 {
 			t.Errorf("got %d charts on the Service dashboard; want at least 8", charts)

@@ -4,19 +4,16 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"testing"
 
 	"github.com/telltale-dev/telltale/collector/console"
 )
 
-// The console's pure JavaScript (template variables, intervals, variable
-// queries, legends, units, relative times, safe links and Markdown) run in
-// Chromium as the page loads them: each case evaluates an expression over
-// the modules and compares its JSON.
-func TestJavaScriptModules(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Chromium")
-	}
+// consolePage opens a console with one empty dashboard in Chromium, for
+// tests of its JavaScript modules.
+func consolePage(t *testing.T) *browser {
+	t.Helper()
 	chromium(t)
 	c, err := console.New(console.Options{Dashboards: []console.Dashboard{{UID: "x", Title: "X", JSON: []byte(`{"uid":"x","panels":[]}`)}}})
 	if err != nil {
@@ -26,6 +23,18 @@ func TestJavaScriptModules(t *testing.T) {
 	t.Cleanup(srv.Close)
 	b := newBrowser(t)
 	b.open(srv.URL + "/")
+	return b
+}
+
+// The console's pure JavaScript (template variables, intervals, variable
+// queries, legends, units, relative times, safe links and Markdown) run in
+// Chromium as the page loads them: each case evaluates an expression over
+// the modules and compares its JSON.
+func TestJavaScriptModules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	b := consolePage(t)
 	eval[bool](b, `(async () => {
 		const [V, U, F, C, L, A] = await Promise.all(['vars', 'units', 'format', 'chart', 'live', 'alerts'].map(m => import('/static/' + m + '.js')));
 		Object.assign(window, {V, U, F, C, L, A});
@@ -131,4 +140,98 @@ func TestJavaScriptModules(t *testing.T) {
 	f(`[A.alertRegions(null, 10).length, A.stepFor(0, 15 * 60e3), A.stepFor(0, 24 * 3600e3)]`, `[0,10,288]`)
 	f(`A.regionText({alertname: 'Slow', labels: {service: 'shop', env: 'prod', severity: 'page'}, start: 1714564800, end: 1714565100}).replace(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/g, 'T')`,
 		`"Slow firing · shop prod\nT – T\nseverity page"`)
+}
+
+// The heatmap (heatmap.js) in Chromium: a known native-histogram range
+// result (Prometheus' "histograms" JSON) and classic le series become
+// the expected buckets and cells, and the canvas holds those cells: a
+// coloured pixel at the centre of every non-empty cell, nothing at an
+// empty one, the highest rate brightest, the lowest bucket at the bottom,
+// and the bucket bounds as axis labels.
+func TestJavaScriptHeatmap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	b := consolePage(t)
+	eval[bool](b, `(async () => { window.H = await import('/static/heatmap.js'); return true; })()`)
+
+	// Steps at 100 s, 110 s, 120 s (start 100e3 ms, 10 s apart). The
+	// sample at 50 s is outside the steps; zero counts draw nothing.
+	const native = `[{metric: {}, histograms: [
+		[50, {count: '9', sum: '1', buckets: [[0, '0.1', '0.2', '9']]}],
+		[100, {count: '6', sum: '0.9', buckets: [[0, '0.1', '0.2', '5'], [0, '0.2', '0.4', '1']]}],
+		[110, {count: '2', sum: '0.6', buckets: [[0, '0.2', '0.4', '2'], [0, '0.4', '0.8', '0']]}]]}]`
+	f := func(expr, want string) {
+		t.Helper()
+		if got := eval[string](b, `JSON.stringify(`+expr+`)`); got != want {
+			t.Errorf("%s:\ngot  %s\nwant %s", expr, got, want)
+		}
+	}
+	f(`H.heatmapCells(`+native+`, 100e3, 10e3, 3)`,
+		`{"buckets":[{"lo":0.1,"hi":0.2},{"lo":0.2,"hi":0.4}],"cells":[{"i":0,"b":0,"v":5},{"i":0,"b":1,"v":1},{"i":1,"b":1,"v":2}]}`)
+	// Two series of the same histogram are summed.
+	f(`H.heatmapCells([...`+native+`, ...`+native+`], 100e3, 10e3, 3).cells.map(c => c.v)`, `[10,2,4]`)
+	// Classic buckets: cumulative le series, two instances summed, become
+	// the count between each le and the next lower one (from 0); the +Inf
+	// bucket adds nothing when it equals the highest le.
+	f(`H.heatmapCells([
+		{metric: {le: '0.1'}, values: [[100, '1'], [110, '0']]},
+		{metric: {le: '0.5'}, values: [[100, '2.5'], [110, '2']]},
+		{metric: {le: '0.5'}, values: [[100, '1.5']]},
+		{metric: {le: '+Inf'}, values: [[100, '4'], [110, '3']]}], 100e3, 10e3, 3)`,
+		`{"buckets":[{"lo":0,"hi":0.1},{"lo":0.1,"hi":0.5},{"lo":0.5,"hi":null}],"cells":[{"i":0,"b":0,"v":1},{"i":0,"b":1,"v":3},{"i":1,"b":1,"v":2},{"i":1,"b":2,"v":1}]}`)
+
+	type drawn struct {
+		Cells, Buckets string
+		Px             map[string][4]int // cell "i,b" -> RGBA at its centre
+		Y              map[string]float64
+		Labels         []string
+	}
+	got := eval[drawn](b, `(() => {
+		const d = document.createElement('div');
+		d.style.cssText = 'position: relative; width: 400px; height: 200px';
+		document.body.append(d);
+		const labels = [];
+		const fill = CanvasRenderingContext2D.prototype.fillText;
+		CanvasRenderingContext2D.prototype.fillText = function (s, ...rest) { labels.push(s); return fill.call(this, s, ...rest); };
+		const h = new H.Heatmap(d, {unit: 's', cellUnit: 'reqps'});
+		h.setData(H.heatmapCells(`+native+`, 100e3, 10e3, 3), 100e3, 10e3, 95e3, 125e3);
+		CanvasRenderingContext2D.prototype.fillText = fill;
+		const ctx = h.canvas.getContext('2d'), dpr = window.devicePixelRatio || 1;
+		const px = {}, y = {};
+		for (const [i, b] of [[0, 0], [0, 1], [1, 1], [1, 0], [2, 0], [2, 1]]) {
+			const [x, yy] = h.cellAt(i, b);
+			px[i + ',' + b] = [...ctx.getImageData(Math.round(x * dpr), Math.round(yy * dpr), 1, 1).data];
+			y[i + ',' + b] = yy;
+		}
+		const out = {Cells: d.dataset.cells, Buckets: d.dataset.buckets, Px: px, Y: y, Labels: labels};
+		h.destroy(); d.remove();
+		return out;
+	})()`)
+	if got.Cells != "3" || got.Buckets != "2" {
+		t.Errorf("drawn: got data-cells %s, data-buckets %s; want 3 cells in 2 buckets", got.Cells, got.Buckets)
+	}
+	bright := func(c [4]int) int { return c[0] + c[1] + c[2] }
+	for _, k := range []string{"0,0", "0,1", "1,1"} {
+		if got.Px[k][3] != 255 || bright(got.Px[k]) == 0 {
+			t.Errorf("cell %s: got pixel %v; want an opaque colour (a drawn cell)", k, got.Px[k])
+		}
+	}
+	for _, k := range []string{"1,0", "2,0", "2,1"} {
+		if got.Px[k][3] != 0 {
+			t.Errorf("empty cell %s: got pixel %v; want nothing drawn", k, got.Px[k])
+		}
+	}
+	// Rates 5 > 2 > 1: brighter as the rate grows.
+	if !(bright(got.Px["0,0"]) > bright(got.Px["1,1"]) && bright(got.Px["1,1"]) > bright(got.Px["0,1"])) {
+		t.Errorf("cell colours: got %v (rate 5), %v (rate 2), %v (rate 1); want brighter for higher rates", got.Px["0,0"], got.Px["1,1"], got.Px["0,1"])
+	}
+	if got.Y["0,0"] <= got.Y["0,1"] {
+		t.Errorf("rows: bucket 0.1-0.2 s at y %v, 0.2-0.4 s at y %v; want the lower bucket below", got.Y["0,0"], got.Y["0,1"])
+	}
+	for _, want := range []string{"200 ms", "400 ms"} {
+		if !slices.Contains(got.Labels, want) {
+			t.Errorf("axis labels: got %q; want the bucket bound %q", got.Labels, want)
+		}
+	}
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/heatmap"
+	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
 	"github.com/grafana/grafana-foundation-sdk/go/units"
 )
 
@@ -87,6 +89,49 @@ func quantile(o Options, q, by string) string {
 		q, sumBy(le), classic, q, sumBy(by), native))
 }
 
+// durationHeatmap is the request duration's distribution over time: the
+// rate of requests in each duration bucket, all chosen routes summed. Two
+// queries, one per form of the histogram, both in Grafana's heatmap
+// format:
+//
+//	A: sum by (le) (classic)                          one series per le bucket
+//	B: sum(native) unless on() count(classic)        one native histogram
+//
+// As in quantile, the classic form wins: the native query answers only at
+// the steps where no classic bucket exists, so an app sending both is drawn
+// once. Grafana turns A's cumulative le series into cells and reads B's
+// native histogram buckets as cells itself; the console draws both.
+func durationHeatmap(o Options) *heatmap.PanelBuilder {
+	classic := "rate(http_request_duration_seconds_bucket{{R}}[$__rate_interval])"
+	native := "rate(http_request_duration_seconds{{R}}[$__rate_interval])"
+	if !o.RawQueries {
+		classic, native = RecHTTPDurationBuckets+"{{R}}", RecHTTPDuration+"{{R}}"
+	}
+	q := func(refID, expr, legend string) *prometheus.DataqueryBuilder {
+		return rangeQ(refID, svcQ(expr), legend).Format(prometheus.PromQueryFormatHeatmap)
+	}
+	return heatmap.NewPanelBuilder().
+		Title("Request duration heatmap").
+		Description("Requests per second in each duration bucket of the http_request_duration_seconds histogram, all chosen routes: classic (le buckets) or, where the app sends no classic buckets, native. Darker cells hold more requests.").
+		Datasource(datasource()).
+		WithTarget(q("A", "sum by (le) ("+classic+")", "{{le}}")).
+		WithTarget(q("B", "sum("+native+") unless on() count("+classic+")", "native")).
+		Calculate(false).
+		YAxis(heatmap.NewYAxisConfigBuilder().Unit(units.Seconds).AxisPlacement(common.AxisPlacementLeft)).
+		RowsFrame(heatmap.NewRowsHeatmapOptionsBuilder().Layout(common.HeatmapCellLayoutAuto)).
+		Color(heatmap.NewHeatmapColorOptionsBuilder().
+			Mode(heatmap.HeatmapColorModeScheme).
+			Scheme("Oranges").
+			Fill("dark-orange").
+			Scale(heatmap.HeatmapColorScaleExponential).
+			Exponent(0.5).
+			Steps(64)).
+		CellValues(heatmap.NewCellValuesBuilder().Unit(units.RequestsPerSecond)).
+		Tooltip(heatmap.NewHeatmapTooltipBuilder().Mode(common.TooltipDisplayModeSingle).YHistogram(true).ShowColorScale(true)).
+		ShowLegend().
+		Span(full).Height(tall)
+}
+
 // service is the per-service dashboard over the instrument library's
 // metrics: RED by route, in-flight, runtime, feature switches.
 func service(opts Options) (*dashboard.DashboardBuilder, string, string) {
@@ -124,6 +169,7 @@ func service(opts Options) (*dashboard.DashboardBuilder, string, string) {
 		series{quantile(opts, "0.5", "route"), "p50 {{route}}"},
 		series{quantile(opts, "0.9", "route"), "p90 {{route}}"},
 		series{quantile(opts, "0.99", "route"), "p99 {{route}}"}))
+	b.WithPanel(durationHeatmap(opts))
 
 	row(b, "Runtime")
 	b.WithPanel(graph("CPU", "CPU seconds per second used by the process.", units.Short, quarter,

@@ -1,6 +1,6 @@
 // dashboard.js: draws a Grafana dashboard model (as dashboards/board
 // renders it) in the browser: its variables (label_values queries), rows,
-// and its timeseries, stat, table and text panels on Grafana's 24-column
+// and its timeseries, heatmap, stat, table and text panels on Grafana's 24-column
 // grid, with the changes of the range marked on every graph; a dashboard
 // with a service variable also gets the service's contingency switches as
 // lanes under its header: when each was away from its default (a band),
@@ -10,6 +10,7 @@ import * as api from './api.js';
 import { el, markdown, relTime, safeURL } from './format.js';
 import { format, isoTime } from './units.js';
 import { Chart, PALETTE, changeTitle, showTooltip, hideTooltip } from './chart.js';
+import { Heatmap, heatmapCells } from './heatmap.js';
 import * as V from './vars.js';
 
 const ROW_PX = 30;
@@ -97,6 +98,10 @@ export class DashboardView {
       const chartEl = el('div', { class: 'chart' });
       body.append(chartEl);
       panel.chart = new Chart(chartEl, { unit: unitOf(p), onDeployClick: this.ctx.onDeployClick, traceURL: this.ctx.config.traceURL || '' });
+    } else if (p.type === 'heatmap') {
+      const chartEl = el('div', { class: 'chart heatmap' });
+      body.append(chartEl);
+      panel.heatmap = new Heatmap(chartEl, { unit: p.options?.yAxis?.unit || 'short', cellUnit: p.options?.cellValues?.unit || 'short' });
     } else if (p.type === 'text') {
       this.renderText(panel);
     } else if (p.type !== 'stat' && p.type !== 'table') {
@@ -352,7 +357,7 @@ export class DashboardView {
     const t0 = performance.now();
     const width = panel.body.clientWidth || 600;
     const minMs = Math.max(V.MIN_INTERVAL_MS, parseDuration(p.interval));
-    const intervalMs = p.type === 'timeseries' ? V.intervalFor(toMs - fromMs, width, minMs) : minMs;
+    const intervalMs = p.type === 'timeseries' || p.type === 'heatmap' ? V.intervalFor(toMs - fromMs, width, minMs) : minMs;
     const scope = this.scopeFor(fromMs, toMs, intervalMs);
     const targets = targetsOf(p).map(t => ({ t, expr: V.interpolate(t.expr, scope) }));
     const link = this.exploreLink(panel, targets.map(x => x.expr), rangeKey);
@@ -362,6 +367,7 @@ export class DashboardView {
     const info = { title: p.title, type: p.type, state: 'loading' };
     try {
       if (p.type === 'timeseries') Object.assign(info, await this.loadTimeseries(panel, targets, fromMs, toMs, intervalMs, signal));
+      else if (p.type === 'heatmap') Object.assign(info, await this.loadHeatmap(panel, targets, fromMs, toMs, intervalMs, signal));
       else if (p.type === 'stat') Object.assign(info, await this.loadStat(panel, targets, toMs, signal));
       else if (p.type === 'table') Object.assign(info, await this.loadTable(panel, targets, toMs, signal));
       info.state = info.series > 0 ? 'ok' : 'nodata';
@@ -435,6 +441,18 @@ export class DashboardView {
     return { series: series.length, points, drawMs: Math.round(drawMs * 10) / 10 };
   }
 
+  // loadHeatmap draws the panel's range queries (native histograms or
+  // classic le series) as a heatmap; series counts the buckets drawn.
+  async loadHeatmap(panel, targets, fromMs, toMs, intervalMs, signal) {
+    const n = Math.ceil((toMs - fromMs) / intervalMs) + 1;
+    const start = toMs - (n - 1) * intervalMs;
+    const results = await Promise.all(targets.map(x => api.queryRange(x.expr, start, toMs, intervalMs / 1000, signal)));
+    const data = heatmapCells(results.flatMap(r => r.result || []), start, intervalMs, n);
+    this.clearError(panel);
+    panel.heatmap.setData(data, start, intervalMs, fromMs, toMs);
+    return { series: data.cells.length ? data.buckets.length : 0, points: data.cells.length };
+  }
+
   async loadStat(panel, targets, atMs, signal) {
     const results = await Promise.all(targets.map(x => api.queryInstant(x.expr, atMs, signal)));
     const unit = unitOf(panel.p);
@@ -482,11 +500,13 @@ export class DashboardView {
   redraw() {
     const t0 = performance.now();
     for (const p of this.panels) if (p.chart) p.chart.redraw();
+    for (const p of this.panels) if (p.heatmap) p.heatmap.redraw();
     return performance.now() - t0;
   }
 
   destroy() {
     for (const p of this.panels) if (p.chart) p.chart.destroy();
+    for (const p of this.panels) if (p.heatmap) p.heatmap.destroy();
     this.root.replaceChildren();
   }
 }
