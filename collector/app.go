@@ -55,9 +55,11 @@ type app struct {
 	workers   []func(ctx context.Context) error // background loops, run until ctx is done
 	closers   []func() error                    // run in reverse order after the server stopped
 
-	// gatherer holds the storage's own Prometheus metrics (the TSDB's;
-	// none in forward mode), which /metrics serves.
-	gatherer prometheus.Gatherer
+	// registry holds the Prometheus client metrics of the parts built on
+	// Prometheus (the TSDB's, the rules engine's and notifier's), which
+	// /metrics serves; in forward mode, without a TSDB, a registry of its
+	// own.
+	registry *prometheus.Registry
 	// fanout connects the replicas over NATS; nil without -nats.*.
 	fanout *fanout.Bus
 }
@@ -92,7 +94,7 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 		MaxQueryLength: cfg.queryMaxLength, MaxQueryDepth: cfg.queryMaxDepth, WriteTimeout: cfg.queryWriteTimeout,
 		CacheMaxBytes: cacheBytes(cfg.queryCacheBytes), CacheFreshness: cfg.queryCacheFreshness, Parallel: cfg.queryParallel, MinSliceSteps: cfg.queryMinSliceSteps,
 		Features: cfg.queryFeatures, DataDir: cfg.dataDir, EnableAdmin: true, CORSOrigin: cfg.corsOrigin,
-		Flags: cfg.flagValues, Ready: a.ready.Load, Gatherer: a.gatherer,
+		Flags: cfg.flagValues, Ready: a.ready.Load, Gatherer: a.registry,
 		Metadata: a.writer.Metadata(), BuildInfo: query.BuildInfo{Version: buildVersion()},
 		// The rules engine (wire_rules.go) is created after the API; these
 		// are asked per request, when it is there.
@@ -234,7 +236,7 @@ func (a *app) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 func (a *app) writeMetrics(w io.Writer) {
 	a.set.WritePrometheus(w)
 	metrics.WriteProcessMetrics(w)
-	mfs, err := a.gatherer.Gather()
+	mfs, err := a.registry.Gather()
 	if err != nil {
 		a.log.Warn("cannot gather tsdb metrics", "component", "selfmon", "err", err)
 	}

@@ -252,7 +252,7 @@ func (a *app) openStorage(ctx context.Context) (ingest.Appendable, query.Storage
 		if err != nil {
 			return nil, nil, err
 		}
-		a.store, a.gatherer = st, st.Registry()
+		a.store, a.registry = st, st.Registry()
 		a.closers = append(a.closers, st.Close)
 		return st, st, nil
 	}
@@ -265,7 +265,7 @@ func (a *app) openStorage(ctx context.Context) (ingest.Appendable, query.Storage
 		a.close()
 		return nil, nil, err
 	}
-	a.gatherer = prometheus.NewRegistry()
+	a.registry = prometheus.NewRegistry()
 	return f, rs, nil
 }
 

@@ -69,8 +69,8 @@ func (a *app) addRules(ctx context.Context) error {
 		Logger:              a.log,
 		Metrics:             a.set,
 		// The engine's and notifier's own prometheus_* metrics are served
-		// on /metrics with the TSDB's.
-		Registerer: a.store.Registry(),
+		// on /metrics with the TSDB's (in forward mode a.store is nil).
+		Registerer: a.registry,
 	})
 	if err != nil {
 		return err
