@@ -159,6 +159,11 @@ func TestScaleOutCortex(t *testing.T) {
 	cx := enginetest.StartCortex(t, 3, 3)
 	pg := enginetest.StartPostgres(t)
 	changesURL := pg.Database(t, "changes")
+	db, err := sql.Open("pgx", changesURL) // the test reads the shared log and outbox
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
 	g := grafanatest.New(t, "grafana-token")
 	tokenFile := filepath.Join(t.TempDir(), "grafana-token")
 	if err := os.WriteFile(tokenFile, []byte("grafana-token\n"), 0o600); err != nil {
@@ -251,9 +256,19 @@ func TestScaleOutCortex(t *testing.T) {
 	// What replica 1 recorded so far has reached replica 2's tail.
 	settled := dep.count()
 	tail.waitFor(t, dep, dep.createdOn(0, 0, settled), "recorded on replica 1 before its kill")
-	// One deploy is surely in flight when replica 1 dies (more may be:
-	// the deployer goes on); the test then sends it to replica 2.
-	dep.sendDuringKill(0, c1.Kill)
+	// Two deploys are surely in flight when replica 1 dies (more may be:
+	// the deployer goes on): one not recorded yet, one recorded but not
+	// answered, its answer held back by a catalog lookup on the engine's
+	// query API, which hangs meanwhile.
+	cx.Balancer.Hold("/prometheus/")
+	dep.killWithDeploysInFlight(0, c1.Kill, func(id string) bool {
+		var n int
+		if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM changes WHERE id = $1`, id).Scan(&n); err != nil {
+			t.Fatalf("reading the change log in PostgreSQL: %v", err)
+		}
+		return n > 0
+	})
+	cx.Balancer.Release()
 	// Deploys from this index on were sent after replica 1 died.
 	afterKill := dep.count()
 	waitAcked(acked() + 50) // the senders and the agent fail over to replica 2
@@ -323,7 +338,7 @@ func TestScaleOutCortex(t *testing.T) {
 		}
 	}
 
-	checkDeploysOnce(t, dep, changesURL, g, c1, c2)
+	checkDeploysOnce(t, dep, db, g, c1, c2)
 
 	// The live tail across replicas: deploys replica 1 recorded before the
 	// kill were awaited above; those the restarted replica 1 recorded from
@@ -357,7 +372,7 @@ func TestScaleOutCortex(t *testing.T) {
 // and nothing else is listed; once nothing is pending in the shared outbox
 // (read in PostgreSQL itself) and nothing failed, Grafana holds exactly
 // one annotation per deploy, created once.
-func checkDeploysOnce(t *testing.T, dep *deployer, changesURL string, g *grafanatest.Server, replicas ...*collectortest.Instance) {
+func checkDeploysOnce(t *testing.T, dep *deployer, db *sql.DB, g *grafanatest.Server, replicas ...*collectortest.Instance) {
 	t.Helper()
 	attempted, ackedIDs := map[string]bool{}, map[string]bool{}
 	for i := range dep.count() {
@@ -396,11 +411,6 @@ func checkDeploysOnce(t *testing.T, dep *deployer, changesURL string, g *grafana
 		t.Logf("%s lists %d deploys (%d acknowledged, %d sent)", in.URL, len(ds), len(ackedIDs), len(attempted))
 	}
 
-	db, err := sql.Open("pgx", changesURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	outbox := func(status string) int {
 		var n int
 		if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM outbox WHERE status = $1`, status).Scan(&n); err != nil {
@@ -536,43 +546,107 @@ func (d *deployer) send(i, first int, rec *deployRecord) {
 	}
 }
 
-// sendDuringKill sends a deploy to replica r and calls kill (which kills
-// r) while the request is in flight: its headers and half its body are
-// sent (on a plain connection, so nothing waits for the rest). No answer
-// may come; the deploy then goes to the other replica, as any deploy of
-// run.
-func (d *deployer) sendDuringKill(r int, kill func()) {
+// killWithDeploysInFlight calls kill (which kills replica r) with two
+// deploys in flight to r, then sends both to the other replica, as run
+// does with any deploy a replica failed:
+//   - one whose request is not complete (headers and half its body sent,
+//     on a plain connection): r has not recorded it; the other replica
+//     must (201);
+//   - one r has recorded (recorded(id) sees it in the shared log) but not
+//     answered: the caller holds the engine's query API, so the catalog
+//     lookup between the commit and the answer waits (up to 2s,
+//     annotator/changelog's catalogTimeout). The other replica must answer
+//     200, the retry of a recorded deploy, not record it again. Should the
+//     machine be too busy for the test to see the record within that
+//     window, the answer comes first; that is logged.
+func (d *deployer) killWithDeploysInFlight(r int, kill func(), recorded func(id string) bool) {
 	d.t.Helper()
-	i := d.reserve()
-	rec := deployRecord{acked: -1}
-	body := d.body(i)
+	other := 1 - r
+	// The incomplete one.
+	half := d.reserve()
+	body := d.body(half)
 	u, err := url.Parse(d.urls[r])
 	if err != nil {
 		d.t.Fatal(err)
 	}
 	conn, err := net.Dial("tcp", u.Host)
 	if err != nil {
-		d.t.Fatalf("deploy %s: replica %d: %v", d.id(i), r+1, err)
+		d.t.Fatalf("deploy %s: replica %d: %v", d.id(half), r+1, err)
 	}
 	defer conn.Close()
 	fmt.Fprintf(conn, "POST /api/v1/deploys HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
 		u.Host, len(body), body[:len(body)/2])
+	// The recorded one.
+	rec := d.reserve()
+	type result struct {
+		status int
+		err    error
+	}
+	answer := make(chan result, 1)
+	go func() {
+		resp, err := d.client.Post(d.urls[r]+"/api/v1/deploys", "application/json", strings.NewReader(d.body(rec)))
+		if err != nil {
+			answer <- result{err: err}
+			return
+		}
+		resp.Body.Close()
+		answer <- result{status: resp.StatusCode}
+	}()
+	var early *result
+	deadline := time.Now().Add(time.Minute)
+	for early == nil && !recorded(d.id(rec)) {
+		select {
+		case res := <-answer:
+			early = &res
+		default:
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("deploy %s was not recorded through replica %d in 1m", d.id(rec), r+1)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	kill()
+
 	// A dead process's connections are closed by the kernel; the deadline
 	// only keeps a broken test from hanging.
 	conn.SetReadDeadline(time.Now().Add(time.Minute))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err == nil {
+	if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err == nil {
 		resp.Body.Close()
-		d.t.Fatalf("deploy %s through replica %d answered %d though the replica was killed before the request was complete", d.id(i), r+1, resp.StatusCode)
+		d.t.Fatalf("deploy %s through replica %d answered %d though the replica was killed before the request was complete", d.id(half), r+1, resp.StatusCode)
+	} else {
+		hr := deployRecord{acked: -1, errs: []string{fmt.Sprintf("replica %d: %v", r+1, err)}}
+		d.send(half, other, &hr)
+		d.finish(half, hr)
+		if hr.acked != other || !hr.created {
+			d.t.Fatalf("deploy %s, half sent when replica %d was killed, then sent to replica %d: acknowledged by %d, created %v (%v); want created by replica %d",
+				d.id(half), r+1, other+1, hr.acked+1, hr.created, hr.errs, other+1)
+		}
+		d.t.Logf("deploy %s, half sent when replica %d was killed (%s): recorded by replica %d", d.id(half), r+1, hr.errs[0], other+1)
 	}
-	rec.errs = append(rec.errs, fmt.Sprintf("replica %d: %v", r+1, err))
-	d.send(i, 1-r, &rec)
-	d.finish(i, rec)
-	if rec.acked < 0 {
-		d.t.Fatalf("deploy %s, in flight when replica %d was killed, was not acknowledged by the other: %v", d.id(i), r+1, rec.errs)
+
+	res := early
+	if res == nil {
+		r := <-answer
+		res = &r
 	}
-	d.t.Logf("deploy %s in flight when replica %d was killed (%v): acknowledged by replica %d (created %v)", d.id(i), r+1, rec.errs, rec.acked+1, rec.created)
+	rr := deployRecord{acked: -1}
+	switch {
+	case res.err != nil:
+		rr.errs = append(rr.errs, fmt.Sprintf("replica %d: %v", r+1, res.err))
+		d.send(rec, other, &rr)
+		d.finish(rec, rr)
+		if rr.acked != other || rr.created {
+			d.t.Errorf("deploy %s, recorded by replica %d that was killed before answering, then sent to replica %d: acknowledged by %d, created %v (%v); want 200 from replica %d, the retry of a recorded deploy",
+				d.id(rec), r+1, other+1, rr.acked+1, rr.created, rr.errs, other+1)
+		}
+		d.t.Logf("deploy %s, recorded by replica %d that was killed before answering (%s): replica %d answered the retry with 200", d.id(rec), r+1, rr.errs[0], other+1)
+	case res.status == http.StatusCreated:
+		rr.acked, rr.created = r, true
+		d.finish(rec, rr)
+		d.t.Logf("deploy %s: replica %d answered 201 before it was killed (the machine was too slow for the 2s window); the recorded-but-unanswered retry is not shown this run", d.id(rec), r+1)
+	default:
+		d.t.Fatalf("deploy %s through replica %d: %d; want 201", d.id(rec), r+1, res.status)
+	}
 }
 
 // count is how many deploys were reserved (being sent or done).
