@@ -55,10 +55,9 @@ type app struct {
 	workers   []func(ctx context.Context) error // background loops, run until ctx is done
 	closers   []func() error                    // run in reverse order after the server stopped
 
-	// registry holds the Prometheus client metrics of the parts built on
-	// Prometheus (the TSDB's, the rules engine's and notifier's), which
-	// /metrics serves; in forward mode, without a TSDB, a registry of its
-	// own.
+	// registry holds the Prometheus-instrumented parts' own metrics (the
+	// TSDB's, none in forward mode; the rules engine's), which /metrics
+	// serves next to Telltale's.
 	registry *prometheus.Registry
 	// fanout connects the replicas over NATS; nil without -nats.*.
 	fanout *fanout.Bus

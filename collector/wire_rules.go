@@ -69,7 +69,7 @@ func (a *app) addRules(ctx context.Context) error {
 		Logger:              a.log,
 		Metrics:             a.set,
 		// The engine's and notifier's own prometheus_* metrics are served
-		// on /metrics with the TSDB's (in forward mode a.store is nil).
+		// on /metrics with the TSDB's.
 		Registerer: a.registry,
 	})
 	if err != nil {
