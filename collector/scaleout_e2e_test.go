@@ -170,8 +170,13 @@ func TestScaleOutCortex(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := strings.NewReplacer(".", "_", ":", "_").Replace(strings.TrimPrefix(cx.Balancer.URL, "http://"))
+	// -changes.claim-timeout: what replica 1 held when killed passes to
+	// replica 2 after it. Not shorter: a replica works through the up to
+	// 50 deliveries it claimed at once within the claim, or the other may
+	// take the rest while it is still at them (an annotation could then
+	// be created by both).
 	args := append(forwardArgs(cx.Write, cx.API), "-forward.shutdown-drain=0s",
-		"-changes.postgres-url="+changesURL, "-changes.claim-timeout=3s",
+		"-changes.postgres-url="+changesURL, "-changes.claim-timeout=10s",
 		"-grafana.url="+g.URL, "-grafana.token-file="+tokenFile, "-impact.enabled=false")
 	addr1, addr2 := collectortest.FreeAddr(t), collectortest.FreeAddr(t)
 	nats1, nats2 := fmt.Sprintf("127.0.0.1:%d", enginetest.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", enginetest.FreePort(t))
