@@ -458,8 +458,9 @@ func checkDeploysOnce(t *testing.T, dep *deployer, db *sql.DB, g *grafanatest.Se
 	if g.Creates() != len(inLog) {
 		t.Errorf("grafana got %d annotation creates for %d deploys; want one each", g.Creates(), len(inLog))
 	}
+	retried, inFlight := dep.retries()
 	t.Logf("grafana: %d annotations, one per deploy, after %d requests; %d deploys were sent again after their replica failed them (%d of those in flight when it was killed)",
-		len(tags), g.Requests(), dep.retried(), dep.inFlightAtKill())
+		len(tags), g.Requests(), retried, inFlight)
 }
 
 // deployer records deploys alternately through the replicas, one every
@@ -681,35 +682,22 @@ func (d *deployer) createdOn(r, from, to int) []int {
 	return out
 }
 
-// retried is how many deploys failed on one replica before one
-// acknowledged them.
-func (d *deployer) retried() int {
+// retries counts the deploys a replica failed before the other
+// acknowledged them, and of those the ones that failed otherwise than
+// with a refused connection (in flight when their replica died).
+func (d *deployer) retries() (retried, inFlight int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	n := 0
 	for _, r := range d.deploys {
-		if len(r.errs) > 0 && r.acked >= 0 {
-			n++
+		if len(r.errs) == 0 || r.acked < 0 {
+			continue
+		}
+		retried++
+		if slices.ContainsFunc(r.errs, func(e string) bool { return !strings.Contains(e, "connection refused") }) {
+			inFlight++
 		}
 	}
-	return n
-}
-
-// inFlightAtKill is how many deploys failed otherwise than with a refused
-// connection: their request was in flight when the replica died.
-func (d *deployer) inFlightAtKill() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n := 0
-	for _, r := range d.deploys {
-		for _, e := range r.errs {
-			if !strings.Contains(e, "connection refused") {
-				n++
-				break
-			}
-		}
-	}
-	return n
+	return retried, inFlight
 }
 
 // deployTail is a live-tail client that remembers the deploy ids it saw.
