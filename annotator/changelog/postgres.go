@@ -3,10 +3,12 @@ package changelog
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 )
 
@@ -29,7 +31,13 @@ import (
 //     entry whose replica died mid-delivery is due again once the claim
 //     period has passed (the attempt was counted first, so the next
 //     replica knows the target may have it: Grafana annotations are then
-//     found by their id tag instead of created twice).
+//     found by their id tag instead of created twice);
+//   - two replicas may record the same change id at once (a client that
+//     retries on another replica while its first request still runs):
+//     under READ COMMITTED neither sees the other's row before inserting,
+//     and the later insert fails on the unique id (idTaken); the record
+//     is then run again and finds the row (SQLite's writers are
+//     serialized by BEGIN IMMEDIATE, so it does not happen there).
 
 // dialect is the SQL flavour of a Log's database.
 type dialect int
@@ -180,4 +188,11 @@ func (x *tx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows
 
 func (x *tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
 	return x.Tx.QueryRowContext(ctx, rebind(x.d, q), args...)
+}
+
+// idTaken reports whether err is PostgreSQL refusing a change whose id
+// another transaction inserted meanwhile (unique_violation on changes).
+func idTaken(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" && pe.TableName == "changes"
 }

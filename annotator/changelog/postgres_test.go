@@ -1,6 +1,7 @@
 package changelog
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -116,6 +117,48 @@ func TestPostgresLog(t *testing.T) {
 	eb, err = b.Due(t.Context(), "grafana", now.Add(2*time.Minute), 10)
 	if err != nil || len(eb) != 1 || eb[0].ChangeID != "d2" || eb[0].TargetAttempts != 1 {
 		t.Fatalf("replica b after the claim expired: Due = %+v, %v; want d2 with 1 earlier attempt", eb, err)
+	}
+}
+
+// TestPostgresSameIDAtOnce: two replicas recording the same deploy id at
+// once (a CI that retries on the other replica while its first request
+// still runs) all get the one stored deploy: no error (it used to be a 503
+// from the unique id), one change in the log.
+func TestPostgresSameIDAtOnce(t *testing.T) {
+	pg := enginetest.StartPostgres(t)
+	url := pg.Database(t, "changes")
+	var replicas []*Service
+	for range 2 {
+		s, err := Open(t.Context(), Options{DBPath: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		replicas = append(replicas, s)
+	}
+	const rounds, callers = 20, 4
+	for i := range rounds {
+		id := fmt.Sprintf("dep-%d", i)
+		var wg sync.WaitGroup
+		got := make([]changes.Change, callers)
+		errs := make([]error, callers)
+		for k := range callers {
+			wg.Go(func() {
+				got[k], errs[k] = replicas[k%2].Record(t.Context(), changes.Change{ID: id, Kind: changes.KindDeploy, Service: "api", Env: "prod", Version: "v1"})
+			})
+		}
+		wg.Wait()
+		for k := range callers {
+			if errs[k] != nil {
+				t.Errorf("%s: caller %d (replica %d): %v; want the stored deploy", id, k, k%2+1, errs[k])
+			} else if got[k].Seq != got[0].Seq {
+				t.Errorf("%s: caller %d got seq %d; want %d, the one stored deploy", id, k, got[k].Seq, got[0].Seq)
+			}
+		}
+	}
+	list, err := replicas[1].List(t.Context(), changes.Filter{Service: "api", Limit: 100})
+	if err != nil || len(list) != rounds {
+		t.Errorf("the log lists %d deploys, %v; want %d, each once", len(list), err, rounds)
 	}
 }
 

@@ -85,8 +85,8 @@ func (s *Service) record(ctx context.Context, req changes.Request) (c changes.Ch
 	}
 	changed := false
 	var superseded []changes.Change
-	err = s.log.Update(ctx, now, func(tx *Tx) error {
-		superseded = nil
+	update := func(tx *Tx) error {
+		superseded, created, changed = nil, false, false
 		old, err := tx.Get(ctx, req.ID)
 		if errors.Is(err, ErrNotFound) {
 			c = req.Change()
@@ -115,7 +115,12 @@ func (s *Service) record(ctx context.Context, req changes.Request) (c changes.Ch
 		}
 		c, changed, err = s.applyPatch(ctx, tx, old, changes.Patch{EndTime: req.EndTime, Status: req.Status}, now, false)
 		return err
-	})
+	}
+	err = s.log.Update(ctx, now, update)
+	if idTaken(err) {
+		// Another replica recorded this id meanwhile: run again as a retry.
+		err = s.log.Update(ctx, now, update)
+	}
 	if err != nil {
 		return changes.Change{}, false, nil, s.storeError(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,7 +21,9 @@ type Balancer struct {
 	next     atomic.Uint64
 	client   *http.Client
 
-	mu sync.Mutex
+	mu         sync.Mutex
+	holdPrefix string        // requests under it wait for release; "" holds none
+	release    chan struct{} // closed by Release
 
 	unavailable atomic.Bool
 }
@@ -28,6 +31,29 @@ type Balancer struct {
 // SetUnavailable makes the balancer answer 503 to everything (true), as
 // an engine that cannot be reached, or pass requests on again (false).
 func (b *Balancer) SetUnavailable(v bool) { b.unavailable.Store(v) }
+
+// Hold makes the requests whose path starts with prefix wait, until
+// Release or until their client gives up, as an engine whose queries hang:
+// "/prometheus/" holds Cortex's query API and lets remote writes through.
+// It takes precedence over SetUnavailable.
+func (b *Balancer) Hold(prefix string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.release == nil {
+		b.release = make(chan struct{})
+	}
+	b.holdPrefix = prefix
+}
+
+// Release lets the held requests go on and holds no more.
+func (b *Balancer) Release() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.release != nil {
+		close(b.release)
+	}
+	b.holdPrefix, b.release = "", nil
+}
 
 // NewBalancer serves on a loopback port until the test ends.
 func NewBalancer(t testing.TB, backends ...string) *Balancer {
@@ -47,6 +73,16 @@ func (b *Balancer) SetBackends(backends ...string) {
 }
 
 func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.mu.Lock()
+	prefix, release := b.holdPrefix, b.release
+	b.mu.Unlock()
+	if prefix != "" && strings.HasPrefix(r.URL.Path, prefix) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if b.unavailable.Load() {
 		http.Error(w, "balancer: unavailable (the test cut the engine off)", http.StatusServiceUnavailable)
 		return
