@@ -3,6 +3,7 @@ package changelog
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/telltale-dev/telltale/annotator/changes"
@@ -76,6 +77,7 @@ func (w *worker) batchRound(ctx context.Context) time.Duration {
 			if ctx.Err() == nil {
 				s.logger.Error("cannot read change for delivery", "target", w.target, "change_id", e.ChangeID, "err", err)
 			}
+			w.release(ctx, entries)
 			return s.opts.MaxBackoff
 		}
 		e.Attempts++
@@ -84,12 +86,23 @@ func (w *worker) batchRound(ctx context.Context) time.Duration {
 		seqs = append(seqs, e.Seq)
 	}
 	// Count the attempts durably before making them (one transaction for
-	// the batch), as attempt does for one entry.
-	if err := s.log.StartAttempts(ctx, seqs); err != nil {
+	// the batch), as attempt does for one entry, and leave out the entries
+	// whose claim another replica took meanwhile.
+	now := s.opts.Now()
+	held, err := s.log.StartAttempts(ctx, seqs, now, now.Add(w.attemptClaim()))
+	if err != nil {
 		if ctx.Err() == nil {
 			s.logger.Error("cannot count delivery attempts", "target", w.target, "entries", len(seqs), "err", err)
 		}
+		w.release(ctx, entries) // none was counted: the transaction rolled back
 		return s.opts.MaxBackoff
+	}
+	if len(held) < len(items) {
+		s.m.delivery(w.kind, "claim_lost").AddInt64(int64(len(items) - len(held)))
+		items = slices.DeleteFunc(items, func(it Item) bool { return !slices.Contains(held, it.Entry.Seq) })
+		if len(items) == 0 {
+			return 0
+		}
 	}
 	callCtx, cancel := context.WithTimeout(ctx, w.timeout)
 	errs := w.batch.DeliverBatch(callCtx, items)
@@ -100,7 +113,7 @@ func (w *worker) batchRound(ctx context.Context) time.Duration {
 	if len(errs) != len(items) {
 		panic(fmt.Sprintf("BUG: target %s returned %d results for %d entries", w.target, len(errs), len(items)))
 	}
-	now := s.opts.Now()
+	now = s.opts.Now()
 	var delivered []int64
 	pause := time.Duration(0)
 	for i, it := range items {
@@ -125,9 +138,27 @@ func (w *worker) batchRound(ctx context.Context) time.Duration {
 	return 0
 }
 
-// StartAttempts is StartAttempt for several entries, in one transaction.
-func (l *Log) StartAttempts(ctx context.Context, seqs []int64) error {
-	return l.eachSeq(ctx, seqs, `UPDATE outbox SET attempts = attempts + 1 WHERE seq = ? AND status = 'pending'`)
+// StartAttempts is StartAttempt for several entries, in one transaction:
+// it returns the seqs whose claim this replica still held (all of them on
+// SQLite), in the order given.
+func (l *Log) StartAttempts(ctx context.Context, seqs []int64, now, until time.Time) (held []int64, err error) {
+	err = l.Update(ctx, time.Time{}, func(tx *Tx) error {
+		held = held[:0]
+		for _, seq := range seqs {
+			ok, err := l.startAttempt(ctx, tx.tx, seq, now, until)
+			if err != nil {
+				return fmt.Errorf("cannot update outbox entry %d: %w", seq, err)
+			}
+			if ok {
+				held = append(held, seq)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return held, nil
 }
 
 // MarkDeliveredAll is MarkDelivered for several entries, in one

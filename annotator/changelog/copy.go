@@ -7,7 +7,8 @@ import (
 )
 
 // copyTables are the tables CopyLog copies, with every column of each
-// (the same in SQLite and PostgreSQL: the migrations are the same).
+// (the same in SQLite and PostgreSQL: the migrations are the same) but
+// outbox.claimed_by: claims are PostgreSQL's, and none are held yet.
 var copyTables = []struct{ name, columns string }{
 	{"changes", `seq, id, kind, service, env, subject, version, vcs_commit, who, message, link, fields, time_ms, end_time_ms,
 		status, grafana_annotation_id, created_ms, updated_ms, impact, impact_verdict, impact_summary, impact_regressions, impact_ms`},

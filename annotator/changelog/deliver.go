@@ -37,6 +37,19 @@ const batchSize = 50
 // idleWait is the longest a worker sleeps without being kicked.
 const idleWait = time.Minute
 
+// claimSlack is how long, past its timeout, an attempt's claim lasts on
+// PostgreSQL: time to record the outcome before another replica may take
+// the entry.
+const claimSlack = 5 * time.Second
+
+// attemptClaim is how long an attempt of w holds its entry on PostgreSQL:
+// the claim period, or the attempt's timeout and claimSlack when longer
+// (the impact analysis' 2m, a short -changes.claim-timeout), so that no
+// other replica takes an entry while its attempt may still run.
+func (w *worker) attemptClaim() time.Duration {
+	return max(w.s.log.claimFor(), w.timeout+claimSlack)
+}
+
 func (s *Service) newWorker(target, kind string, deliver func(context.Context, Entry, changes.Change) error) *worker {
 	return &worker{s: s, target: target, kind: kind, deliver: deliver, kick: make(chan struct{}, 1), timeout: s.opts.DeliveryTimeout}
 }
@@ -74,11 +87,16 @@ func (w *worker) round(ctx context.Context) time.Duration {
 		}
 		return s.opts.MaxBackoff
 	}
-	for _, e := range entries {
+	for i, e := range entries {
 		if ctx.Err() != nil {
+			w.release(ctx, entries[i:])
 			return 0
 		}
 		if pause, stop := w.attempt(ctx, e); stop {
+			// The rest of the batch is given back at once, so another
+			// replica (or this one's next round) need not wait for the
+			// claim to expire.
+			w.release(ctx, entries[i+1:])
 			return pause
 		}
 	}
@@ -115,12 +133,23 @@ func (w *worker) attempt(ctx context.Context, e Entry) (pause time.Duration, sto
 		}
 	}
 	// Count the attempt durably before making it: after a crash mid-call the
-	// next attempt knows the target may already have the event.
-	if err := s.log.StartAttempt(ctx, e.Seq); err != nil {
+	// next attempt knows the target may already have the event. On
+	// PostgreSQL this also checks the entry is still this replica's and
+	// renews its claim for the attempt: an entry of the batch whose claim
+	// expired while earlier ones were delivered may be another replica's
+	// by now (and delivered by it), so it is left alone.
+	now := s.opts.Now()
+	held, err := s.log.StartAttempt(ctx, e.Seq, now, now.Add(w.attemptClaim()))
+	if err != nil {
 		if ctx.Err() == nil {
 			s.logger.Error("cannot count delivery attempt", "target", w.target, "change_id", e.ChangeID, "err", err)
 		}
 		return s.opts.MaxBackoff, true
+	}
+	if !held {
+		s.m.delivery(w.kind, "claim_lost").Inc()
+		s.logger.Info("delivery skipped: its claim passed to another replica", "target", w.target, "change_id", e.ChangeID)
+		return 0, false
 	}
 	e.Attempts++
 	e.TargetAttempts++
@@ -184,6 +213,21 @@ func (w *worker) outcome(ctx context.Context, e Entry, err error, now time.Time)
 		s.logger.Error("cannot record delivery retry", "target", w.target, "change_id", e.ChangeID, "err", err)
 	}
 	return wait, true
+}
+
+// release gives back the claims on entries, which this round will not
+// attempt (see Log.ReleaseClaims).
+func (w *worker) release(ctx context.Context, entries []Entry) {
+	if len(entries) == 0 {
+		return
+	}
+	seqs := make([]int64, len(entries))
+	for i, e := range entries {
+		seqs[i] = e.Seq
+	}
+	if err := w.s.log.ReleaseClaims(context.WithoutCancel(ctx), seqs, w.s.opts.Now()); err != nil {
+		w.s.logger.Warn("cannot release claimed deliveries; they wait for the claim to expire", "target", w.target, "entries", len(seqs), "err", err)
+	}
 }
 
 func (w *worker) updatePending(ctx context.Context) {

@@ -2,6 +2,8 @@ package changelog
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -25,10 +27,13 @@ type Log struct {
 	db   *db
 	path string
 	// ClaimFor is how long an outbox entry Due hands out is claimed on
-	// PostgreSQL (no other replica gets it meanwhile): it bounds both how
-	// long a batch of deliveries may take and how long an entry whose
-	// replica died waits. Default 2 minutes.
+	// PostgreSQL (no other replica gets it meanwhile), and how long an
+	// attempt renews the claim for when it starts (StartAttempt; longer
+	// when the attempt's timeout is): an entry whose replica died waits
+	// that long. Default 2 minutes.
 	ClaimFor time.Duration
+	// replica names this Log's claims on PostgreSQL (random per OpenLog).
+	replica string
 }
 
 // OpenLog opens (creating if needed) the change log database at path and
@@ -43,7 +48,9 @@ func OpenLog(ctx context.Context, path string) (*Log, error) {
 		if err != nil {
 			return nil, err
 		}
-		l := &Log{db: &db{DB: pg, d: postgres}, path: redactPassword(path), ClaimFor: 2 * time.Minute}
+		id := make([]byte, 8)
+		rand.Read(id)
+		l := &Log{db: &db{DB: pg, d: postgres}, path: redactPassword(path), ClaimFor: 2 * time.Minute, replica: hex.EncodeToString(id)}
 		if err := migrate(ctx, l.db, migrations); err != nil {
 			pg.Close()
 			return nil, fmt.Errorf("cannot migrate change log %s: %w", l.path, err)

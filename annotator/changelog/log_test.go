@@ -235,8 +235,8 @@ func TestOutboxOrderingAndStates(t *testing.T) {
 	}
 	due, _ := l.Due(ctx, "grafana", t0, 1)
 	first := due[0]
-	if err := l.StartAttempt(ctx, first.Seq); err != nil {
-		t.Fatal(err)
+	if held, err := l.StartAttempt(ctx, first.Seq, t0, t0.Add(time.Minute)); err != nil || !held {
+		t.Fatalf("StartAttempt on SQLite = %v, %v; want held (no claims)", held, err)
 	}
 	if err := l.MarkRetry(ctx, first.Seq, strings.Repeat("x", 2000), t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)

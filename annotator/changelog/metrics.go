@@ -43,8 +43,10 @@ func (m *serviceMetrics) warned(reason string) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`telltale_changes_warnings_total{reason=%q}`, reason))
 }
 
-// delivery counts a delivery attempt outcome: delivered, retry or failed.
-// target is series, grafana, webhook, impact or other.
+// delivery counts a delivery attempt outcome: delivered, retry or failed;
+// or claim_lost, an entry not attempted because its claim passed to
+// another replica (PostgreSQL). target is series, grafana, webhook, impact
+// or other.
 func (m *serviceMetrics) delivery(target, outcome string) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`telltale_change_deliveries_total{target=%q,outcome=%q}`, target, outcome))
 }

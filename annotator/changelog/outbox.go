@@ -70,9 +70,12 @@ func (l *Log) Due(ctx context.Context, target string, now time.Time, limit int) 
 
 // claimDue is Due on PostgreSQL: in one transaction it locks the due
 // entries no other replica holds (SKIP LOCKED), moves their next attempt
-// ClaimFor ahead (the claim: committed, it hides them from other replicas'
-// Due until it expires, which is how an entry of a replica that died is
-// picked up again), and reads them.
+// ClaimFor ahead and names this replica in claimed_by (the claim:
+// committed, it hides them from other replicas' Due until it expires,
+// which is how an entry of a replica that died is picked up again), and
+// reads them. An entry's claim may expire before its turn in the batch
+// comes; StartAttempt then refuses it, so two replicas never attempt one
+// entry at once.
 func (l *Log) claimDue(ctx context.Context, target string, now time.Time, limit int) ([]Entry, error) {
 	t, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -99,12 +102,8 @@ func (l *Log) claimDue(ctx context.Context, target string, now time.Time, limit 
 		return nil, err
 	}
 	in := "(?" + strings.Repeat(", ?", len(seqs)-1) + ")"
-	claim := l.ClaimFor
-	if claim <= 0 {
-		claim = 2 * time.Minute
-	}
-	if _, err := t.ExecContext(ctx, `UPDATE outbox SET next_attempt_ms = ? WHERE seq IN `+in,
-		append([]any{ms(now.Add(claim))}, seqs...)...); err != nil {
+	if _, err := t.ExecContext(ctx, `UPDATE outbox SET next_attempt_ms = ?, claimed_by = ? WHERE seq IN `+in,
+		append([]any{ms(now.Add(l.claimFor())), l.replica}, seqs...)...); err != nil {
 		return nil, fmt.Errorf("cannot claim due %s deliveries: %w", target, err)
 	}
 	out, err := dueEntries(ctx, t, `o.seq IN `+in+` ORDER BY o.seq`, seqs...)
@@ -160,11 +159,63 @@ func (l *Log) NextDue(ctx context.Context, target string) (next time.Time, ok bo
 	return fromMS(v.Int64), true, nil
 }
 
+// claimFor is ClaimFor or its default.
+func (l *Log) claimFor() time.Duration {
+	if l.ClaimFor <= 0 {
+		return 2 * time.Minute
+	}
+	return l.ClaimFor
+}
+
 // StartAttempt durably counts an attempt of entry seq before it is made, so
 // that after a crash mid-delivery the next attempt knows the target may
-// already have the event.
-func (l *Log) StartAttempt(ctx context.Context, seq int64) error {
-	return l.exec(ctx, seq, `UPDATE outbox SET attempts = attempts + 1 WHERE seq = ? AND status = 'pending'`)
+// already have the event. On PostgreSQL it does so only while this
+// replica still holds the entry's claim (unexpired at now), renewing the
+// claim until until in the same statement; held is false when the claim
+// was lost (expired, or another replica took the entry and may have
+// delivered it), and the entry must not be attempted. On SQLite (one
+// process, no claims) held is always true.
+func (l *Log) StartAttempt(ctx context.Context, seq int64, now, until time.Time) (held bool, err error) {
+	held, err = l.startAttempt(ctx, l.db, seq, now, until)
+	if err != nil {
+		return false, fmt.Errorf("cannot update outbox entry %d: %w", seq, err)
+	}
+	return held, nil
+}
+
+func (l *Log) startAttempt(ctx context.Context, x execer, seq int64, now, until time.Time) (bool, error) {
+	if l.db.d != postgres {
+		_, err := x.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1 WHERE seq = ? AND status = 'pending'`, seq)
+		return err == nil, err
+	}
+	res, err := x.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?
+		WHERE seq = ? AND status = 'pending' AND claimed_by = ? AND next_attempt_ms > ?`, ms(until), seq, l.replica, ms(now))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// ReleaseClaims gives back the claims this replica holds on the entries
+// seqs, which it will not attempt now (its round stopped early): they are
+// due again at now for every replica instead of after the claim expires.
+// Entries another replica took meanwhile are left alone. A no-op on
+// SQLite.
+func (l *Log) ReleaseClaims(ctx context.Context, seqs []int64, now time.Time) error {
+	if l.db.d != postgres || len(seqs) == 0 {
+		return nil
+	}
+	args := []any{ms(now), l.replica, ms(now)}
+	for _, seq := range seqs {
+		args = append(args, seq)
+	}
+	if _, err := l.db.ExecContext(ctx, `UPDATE outbox SET next_attempt_ms = ?, claimed_by = ''
+		WHERE status = 'pending' AND claimed_by = ? AND next_attempt_ms > ? AND seq IN (?`+strings.Repeat(", ?", len(seqs)-1)+`)`,
+		args...); err != nil {
+		return fmt.Errorf("cannot release %d claimed outbox entries: %w", len(seqs), err)
+	}
+	return nil
 }
 
 // MarkDelivered marks entry seq delivered at now.

@@ -27,11 +27,16 @@ import (
 //     start together apply each migration once;
 //   - the outbox is claimed: Due locks the entries it hands out (FOR UPDATE
 //     SKIP LOCKED) and pushes their next attempt a claim period ahead in
-//     the same transaction, so two replicas never work on one entry, and an
-//     entry whose replica died mid-delivery is due again once the claim
-//     period has passed (the attempt was counted first, so the next
-//     replica knows the target may have it: Grafana annotations are then
-//     found by their id tag instead of created twice);
+//     the same transaction, naming the replica in claimed_by; each attempt
+//     starts only if the replica still holds the unexpired claim, renewing
+//     it for the attempt's timeout in the same UPDATE (StartAttempt), so
+//     two replicas never work on one entry even when a batch outlasts its
+//     claim; a round that stops early (a failure, shutdown) gives the rest
+//     of its claims back at once; an entry whose replica died mid-delivery
+//     is due again once the claim period has passed (the attempt was
+//     counted first, so the next replica knows the target may have it:
+//     Grafana annotations are then found by their id tag instead of
+//     created twice);
 //   - two replicas may record the same change id at once (a client that
 //     retries on another replica while its first request still runs):
 //     under READ COMMITTED neither sees the other's row before inserting,

@@ -104,19 +104,26 @@ func TestPostgresLog(t *testing.T) {
 	if err != nil || len(eb) != 0 {
 		t.Fatalf("replica b: Due while a holds the claim = %d entries, %v; want none", len(eb), err)
 	}
-	if err := a.StartAttempt(t.Context(), ea[0].Seq); err != nil {
-		t.Fatal(err)
+	if held, err := b.StartAttempt(t.Context(), ea[0].Seq, now, now.Add(time.Minute)); err != nil || held {
+		t.Fatalf("replica b: StartAttempt of a's entry = %v, %v; want not held", held, err)
+	}
+	if held, err := a.StartAttempt(t.Context(), ea[0].Seq, now, now.Add(time.Minute)); err != nil || !held {
+		t.Fatalf("replica a: StartAttempt = %v, %v; want held", held, err)
 	}
 	if err := a.MarkDelivered(t.Context(), ea[0].Seq, now); err != nil {
 		t.Fatal(err)
 	}
 	// Replica a dies with the second entry claimed and attempted.
-	if err := a.StartAttempt(t.Context(), ea[1].Seq); err != nil {
-		t.Fatal(err)
+	if held, err := a.StartAttempt(t.Context(), ea[1].Seq, now, now.Add(time.Minute)); err != nil || !held {
+		t.Fatalf("replica a: StartAttempt = %v, %v; want held", held, err)
 	}
 	eb, err = b.Due(t.Context(), "grafana", now.Add(2*time.Minute), 10)
 	if err != nil || len(eb) != 1 || eb[0].ChangeID != "d2" || eb[0].TargetAttempts != 1 {
 		t.Fatalf("replica b after the claim expired: Due = %+v, %v; want d2 with 1 earlier attempt", eb, err)
+	}
+	// a's claim on d2 has passed to b: a may not attempt it any more.
+	if held, err := a.StartAttempt(t.Context(), ea[1].Seq, now.Add(2*time.Minute), now.Add(3*time.Minute)); err != nil || held {
+		t.Fatalf("replica a: StartAttempt after b took the entry = %v, %v; want not held", held, err)
 	}
 }
 

@@ -133,6 +133,16 @@ var migrations = []Migration{
 			`INSERT INTO changes_fts (changes_fts) VALUES ('rebuild')`,
 		},
 	},
+	{
+		// Which replica holds an outbox entry's claim (PostgreSQL; see
+		// claimDue): an attempt starts only while its replica still holds
+		// the entry. Unused on SQLite.
+		Version: 4,
+		Name:    "outbox claim holder",
+		SQL: []string{
+			`ALTER TABLE outbox ADD COLUMN claimed_by TEXT NOT NULL DEFAULT ''`,
+		},
+	},
 }
 
 // ftsColumns are the columns of changes the full-text index covers: every

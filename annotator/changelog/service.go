@@ -84,7 +84,8 @@ type Options struct {
 	// older collector at that path is migrated on open.
 	DBPath string
 	// ClaimFor is how long a replica holds the outbox entries it took on
-	// PostgreSQL (Log.ClaimFor); default 2 minutes.
+	// PostgreSQL (Log.ClaimFor); default 2 minutes. An attempt holds its
+	// entry at least for its timeout plus 5s, whatever ClaimFor says.
 	ClaimFor time.Duration
 	Logger   *slog.Logger // nil means slog.Default()
 	Metrics  *metrics.Set // default: a new set nobody scrapes

@@ -68,6 +68,10 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 func getChange(ctx context.Context, q queryer, id string) (changes.Change, error) {
 	c, err := scanChange(q.QueryRowContext(ctx, `SELECT `+changeColumns+` FROM changes WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
