@@ -171,10 +171,8 @@ func TestScaleOutCortex(t *testing.T) {
 	}
 	target := strings.NewReplacer(".", "_", ":", "_").Replace(strings.TrimPrefix(cx.Balancer.URL, "http://"))
 	// -changes.claim-timeout: what replica 1 held when killed passes to
-	// replica 2 after it. Not shorter: a replica works through the up to
-	// 50 deliveries it claimed at once within the claim, or the other may
-	// take the rest while it is still at them (an annotation could then
-	// be created by both).
+	// replica 2 after it, 10 s later (each attempt renews the claim of
+	// the delivery it starts, so a slow batch is not taken over midway).
 	args := append(forwardArgs(cx.Write, cx.API), "-forward.shutdown-drain=0s",
 		"-changes.postgres-url="+changesURL, "-changes.claim-timeout=10s",
 		"-grafana.url="+g.URL, "-grafana.token-file="+tokenFile, "-impact.enabled=false")
