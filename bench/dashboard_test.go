@@ -27,7 +27,7 @@ func TestDashboardCommandSmoke(t *testing.T) {
 	}
 	// Requests: the variables' lookups, two annotations and every panel
 	// target (recorded ones in brackets).
-	for _, want := range []string{"| telltale-service | `service=cart env=prod route=.*` | 23 (9) |", "| telltale-hosts | `host=.*` | 27 (3) |"} {
+	for _, want := range []string{"| telltale-service | `service=cart env=prod route=.*` | 25 (11) |", "| telltale-hosts | `host=.*` | 27 (3) |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
