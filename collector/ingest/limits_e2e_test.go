@@ -26,7 +26,7 @@ import (
 // stall opens a connection to addr and sends the headers of a POST to path
 // with a Content-Length it never sends, plus a few body bytes: a stalled
 // upload (issue 22).
-func stall(t *testing.T, addr, path, contentType string) net.Conn {
+func stall(t testing.TB, addr, path, contentType string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
