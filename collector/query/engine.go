@@ -99,8 +99,16 @@ func (e *rangeEngine) NewRangeQuery(ctx context.Context, q storage.Queryable, op
 	if !ok || h.stats || (opts != nil && opts.EnablePerStepStats()) || !sliceable(qs, stmt.Expr) || e.wholeOnly(qs) {
 		return full, nil
 	}
+	// The steps are start, start+step, ... up to end: the last one is end
+	// only when end is on that grid (a sub-millisecond time often rounds
+	// to an end a millisecond short of it). Slices, cached chunks and the
+	// cache's spans are all on the grid, so end is taken to its last step.
+	from, to, every := start.UnixMilli(), end.UnixMilli(), step.Milliseconds()
+	if every > 0 && to > from {
+		to = from + (to-from)/every*every
+	}
 	return &slicedQuery{e: e, full: full, stmt: stmt, q: q, opts: opts, qs: qs,
-		start: start.UnixMilli(), end: end.UnixMilli(), step: step.Milliseconds(), noCache: h.noCache}, nil
+		start: from, end: to, step: every, noCache: h.noCache}, nil
 }
 
 // sliceable reports whether the steps of qs (parsed: expr) may be
