@@ -32,6 +32,8 @@ import (
 	"github.com/prometheus/prometheus/util/features"
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // This file holds the reference side of the differential tests: Prometheus'
@@ -193,20 +195,36 @@ func remoteWrite(ctx context.Context, baseURL string, series []prompb.TimeSeries
 	if err != nil {
 		return 0, "", err
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/api/v1/write", bytes.NewReader(snappy.Encode(nil, pb)))
-	if err != nil {
-		return 0, "", err
+	body := snappy.Encode(nil, pb)
+	// A busy collector may answer 503 or 429 with Retry-After (its insert
+	// slots or in-flight budget are taken, as on a loaded CI machine): a
+	// sender comes back when told, as Prometheus does, for up to 2 minutes.
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		hr, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/api/v1/write", bytes.NewReader(body))
+		if err != nil {
+			return 0, "", err
+		}
+		hr.Header.Set("Content-Type", "application/x-protobuf")
+		hr.Header.Set("Content-Encoding", "snappy")
+		hr.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+		resp, err := http.DefaultClient.Do(hr)
+		if err != nil {
+			return 0, "", err
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		busy := resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests
+		if !busy || time.Now().After(deadline) {
+			return resp.StatusCode, strings.TrimSpace(string(msg)), nil
+		}
+		wait, ok := retry.After(resp.Header.Get("Retry-After"), time.Now(), 5*time.Second)
+		if !ok {
+			wait = 100 * time.Millisecond
+		}
+		if err := retry.Sleep(ctx, wait); err != nil {
+			return 0, "", err
+		}
 	}
-	hr.Header.Set("Content-Type", "application/x-protobuf")
-	hr.Header.Set("Content-Encoding", "snappy")
-	hr.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	resp, err := http.DefaultClient.Do(hr)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(msg)), nil
 }
 
 // toPrompb turns a series description (labels and float or histogram
