@@ -110,6 +110,10 @@ type Options struct {
 	// MinSliceSteps is the fewest steps a slice of a range query has; 0
 	// means 30.
 	MinSliceSteps int
+	// NoFastPath turns off the fast path for rate, increase and their sum
+	// in range queries (fastpath.go), leaving every step to Prometheus'
+	// engine.
+	NoFastPath bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -262,7 +266,10 @@ func New(st Storage, opts Options) *API {
 		a.cache = newResultCache(opts.CacheMaxBytes, opts.CacheFreshness, opts.Now, st.MinTime, a.set)
 	}
 	a.ranges = &rangeEngine{eng: a.engine, cache: a.cache, parallel: opts.Parallel,
-		minSliceSteps: opts.MinSliceSteps, lookback: opts.LookbackDelta}
+		minSliceSteps: opts.MinSliceSteps, lookback: opts.LookbackDelta,
+		fast: !opts.NoFastPath && !eopts.EnableDelayedNameRemoval, maxSamples: opts.MaxSamples,
+		fastTaken:  a.set.GetOrCreateCounter(`telltale_query_fast_path_total{outcome="taken"}`),
+		fastEngine: a.set.GetOrCreateCounter(`telltale_query_fast_path_total{outcome="engine"}`)}
 	a.prom = a.newPrometheusAPI(feats)
 	a.router = route.New()
 	a.prom.Register(a.router.WithPrefix("/api/v1"))

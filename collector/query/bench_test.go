@@ -58,7 +58,8 @@ func benchData(b *testing.B, st *storage.Storage, series int, span time.Duration
 // BenchmarkQueryRange measures dashboard-like range queries over 10k
 // series and one hour at a 15 s step: cold (every step computed, as with
 // nocache=1) and as a dashboard refresh (the same hour asked again a step
-// later, so a result cache has all but the newest steps).
+// later, so a result cache has all but the newest steps); cold also
+// with the fast path off (Prometheus' engine for every step).
 //
 //	go test -run XXX -bench QueryRange -benchtime 20x ./collector/query/
 func BenchmarkQueryRange(b *testing.B) {
@@ -69,9 +70,10 @@ func BenchmarkQueryRange(b *testing.B) {
 	defer st.Close()
 	end := time.Now().Truncate(time.Minute)
 	benchData(b, st, 10_000, 75*time.Minute, end)
-	a := New(st, Options{})
-	srv := httptest.NewServer(a.Handler())
+	srv := httptest.NewServer(New(st, Options{}).Handler())
 	defer srv.Close()
+	engineOnly := httptest.NewServer(New(st, Options{NoFastPath: true}).Handler())
+	defer engineOnly.Close()
 	queries := map[string]string{
 		"sum_rate":       `sum by (path, status) (rate(http_requests_total[1m]))`,
 		"hist_quantile":  `histogram_quantile(0.99, sum by (le) (rate(latency_seconds_bucket[5m])))`,
@@ -79,8 +81,12 @@ func BenchmarkQueryRange(b *testing.B) {
 		"sum_rate_total": `sum(rate(http_requests_total[1m]))`,
 	}
 	for name, q := range queries {
-		for _, mode := range []string{"cold", "refresh"} {
+		for _, mode := range []string{"cold", "cold-nofastpath", "refresh"} {
 			b.Run(name+"/"+mode, func(b *testing.B) {
+				srv := srv
+				if mode == "cold-nofastpath" {
+					srv = engineOnly
+				}
 				ask := func(endT time.Time, nocache bool) {
 					v := url.Values{"query": {q}, "start": {fmt.Sprint(endT.Add(-time.Hour).Unix())}, "end": {fmt.Sprint(endT.Unix())}, "step": {"15"}}
 					if nocache {
@@ -101,7 +107,7 @@ func BenchmarkQueryRange(b *testing.B) {
 				}
 				b.ResetTimer()
 				for range b.N {
-					ask(end, mode == "cold")
+					ask(end, mode != "refresh")
 				}
 			})
 		}

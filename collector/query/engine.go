@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -42,6 +43,12 @@ type rangeEngine struct {
 	minSliceSteps int
 	// lookback is the engine's default lookback delta.
 	lookback time.Duration
+	// fast turns on the fast path for range queries (fastpath.go);
+	// maxSamples is the engine's -query.max-samples.
+	fast       bool
+	maxSamples int
+	fastTaken  *metrics.Counter
+	fastEngine *metrics.Counter
 	// whole holds queries whose answers carry annotations that only the
 	// whole query gets right (see aggregatingAnnotation); bounded.
 	wholeMu sync.Mutex
@@ -90,11 +97,11 @@ func (e *rangeEngine) NewInstantQuery(ctx context.Context, q storage.Queryable, 
 func (e *rangeEngine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (promql.Query, error) {
 	// The whole query first: it parses and checks qs exactly as Prometheus
 	// does, and is what runs when slicing does not apply.
-	full, err := e.eng.NewRangeQuery(ctx, q, opts, qs, start, end, step)
+	h := hintsFrom(ctx)
+	full, err := e.newRangeQuery(ctx, q, opts, qs, start, end, step, h)
 	if err != nil {
 		return nil, err
 	}
-	h := hintsFrom(ctx)
 	stmt, ok := full.Statement().(*parser.EvalStmt)
 	if !ok || h.stats || (opts != nil && opts.EnablePerStepStats()) || !sliceable(qs, stmt.Expr) || e.wholeOnly(qs) {
 		return full, nil
@@ -109,6 +116,20 @@ func (e *rangeEngine) NewRangeQuery(ctx context.Context, q storage.Queryable, op
 	}
 	return &slicedQuery{e: e, full: full, stmt: stmt, q: q, opts: opts, qs: qs,
 		start: from, end: to, step: every, noCache: h.noCache}, nil
+}
+
+// newRangeQuery is Prometheus' range query, on the fast path
+// (fastpath.go) where it is on and the answer carries no statistics.
+func (e *rangeEngine) newRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration, h rangeHints) (promql.Query, error) {
+	if !e.fast || h.stats || (opts != nil && opts.EnablePerStepStats()) {
+		return e.eng.NewRangeQuery(ctx, q, opts, qs, start, end, step)
+	}
+	pq := &pinnedQueryable{Queryable: q}
+	query, err := e.eng.NewRangeQuery(ctx, pq, opts, qs, start, end, step)
+	if err != nil {
+		return nil, err
+	}
+	return &fastQuery{Query: query, pq: pq, maxSamples: e.maxSamples, used: e.fastTaken, declined: e.fastEngine}, nil
 }
 
 // sliceable reports whether the steps of qs (parsed: expr) may be
@@ -301,7 +322,7 @@ func (s *slicedQuery) evaluate(ctx context.Context, todo []span) ([]*chunk, *pro
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			q, err := s.e.eng.NewRangeQuery(ctx, s.q, s.opts, s.qs, time.UnixMilli(sp.from), time.UnixMilli(sp.to), time.Duration(s.step)*time.Millisecond)
+			q, err := s.e.newRangeQuery(ctx, s.q, s.opts, s.qs, time.UnixMilli(sp.from), time.UnixMilli(sp.to), time.Duration(s.step)*time.Millisecond, rangeHints{noCache: s.noCache})
 			if err != nil {
 				errs[i] = &promql.Result{Err: err}
 				return

@@ -1,0 +1,516 @@
+package query
+
+import (
+	"context"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/timestamp"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/schema"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/kahansum"
+)
+
+// The fast path evaluates the commonest dashboard shapes of a range query
+// — rate(m_total[w]) and increase(m_total[w]) over a plain selector, alone
+// or under sum [by|without] — itself, once per series for all steps, and
+// hands the result to Prometheus' engine in place of that part of the
+// query, which evaluates the rest as always.
+//
+// Why it is faster: Prometheus' engine calls rate for every step with the
+// window's samples and walks them all to find counter resets, so a 5m
+// window at a 20s step looks at each sample about 15 times; sum then
+// builds a vector per step. Here each series is decoded once, a running
+// count of resets answers "no reset in this window" in O(1) (the common
+// case, where rate is last-first, extrapolated), and sum adds each
+// series' values into its group's per-step sums directly.
+//
+// Why it is exact: every step's value is computed by Prometheus' own
+// arithmetic in Prometheus' order. The window is (t-w-offset, t-offset],
+// stale markers dropped, as matrixIterSlice reads it; the rate is
+// extrapolatedRate's float branch term for term (the reset loop runs as
+// written whenever the window has a reset); sum adds with
+// kahansum.Inc in the order of the selected series, into groups created
+// in the order Prometheus creates them (rangeEvalAgg), and adds the
+// compensation at the end. The series are selected with the querier
+// Prometheus' engine would open for the query (same time range: the
+// TSDB's series order depends on how many blocks it spans) and the same
+// hints. The result is given back as a selector whose series carry a
+// sample at every step where the part has a value and a stale marker
+// where it has none, so the engine reads exactly those values at exactly
+// those steps, whatever its lookback. A part is taken only where nothing
+// around it treats a selector differently from other expressions
+// (absent, timestamp, info and subqueries are left alone), and the query
+// keeps its own text and positions, so annotations read as Prometheus'.
+//
+// What it does not take: native histogram samples (a series with one
+// makes the whole query go to the engine), @ modifiers, anchored and
+// smoothed selectors, metric names without a counter suffix (Prometheus
+// adds an info annotation for those), and queries whose rate matrix would
+// come near -query.max-samples (the engine then fails as Prometheus does).
+// With delayed name removal, type-and-unit labels or start timestamps on,
+// it is off.
+
+// fastSafeFuncs are the functions whose argument may be a fast part:
+// they read the argument's samples and labels only, never its selector.
+var fastSafeFuncs = map[string]bool{
+	"abs": true, "ceil": true, "floor": true, "round": true, "exp": true, "ln": true,
+	"log2": true, "log10": true, "sqrt": true, "sgn": true, "clamp": true,
+	"clamp_min": true, "clamp_max": true, "scalar": true, "sort": true, "sort_desc": true,
+	"sort_by_label": true, "sort_by_label_desc": true, "label_replace": true,
+	"label_join": true, "histogram_quantile": true, "histogram_fraction": true,
+	"deg": true, "rad": true,
+}
+
+// fastLabel names the matcher of a selector that stands in for a fast
+// part. The matcher is never used to select (the selector's series are
+// set), but the engine's populateSeries asks the querier once; no series
+// has this label, so the answer is empty.
+const fastLabel = "__telltale_fast_part__"
+
+// fastPart is one part of a query the fast path evaluates.
+type fastPart struct {
+	agg  *parser.AggregateExpr // nil: the call alone
+	call *parser.Call
+	ms   *parser.MatrixSelector
+	vs   *parser.VectorSelector
+	node parser.Expr           // agg or call: what is replaced
+	set  func(parser.Expr)     // replaces node in its parent
+}
+
+// findFastParts returns the parts of e that the fast path may evaluate.
+func findFastParts(stmt *parser.EvalStmt) []fastPart {
+	var out []fastPart
+	walkFast(stmt.Expr, func(n parser.Expr) { stmt.Expr = n }, true, &out)
+	return out
+}
+
+func walkFast(e parser.Expr, set func(parser.Expr), safe bool, out *[]fastPart) {
+	switch x := e.(type) {
+	case *parser.ParenExpr:
+		walkFast(x.Expr, func(n parser.Expr) { x.Expr = n }, safe, out)
+	case *parser.UnaryExpr:
+		walkFast(x.Expr, func(n parser.Expr) { x.Expr = n }, safe, out)
+	case *parser.BinaryExpr:
+		walkFast(x.LHS, func(n parser.Expr) { x.LHS = n }, safe, out)
+		walkFast(x.RHS, func(n parser.Expr) { x.RHS = n }, safe, out)
+	case *parser.AggregateExpr:
+		if safe {
+			if p, ok := fastAggregate(x); ok {
+				p.set = set
+				*out = append(*out, p)
+				return
+			}
+		}
+		if x.Param != nil {
+			walkFast(x.Param, func(n parser.Expr) { x.Param = n }, safe, out)
+		}
+		walkFast(x.Expr, func(n parser.Expr) { x.Expr = n }, safe, out)
+	case *parser.Call:
+		if safe {
+			if p, ok := fastCall(x); ok {
+				p.node, p.set = x, set
+				*out = append(*out, p)
+				return
+			}
+		}
+		inner := safe && fastSafeFuncs[x.Func.Name]
+		for i := range x.Args {
+			walkFast(x.Args[i], func(n parser.Expr) { x.Args[i] = n }, inner, out)
+		}
+	}
+	// Selectors, literals, subqueries (their steps are their own) and
+	// step-invariant parts (@ is in play) hold no fast part.
+}
+
+// fastAggregate reports whether a is sum [by|without] (fast call).
+func fastAggregate(a *parser.AggregateExpr) (fastPart, bool) {
+	if a.Op != parser.SUM || a.Param != nil {
+		return fastPart{}, false
+	}
+	inner := a.Expr
+	for {
+		p, ok := inner.(*parser.ParenExpr)
+		if !ok {
+			break
+		}
+		inner = p.Expr
+	}
+	c, ok := inner.(*parser.Call)
+	if !ok {
+		return fastPart{}, false
+	}
+	p, ok := fastCall(c)
+	if !ok {
+		return fastPart{}, false
+	}
+	p.agg, p.node = a, a
+	return p, true
+}
+
+// fastCall reports whether c is rate or increase of a plain selector of
+// one counter-named metric.
+func fastCall(c *parser.Call) (fastPart, bool) {
+	if c.Func.Name != "rate" && c.Func.Name != "increase" || len(c.Args) != 1 {
+		return fastPart{}, false
+	}
+	ms, ok := c.Args[0].(*parser.MatrixSelector)
+	if !ok || ms.Range <= 0 {
+		return fastPart{}, false
+	}
+	vs, ok := ms.VectorSelector.(*parser.VectorSelector)
+	if !ok || vs.Timestamp != nil || vs.StartOrEnd != 0 || vs.Anchored || vs.Smoothed ||
+		vs.Series != nil || vs.SkipHistogramBuckets {
+		return fastPart{}, false
+	}
+	names := 0
+	for _, m := range vs.LabelMatchers {
+		if m.Name != labels.MetricName {
+			continue
+		}
+		names++
+		if m.Type != labels.MatchEqual || !counterName(m.Value) {
+			return fastPart{}, false
+		}
+	}
+	if names != 1 {
+		return fastPart{}, false
+	}
+	return fastPart{call: c, ms: ms, vs: vs}, true
+}
+
+// counterName reports whether rate and increase of a metric so named add
+// no "possible non-counter" annotation (promql/engine.go).
+func counterName(n string) bool {
+	return strings.HasSuffix(n, "_total") || strings.HasSuffix(n, "_sum") ||
+		strings.HasSuffix(n, "_count") || strings.HasSuffix(n, "_bucket")
+}
+
+// pinnedQueryable opens its queriers over a fixed time range once pinned:
+// the range the engine would have opened for the query as written, which
+// a fast part's stand-in selector would otherwise narrow.
+type pinnedQueryable struct {
+	storage.Queryable
+	mu         sync.Mutex
+	pinned     bool
+	mint, maxt int64
+}
+
+func (p *pinnedQueryable) pin(mint, maxt int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pinned, p.mint, p.maxt = true, mint, maxt
+}
+
+func (p *pinnedQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	p.mu.Lock()
+	if p.pinned {
+		mint, maxt = p.mint, p.maxt
+	}
+	p.mu.Unlock()
+	return p.Queryable.Querier(mint, maxt)
+}
+
+// fastQuery is a range query of Prometheus' engine whose fast parts are
+// evaluated when it runs.
+type fastQuery struct {
+	promql.Query
+	pq         *pinnedQueryable
+	maxSamples int
+	used       *metrics.Counter // queries with at least one part taken
+	declined   *metrics.Counter // queries whose parts went back to the engine
+}
+
+func (f *fastQuery) Exec(ctx context.Context) *promql.Result {
+	if stmt, ok := f.Statement().(*parser.EvalStmt); ok {
+		f.prepare(ctx, stmt)
+	}
+	return f.Query.Exec(ctx)
+}
+
+// prepare evaluates stmt's fast parts and puts their results in place;
+// if any part cannot be taken, stmt is left as it is.
+func (f *fastQuery) prepare(ctx context.Context, stmt *parser.EvalStmt) {
+	parts := findFastParts(stmt)
+	if len(parts) == 0 || stmt.Interval <= 0 {
+		return
+	}
+	mint, maxt := promql.FindMinMaxTime(stmt)
+	q, err := f.pq.Queryable.Querier(mint, maxt)
+	if err != nil {
+		return // the engine meets the same error and reports it
+	}
+	defer q.Close()
+	results := make([][]storage.Series, len(parts))
+	budget := f.maxSamples
+	for i, p := range parts {
+		res, used, ok := evalFastPart(ctx, q, stmt, p, budget)
+		if !ok {
+			f.declined.Inc()
+			return
+		}
+		budget -= used
+		results[i] = res
+	}
+	f.pq.pin(mint, maxt)
+	for i, p := range parts {
+		p.set(&parser.VectorSelector{
+			LabelMatchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, fastLabel, strconv.Itoa(i))},
+			Series:        results[i],
+			PosRange:      p.node.PositionRange(),
+		})
+	}
+	f.used.Inc()
+}
+
+// durationMs is promql's durationMilliseconds.
+func durationMs(d time.Duration) int64 { return int64(d / (time.Millisecond / time.Nanosecond)) }
+
+// fastSeries is one selected series' samples in the part's time range.
+type fastSeries struct {
+	ts []int64
+	fs []float64
+	// resets[i] counts the counter resets between samples 0..i.
+	resets []int32
+}
+
+// evalFastPart evaluates p over stmt's steps from q. It returns the
+// stand-in series, how many samples Prometheus' engine would have held
+// for the part's rate matrix, and false if the part must go to the engine.
+func evalFastPart(ctx context.Context, q storage.Querier, stmt *parser.EvalStmt, p fastPart, budget int) ([]storage.Series, int, bool) {
+	start, end, step := timestamp.FromTime(stmt.Start), timestamp.FromTime(stmt.End), durationMs(stmt.Interval)
+	steps := int((end-start)/step) + 1
+	rangeMs := durationMs(p.ms.Range)
+	// Without @, the engine's offset is the selector's own
+	// (setOffsetForAtModifier, when the query runs).
+	offMs := durationMs(p.vs.OriginalOffset)
+	// The hints getTimeRangesForSelector and populateSeries give.
+	hints := &storage.SelectHints{
+		Start: start - (rangeMs - 1) - durationMs(p.vs.OriginalOffset),
+		End:   end - durationMs(p.vs.OriginalOffset),
+		Step:  step,
+		Range: rangeMs,
+		Func:  p.call.Func.Name,
+	}
+	if p.agg != nil {
+		hints.By, hints.Grouping = !p.agg.Without, p.agg.Grouping
+	}
+	isRate := p.call.Func.Name == "rate"
+	rangeSeconds := p.ms.Range.Seconds()
+	rangeStartOff := durationMs(p.ms.Range + p.vs.OriginalOffset)
+
+	set := q.Select(ctx, false, hints, p.vs.LabelMatchers...)
+	var (
+		buf    fastSeries
+		it     chunkenc.Iterator
+		vals   = make([]float64, steps)
+		has    = make([]bool, steps)
+		held   int // samples the engine's rate matrix would hold
+		out    []promql.Series
+		groups map[string]int
+		sums   [][]float64
+		comps  [][]float64
+		seen   [][]bool
+		lb     = labels.NewBuilder(labels.EmptyLabels())
+	)
+	if p.agg != nil {
+		groups = map[string]int{}
+	}
+	for set.Next() {
+		if ctx.Err() != nil {
+			return nil, 0, false
+		}
+		s := set.At()
+		if !buf.load(s, &it, hints.Start, hints.End) {
+			return nil, 0, false // a histogram sample, or an iterator error
+		}
+		n := 0
+		lo, hi := 0, 0 // the window is buf[lo:hi]
+		for k := range steps {
+			ts := start + int64(k)*step
+			maxt := ts - offMs
+			mint := maxt - rangeMs
+			for hi < len(buf.ts) && buf.ts[hi] <= maxt {
+				hi++
+			}
+			for lo < hi && buf.ts[lo] <= mint {
+				lo++
+			}
+			has[k] = false
+			if hi-lo < 2 {
+				continue
+			}
+			vals[k] = buf.rate(lo, hi-1, ts-rangeStartOff, ts-offMs, isRate, rangeSeconds)
+			has[k] = true
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		held += n
+		if held > budget/2 {
+			// Near -query.max-samples: the engine decides, and fails as
+			// Prometheus does if it must.
+			return nil, 0, false
+		}
+		all := s.Labels()
+		metric := all.DropReserved(schema.IsMetadataLabel)
+		if metric.Len() != all.Len()-1 {
+			// __type__ or __unit__ too: two series may become one
+			// labelset, which Prometheus refuses; the engine decides.
+			return nil, 0, false
+		}
+		if p.agg == nil {
+			out = append(out, standIn(metric, start, step, vals, has))
+			continue
+		}
+		lb.Reset(metric)
+		switch {
+		case p.agg.Without:
+			lb.Del(p.agg.Grouping...)
+			schema.Metadata{}.SetToLabels(lb)
+		case len(p.agg.Grouping) > 0:
+			lb.Keep(p.agg.Grouping...)
+		default:
+			lb.Reset(labels.EmptyLabels())
+		}
+		gl := lb.Labels()
+		key := gl.String()
+		g, ok := groups[key]
+		if !ok {
+			g = len(out)
+			groups[key] = g
+			out = append(out, promql.Series{Metric: gl})
+			sums = append(sums, make([]float64, steps))
+			comps = append(comps, make([]float64, steps))
+			seen = append(seen, make([]bool, steps))
+		}
+		sum, comp, sn := sums[g], comps[g], seen[g]
+		for k := range steps {
+			if !has[k] {
+				continue
+			}
+			if !sn[k] {
+				sn[k], sum[k], comp[k] = true, vals[k], 0
+				continue
+			}
+			sum[k], comp[k] = kahansum.Inc(vals[k], sum[k], comp[k])
+		}
+	}
+	if set.Err() != nil || len(set.Warnings()) > 0 {
+		// Let the engine meet the error or carry the warnings as it does.
+		return nil, 0, false
+	}
+	res := make([]storage.Series, len(out))
+	for g := range out {
+		if p.agg != nil {
+			for k := range steps {
+				vals[k] = sums[g][k] + comps[g][k]
+			}
+			out[g] = standIn(out[g].Metric, start, step, vals, seen[g])
+		}
+		res[g] = promql.NewStorageSeries(out[g])
+	}
+	return res, held, true
+}
+
+// standIn is a stand-in series: vals[k] at the steps that have a value, a
+// stale marker at the other steps after the first, so a selector reads
+// exactly the values at exactly their steps whatever its lookback.
+func standIn(metric labels.Labels, start, step int64, vals []float64, has []bool) promql.Series {
+	stale := math.Float64frombits(value.StaleNaN)
+	s := promql.Series{Metric: metric, Floats: make([]promql.FPoint, 0, len(vals))}
+	for k := range vals {
+		t := start + int64(k)*step
+		switch {
+		case has[k]:
+			s.Floats = append(s.Floats, promql.FPoint{T: t, F: vals[k]})
+		case len(s.Floats) > 0:
+			s.Floats = append(s.Floats, promql.FPoint{T: t, F: stale})
+		}
+	}
+	return s
+}
+
+// load reads s's float samples in [from, to] (stale markers dropped, as the
+// engine's matrixIterSlice drops them) and counts resets; false if s has
+// a histogram sample or its iterator fails.
+func (b *fastSeries) load(s storage.Series, it *chunkenc.Iterator, from, to int64) bool {
+	b.ts, b.fs, b.resets = b.ts[:0], b.fs[:0], b.resets[:0]
+	*it = s.Iterator(*it)
+	x := *it
+	vt := x.Seek(from)
+	var resets int32
+	for ; vt != chunkenc.ValNone; vt = x.Next() {
+		if vt != chunkenc.ValFloat {
+			return false
+		}
+		t, f := x.At()
+		if t > to {
+			break
+		}
+		if value.IsStaleNaN(f) {
+			continue
+		}
+		if n := len(b.fs); n > 0 && f < b.fs[n-1] {
+			resets++
+		}
+		b.ts = append(b.ts, t)
+		b.fs = append(b.fs, f)
+		b.resets = append(b.resets, resets)
+	}
+	return x.Err() == nil
+}
+
+// rate is promql's extrapolatedRate, float branch, for the samples
+// first..last (at least two) of a window [rangeStart, rangeEnd]
+// (isCounter is true: rate and increase).
+func (b *fastSeries) rate(first, last int, rangeStart, rangeEnd int64, isRate bool, rangeSeconds float64) float64 {
+	resultFloat := b.fs[last] - b.fs[first]
+	if b.resets[last] != b.resets[first] {
+		// The window holds a reset: Prometheus' loop, as written.
+		for i := first + 1; i <= last; i++ {
+			if b.fs[i] < b.fs[i-1] {
+				resultFloat += b.fs[i-1]
+			}
+		}
+	}
+	firstT, lastT := b.ts[first], b.ts[last]
+	numSamplesMinusOne := last - first
+	durationToStart := float64(firstT-rangeStart) / 1000
+	durationToEnd := float64(rangeEnd-lastT) / 1000
+	sampledInterval := float64(lastT-firstT) / 1000
+	averageDurationBetweenSamples := sampledInterval / float64(numSamplesMinusOne)
+	extrapolationThreshold := averageDurationBetweenSamples * 1.1
+	if durationToStart >= extrapolationThreshold {
+		durationToStart = averageDurationBetweenSamples / 2
+	}
+	durationToZero := durationToStart
+	if resultFloat > 0 && b.fs[first] >= 0 {
+		durationToZero = sampledInterval * (b.fs[first] / resultFloat)
+	}
+	if durationToZero < durationToStart {
+		durationToStart = durationToZero
+	}
+	if durationToEnd >= extrapolationThreshold {
+		durationToEnd = averageDurationBetweenSamples / 2
+	}
+	factor := 1.0
+	if sampledInterval != 0 {
+		factor = (sampledInterval + durationToStart + durationToEnd) / sampledInterval
+	}
+	if isRate {
+		factor /= rangeSeconds
+	}
+	resultFloat *= factor
+	return resultFloat
+}
