@@ -83,8 +83,8 @@ type fastPart struct {
 	call *parser.Call
 	ms   *parser.MatrixSelector
 	vs   *parser.VectorSelector
-	node parser.Expr           // agg or call: what is replaced
-	set  func(parser.Expr)     // replaces node in its parent
+	node parser.Expr       // agg or call: what is replaced
+	set  func(parser.Expr) // replaces node in its parent
 }
 
 // findFastParts returns the parts of e that the fast path may evaluate.
