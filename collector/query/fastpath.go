@@ -73,8 +73,8 @@ var fastSafeFuncs = map[string]bool{
 
 // fastLabel names the matcher of a selector that stands in for a fast
 // part. The matcher is never used to select (the selector's series are
-// set), but the engine's populateSeries asks the querier once; no series
-// has this label, so the answer is empty.
+// set); the engine's populateSeries still asks the querier once, which
+// pinnedQueryable answers itself (no round trip to a remote engine).
 const fastLabel = "__telltale_fast_part__"
 
 // fastPart is one part of a query the fast path evaluates.
@@ -213,11 +213,27 @@ func (p *pinnedQueryable) pin(mint, maxt int64) {
 
 func (p *pinnedQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 	p.mu.Lock()
-	if p.pinned {
+	pinned := p.pinned
+	if pinned {
 		mint, maxt = p.mint, p.maxt
 	}
 	p.mu.Unlock()
-	return p.Queryable.Querier(mint, maxt)
+	q, err := p.Queryable.Querier(mint, maxt)
+	if err != nil || !pinned {
+		return q, err
+	}
+	return standInQuerier{q}, nil
+}
+
+// standInQuerier answers the selectors that stand in for fast parts with
+// nothing (their series are set) and passes the others on.
+type standInQuerier struct{ storage.Querier }
+
+func (q standInQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	if len(ms) == 1 && ms[0].Name == fastLabel {
+		return storage.EmptySeriesSet()
+	}
+	return q.Querier.Select(ctx, sortSeries, hints, ms...)
 }
 
 // fastQuery is a range query of Prometheus' engine whose fast parts are
