@@ -92,7 +92,8 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 		MaxConcurrent: cfg.queryMaxConcurrent, MaxQueued: cfg.queryMaxQueued, MaxQueueWait: cfg.queryMaxQueueWait,
 		MaxQueryLength: cfg.queryMaxLength, MaxQueryDepth: cfg.queryMaxDepth, WriteTimeout: cfg.queryWriteTimeout,
 		CacheMaxBytes: cacheBytes(cfg.queryCacheBytes), CacheFreshness: cfg.queryCacheFreshness, Parallel: cfg.queryParallel, MinSliceSteps: cfg.queryMinSliceSteps,
-		Features: cfg.queryFeatures, DataDir: cfg.dataDir, EnableAdmin: true, CORSOrigin: cfg.corsOrigin,
+		NoFastPath: !cfg.queryFastPath,
+		Features:   cfg.queryFeatures, DataDir: cfg.dataDir, EnableAdmin: true, CORSOrigin: cfg.corsOrigin,
 		Flags: cfg.flagValues, Ready: a.ready.Load, Gatherer: a.registry,
 		Metadata: a.writer.Metadata(), BuildInfo: query.BuildInfo{Version: buildVersion()},
 		// The rules engine (wire_rules.go) is created after the API; these

@@ -74,6 +74,7 @@ type config struct {
 	queryCacheFreshness time.Duration
 	queryParallel       int
 	queryMinSliceSteps  int
+	queryFastPath       bool
 
 	// flagValues is every flag's value by name, for /api/v1/status/flags.
 	flagValues map[string]string
@@ -201,6 +202,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Int64Var(&c.queryCacheBytes, "query.cache-size", 128<<20, "bytes of memory the range-query result cache may use (a dashboard refresh then computes only the newest steps); 0 turns it off. Answers with nocache=1 bypass it")
 	fs.DurationVar(&c.queryCacheFreshness, "query.cache-freshness", time.Minute, "steps whose data is newer than this are not cached; a sample arriving later than this after its timestamp drops the cached steps it changes")
 	fs.IntVar(&c.queryParallel, "query.parallel", runtime.GOMAXPROCS(0), "time slices of one range query evaluated at once")
+	fs.BoolVar(&c.queryFastPath, "query.fast-path", true, "evaluate rate and increase of a counter, and their sum, once per series for all steps of a range query instead of step by step (answers are identical; false leaves every step to Prometheus' engine)")
 	fs.IntVar(&c.queryMinSliceSteps, "query.min-slice-steps", 30, "fewest steps of a range query evaluated as a slice of its own (smaller slices cost more setup than they save)")
 	fs.Var(&c.queryFeatures, "query.enable-feature", "PromQL feature to turn on, with Prometheus' --enable-feature name: promql-experimental-functions, promql-delayed-name-removal, promql-binop-fill-modifiers, promql-unquoted-utf8-names, promql-per-step-stats; comma-separated or repeated")
 	fs.StringVar(&c.allowedHosts, "web.allowed-hosts", "", "comma-separated host names the collector answers to without -auth.tokens-file, besides IP addresses and localhost (e.g. the compose service name); '*' allows any. Other names get 403: a DNS-rebinding page would use one")
