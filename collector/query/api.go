@@ -267,7 +267,7 @@ func New(st Storage, opts Options) *API {
 	}
 	a.ranges = &rangeEngine{eng: a.engine, cache: a.cache, parallel: opts.Parallel,
 		minSliceSteps: opts.MinSliceSteps, lookback: opts.LookbackDelta,
-		fast: !opts.NoFastPath && !eopts.EnableDelayedNameRemoval, maxSamples: opts.MaxSamples,
+		fast: !opts.NoFastPath && !eopts.EnableDelayedNameRemoval, maxSamples: opts.MaxSamples, timeout: opts.Timeout,
 		fastTaken:  a.set.GetOrCreateCounter(`telltale_query_fast_path_total{outcome="taken"}`),
 		fastEngine: a.set.GetOrCreateCounter(`telltale_query_fast_path_total{outcome="engine"}`)}
 	a.prom = a.newPrometheusAPI(feats)

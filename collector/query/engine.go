@@ -47,6 +47,7 @@ type rangeEngine struct {
 	// maxSamples is the engine's -query.max-samples.
 	fast       bool
 	maxSamples int
+	timeout    time.Duration
 	fastTaken  *metrics.Counter
 	fastEngine *metrics.Counter
 	// whole holds queries whose answers carry annotations that only the
@@ -129,7 +130,7 @@ func (e *rangeEngine) newRangeQuery(ctx context.Context, q storage.Queryable, op
 	if err != nil {
 		return nil, err
 	}
-	return &fastQuery{Query: query, pq: pq, maxSamples: e.maxSamples, used: e.fastTaken, declined: e.fastEngine}, nil
+	return &fastQuery{Query: query, pq: pq, maxSamples: e.maxSamples, timeout: e.timeout, used: e.fastTaken, declined: e.fastEngine}, nil
 }
 
 // sliceable reports whether the steps of qs (parsed: expr) may be

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -242,13 +243,26 @@ type fastQuery struct {
 	promql.Query
 	pq         *pinnedQueryable
 	maxSamples int
+	timeout    time.Duration    // the engine's -query.timeout: bounds both parts
 	used       *metrics.Counter // queries with at least one part taken
 	declined   *metrics.Counter // queries whose parts went back to the engine
 }
 
 func (f *fastQuery) Exec(ctx context.Context) *promql.Result {
-	if stmt, ok := f.Statement().(*parser.EvalStmt); ok {
-		f.prepare(ctx, stmt)
+	stmt, ok := f.Statement().(*parser.EvalStmt)
+	if !ok || f.timeout <= 0 || ctx.Err() != nil || len(findFastParts(stmt)) == 0 {
+		return f.Query.Exec(ctx)
+	}
+	// One -query.timeout for the fast parts and the engine's evaluation
+	// after them; the engine reports a deadline as its own timeout.
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	f.prepare(ctx, stmt)
+	if err := ctx.Err(); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return &promql.Result{Err: promql.ErrQueryTimeout("expression evaluation")}
+		}
+		return &promql.Result{Err: promql.ErrQueryCanceled("expression evaluation")}
 	}
 	return f.Query.Exec(ctx)
 }

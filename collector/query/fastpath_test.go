@@ -162,7 +162,7 @@ func TestFastPathMatchesEngine(t *testing.T) {
 	taken := set.NewCounter(`taken`)
 	declined := set.NewCounter(`declined`)
 	fast := &rangeEngine{eng: promql.NewEngine(opts), parallel: 1, minSliceSteps: 1 << 30,
-		lookback: opts.LookbackDelta, fast: true, maxSamples: opts.MaxSamples, fastTaken: taken, fastEngine: declined}
+		lookback: opts.LookbackDelta, fast: true, maxSamples: opts.MaxSamples, timeout: opts.Timeout, fastTaken: taken, fastEngine: declined}
 
 	rng := rand.New(rand.NewPCG(2, 3))
 	windows := []string{"30s", "1m", "5m", "17m", "1h"}
