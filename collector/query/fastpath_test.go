@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -15,7 +16,9 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/annotations"
 )
 
 // fastTestDB is a TSDB with two compacted blocks and a head of counters
@@ -268,4 +271,42 @@ func diffResults(qs string, got, want *promql.Result) string {
 		}
 	}
 	return ""
+}
+
+// stallingQueryable's series sets wait until their context is done.
+type stallingQueryable struct{}
+
+func (stallingQueryable) Querier(int64, int64) (storage.Querier, error) { return stallingQuerier{}, nil }
+
+type stallingQuerier struct{ storage.LabelQuerier }
+
+func (stallingQuerier) Select(ctx context.Context, _ bool, _ *storage.SelectHints, _ ...*labels.Matcher) storage.SeriesSet {
+	return &stallingSet{ctx: ctx}
+}
+func (stallingQuerier) Close() error { return nil }
+
+type stallingSet struct{ ctx context.Context }
+
+func (s *stallingSet) Next() bool                        { <-s.ctx.Done(); return false }
+func (s *stallingSet) At() storage.Series                { return nil }
+func (s *stallingSet) Err() error                        { return s.ctx.Err() }
+func (s *stallingSet) Warnings() annotations.Annotations { return nil }
+
+// TestFastPathTimeout: a fast part that runs into -query.timeout answers
+// with the engine's timeout error, not with the engine starting afresh.
+func TestFastPathTimeout(t *testing.T) {
+	opts := promql.EngineOpts{MaxSamples: 1000, Timeout: 50 * time.Millisecond, LookbackDelta: 5 * time.Minute}
+	set := metrics.NewSet()
+	e := &rangeEngine{eng: promql.NewEngine(opts), parallel: 1, minSliceSteps: 1 << 30, lookback: opts.LookbackDelta,
+		fast: true, maxSamples: opts.MaxSamples, timeout: opts.Timeout, fastTaken: set.NewCounter("t"), fastEngine: set.NewCounter("e")}
+	q, err := e.NewRangeQuery(context.Background(), stallingQueryable{}, nil, "sum(rate(c_total[5m]))", time.UnixMilli(0), time.UnixMilli(600_000), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	res := q.Exec(context.Background())
+	var te promql.ErrQueryTimeout
+	if !errors.As(res.Err, &te) {
+		t.Fatalf("got %v; want the engine's timeout error", res.Err)
+	}
 }
