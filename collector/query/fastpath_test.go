@@ -276,7 +276,9 @@ func diffResults(qs string, got, want *promql.Result) string {
 // stallingQueryable's series sets wait until their context is done.
 type stallingQueryable struct{}
 
-func (stallingQueryable) Querier(int64, int64) (storage.Querier, error) { return stallingQuerier{}, nil }
+func (stallingQueryable) Querier(int64, int64) (storage.Querier, error) {
+	return stallingQuerier{}, nil
+}
 
 type stallingQuerier struct{ storage.LabelQuerier }
 
