@@ -65,7 +65,7 @@ func (b *bot) hear(ctx context.Context, wg *sync.WaitGroup, m Message) {
 		b.s.m.commands(name, metricCommand(cmd.Name), outcome).Inc()
 		b.s.logger.Info("chat command", "network", name, "channel", m.Channel, "user", m.User, "command", cmd.Name, "outcome", outcome)
 		if b.reply(ctx, m.Channel, ans.Lines) && ans.Image != nil {
-			b.replyImage(ctx, m.Channel, *ans.Image)
+			b.replyImage(ctx, m.Channel, ans.Image)
 		}
 	})
 }
@@ -111,13 +111,19 @@ func (b *bot) reply(ctx context.Context, channel string, lines []string) bool {
 	return true
 }
 
-// replyImage posts img where the network can post images; elsewhere the
-// text answer (with its link) was all.
-func (b *bot) replyImage(ctx context.Context, channel string, img Image) {
+// replyImage draws and posts an image where the network can post images;
+// elsewhere the text answer (with its link) was all.
+func (b *bot) replyImage(ctx context.Context, channel string, draw func(context.Context) (Image, error)) {
 	name := b.t.a.Config.Name
 	is, ok := b.t.a.Network.(ImageSender)
 	if !ok {
 		b.s.m.images(name, "unsupported").Inc()
+		return
+	}
+	img, err := draw(ctx)
+	if err != nil {
+		b.s.m.images(name, "not_drawn").Inc()
+		b.s.logger.Warn("cannot draw chat image; answered with text only", "network", name, "channel", channel, "err", err)
 		return
 	}
 	if err := b.sendWaiting(ctx, func() error { return is.SendImage(ctx, channel, img) }); err != nil {

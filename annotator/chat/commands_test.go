@@ -238,7 +238,10 @@ func TestBotGraph(t *testing.T) {
 			return chat.Answer{}, errors.New(`"rate(" is neither a panel title nor PromQL: unclosed left parenthesis`)
 		}
 		// The image is left out where the network posts none (fakeNet).
-		return chat.Answer{Lines: []string{"value of " + arg, "http://console.test/#/d/x"}, Image: &chat.Image{PNG: []byte("png"), Name: "graph.png"}}, nil
+		return chat.Answer{Lines: []string{"value of " + arg, "http://console.test/#/d/x"}, Image: func(context.Context) (chat.Image, error) {
+			t.Error("an image was drawn for a network that posts none")
+			return chat.Image{}, nil
+		}}, nil
 	}
 	_, net := botStack(t, graph)
 	for _, tc := range []struct{ cmd, want string }{
@@ -291,7 +294,9 @@ func (n *imageNet) SendImage(ctx context.Context, channel string, img chat.Image
 func TestBotGraphImage(t *testing.T) {
 	png := []byte("\x89PNG fake")
 	graph := func(ctx context.Context, arg string) (chat.Answer, error) {
-		return chat.Answer{Lines: []string{"graph of " + arg}, Image: &chat.Image{PNG: png, Name: "graph.png", Title: arg, Width: 800, Height: 400}}, nil
+		return chat.Answer{Lines: []string{"graph of " + arg}, Image: func(context.Context) (chat.Image, error) {
+			return chat.Image{PNG: png, Name: "graph.png", Title: arg, Width: 800, Height: 400}, nil
+		}}, nil
 	}
 	net := &imageNet{fakeNet: newFakeNet(), limitFirst: 2, images: make(chan chat.Image, 4)}
 	botStackOn(t, net, net.fakeNet, graph)

@@ -29,8 +29,8 @@ func (m *chatMetrics) commands(network, command, outcome string) *metrics.Counte
 }
 
 // images counts the images (!graph charts) posted by outcome: sent,
-// unsupported (the network posts no images), rate_limited, refused,
-// rejected, error.
+// unsupported (the network posts no images), not_drawn, rate_limited,
+// refused, rejected, error.
 func (m *chatMetrics) images(network, outcome string) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`telltale_chat_images_total{network=%q,outcome=%q}`, network, outcome))
 }

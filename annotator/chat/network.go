@@ -56,7 +56,9 @@ type Image struct {
 // it has one, an image.
 type Answer struct {
 	Lines []string
-	Image *Image
+	// Image draws the image; the bot calls it only for networks that
+	// post images (ImageSender), after the lines went. nil: none.
+	Image func(ctx context.Context) (Image, error)
 }
 
 // Limits describe what one message may hold on a network and how fast
