@@ -254,7 +254,7 @@ func splitGraphVars(arg string) (string, map[string]string) {
 	vars := map[string]string{}
 	for len(words) > 1 {
 		k, v, ok := strings.Cut(words[len(words)-1], "=")
-		if !ok || v == "" || checkVar(k, v) != nil || len(vars) == renderMaxVars {
+		if _, dup := vars[k]; !ok || dup || v == "" || checkVar(k, v) != nil || len(vars) == renderMaxVars {
 			break
 		}
 		vars[k] = v
