@@ -49,6 +49,7 @@ type app struct {
 	chat    *chat.Service  // chat networks (wire_chat.go, from addChanges); nil without any
 	tail    *tail.Hub      // live tail; changes go to tail.PublishDeploy and PublishChange
 	rules   *rules.Manager // rules engine (wire_rules.go); serves /api/v1/rules and /api/v1/alerts
+	render  *renderer      // charts as PNG (wire_render.go): /api/v1/render and !graph's images
 	// observers see every committed write: the result cache, the tail.
 	observers observers
 	ready     atomic.Bool
@@ -118,6 +119,7 @@ func newApp(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error)
 		a.addFanout,      // connects a.tail and a.query's cache to the other replicas (NATS)
 		a.addChanges,     // publishes to a.tail; analyses impact with a.query; writes change series through a.writer; the chat networks (wire_chat.go) are its outbox targets
 		a.addRules,       // reads a.changes (alerts name changes, alerts are recorded as changes); writes through a.writer
+		a.addRender,      // draws charts of a.query's results with a.changes' markers; !graph (addChat) reads it when a command runs
 		a.addOTLP,        // write endpoints on a.writer
 		a.addInflux,
 		a.addConsole, // reads the board definitions and serves the UI; last, so every API it calls is mounted

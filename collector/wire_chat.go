@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/telltale-dev/telltale/annotator/chat/matrix"
 	"github.com/telltale-dev/telltale/annotator/chat/slack"
 	"github.com/telltale-dev/telltale/collector/auth"
+	"github.com/telltale-dev/telltale/collector/chart"
 	"github.com/telltale-dev/telltale/dashboards/board"
 	"github.com/telltale-dev/telltale/secret"
 )
@@ -181,47 +183,38 @@ func (a *app) chatNetwork(nc chat.NetworkConfig) (chat.Attached, error) {
 // graphLines bounds how many series a PromQL !graph shows.
 const graphLines = 3
 
-// chatGraph answers !graph: a panel title of the built-in dashboards gets
-// a console link to its dashboard; anything else is evaluated as PromQL
-// now, answering with up to three series' values and a link (Grafana
-// Explore with -grafana.url, else the query API). No image is rendered.
-func (a *app) chatGraph(console string) func(context.Context, string) ([]string, error) {
-	type panel struct{ uid, board, title string }
-	var panels []panel
-	if boards, err := board.All(board.Options{}); err == nil {
-		for _, b := range boards {
-			js, err := b.JSON()
-			if err != nil {
-				continue
-			}
-			var d struct {
-				Panels []struct {
-					Title string `json:"title"`
-				} `json:"panels"`
-			}
-			json.Unmarshal(js, &d)
-			for _, p := range d.Panels {
-				if p.Title != "" {
-					panels = append(panels, panel{b.UID, b.Title, p.Title})
+// chatGraph answers !graph: a panel title of the built-in dashboards
+// (optionally followed by its variables, "Request rate by route
+// service=web") gets a console link to its dashboard; anything else is
+// evaluated as PromQL now, answering with up to three series' values and
+// a link (Grafana Explore with -grafana.url, else the query API). On the
+// networks that post images both are followed by a PNG of the last hour
+// with the change markers, drawn as GET /api/v1/render draws it; when
+// drawing fails the text goes alone. a.render is read when a command
+// runs, after addRender.
+func (a *app) chatGraph(console string) func(context.Context, string) (chat.Answer, error) {
+	return func(ctx context.Context, arg string) (chat.Answer, error) {
+		title, vars := splitGraphVars(arg)
+		if p, ok := findPanel(a.render.panels, title); ok {
+			ans := chat.Answer{Lines: []string{fmt.Sprintf("%s (dashboard %s): %s/#/d/%s", p.title, p.board, console, p.uid)}}
+			if len(p.exprs) > 0 {
+				form := url.Values{"panel": {p.title}}
+				for k, v := range vars {
+					form.Set("var-"+k, v)
 				}
+				ans.Image = a.chatImage(form)
 			}
-		}
-	}
-	return func(ctx context.Context, arg string) ([]string, error) {
-		for _, p := range panels {
-			if strings.EqualFold(p.title, arg) || len(arg) >= 4 && strings.Contains(strings.ToLower(p.title), strings.ToLower(arg)) {
-				return []string{fmt.Sprintf("%s (dashboard %s): %s/#/d/%s", p.title, p.board, console, p.uid)}, nil
-			}
+			return ans, nil
 		}
 		now := time.Now()
 		q, err := a.query.Engine().NewInstantQuery(ctx, a.query.Queryable(), nil, arg, now)
 		if err != nil {
-			return nil, fmt.Errorf("%q is neither a panel title nor PromQL: %v", chat.ClipText(arg, 80), err)
+			return chat.Answer{}, fmt.Errorf("%q is neither a panel title nor PromQL: %v", chat.ClipText(arg, 80), err)
 		}
 		defer q.Close()
 		res := q.Exec(ctx)
 		if res.Err != nil {
-			return nil, fmt.Errorf("query failed: %v", res.Err)
+			return chat.Answer{}, fmt.Errorf("query failed: %v", res.Err)
 		}
 		var out []string
 		switch v := res.Value.(type) {
@@ -249,6 +242,49 @@ func (a *app) chatGraph(console string) func(context.Context, string) ([]string,
 				"range":   map[string]string{"from": "now-1h", "to": "now"}}})
 			link = strings.TrimRight(a.cfg.grafanaURL, "/") + "/explore?schemaVersion=1&orgId=1&panes=" + url.QueryEscape(string(panes))
 		}
-		return append(out, link), nil
+		return chat.Answer{Lines: append(out, link), Image: a.chatImage(url.Values{"query": {arg}})}, nil
+	}
+}
+
+// splitGraphVars splits "Request rate service=web env=prod" into the
+// title and its trailing name=value variables; words that are not valid
+// variables stay in the title.
+func splitGraphVars(arg string) (string, map[string]string) {
+	words := strings.Fields(arg)
+	vars := map[string]string{}
+	for len(words) > 1 {
+		k, v, ok := strings.Cut(words[len(words)-1], "=")
+		if _, dup := vars[k]; !ok || dup || v == "" || checkVar(k, v) != nil || len(vars) == renderMaxVars {
+			break
+		}
+		vars[k] = v
+		words = words[:len(words)-1]
+	}
+	if len(vars) == 0 {
+		return arg, nil
+	}
+	return strings.Join(words, " "), vars
+}
+
+// chatImage draws, when the bot asks (on networks that post images), the
+// chart GET /api/v1/render draws for form over the hour up to then.
+func (a *app) chatImage(form url.Values) func(context.Context) (chat.Image, error) {
+	return func(ctx context.Context) (chat.Image, error) {
+		r, err := parseRenderRequest(form, time.Now())
+		var c *chart.Chart
+		if err == nil {
+			c, err = a.render.draw(ctx, r)
+		}
+		var buf bytes.Buffer
+		if err == nil {
+			err = c.WritePNG(&buf)
+		}
+		if err != nil {
+			a.renderOutcome("chat", "error")
+			return chat.Image{}, err
+		}
+		a.renderOutcome("chat", "ok")
+		w, h := c.Size()
+		return chat.Image{PNG: buf.Bytes(), Name: "graph.png", Title: c.Title, Width: w, Height: h}, nil
 	}
 }

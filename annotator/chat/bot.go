@@ -11,6 +11,7 @@ import (
 
 	"github.com/telltale-dev/telltale/annotator/changelog"
 	"github.com/telltale-dev/telltale/annotator/changes"
+	"github.com/telltale-dev/telltale/retry"
 )
 
 // The bot: commands said in a channel of a network are answered in that
@@ -54,10 +55,18 @@ func (b *bot) hear(ctx context.Context, wg *sync.WaitGroup, m Message) {
 		defer func() { <-b.slots }()
 		ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 		defer cancel()
-		lines, outcome := b.run(ctx, m, cmd)
+		var ans Answer
+		var outcome string
+		if cmd.Name == "graph" {
+			ans, outcome = b.graph(ctx, cmd)
+		} else {
+			ans.Lines, outcome = b.run(ctx, m, cmd)
+		}
 		b.s.m.commands(name, metricCommand(cmd.Name), outcome).Inc()
 		b.s.logger.Info("chat command", "network", name, "channel", m.Channel, "user", m.User, "command", cmd.Name, "outcome", outcome)
-		b.reply(ctx, m.Channel, lines)
+		if b.reply(ctx, m.Channel, ans.Lines) && ans.Image != nil {
+			b.replyImage(ctx, m.Channel, ans.Image)
+		}
 	})
 }
 
@@ -73,9 +82,11 @@ func metricCommand(name string) string {
 // maxReplyLines bounds an answer.
 const maxReplyLines = 8
 
-func (b *bot) reply(ctx context.Context, channel string, lines []string) {
+// reply posts lines as the network takes them and reports whether all
+// went.
+func (b *bot) reply(ctx context.Context, channel string, lines []string) bool {
 	if len(lines) == 0 {
-		return
+		return true
 	}
 	if len(lines) > maxReplyLines {
 		lines = append(lines[:maxReplyLines-1], fmt.Sprintf("… and %d more lines", len(lines)-maxReplyLines+1))
@@ -90,13 +101,81 @@ func (b *bot) reply(ctx context.Context, channel string, lines []string) {
 		}
 	}
 	for _, text := range msgs {
-		if err := b.t.a.Network.Send(ctx, channel, text); err != nil {
+		if err := b.sendWaiting(ctx, func() error { return b.t.a.Network.Send(ctx, channel, text) }); err != nil {
 			if ctx.Err() == nil {
 				b.s.logger.Warn("cannot answer chat command", "network", b.t.a.Config.Name, "channel", channel, "err", err)
 			}
-			return
+			return false
 		}
 	}
+	return true
+}
+
+// replyImage draws and posts an image where the network can post images;
+// elsewhere the text answer (with its link) was all.
+func (b *bot) replyImage(ctx context.Context, channel string, draw func(context.Context) (Image, error)) {
+	name := b.t.a.Config.Name
+	is, ok := b.t.a.Network.(ImageSender)
+	if !ok {
+		b.s.m.images(name, "unsupported").Inc()
+		return
+	}
+	img, err := draw(ctx)
+	if err != nil {
+		b.s.m.images(name, "not_drawn").Inc()
+		b.s.logger.Warn("cannot draw chat image; answered with text only", "network", name, "channel", channel, "err", err)
+		return
+	}
+	if err := b.sendWaiting(ctx, func() error { return is.SendImage(ctx, channel, img) }); err != nil {
+		b.s.m.images(name, outcomeOf(err)).Inc()
+		if ctx.Err() == nil {
+			b.s.logger.Warn("cannot post chat image", "network", name, "channel", channel, "err", err)
+		}
+		return
+	}
+	b.s.m.images(name, "sent").Inc()
+}
+
+// maxAnswerTries bounds the posts of one answer message.
+const maxAnswerTries = 3
+
+// sendWaiting calls send, and again after the wait a *RateLimitError
+// asks for while that wait ends before ctx does (a command has 30 s): an
+// answer is worth a short wait, and the network said exactly how long.
+// The wait holds the network's batched messages back too, as their own
+// rate-limit answers do.
+func (b *bot) sendWaiting(ctx context.Context, send func() error) error {
+	for try := 1; ; try++ {
+		err := send()
+		var rl *RateLimitError
+		if err == nil || !errors.As(err, &rl) {
+			return err
+		}
+		b.t.pace.block(rl.After)
+		if try == maxAnswerTries {
+			return err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < rl.After {
+			return err
+		}
+		if retry.Sleep(ctx, rl.After) != nil {
+			return err
+		}
+	}
+}
+
+// outcomeOf names a send error for the metrics.
+func outcomeOf(err error) string {
+	var rl *RateLimitError
+	switch {
+	case errors.As(err, &rl):
+		return "rate_limited"
+	case errors.Is(err, ErrRefused):
+		return "refused"
+	case errors.Is(err, ErrRejected):
+		return "rejected"
+	}
+	return "error"
 }
 
 // run executes cmd and returns the answer and the outcome for the metric.
@@ -132,22 +211,25 @@ func (b *bot) run(ctx context.Context, m Message, cmd Command) ([]string, string
 		return b.note(ctx, l, m, cmd.Rest)
 	case "switch":
 		return b.flip(ctx, l, m, cmd)
-	case "graph":
-		if cmd.Rest == "" {
-			return []string{"usage: !graph <panel title or PromQL>"}, "bad"
-		}
-		if b.s.opts.Graph == nil {
-			return []string{"!graph is off on this collector"}, "bad"
-		}
-		lines, err := b.s.opts.Graph(ctx, cmd.Rest)
-		if err != nil {
-			return []string{"!graph: " + err.Error()}, "bad"
-		}
-		return lines, "ok"
 	case "help":
 		return []string{helpText}, "ok"
 	}
 	return []string{"unknown command !" + cmd.Name + "; " + helpText}, "bad"
+}
+
+// graph answers !graph with Options.Graph's lines and image.
+func (b *bot) graph(ctx context.Context, cmd Command) (Answer, string) {
+	if cmd.Rest == "" {
+		return Answer{Lines: []string{"usage: !graph <panel title or PromQL>"}}, "bad"
+	}
+	if b.s.opts.Graph == nil {
+		return Answer{Lines: []string{"!graph is off on this collector"}}, "bad"
+	}
+	ans, err := b.s.opts.Graph(ctx, cmd.Rest)
+	if err != nil {
+		return Answer{Lines: []string{"!graph: " + err.Error()}}, "bad"
+	}
+	return ans, "ok"
 }
 
 func forService(s string) string {

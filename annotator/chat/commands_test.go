@@ -93,20 +93,26 @@ func (noDataQuerier) QueryRange(ctx context.Context, query string, start, end ti
 
 // botStack is a change log (with impact analysis) and a chat service on
 // a fakeNet, running until the test ends.
-func botStack(t *testing.T, graph func(context.Context, string) ([]string, error)) (*changelog.Service, *fakeNet) {
+func botStack(t *testing.T, graph func(context.Context, string) (chat.Answer, error)) (*changelog.Service, *fakeNet) {
 	t.Helper()
 	net := newFakeNet()
+	return botStackOn(t, net, net, graph), net
+}
+
+// botStackOn is botStack on network n whose text messages net keeps.
+func botStackOn(t *testing.T, n chat.Network, net *fakeNet, graph func(context.Context, string) (chat.Answer, error)) *changelog.Service {
+	t.Helper()
 	nc := chat.NetworkConfig{Name: "fake", Slack: "https://hooks.slack.test/x"}
 	cfg := &chat.Config{Networks: []chat.NetworkConfig{nc}}
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
 	}
-	cs, err := chat.New(chat.Options{Config: cfg, Networks: []chat.Attached{{Config: nc, Network: net, Channels: []string{"#ops"}}},
+	cs, err := chat.New(chat.Options{Config: cfg, Networks: []chat.Attached{{Config: nc, Network: n, Channels: []string{"#ops"}}},
 		Graph: graph, ChangesURL: "http://console.test/#/d/telltale-deploys", Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return runStack(t, cs, &changelog.ImpactOptions{Querier: noDataQuerier{}}), net
+	return runStack(t, cs, &changelog.ImpactOptions{Querier: noDataQuerier{}})
 }
 
 // waitImpact waits until the impact analysis of change id is done.
@@ -224,14 +230,18 @@ func TestBotQueries(t *testing.T) {
 func TestBotGraph(t *testing.T) {
 	var mu sync.Mutex
 	var asked []string
-	graph := func(ctx context.Context, arg string) ([]string, error) {
+	graph := func(ctx context.Context, arg string) (chat.Answer, error) {
 		mu.Lock()
 		asked = append(asked, arg)
 		mu.Unlock()
 		if strings.HasPrefix(arg, "rate(") && !strings.HasSuffix(arg, ")") {
-			return nil, errors.New(`"rate(" is neither a panel title nor PromQL: unclosed left parenthesis`)
+			return chat.Answer{}, errors.New(`"rate(" is neither a panel title nor PromQL: unclosed left parenthesis`)
 		}
-		return []string{"value of " + arg, "http://console.test/#/d/x"}, nil
+		// The image is left out where the network posts none (fakeNet).
+		return chat.Answer{Lines: []string{"value of " + arg, "http://console.test/#/d/x"}, Image: func(context.Context) (chat.Image, error) {
+			t.Error("an image was drawn for a network that posts none")
+			return chat.Image{}, nil
+		}}, nil
 	}
 	_, net := botStack(t, graph)
 	for _, tc := range []struct{ cmd, want string }{
@@ -253,6 +263,58 @@ func TestBotGraph(t *testing.T) {
 	_, off := botStack(t, nil)
 	if got, want := off.ask(t, "!graph up"), "!graph is off on this collector"; got != want {
 		t.Errorf("!graph without Graph: got %q; want %q", got, want)
+	}
+}
+
+// imageNet is a fakeNet that posts images, answering the first
+// limitFirst posts with a rate limit of 10ms.
+type imageNet struct {
+	*fakeNet
+	limitFirst int
+	mu         sync.Mutex
+	tries      int
+	images     chan chat.Image
+}
+
+func (n *imageNet) SendImage(ctx context.Context, channel string, img chat.Image) error {
+	n.mu.Lock()
+	n.tries++
+	limited := n.tries <= n.limitFirst
+	n.mu.Unlock()
+	if limited {
+		return &chat.RateLimitError{After: 10 * time.Millisecond, Err: errors.New("M_LIMIT_EXCEEDED")}
+	}
+	n.images <- img
+	return nil
+}
+
+// TestBotGraphImage: on a network that posts images, !graph's image
+// follows its text; a rate-limit answer on the image is waited out as the
+// network asks (twice here), and the image still arrives once.
+func TestBotGraphImage(t *testing.T) {
+	png := []byte("\x89PNG fake")
+	graph := func(ctx context.Context, arg string) (chat.Answer, error) {
+		return chat.Answer{Lines: []string{"graph of " + arg}, Image: func(context.Context) (chat.Image, error) {
+			return chat.Image{PNG: png, Name: "graph.png", Title: arg, Width: 800, Height: 400}, nil
+		}}, nil
+	}
+	net := &imageNet{fakeNet: newFakeNet(), limitFirst: 2, images: make(chan chat.Image, 4)}
+	botStackOn(t, net, net.fakeNet, graph)
+	if got, want := net.ask(t, "!graph up"), "graph of up"; got != want {
+		t.Fatalf("!graph text: got %q; want %q", got, want)
+	}
+	select {
+	case img := <-net.images:
+		if string(img.PNG) != string(png) || img.Title != "up" || img.Width != 800 || img.Height != 400 {
+			t.Fatalf("image: got %+v; want Graph's", img)
+		}
+	case <-time.After(30 * time.Second): // a failsafe, not a timing assertion
+		t.Fatal("no image after two rate-limit answers")
+	}
+	net.mu.Lock()
+	defer net.mu.Unlock()
+	if net.tries != 3 || len(net.images) != 0 {
+		t.Fatalf("image posts: %d tries, %d more images; want 3 tries (2 limited) and one image", net.tries, len(net.images))
 	}
 }
 

@@ -49,7 +49,10 @@
 // users mapped (Config.Users) to a token with the deploy scope may
 // !switch; a refusal says how to get mapped and changes nothing. Commands
 // run off the network's read loop, at most 4 at once per network, each
-// bounded to 30 s.
+// bounded to 30 s. !graph's answer may carry an image (Answer.Image),
+// drawn and posted only on networks that post images (ImageSender:
+// Matrix, Slack bots); a rate-limit answer on any answer's post is
+// waited out within those 30 s.
 //
 // A Service is safe for concurrent use.
 package chat

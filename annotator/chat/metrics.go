@@ -27,3 +27,10 @@ func (m *chatMetrics) changesSent(network string) *metrics.Counter {
 func (m *chatMetrics) commands(network, command, outcome string) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`telltale_chat_commands_total{network=%q,command=%q,outcome=%q}`, network, command, outcome))
 }
+
+// images counts the images (!graph charts) posted by outcome: sent,
+// unsupported (the network posts no images), not_drawn, rate_limited,
+// refused, rejected, error.
+func (m *chatMetrics) images(network, outcome string) *metrics.Counter {
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`telltale_chat_images_total{network=%q,outcome=%q}`, network, outcome))
+}

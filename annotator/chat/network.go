@@ -29,6 +29,38 @@ type Network interface {
 	Limits() Limits
 }
 
+// ImageSender is a Network that can post an image (Matrix: an m.image
+// event of an uploaded file; Slack bots: a file shared to the channel).
+// The bot posts !graph's chart through it; networks without it (IRC,
+// webhooks) answer with the text only.
+type ImageSender interface {
+	// SendImage posts img to channel and returns nil once the network has
+	// taken it. Errors are those of Send: a *RateLimitError (on the
+	// upload or the message), or wrapping ErrRefused or ErrRejected.
+	SendImage(ctx context.Context, channel string, img Image) error
+}
+
+// Image is a picture to post: a PNG and what describes it.
+type Image struct {
+	// PNG is the encoded image.
+	PNG []byte
+	// Name is its file name, e.g. "graph.png".
+	Name string
+	// Title is its caption and alt text.
+	Title string
+	// Width and Height are its size in pixels.
+	Width, Height int
+}
+
+// Answer is what Options.Graph answers with: lines of text and, where
+// it has one, an image.
+type Answer struct {
+	Lines []string
+	// Image draws the image; the bot calls it only for networks that
+	// post images (ImageSender), after the lines went. nil: none.
+	Image func(ctx context.Context) (Image, error)
+}
+
 // Limits describe what one message may hold on a network and how fast
 // messages may go.
 type Limits struct {

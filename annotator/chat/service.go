@@ -43,8 +43,10 @@ type Options struct {
 	// exists and holds the deploy scope. nil refuses every !switch.
 	Authorize func(token string) bool
 	// Graph answers !graph with a line or a few (a console link, the
-	// current values); nil answers that graphs are off.
-	Graph func(ctx context.Context, arg string) ([]string, error)
+	// current values) and, where it can draw one, a PNG of the graph,
+	// posted on the networks that are ImageSenders; nil answers that
+	// graphs are off.
+	Graph func(ctx context.Context, arg string) (Answer, error)
 	// ChangesURL links to the change log in the console; batched messages
 	// that leave changes out end with it. "" for none.
 	ChangesURL string

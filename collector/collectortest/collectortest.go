@@ -452,9 +452,18 @@ func (in *Instance) Metric(ctx context.Context, name string) float64 {
 // exposition) on the /metrics page at url (any process's: the collector's,
 // an agent's -listen), or -1 when it has none.
 func MetricAt(ctx context.Context, url, name string) (float64, error) {
+	return MetricAtAuth(ctx, url, "", name)
+}
+
+// MetricAtAuth is MetricAt with a bearer token ("" for none), for a
+// collector with -auth.tokens-file.
+func MetricAtAuth(ctx context.Context, url, token, name string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -1,7 +1,9 @@
 // Package matrix talks to a Matrix homeserver with the client-server API
 // (spec v1.x) in plain HTTP with an access token: it joins its rooms,
 // sends each message as an m.notice (the msgtype bots use, which other
-// bots do not answer) with PUT .../send/m.room.message/{txnId}, and hears
+// bots do not answer) with PUT .../send/m.room.message/{txnId}, posts
+// images (SendImage) as m.image events of files uploaded with the media
+// API (POST /_matrix/media/v3/upload), and hears
 // its rooms through a /sync long-poll that starts at the present (history
 // from before the start is not replayed as commands).
 //
@@ -10,7 +12,7 @@
 // M_MISSING_TOKEN chat.ErrRefused; a room the server will not let the bot
 // into, or an event it will never take, chat.ErrRejected.
 //
-// Plain HTTP rather than maunium.net/go/mautrix: five endpoints do not
+// Plain HTTP rather than maunium.net/go/mautrix: six endpoints do not
 // need a client library and its dependencies, and end-to-end encrypted
 // rooms (mautrix's main reason) are out of scope: invite the bot to an
 // unencrypted room.
@@ -126,21 +128,30 @@ func (e *apiError) Error() string {
 	return fmt.Sprintf("matrix HTTP %d %s: %s", e.Status, e.ErrCode, e.Message)
 }
 
-// call does one client-server API request and decodes a 2xx answer into
-// out; errors are mapped to the chat package's kinds.
+// call does one client-server API request with in as its JSON body (nil:
+// none) and decodes a 2xx answer into out; errors are mapped to the chat
+// package's kinds.
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	if in == nil {
+		return c.do(ctx, method, path, "", nil, out)
+	}
+	b, _ := json.Marshal(in)
+	return c.do(ctx, method, path, "application/json", b, out)
+}
+
+// do is call with a body of contentType ("": no body).
+func (c *Client) do(ctx context.Context, method, path, contentType string, in []byte, out any) error {
 	var body io.Reader
-	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
+	if contentType != "" {
+		body = bytes.NewReader(in)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.opts.Homeserver+path, body)
 	if err != nil {
 		return fmt.Errorf("%w: %v", chat.ErrRejected, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.opts.Token)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.opts.HTTPClient.Do(req)
 	if err != nil {
@@ -209,6 +220,48 @@ func (c *Client) roomID(ctx context.Context, room string) (string, error) {
 // Send posts text to room as an m.notice. The transaction id is new per
 // call: a retry after an unclear failure may post twice (at least once).
 func (c *Client) Send(ctx context.Context, room, text string) error {
+	return c.sendEvent(ctx, room, map[string]string{"msgtype": "m.notice", "body": text})
+}
+
+// maxUploadBytes bounds an image upload (Synapse's default
+// max_upload_size is 50M; charts are tens of KiB).
+const maxUploadBytes = 8 << 20
+
+// SendImage uploads img with the media API (POST
+// /_matrix/media/v3/upload) and posts an m.image event to room that
+// refers to its mxc:// URI, with the file name, the title as caption and
+// info (mimetype, w, h, size). A failed post after a good upload leaves
+// the upload unreferenced; a retry uploads again.
+func (c *Client) SendImage(ctx context.Context, room string, img chat.Image) error {
+	if len(img.PNG) == 0 || len(img.PNG) > maxUploadBytes {
+		return fmt.Errorf("%w: image of %d bytes; want 1 to %d", chat.ErrRejected, len(img.PNG), maxUploadBytes)
+	}
+	if _, err := c.roomID(ctx, room); err != nil { // join first: no upload for a room the bot cannot post to
+		return err
+	}
+	name := img.Name
+	if name == "" {
+		name = "image.png"
+	}
+	var up struct {
+		ContentURI string `json:"content_uri"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/_matrix/media/v3/upload?filename="+url.QueryEscape(name), "image/png", img.PNG, &up); err != nil {
+		return fmt.Errorf("matrix media upload: %w", err)
+	}
+	if !strings.HasPrefix(up.ContentURI, "mxc://") {
+		return fmt.Errorf("matrix media upload answered content_uri %q; want an mxc:// URI", chat.ClipText(up.ContentURI, 128))
+	}
+	body := img.Title
+	if body == "" {
+		body = name
+	}
+	return c.sendEvent(ctx, room, map[string]any{"msgtype": "m.image", "body": body, "filename": name, "url": up.ContentURI,
+		"info": map[string]any{"mimetype": "image/png", "w": img.Width, "h": img.Height, "size": len(img.PNG)}})
+}
+
+// sendEvent posts an m.room.message with content to room.
+func (c *Client) sendEvent(ctx context.Context, room string, content any) error {
 	id, err := c.roomID(ctx, room)
 	if err != nil {
 		return err
@@ -218,7 +271,7 @@ func (c *Client) Send(ctx context.Context, room, text string) error {
 	txn := "tt" + c.start + "." + strconv.FormatInt(c.txn, 10)
 	c.mu.Unlock()
 	path := "/_matrix/client/v3/rooms/" + url.PathEscape(id) + "/send/m.room.message/" + url.PathEscape(txn)
-	err = c.call(ctx, http.MethodPut, path, map[string]string{"msgtype": "m.notice", "body": text}, nil)
+	err = c.call(ctx, http.MethodPut, path, content, nil)
 	var ae *apiError
 	if errors.As(err, &ae) && ae.ErrCode == "M_FORBIDDEN" {
 		// Kicked or never joined: forget the room so the next try joins.

@@ -1,8 +1,11 @@
 package matrix_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"image"
+	"image/png"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -108,6 +111,61 @@ func TestRateLimited(t *testing.T) {
 	}
 	if err := c.Send(t.Context(), "#nope:test", "x"); !errors.Is(err, chat.ErrRejected) {
 		t.Fatalf("unknown room: got %v; want ErrRejected", err)
+	}
+}
+
+// testPNG is a w×h PNG.
+func testPNG(t *testing.T, w, h int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, image.NewRGBA(image.Rect(0, 0, w, h))); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestSendImage: an image is uploaded with the media API and posted as
+// an m.image event that refers to the upload's mxc:// URI with its info;
+// M_LIMIT_EXCEEDED on the upload is a RateLimitError (retry_after_ms)
+// and posts nothing; a room the bot cannot join uploads nothing.
+func TestSendImage(t *testing.T) {
+	fake, srv := fakeServer(t, 0, 0)
+	fake.LimitUploads = 1
+	c := newClient(t, srv.URL, "syt_bot_token")
+	pic := testPNG(t, 40, 30)
+	img := chat.Image{PNG: pic, Name: "graph.png", Title: "Request rate", Width: 40, Height: 30}
+	err := c.SendImage(t.Context(), "#ops:test", img)
+	var rl *chat.RateLimitError
+	if !errors.As(err, &rl) || rl.After != 20*time.Millisecond {
+		t.Fatalf("first upload: got %v; want a RateLimitError of 20ms (retry_after_ms)", err)
+	}
+	if n := len(fake.Sent()); n != 0 {
+		t.Fatalf("%d events after a rate-limited upload; want none", n)
+	}
+	if err := c.SendImage(t.Context(), "#ops:test", img); err != nil {
+		t.Fatalf("SendImage: %v", err)
+	}
+	sent := fake.Sent()
+	if len(sent) != 1 {
+		t.Fatalf("sent %+v; want one m.image", sent)
+	}
+	ev := sent[0]
+	if ev.Room != "!ops:test" || ev.MsgType != "m.image" || ev.Body != "Request rate" || ev.Filename != "graph.png" {
+		t.Fatalf("event %+v; want an m.image in !ops:test with caption and file name", ev)
+	}
+	if want := (matrixtest.ImageInfo{MimeType: "image/png", W: 40, H: 30, Size: len(pic)}); ev.Info != want {
+		t.Fatalf("info: got %+v; want %+v", ev.Info, want)
+	}
+	m, ok := fake.Media(ev.URL)
+	if !ok {
+		t.Fatalf("m.image url %q is not an upload", ev.URL)
+	}
+	got, err := png.Decode(bytes.NewReader(m.Data))
+	if err != nil || got.Bounds().Dx() != 40 || got.Bounds().Dy() != 30 || m.ContentType != "image/png" || m.Filename != "graph.png" {
+		t.Fatalf("upload: %s %q, decoded %v %v; want a 40x30 image/png graph.png", m.ContentType, m.Filename, got.Bounds(), err)
+	}
+	if err := c.SendImage(t.Context(), "#nope:test", img); !errors.Is(err, chat.ErrRejected) || fake.Uploads() != 2 {
+		t.Fatalf("unknown room: got %v after %d uploads; want ErrRejected and no third upload", err, fake.Uploads())
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,7 +25,8 @@ const DefaultAPI = "https://slack.com/api"
 
 // BotOptions configures a Bot. Token is required.
 type BotOptions struct {
-	// Token is the bot token (xoxb-...) with the chat:write scope.
+	// Token is the bot token (xoxb-...) with the chat:write scope (and
+	// files:write for !graph's images).
 	Token string
 	// API is the Web API base URL (default DefaultAPI).
 	API string
@@ -36,7 +38,8 @@ type BotOptions struct {
 	Now func() time.Time
 }
 
-// Bot posts with chat.postMessage and hears through the Events API.
+// Bot posts with chat.postMessage, shares images as uploaded files
+// (SendImage), and hears through the Events API.
 // Safe for concurrent use.
 type Bot struct {
 	opts BotOptions
@@ -81,15 +84,88 @@ func (b *Bot) Run(ctx context.Context, hear func(chat.Message)) error {
 // chat.postMessage.
 func (b *Bot) Send(ctx context.Context, channel, text string) error {
 	body, _ := json.Marshal(map[string]string{"channel": channel, "text": Escape(text)})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.opts.API+"/chat.postMessage", bytes.NewReader(body))
+	if err := b.call(ctx, "chat.postMessage", "application/json; charset=utf-8", body, nil); err != nil {
+		return fmt.Errorf("%w (channel %s)", err, channel)
+	}
+	return nil
+}
+
+// maxUploadBytes bounds an image upload (charts are tens of KiB).
+const maxUploadBytes = 8 << 20
+
+// SendImage shares img in channel (a channel id) with Slack's external
+// upload: files.getUploadURLExternal for an upload URL, a POST of the
+// bytes to it, and files.completeUploadExternal with channel_id to share
+// it (files.upload is retired). The bot token needs the files:write
+// scope. A 429 or ratelimited answer on any of the three is a
+// *chat.RateLimitError; a retry starts a new upload.
+func (b *Bot) SendImage(ctx context.Context, channel string, img chat.Image) error {
+	if len(img.PNG) == 0 || len(img.PNG) > maxUploadBytes {
+		return fmt.Errorf("%w: image of %d bytes; want 1 to %d", chat.ErrRejected, len(img.PNG), maxUploadBytes)
+	}
+	name := img.Name
+	if name == "" {
+		name = "image.png"
+	}
+	form := url.Values{"filename": {name}, "length": {strconv.Itoa(len(img.PNG))}}
+	if img.Title != "" {
+		form.Set("alt_txt", chat.ClipText(img.Title, 1000))
+	}
+	var up struct {
+		UploadURL string `json:"upload_url"`
+		FileID    string `json:"file_id"`
+	}
+	if err := b.call(ctx, "files.getUploadURLExternal", "application/x-www-form-urlencoded", []byte(form.Encode()), &up); err != nil {
+		return err
+	}
+	if u, err := url.Parse(up.UploadURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || up.FileID == "" {
+		return fmt.Errorf("slack files.getUploadURLExternal answered upload_url %q, file_id %q; want an http(s) URL and an id", chat.ClipText(up.UploadURL, 128), up.FileID)
+	}
+	if err := b.post(ctx, up.UploadURL, img.PNG); err != nil {
+		return err
+	}
+	files, _ := json.Marshal([]map[string]string{{"id": up.FileID, "title": chat.ClipText(img.Title, 250)}})
+	done := url.Values{"files": {string(files)}, "channel_id": {channel}}
+	return b.call(ctx, "files.completeUploadExternal", "application/x-www-form-urlencoded", []byte(done.Encode()), nil)
+}
+
+// post sends data to an upload URL (no token: the URL is the
+// credential).
+func (b *Bot) post(ctx context.Context, uploadURL string, data []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uploadURL, bytes.NewReader(data))
 	if err != nil {
 		return fmt.Errorf("%w: %v", chat.ErrRejected, err)
 	}
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := b.opts.HTTPClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("slack file upload to %s: %w", req.URL.Host, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	switch {
+	case resp.StatusCode/100 == 2:
+		return nil
+	case resp.StatusCode == http.StatusTooManyRequests:
+		return &chat.RateLimitError{After: retryAfter(resp, raw), Err: fmt.Errorf("slack file upload: HTTP 429")}
+	case resp.StatusCode == http.StatusRequestEntityTooLarge || resp.StatusCode == http.StatusBadRequest:
+		return fmt.Errorf("%w: slack file upload answered HTTP %d: %s", chat.ErrRejected, resp.StatusCode, clip(raw))
+	}
+	return fmt.Errorf("slack file upload answered HTTP %d: %s", resp.StatusCode, clip(raw))
+}
+
+// call posts body to the Web API method and decodes an ok answer into
+// out; errors are mapped to the chat package's kinds.
+func (b *Bot) call(ctx context.Context, method, contentType string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.opts.API+"/"+method, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%w: %v", chat.ErrRejected, err)
+	}
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Authorization", "Bearer "+b.opts.Token)
 	resp, err := b.opts.HTTPClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("slack chat.postMessage: %w", err)
+		return fmt.Errorf("slack %s: %w", method, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -99,21 +175,27 @@ func (b *Bot) Send(ctx context.Context, channel, text string) error {
 	}
 	jerr := json.Unmarshal(raw, &ans)
 	if resp.StatusCode == http.StatusTooManyRequests {
-		return &chat.RateLimitError{After: retryAfter(resp, raw), Err: fmt.Errorf("slack chat.postMessage: HTTP 429 %s", ans.Error)}
+		return &chat.RateLimitError{After: retryAfter(resp, raw), Err: fmt.Errorf("slack %s: HTTP 429 %s", method, ans.Error)}
 	}
 	if resp.StatusCode/100 != 2 || jerr != nil {
-		return fmt.Errorf("slack chat.postMessage answered HTTP %d: %s", resp.StatusCode, clip(raw))
+		return fmt.Errorf("slack %s answered HTTP %d: %s", method, resp.StatusCode, clip(raw))
 	}
 	if ans.OK {
+		if out != nil {
+			if err := json.Unmarshal(raw, out); err != nil {
+				return fmt.Errorf("slack %s: %w", method, err)
+			}
+		}
 		return nil
 	}
-	err = fmt.Errorf("slack chat.postMessage to %s: %s", channel, ans.Error)
+	err = fmt.Errorf("slack %s: %s", method, ans.Error)
 	switch ans.Error {
 	case "ratelimited":
 		return &chat.RateLimitError{After: retryAfter(resp, nil), Err: err}
 	case "not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired", "missing_scope", "no_permission":
-		return fmt.Errorf("%w: %w; check the bot token and its chat:write scope", chat.ErrRefused, err)
-	case "channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "no_text", "invalid_blocks", "restricted_action":
+		return fmt.Errorf("%w: %w; check the bot token and its scopes (chat:write; files:write for !graph images)", chat.ErrRefused, err)
+	case "channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "no_text", "invalid_blocks", "restricted_action",
+		"file_not_found", "invalid_arguments", "file_uploads_disabled", "file_upload_size_restricted":
 		return fmt.Errorf("%w: %w", chat.ErrRejected, err)
 	}
 	return err

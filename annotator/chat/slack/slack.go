@@ -5,7 +5,10 @@
 // Workflows webhooks take only Adaptive Cards, and the Office 365
 // connectors that took {"text"} are being retired.
 // The bot hears its channels through the Events API (Bot.EventsHandler),
-// whose requests it checks against the app's signing secret.
+// whose requests it checks against the app's signing secret, and shares
+// !graph's images as uploaded files (Bot.SendImage). A webhook cannot
+// hear, so no command is ever answered through one and it posts no
+// images.
 //
 // Rate limits: a 429 answer becomes a *chat.RateLimitError with the wait
 // from Retry-After (Slack, Discord) or a JSON retry_after in seconds

@@ -1,9 +1,12 @@
 package slack_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -42,6 +45,51 @@ func TestBotSend(t *testing.T) {
 	}
 	bad, _ := slack.NewBot(slack.BotOptions{Token: "xoxb-bad", API: srv.URL + "/api"})
 	if err := bad.Send(t.Context(), "C0OPS", "x"); !errors.Is(err, chat.ErrRefused) {
+		t.Fatalf("bad token: got %v; want ErrRefused", err)
+	}
+}
+
+// TestBotSendImage: the external upload against a Slack-like server: a
+// 429 on files.getUploadURLExternal is a RateLimitError (Retry-After); a
+// good upload posts the PNG's bytes to the upload URL and shares the
+// file to the channel; an unknown channel and a bad token map to
+// rejected and refused.
+func TestBotSendImage(t *testing.T) {
+	fake := &slacktest.Server{Token: "xoxb-good", Channels: []string{"C0OPS"}, ThrottleUploads: 1}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	bot, err := slack.NewBot(slack.BotOptions{Token: "xoxb-good", API: srv.URL + "/api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	png.Encode(&buf, image.NewRGBA(image.Rect(0, 0, 64, 48)))
+	img := chat.Image{PNG: buf.Bytes(), Name: "graph.png", Title: "Request rate", Width: 64, Height: 48}
+	err = bot.SendImage(t.Context(), "C0OPS", img)
+	var rl *chat.RateLimitError
+	if !errors.As(err, &rl) || rl.After != time.Second {
+		t.Fatalf("first upload: got %v; want a RateLimitError of 1s from Retry-After", err)
+	}
+	if err := bot.SendImage(t.Context(), "C0OPS", img); err != nil {
+		t.Fatalf("SendImage: %v", err)
+	}
+	files := fake.Files()
+	if len(files) != 1 {
+		t.Fatalf("files %+v; want one", files)
+	}
+	f := files[0]
+	if f.Channel != "C0OPS" || f.Title != "Request rate" || f.Filename != "graph.png" || f.AltText != "Request rate" || f.Length != len(img.PNG) {
+		t.Fatalf("file %+v; want graph.png shared to C0OPS with its title", f)
+	}
+	got, err := png.Decode(bytes.NewReader(f.Data))
+	if err != nil || got.Bounds().Dx() != 64 || got.Bounds().Dy() != 48 {
+		t.Fatalf("uploaded bytes decode to %v, %v; want a 64x48 PNG", got.Bounds(), err)
+	}
+	if err := bot.SendImage(t.Context(), "C0NOPE", img); !errors.Is(err, chat.ErrRejected) {
+		t.Fatalf("unknown channel: got %v; want ErrRejected", err)
+	}
+	bad, _ := slack.NewBot(slack.BotOptions{Token: "xoxb-bad", API: srv.URL + "/api"})
+	if err := bad.SendImage(t.Context(), "C0OPS", img); !errors.Is(err, chat.ErrRefused) {
 		t.Fatalf("bad token: got %v; want ErrRefused", err)
 	}
 }

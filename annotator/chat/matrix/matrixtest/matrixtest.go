@@ -1,7 +1,9 @@
 // Package matrixtest is a fake Matrix homeserver for tests, following the
 // client-server API's documented endpoints and answers: whoami, join (by
 // room id or alias), sending m.room.message events with transaction-id
-// idempotency, /sync with since tokens and long-poll timeouts, and the
+// idempotency (m.image events must refer to an uploaded mxc:// URI), the
+// media API's upload (POST /_matrix/media/v3/upload, answering
+// content_uri), /sync with since tokens and long-poll timeouts, and the
 // per-user rate limit Synapse applies (a burst, then one message per
 // Every; more get HTTP 429 M_LIMIT_EXCEEDED with retry_after_ms). It reads
 // time.Now, so it runs under testing/synctest too.
@@ -22,7 +24,24 @@ import (
 // Event is one message in a room.
 type Event struct {
 	Room, Sender, MsgType, Body string
-	At                          time.Time
+	// URL, Filename and Info are an m.image's.
+	URL, Filename string
+	Info          ImageInfo
+	At            time.Time
+}
+
+// ImageInfo is an m.image's info.
+type ImageInfo struct {
+	MimeType string `json:"mimetype"`
+	W        int    `json:"w"`
+	H        int    `json:"h"`
+	Size     int    `json:"size"`
+}
+
+// Media is one uploaded file.
+type Media struct {
+	ContentType, Filename string
+	Data                  []byte
 }
 
 // Server is the fake. Set the fields before serving.
@@ -35,6 +54,9 @@ type Server struct {
 	// Burst messages may go at once, then one per Every (0: no limit).
 	Burst int
 	Every time.Duration
+	// LimitUploads is how many uploads from the start answer 429
+	// M_LIMIT_EXCEEDED with retry_after_ms 20 before one is taken.
+	LimitUploads int
 
 	mu      sync.Mutex
 	events  []Event
@@ -43,12 +65,15 @@ type Server struct {
 	tokens  float64
 	last    time.Time
 	limited int
+	media   map[string]Media
+	uploads int // upload requests, limited ones included
 	changed chan struct{}
 }
 
 func (s *Server) init() {
 	if s.joined == nil {
 		s.joined, s.txns, s.changed, s.tokens = map[string]bool{}, map[string]string{}, make(chan struct{}), float64(s.Burst)
+		s.media = map[string]Media{}
 	}
 }
 
@@ -79,7 +104,22 @@ func (s *Server) Sent() []Event {
 	return out
 }
 
-// RateLimited is how many sends got M_LIMIT_EXCEEDED.
+// Media returns the file uploaded as mxc.
+func (s *Server) Media(mxc string) (Media, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.media[mxc]
+	return m, ok
+}
+
+// Uploads is how many upload requests came, rate-limited ones included.
+func (s *Server) Uploads() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.uploads
+}
+
+// RateLimited is how many sends and uploads got M_LIMIT_EXCEEDED.
 func (s *Server) RateLimited() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -95,6 +135,10 @@ func fail(w http.ResponseWriter, code int, errcode, msg string, extra ...string)
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != "Bearer "+s.Token {
 		fail(w, http.StatusUnauthorized, "M_UNKNOWN_TOKEN", "Invalid access token passed.")
+		return
+	}
+	if r.URL.Path == "/_matrix/media/v3/upload" {
+		s.upload(w, r)
 		return
 	}
 	parts := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/_matrix/client/v3/"), "/")
@@ -138,10 +182,46 @@ func (s *Server) known(id string) bool {
 	return false
 }
 
+// maxUpload is the fake's m.upload.size.
+const maxUpload = 10 << 20
+
+// upload takes a file: POST /_matrix/media/v3/upload?filename=, the
+// bytes as the body with their Content-Type; answers {"content_uri"}.
+func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if r.Method != http.MethodPost {
+		fail(w, http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "Unrecognized request")
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxUpload+1))
+	if err != nil {
+		fail(w, http.StatusBadRequest, "M_UNKNOWN", err.Error())
+		return
+	}
+	if len(body) > maxUpload {
+		fail(w, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Cannot upload files larger than 10M")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.uploads++
+	if s.uploads <= s.LimitUploads {
+		s.limited++
+		fail(w, http.StatusTooManyRequests, "M_LIMIT_EXCEEDED", "Too Many Requests", `,"retry_after_ms":20`)
+		return
+	}
+	mxc := fmt.Sprintf("mxc://test/m%d", len(s.media)+1)
+	s.media[mxc] = Media{ContentType: r.Header.Get("Content-Type"), Filename: r.URL.Query().Get("filename"), Data: body}
+	fmt.Fprintf(w, `{"content_uri":%q}`, mxc)
+}
+
 func (s *Server) send(w http.ResponseWriter, r *http.Request, room, txn string) {
 	var c struct {
-		MsgType string `json:"msgtype"`
-		Body    string `json:"body"`
+		MsgType  string    `json:"msgtype"`
+		Body     string    `json:"body"`
+		URL      string    `json:"url"`
+		Filename string    `json:"filename"`
+		Info     ImageInfo `json:"info"`
 	}
 	body, _ := io.ReadAll(r.Body)
 	if json.Unmarshal(body, &c) != nil || c.MsgType == "" {
@@ -150,6 +230,10 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, room, txn string) 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.media[c.URL]; c.MsgType == "m.image" && !ok {
+		fail(w, http.StatusBadRequest, "M_INVALID_PARAM", "m.image url "+c.URL+" is not uploaded media")
+		return
+	}
 	if !s.joined[room] {
 		fail(w, http.StatusForbidden, "M_FORBIDDEN", "User "+s.UserID+" not in room "+room)
 		return
@@ -174,7 +258,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, room, txn string) 
 	}
 	id := "$" + strconv.Itoa(len(s.events)+1)
 	s.txns[txn] = id
-	s.add(Event{Room: room, Sender: s.UserID, MsgType: c.MsgType, Body: c.Body, At: now})
+	s.add(Event{Room: room, Sender: s.UserID, MsgType: c.MsgType, Body: c.Body, URL: c.URL, Filename: c.Filename, Info: c.Info, At: now})
 	fmt.Fprintf(w, `{"event_id":%q}`, id)
 }
 
