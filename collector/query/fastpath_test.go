@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -337,7 +338,7 @@ func BenchmarkFastPath8h(b *testing.B) {
 	for ts := int64(0); ts <= span; ts += every {
 		app := db.Appender(context.Background())
 		for i := range ls {
-			vals[i] += float64(rng.IntN(50))
+			vals[i] = math.Floor((vals[i]+rng.Float64()*3)*100) / 100
 			if _, err := app.Append(0, ls[i], ts, vals[i]); err != nil {
 				b.Fatal(err)
 			}
@@ -351,10 +352,15 @@ func BenchmarkFastPath8h(b *testing.B) {
 	}
 	eopts := promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute}
 	set := metrics.NewSet()
-	for _, fast := range []bool{true, false} {
-		e := &rangeEngine{eng: promql.NewEngine(eopts), parallel: 1, minSliceSteps: 1 << 30, lookback: eopts.LookbackDelta,
-			fast: fast, maxSamples: eopts.MaxSamples, timeout: eopts.Timeout, fastTaken: set.NewCounter(fmt.Sprint("t", fast)), fastEngine: set.NewCounter(fmt.Sprint("e", fast))}
-		b.Run(fmt.Sprint("fast=", fast), func(b *testing.B) {
+	for _, c := range []struct {
+		fast     bool
+		parallel int
+	}{{true, 1}, {true, 2}, {false, 1}, {false, 2}} {
+		e := &rangeEngine{eng: promql.NewEngine(eopts), parallel: c.parallel, minSliceSteps: 30, lookback: eopts.LookbackDelta,
+			fast: c.fast, maxSamples: eopts.MaxSamples, timeout: eopts.Timeout, fastTaken: set.NewCounter(fmt.Sprintf("t%v%d", c.fast, c.parallel)), fastEngine: set.NewCounter(fmt.Sprintf("e%v%d", c.fast, c.parallel))}
+		b.Run(fmt.Sprintf("fast=%v/slices=%d", c.fast, c.parallel), func(b *testing.B) {
+			cpu0 := processCPU()
+			defer func() { b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op") }()
 			for range b.N {
 				q, err := e.NewRangeQuery(context.Background(), db, nil, "sum by (path) (rate(m_total[5m]))",
 					time.UnixMilli(span-8*3600_000), time.UnixMilli(span), 20*time.Second)
@@ -368,4 +374,11 @@ func BenchmarkFastPath8h(b *testing.B) {
 			}
 		})
 	}
+}
+
+// processCPU is the process' user and system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
