@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/prometheus/schema"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/kahansum"
 )
 
@@ -270,20 +272,29 @@ func (f *fastQuery) Exec(ctx context.Context) *promql.Result {
 // prepare evaluates stmt's fast parts and puts their results in place;
 // if any part cannot be taken, stmt is left as it is.
 func (f *fastQuery) prepare(ctx context.Context, stmt *parser.EvalStmt) {
+	defer func() {
+		// A panic of the storage's (tombstones.Intervals.Add panics on
+		// some ranges over deleted samples) must not end the process:
+		// the part goes to the engine, which recovers and reports it as
+		// Prometheus does.
+		if r := recover(); r != nil {
+			f.declined.Inc()
+		}
+	}()
 	parts := findFastParts(stmt)
 	if len(parts) == 0 || stmt.Interval <= 0 {
 		return
 	}
 	mint, maxt := promql.FindMinMaxTime(stmt)
-	q, err := f.pq.Queryable.Querier(mint, maxt)
+	src, err := openFastSource(f.pq.Queryable, mint, maxt)
 	if err != nil {
 		return // the engine meets the same error and reports it
 	}
-	defer q.Close()
+	defer src.Close()
 	results := make([][]storage.Series, len(parts))
 	budget := f.maxSamples
 	for i, p := range parts {
-		res, used, ok := evalFastPart(ctx, q, stmt, p, budget)
+		res, used, ok := evalFastPart(ctx, src, stmt, p, budget)
 		if !ok {
 			f.declined.Inc()
 			return
@@ -311,12 +322,15 @@ type fastSeries struct {
 	fs []float64
 	// resets[i] counts the counter resets between samples 0..i.
 	resets []int32
+	// While reading: the last value and the resets so far.
+	prev    float64
+	nResets int32
 }
 
 // evalFastPart evaluates p over stmt's steps from q. It returns the
 // stand-in series, how many samples Prometheus' engine would have held
 // for the part's rate matrix, and false if the part must go to the engine.
-func evalFastPart(ctx context.Context, q storage.Querier, stmt *parser.EvalStmt, p fastPart, budget int) ([]storage.Series, int, bool) {
+func evalFastPart(ctx context.Context, src fastSource, stmt *parser.EvalStmt, p fastPart, budget int) ([]storage.Series, int, bool) {
 	start, end, step := timestamp.FromTime(stmt.Start), timestamp.FromTime(stmt.End), durationMs(stmt.Interval)
 	steps := int((end-start)/step) + 1
 	rangeMs := durationMs(p.ms.Range)
@@ -338,12 +352,34 @@ func evalFastPart(ctx context.Context, q storage.Querier, stmt *parser.EvalStmt,
 	rangeSeconds := p.ms.Range.Seconds()
 	rangeStartOff := durationMs(p.ms.Range + p.vs.OriginalOffset)
 
-	set := q.Select(ctx, false, hints, p.vs.LabelMatchers...)
+	// The series are summed in the order the storage returns them, which
+	// is the order Prometheus' engine sums them in (Kahan summation is
+	// exact only in one order).
+	set := src.Select(ctx, hints, p.vs.LabelMatchers...)
+	ev := newFastEval(set, steps, hints.Start, hints.End, func(b *fastSeries, r *fastOne) {
+		n := 0
+		lo, hi := 0, 0 // the window is b[lo:hi]
+		for k := range steps {
+			ts := start + int64(k)*step
+			maxt := ts - offMs
+			mint := maxt - rangeMs
+			for hi < len(b.ts) && b.ts[hi] <= maxt {
+				hi++
+			}
+			for lo < hi && b.ts[lo] <= mint {
+				lo++
+			}
+			r.has[k] = false
+			if hi-lo < 2 {
+				continue
+			}
+			r.vals[k] = b.rate(lo, hi-1, ts-rangeStartOff, ts-offMs, isRate, rangeSeconds)
+			r.has[k] = true
+			n++
+		}
+		r.n = n
+	})
 	var (
-		buf    fastSeries
-		it     chunkenc.Iterator
-		vals   = make([]float64, steps)
-		has    = make([]bool, steps)
 		held   int // samples the engine's rate matrix would hold
 		out    []promql.Series
 		groups map[string]int
@@ -351,48 +387,29 @@ func evalFastPart(ctx context.Context, q storage.Querier, stmt *parser.EvalStmt,
 		comps  [][]float64
 		seen   [][]bool
 		lb     = labels.NewBuilder(labels.EmptyLabels())
+		vals   = make([]float64, steps)
 	)
 	if p.agg != nil {
 		groups = map[string]int{}
 	}
-	for set.Next() {
-		if ctx.Err() != nil {
-			return nil, 0, false
+	for {
+		r, more := ev.next()
+		if !more {
+			break
 		}
-		s := set.At()
-		if !buf.load(s, &it, hints.Start, hints.End) {
+		if !r.ok || ctx.Err() != nil {
 			return nil, 0, false // a histogram sample, or an iterator error
 		}
-		n := 0
-		lo, hi := 0, 0 // the window is buf[lo:hi]
-		for k := range steps {
-			ts := start + int64(k)*step
-			maxt := ts - offMs
-			mint := maxt - rangeMs
-			for hi < len(buf.ts) && buf.ts[hi] <= maxt {
-				hi++
-			}
-			for lo < hi && buf.ts[lo] <= mint {
-				lo++
-			}
-			has[k] = false
-			if hi-lo < 2 {
-				continue
-			}
-			vals[k] = buf.rate(lo, hi-1, ts-rangeStartOff, ts-offMs, isRate, rangeSeconds)
-			has[k] = true
-			n++
-		}
-		if n == 0 {
+		if r.n == 0 {
 			continue
 		}
-		held += n
+		held += r.n
 		if held > budget/2 {
 			// Near -query.max-samples: the engine decides, and fails as
 			// Prometheus does if it must.
 			return nil, 0, false
 		}
-		all := s.Labels()
+		all := r.labels
 		metric := all.DropReserved(schema.IsMetadataLabel)
 		if metric.Len() != all.Len()-1 {
 			// __type__ or __unit__ too: two series may become one
@@ -400,7 +417,7 @@ func evalFastPart(ctx context.Context, q storage.Querier, stmt *parser.EvalStmt,
 			return nil, 0, false
 		}
 		if p.agg == nil {
-			out = append(out, standIn(metric, start, step, vals, has))
+			out = append(out, standIn(metric, start, step, r.vals, r.has))
 			continue
 		}
 		lb.Reset(metric)
@@ -426,14 +443,14 @@ func evalFastPart(ctx context.Context, q storage.Querier, stmt *parser.EvalStmt,
 		}
 		sum, comp, sn := sums[g], comps[g], seen[g]
 		for k := range steps {
-			if !has[k] {
+			if !r.has[k] {
 				continue
 			}
 			if !sn[k] {
-				sn[k], sum[k], comp[k] = true, vals[k], 0
+				sn[k], sum[k], comp[k] = true, r.vals[k], 0
 				continue
 			}
-			sum[k], comp[k] = kahansum.Inc(vals[k], sum[k], comp[k])
+			sum[k], comp[k] = kahansum.Inc(r.vals[k], sum[k], comp[k])
 		}
 	}
 	if set.Err() != nil || len(set.Warnings()) > 0 {
@@ -471,34 +488,222 @@ func standIn(metric labels.Labels, start, step int64, vals []float64, has []bool
 	return s
 }
 
-// load reads s's float samples in [from, to] (stale markers dropped, as the
-// engine's matrixIterSlice drops them) and counts resets; false if s has
-// a histogram sample or its iterator fails.
-func (b *fastSeries) load(s storage.Series, it *chunkenc.Iterator, from, to int64) bool {
-	b.ts, b.fs, b.resets = b.ts[:0], b.fs[:0], b.resets[:0]
-	*it = s.Iterator(*it)
-	x := *it
-	vt := x.Seek(from)
-	var resets int32
-	for ; vt != chunkenc.ValNone; vt = x.Next() {
-		if vt != chunkenc.ValFloat {
+// fastSource selects the series of fast parts. Where the storage has a
+// chunk querier that returns exactly its querier's samples (disjointer),
+// it reads chunks and decodes each one directly, which skips the merge and
+// deletion iterators that wrap every sample on the querier's path (a
+// quarter of the CPU of BenchmarkFastPath8h).
+type fastSource interface {
+	Select(ctx context.Context, hints *storage.SelectHints, ms ...*labels.Matcher) fastSeriesSet
+	Close() error
+}
+
+// fastSeriesSet is a selection being read: the series' labels and the
+// series, a storage.Series or a storage.ChunkSeries.
+type fastSeriesSet interface {
+	Next() bool
+	At() (labels.Labels, any)
+	Err() error
+	Warnings() annotations.Annotations
+}
+
+// disjointer is a storage that tells whether its chunk querier returns
+// exactly its querier's samples over a range (collector/storage's
+// DisjointParts): where its blocks or head overlap in time, the two
+// merge samples of one timestamp in different orders and may keep
+// different values, and only the querier's are Prometheus'.
+type disjointer interface {
+	DisjointParts(mint, maxt int64) bool
+}
+
+func openFastSource(q storage.Queryable, mint, maxt int64) (fastSource, error) {
+	cq, ok := q.(storage.ChunkQueryable)
+	d, ok2 := q.(disjointer)
+	if ok && ok2 && d.DisjointParts(mint, maxt) {
+		c, err := cq.ChunkQuerier(mint, maxt)
+		if err != nil {
+			return nil, err
+		}
+		if d.DisjointParts(mint, maxt) {
+			// Still disjoint with the querier open: a compaction in
+			// between would show here.
+			return chunkSource{c}, nil
+		}
+		if err := c.Close(); err != nil {
+			return nil, err
+		}
+	}
+	s, err := q.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return sampleSource{s}, nil
+}
+
+type sampleSource struct{ storage.Querier }
+
+func (s sampleSource) Select(ctx context.Context, hints *storage.SelectHints, ms ...*labels.Matcher) fastSeriesSet {
+	return sampleSet{s.Querier.Select(ctx, false, hints, ms...)}
+}
+
+type sampleSet struct{ storage.SeriesSet }
+
+func (s sampleSet) At() (labels.Labels, any) {
+	x := s.SeriesSet.At()
+	return x.Labels(), x
+}
+
+type chunkSource struct{ storage.ChunkQuerier }
+
+func (s chunkSource) Select(ctx context.Context, hints *storage.SelectHints, ms ...*labels.Matcher) fastSeriesSet {
+	// Chunks that cross the querier's range come whole instead of
+	// re-encoded without their outer samples: load skips those itself.
+	h := *hints
+	h.DisableTrimming = true
+	return chunkSet{s.ChunkQuerier.Select(ctx, false, &h, ms...)}
+}
+
+type chunkSet struct{ storage.ChunkSeriesSet }
+
+func (s chunkSet) At() (labels.Labels, any) {
+	x := s.ChunkSeriesSet.At()
+	return x.Labels(), x
+}
+
+// fastLoader reads series; each worker has its own iterators.
+type fastLoader struct {
+	it  chunkenc.Iterator
+	cit chunks.Iterator
+	xit chunkenc.Iterator
+}
+
+// load reads series' float samples in [from, to] into b, stale markers
+// dropped (as the engine's matrixIterSlice drops them), and counts
+// resets; false if the series has a histogram sample, its chunks overlap
+// or its iterator fails: the engine decides.
+func (l *fastLoader) load(series any, b *fastSeries, from, to int64) bool {
+	b.reset()
+	switch s := series.(type) {
+	case storage.ChunkSeries:
+		return l.loadChunks(s, b, from, to)
+	case storage.Series:
+		l.it = s.Iterator(l.it)
+		x := l.it
+		for vt := x.Seek(from); vt != chunkenc.ValNone; vt = x.Next() {
+			if vt != chunkenc.ValFloat {
+				return false
+			}
+			t, f := x.At()
+			if t > to {
+				break
+			}
+			b.add(t, f)
+		}
+		return x.Err() == nil
+	}
+	return false
+}
+
+func (l *fastLoader) loadChunks(s storage.ChunkSeries, b *fastSeries, from, to int64) bool {
+	l.cit = s.Iterator(l.cit)
+	last := int64(math.MinInt64)
+	for l.cit.Next() {
+		m := l.cit.At()
+		if m.MinTime > to {
+			break // chunks come in time order
+		}
+		if m.Chunk == nil {
 			return false
 		}
-		t, f := x.At()
-		if t > to {
-			break
+		l.xit = m.Chunk.Iterator(l.xit)
+		x := l.xit
+		vt := x.Next()
+		if m.MinTime < from {
+			vt = x.Seek(from)
 		}
-		if value.IsStaleNaN(f) {
-			continue
+		for ; vt != chunkenc.ValNone; vt = x.Next() {
+			if vt != chunkenc.ValFloat {
+				return false
+			}
+			t, f := x.At()
+			if t <= last {
+				// Overlapping chunks, which the merge should have
+				// compacted: the engine reads them its own way.
+				return false
+			}
+			if t > to {
+				break
+			}
+			last = t
+			b.add(t, f)
 		}
-		if n := len(b.fs); n > 0 && f < b.fs[n-1] {
-			resets++
+		if x.Err() != nil {
+			return false
 		}
-		b.ts = append(b.ts, t)
-		b.fs = append(b.fs, f)
-		b.resets = append(b.resets, resets)
 	}
-	return x.Err() == nil
+	return l.cit.Err() == nil
+}
+
+// fastOne is one series' evaluation: its value at each step that has one.
+type fastOne struct {
+	labels labels.Labels
+	vals   []float64
+	has    []bool
+	n      int  // steps with a value
+	ok     bool // false: the part goes to the engine
+}
+
+// fastEval reads a selection's series in order and evaluates them. It is
+// one goroutine on purpose: a querier's chunk reader is not safe for
+// concurrent use (the head's caches a series' chunk list), and slicing
+// the range over the cores (engine.go) already gives each slice its own
+// querier.
+type fastEval struct {
+	set  fastSeriesSet
+	eval func(*fastSeries, *fastOne)
+	from int64
+	to   int64
+	b    fastSeries
+	l    fastLoader
+	r    fastOne
+}
+
+func newFastEval(set fastSeriesSet, steps int, from, to int64, eval func(*fastSeries, *fastOne)) *fastEval {
+	return &fastEval{set: set, eval: eval, from: from, to: to, r: fastOne{vals: make([]float64, steps), has: make([]bool, steps)}}
+}
+
+// next returns the next series' evaluation, or false after the last; the
+// evaluation is good until the next call.
+func (e *fastEval) next() (*fastOne, bool) {
+	if !e.set.Next() {
+		return nil, false
+	}
+	var series any
+	e.r.labels, series = e.set.At()
+	e.r.n = 0
+	if e.r.ok = e.l.load(series, &e.b, e.from, e.to); e.r.ok {
+		e.eval(&e.b, &e.r)
+	}
+	return &e.r, true
+}
+
+func (b *fastSeries) reset() {
+	b.ts, b.fs, b.resets = b.ts[:0], b.fs[:0], b.resets[:0]
+	b.nResets = 0
+}
+
+// add appends a sample read in time order, dropping stale markers.
+func (b *fastSeries) add(t int64, f float64) {
+	if value.IsStaleNaN(f) {
+		return
+	}
+	if len(b.fs) > 0 && f < b.prev {
+		b.nResets++
+	}
+	b.prev = f
+	b.ts = append(b.ts, t)
+	b.fs = append(b.fs, f)
+	b.resets = append(b.resets, b.nResets)
 }
 
 // rate is promql's extrapolatedRate, float branch, for the samples

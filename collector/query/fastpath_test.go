@@ -19,16 +19,20 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+
 	"github.com/prometheus/prometheus/util/annotations"
+	tstorage "github.com/telltale-dev/telltale/collector/storage"
 )
 
 // fastTestDB is a TSDB with two compacted blocks and a head of counters
 // with resets, gaps, stale markers and NaNs, classic histogram buckets, a
 // gauge and a native histogram counter: the cases the fast path must get
 // right or hand back.
-func fastTestDB(t testing.TB, seed uint64) (*tsdb.DB, int64, int64) {
+func fastTestDB(t testing.TB, seed uint64, ooo bool) (*tsdb.DB, int64, int64) {
 	t.Helper()
-	db, err := tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
+	opts := tsdb.DefaultOptions()
+	opts.OutOfOrderTimeWindow = (8 * time.Hour).Milliseconds()
+	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +100,16 @@ func fastTestDB(t testing.TB, seed uint64) (*tsdb.DB, int64, int64) {
 			}
 		}
 	}
+	// d_total gets out-of-order samples below, some at the very
+	// timestamps of samples already in a block.
+	for j := range 2 {
+		ls := labels.FromStrings("__name__", "d_total", "job", fmt.Sprintf("j%d", j))
+		for ts, v := from, 0.0; ts <= to; ts, v = ts+15000, v+rng.Float64()*5 {
+			if _, err := app.Append(0, ls, ts, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	nh := labels.FromStrings("__name__", "nh_total", "job", "j0")
 	for ts, n := from, uint64(0); ts <= to; ts, n = ts+15000, n+3 {
 		h := &histogram.Histogram{Count: n, Sum: float64(n), Schema: 0, ZeroThreshold: 0.001,
@@ -114,6 +128,36 @@ func fastTestDB(t testing.TB, seed uint64) (*tsdb.DB, int64, int64) {
 	}
 	if len(db.Blocks()) == 0 {
 		t.Fatal("no block was cut: the test needs data in blocks and in the head")
+	}
+	// Out-of-order samples into the range of the blocks: duplicates of
+	// block samples with other values, and samples between them, so the
+	// storage merges overlapping chunks (the chunk querier compacts them,
+	// the querier chains them, and they keep different values).
+	app = db.Appender(context.Background())
+	blockMax := db.Blocks()[len(db.Blocks())-1].MaxTime()
+	for j := range 2 {
+		if !ooo {
+			break
+		}
+		ls := labels.FromStrings("__name__", "d_total", "job", fmt.Sprintf("j%d", j))
+		for ts := from + 3600_000; ts < min(blockMax, from+3*3600_000); ts += 15000 * int64(1+rng.IntN(8)) {
+			if j == 1 {
+				ts += 7000 // between the block's samples
+			}
+			if _, err := app.Append(0, ls, ts, rng.Float64()*1e4); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// Deleted samples: a tombstone over half an hour of a job's series,
+	// in the blocks and in the head.
+	for _, r := range [][2]int64{{from + 1800_000, from + 3600_000}, {blockMax + 600_000, blockMax + 2400_000}} {
+		if err := db.Delete(context.Background(), r[0], r[1], labels.MustNewMatcher(labels.MatchEqual, "job", "j2")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return db, from, to
 }
@@ -147,6 +191,8 @@ var fastCases = []fastCase{
 	{"timestamp(sum(rate(c_total[%s])))", false},
 	{"sum(rate(g[%s]))", false},
 	{"sum(rate(nh_total[%s]))", false},
+	{"rate(d_total[%s])", true},
+	{"sum(increase(d_total[%s]))", true},
 	{"rate(c_total[%s] @ 10000)", false},
 	{"max_over_time(sum(rate(c_total[%s]))[10m:1m])", false},
 	{`sum(rate({__name__=~"c_.*"}[%s]))`, false},
@@ -158,7 +204,25 @@ var fastCases = []fastCase{
 // engine answers (labels, every float bit, annotations), serially and from
 // concurrent clients, and the fast path takes the queries it should.
 func TestFastPathMatchesEngine(t *testing.T) {
-	db, from, to := fastTestDB(t, 1)
+	for _, ooo := range []bool{false, true} {
+		t.Run(fmt.Sprint("ooo=", ooo), func(t *testing.T) {
+			db, from, to := fastTestDB(t, 1, ooo)
+			if got := tstorage.DisjointParts(db, from, to); got == ooo {
+				t.Fatalf("DisjointParts = %v with out-of-order samples %v", got, ooo)
+			}
+			testFastPathMatchesEngine(t, db, from, to)
+		})
+	}
+}
+
+// disjointDB is a TSDB as collector/storage serves it to the fast path.
+type disjointDB struct{ *tsdb.DB }
+
+func (d disjointDB) DisjointParts(mint, maxt int64) bool {
+	return tstorage.DisjointParts(d.DB, mint, maxt)
+}
+
+func testFastPathMatchesEngine(t *testing.T, db *tsdb.DB, from, to int64) {
 	opts := promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute,
 		EnableAtModifier: true, EnableNegativeOffset: true}
 	plain := promql.NewEngine(opts)
@@ -185,7 +249,17 @@ func TestFastPathMatchesEngine(t *testing.T) {
 			runs = append(runs, run{strings.ReplaceAll(c.q, "%s", w), start, end, step, c.fast})
 		}
 	}
-	check := func(t *testing.T, r run) {
+	// The fast path reads chunks where the storage has a chunk querier
+	// (the TSDB) and samples where it has only a querier.
+	sources := []struct {
+		name string
+		q    storage.Queryable
+	}{{"chunks", disjointDB{db}}, {"samples", samplesOnly{db}}}
+	// check compares the fast path with the engine alone; it returns
+	// false where the engine failed on its own bug (below), so the fast
+	// path may or may not be taken.
+	check := func(t *testing.T, r run, src storage.Queryable) bool {
+		name := fmt.Sprintf("%T", src)
 		t.Helper()
 		s, e, st := time.UnixMilli(r.start), time.UnixMilli(r.end), time.Duration(r.step)*time.Millisecond
 		pq, err := plain.NewRangeQuery(context.Background(), db, nil, r.qs, s, e, st)
@@ -194,21 +268,34 @@ func TestFastPathMatchesEngine(t *testing.T) {
 		}
 		defer pq.Close()
 		want := pq.Exec(context.Background())
-		fq, err := fast.NewRangeQuery(context.Background(), db, nil, r.qs, s, e, st)
+		fq, err := fast.NewRangeQuery(context.Background(), src, nil, r.qs, s, e, st)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer fq.Close()
 		got := fq.Exec(context.Background())
-		if d := diffResults(r.qs, got, want); d != "" {
-			t.Errorf("%s start=%d end=%d step=%d: %s", r.qs, r.start, r.end, r.step, d)
+		if want.Err != nil && strings.Contains(want.Err.Error(), "runtime error: index out of range") && got.Err == nil {
+			// Prometheus' tombstones.Intervals.Add panics on some
+			// ranges that cut deleted samples (the engine recovers and
+			// reports it); the chunk path does not trim chunks, so it
+			// does not meet that bug and answers. The one difference
+			// allowed.
+			return false
 		}
+		if d := diffResults(r.qs, got, want); d != "" {
+			t.Errorf("%s: %s start=%d end=%d step=%d: %s", name, r.qs, r.start, r.end, r.step, d)
+		}
+		return want.Err == nil
 	}
-	for _, r := range runs {
-		before := taken.Get()
-		check(t, r)
-		if took := taken.Get() > before; took != r.fast {
-			t.Errorf("%s start=%d end=%d step=%d: fast path taken: %v; want %v", r.qs, r.start, r.end, r.step, took, r.fast)
+	for _, src := range sources {
+		for _, r := range runs {
+			before := taken.Get()
+			if !check(t, r, src.q) {
+				continue
+			}
+			if took := taken.Get() > before; took != r.fast {
+				t.Errorf("%s: %s start=%d end=%d step=%d: fast path taken: %v; want %v", src.name, r.qs, r.start, r.end, r.step, took, r.fast)
+			}
 		}
 	}
 	if taken.Get() == 0 || declined.Get() == 0 {
@@ -219,12 +306,19 @@ func TestFastPathMatchesEngine(t *testing.T) {
 		for c := range 8 {
 			wg.Go(func() {
 				for i := c; i < len(runs); i += 8 {
-					check(t, runs[i])
+					check(t, runs[i], sources[i%2].q)
 				}
 			})
 		}
 		wg.Wait()
 	})
+}
+
+// samplesOnly is a storage with a querier and no chunk querier.
+type samplesOnly struct{ q storage.Queryable }
+
+func (s samplesOnly) Querier(mint, maxt int64) (storage.Querier, error) {
+	return s.q.Querier(mint, maxt)
 }
 
 // diffResults describes how got differs from want, or "".
@@ -331,7 +425,7 @@ func BenchmarkFastPath8h(b *testing.B) {
 	const span, every = int64(8*3600_000 + 3*3600_000), int64(10_000)
 	ls := make([]labels.Labels, 2000)
 	for i := range ls {
-		ls[i] = labels.FromStrings("__name__", "m_total", "instance", fmt.Sprint("host-", i%100), "path", fmt.Sprint("/p", i%20), "status", fmt.Sprint(200+100*(i/100%4)))
+		ls[i] = labels.FromStrings("__name__", "m_total", "instance", fmt.Sprint("host-", i/20), "path", fmt.Sprint("/p", i%20/4), "status", fmt.Sprint(200+100*(i%4)))
 	}
 	vals := make([]float64, len(ls))
 	rng := rand.New(rand.NewPCG(1, 1))
@@ -362,7 +456,7 @@ func BenchmarkFastPath8h(b *testing.B) {
 			cpu0 := processCPU()
 			defer func() { b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op") }()
 			for range b.N {
-				q, err := e.NewRangeQuery(context.Background(), db, nil, "sum by (path) (rate(m_total[5m]))",
+				q, err := e.NewRangeQuery(context.Background(), disjointDB{db}, nil, "sum by (path) (rate(m_total[5m]))",
 					time.UnixMilli(span-8*3600_000), time.UnixMilli(span), 20*time.Second)
 				if err != nil {
 					b.Fatal(err)

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"math"
 
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
@@ -58,4 +59,34 @@ func (s *Storage) MinTime() int64 {
 		return bs[0].Meta().MinTime
 	}
 	return s.db.Head().MinTime()
+}
+
+// DisjointParts reports whether no two of the storage's parts (its blocks
+// and its head, out-of-order samples included) hold samples of the same
+// time within [mint, maxt]. Then its chunk querier returns exactly the
+// samples its querier does: where parts overlap, the two merge samples of
+// the same timestamp in different orders and may keep different values.
+func (s *Storage) DisjointParts(mint, maxt int64) bool { return DisjointParts(s.db, mint, maxt) }
+
+// DisjointParts is Storage.DisjointParts for a TSDB.
+func DisjointParts(db *tsdb.DB, mint, maxt int64) bool {
+	end := int64(math.MinInt64) // where the blocks so far end (exclusive)
+	for _, b := range db.Blocks() {
+		m := b.Meta()
+		if m.MaxTime <= mint || m.MinTime > maxt {
+			continue
+		}
+		if m.MinTime < end {
+			return false
+		}
+		end = m.MaxTime
+	}
+	h := db.Head()
+	hmin := h.MinTime()
+	// The out-of-order head's bounds, when it holds samples (its minimum
+	// is kept conservative after a truncation: the whole window).
+	if omin, omax := h.MinOOOTime(), h.MaxOOOTime(); omax >= omin && omin < hmin {
+		hmin = omin
+	}
+	return hmin >= end
 }
