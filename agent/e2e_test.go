@@ -85,14 +85,18 @@ func startCollector(t *testing.T) *fakeCollector {
 
 func (c *fakeCollector) url() string { return "http://" + c.addr }
 
-// stop makes the collector unreachable: connections are refused.
+// stop makes the collector unreachable: connections are refused. A
+// request being handled still gets its answer (httptest's Close waits for
+// it): cutting the connection after the handler counted the samples would
+// make the agent send them again, and a collector that stored a batch and
+// died before answering is an at-least-once case this test does not mean
+// to exercise (TestE2EOutage failed so under load: a cycle "arrived twice").
 func (c *fakeCollector) stop() {
 	c.mu.Lock()
 	srv := c.srv
 	c.srv = nil
 	c.mu.Unlock()
 	if srv != nil {
-		srv.CloseClientConnections()
 		srv.Close()
 	}
 }
