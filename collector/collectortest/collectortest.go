@@ -195,41 +195,70 @@ func Start(t testing.TB, args ...string) *Instance {
 // StartIn is Start with the data directory given, for restarts.
 func StartIn(t testing.TB, dataDir string, args ...string) *Instance {
 	t.Helper()
-	return StartOn(t, FreeAddr(t), dataDir, args...)
+	// FreeAddr's port is free when it returns, not when the collector
+	// binds it: another process may take it in between (two test runs
+	// on one machine did). Then the collector exits and gets another.
+	for range 3 {
+		in := start(t, FreeAddr(t), dataDir, args...)
+		err := in.waitReady()
+		if err == nil {
+			return in
+		}
+		if !strings.Contains(in.Log(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
+	t.Fatal("collector: three free ports were taken before it could listen")
+	return nil
 }
 
 // StartOn is StartIn listening on addr, so a restarted collector is where
 // its senders expect it.
 func StartOn(t testing.TB, addr, dataDir string, args ...string) *Instance {
 	t.Helper()
+	in := start(t, addr, dataDir, args...)
+	in.WaitReady()
+	return in
+}
+
+func start(t testing.TB, addr, dataDir string, args ...string) *Instance {
+	t.Helper()
 	full := []string{"-listen", addr, "-data", dataDir, "-host-metrics=false", "-self-metrics=false", "-log.level", "debug"}
 	full = append(full, args...)
 	in := &Instance{t: t, URL: "http://" + addr, Addr: addr, DataDir: dataDir, Args: args}
 	in.Process = StartProcess(t, exec.Command(Binary(t), full...))
-	in.WaitReady()
 	return in
 }
 
 // WaitReady waits up to 60 s for /readyz to answer 200.
 func (in *Instance) WaitReady() {
 	in.t.Helper()
+	if err := in.waitReady(); err != nil {
+		in.t.Fatal(err)
+	}
+}
+
+// waitReady waits up to 60 s for the collector's own /readyz answer: a
+// 200 with its body, not any server's that took the port.
+func (in *Instance) waitReady() error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-in.done:
-			in.t.Fatalf("collector exited before ready:\n%s", in.Log())
+			return fmt.Errorf("collector exited before ready:\n%s", in.Log())
 		default:
 		}
 		resp, err := http.Get(in.URL + "/readyz")
 		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
+			if resp.StatusCode == 200 && string(b) == "ready\n" {
+				return nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	in.t.Fatalf("collector not ready after 60s:\n%s", in.Log())
+	return fmt.Errorf("collector not ready after 60s:\n%s", in.Log())
 }
 
 // Log returns what the process printed so far.
