@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -570,6 +572,9 @@ func (s chunkSet) At() (labels.Labels, any) {
 	return x.Labels(), x
 }
 
+// xorIteratorType is the type of Prometheus' XOR chunk iterator.
+var xorIteratorType = reflect.TypeOf(chunkenc.NewXORChunk().Iterator(nil))
+
 // fastLoader reads series; each worker has its own iterators.
 type fastLoader struct {
 	it  chunkenc.Iterator
@@ -615,8 +620,29 @@ func (l *fastLoader) loadChunks(s storage.ChunkSeries, b *fastSeries, from, to i
 		if m.Chunk == nil {
 			return false
 		}
+		if c, isXOR := m.Chunk.(*chunkenc.XORChunk); isXOR {
+			// A block's chunk, immutable.
+			var ok bool
+			if last, ok = decodeXOR(c.Bytes(), b, from, to, last, m.MinTime < from); !ok {
+				return false
+			}
+			continue
+		}
 		l.xit = m.Chunk.Iterator(l.xit)
 		x := l.xit
+		if reflect.TypeOf(x) == xorIteratorType {
+			// The head's chunks come wrapped. Their iterator stops
+			// before the samples of appends the querier's isolation
+			// state does not see, which their bytes may hold: then it
+			// is another type (or none). A plain XOR iterator reads
+			// every sample of the bytes, which are immutable (the open
+			// chunk is a copy, querier.go's copyHeadChunk).
+			var ok bool
+			if last, ok = decodeXOR(m.Chunk.Bytes(), b, from, to, last, m.MinTime < from); !ok {
+				return false
+			}
+			continue
+		}
 		vt := x.Next()
 		if m.MinTime < from {
 			vt = x.Seek(from)
@@ -690,6 +716,13 @@ func (e *fastEval) next() (*fastOne, bool) {
 func (b *fastSeries) reset() {
 	b.ts, b.fs, b.resets = b.ts[:0], b.fs[:0], b.resets[:0]
 	b.nResets = 0
+}
+
+// grow makes room for n more samples.
+func (b *fastSeries) grow(n int) {
+	b.ts = slices.Grow(b.ts, n)
+	b.fs = slices.Grow(b.fs, n)
+	b.resets = slices.Grow(b.resets, n)
 }
 
 // add appends a sample read in time order, dropping stale markers.
