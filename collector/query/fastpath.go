@@ -327,6 +327,7 @@ type fastSeries struct {
 	// While reading: the last value and the resets so far.
 	prev    float64
 	nResets int32
+	memo    rateMemo
 }
 
 // evalFastPart evaluates p over stmt's steps from q. It returns the
@@ -716,6 +717,7 @@ func (e *fastEval) next() (*fastOne, bool) {
 func (b *fastSeries) reset() {
 	b.ts, b.fs, b.resets = b.ts[:0], b.fs[:0], b.resets[:0]
 	b.nResets = 0
+	b.memo = rateMemo{}
 }
 
 // grow makes room for n more samples.
@@ -739,6 +741,22 @@ func (b *fastSeries) add(t int64, f float64) {
 	b.resets = append(b.resets, b.nResets)
 }
 
+// rateMemo holds the last operands and results of rate's divisions.
+// Over a regular series consecutive steps divide the same numbers (the
+// same span, the same gaps to the window's ends), and a division costs
+// more than the rest of a step; a result taken from here is the same
+// float, so the arithmetic stays Prometheus' bit for bit.
+type rateMemo struct {
+	spanMs, toStartMs, toEndMs int64
+	n                          int
+	sampled, toStart, toEnd    float64
+	avg                        float64
+	// The factor and what it was computed from (rangeSeconds is one
+	// per part, as is isRate).
+	fSampled, fStart, fEnd, factor float64
+	fRate, fValid, valid           bool
+}
+
 // rate is promql's extrapolatedRate, float branch, for the samples
 // first..last (at least two) of a window [rangeStart, rangeEnd]
 // (isCounter is true: rate and increase).
@@ -752,33 +770,60 @@ func (b *fastSeries) rate(first, last int, rangeStart, rangeEnd int64, isRate bo
 			}
 		}
 	}
+	m := &b.memo
 	firstT, lastT := b.ts[first], b.ts[last]
 	numSamplesMinusOne := last - first
-	durationToStart := float64(firstT-rangeStart) / 1000
-	durationToEnd := float64(rangeEnd-lastT) / 1000
-	sampledInterval := float64(lastT-firstT) / 1000
-	averageDurationBetweenSamples := sampledInterval / float64(numSamplesMinusOne)
+	// durationToStart := float64(firstT-rangeStart) / 1000, and so on,
+	// each division done only when its operand changed.
+	if d := firstT - rangeStart; !m.valid || d != m.toStartMs {
+		m.toStartMs, m.toStart = d, float64(d)/1000
+	}
+	if d := rangeEnd - lastT; !m.valid || d != m.toEndMs {
+		m.toEndMs, m.toEnd = d, float64(d)/1000
+	}
+	if d := lastT - firstT; !m.valid || d != m.spanMs || numSamplesMinusOne != m.n {
+		m.spanMs, m.n = d, numSamplesMinusOne
+		m.sampled = float64(d) / 1000
+		m.avg = m.sampled / float64(numSamplesMinusOne)
+	}
+	m.valid = true
+	durationToStart, durationToEnd := m.toStart, m.toEnd
+	sampledInterval := m.sampled
+	averageDurationBetweenSamples := m.avg
 	extrapolationThreshold := averageDurationBetweenSamples * 1.1
 	if durationToStart >= extrapolationThreshold {
 		durationToStart = averageDurationBetweenSamples / 2
 	}
-	durationToZero := durationToStart
-	if resultFloat > 0 && b.fs[first] >= 0 {
-		durationToZero = sampledInterval * (b.fs[first] / resultFloat)
-	}
-	if durationToZero < durationToStart {
-		durationToStart = durationToZero
+	if f := b.fs[first]; resultFloat > 0 && f >= 0 {
+		// durationToZero := sampledInterval * (f / resultFloat), which
+		// matters only where it is below durationToStart. Where f is
+		// clearly more than resultFloat * durationToStart /
+		// sampledInterval (by twice, far beyond any rounding, in the
+		// range where no product under- or overflows), it is not, and
+		// the division is skipped.
+		if !(resultFloat > 1e-290 && f < 1e290 && f*sampledInterval > 2*durationToStart*resultFloat) {
+			if durationToZero := sampledInterval * (f / resultFloat); durationToZero < durationToStart {
+				durationToStart = durationToZero
+			}
+		}
 	}
 	if durationToEnd >= extrapolationThreshold {
 		durationToEnd = averageDurationBetweenSamples / 2
 	}
-	factor := 1.0
-	if sampledInterval != 0 {
-		factor = (sampledInterval + durationToStart + durationToEnd) / sampledInterval
+	// factor := (sampledInterval + durationToStart + durationToEnd) /
+	// sampledInterval (1 where sampledInterval is 0), then / rangeSeconds
+	// for rate.
+	if !m.fValid || m.fSampled != sampledInterval || m.fStart != durationToStart || m.fEnd != durationToEnd || m.fRate != isRate {
+		m.fValid, m.fSampled, m.fStart, m.fEnd, m.fRate = true, sampledInterval, durationToStart, durationToEnd, isRate
+		m.factor = 1.0
+		if sampledInterval != 0 {
+			m.factor = (sampledInterval + durationToStart + durationToEnd) / sampledInterval
+		}
+		if isRate {
+			m.factor /= rangeSeconds
+		}
 	}
-	if isRate {
-		factor /= rangeSeconds
-	}
+	factor := m.factor
 	resultFloat *= factor
 	return resultFloat
 }
