@@ -34,9 +34,10 @@ import (
 // Why it is faster: Prometheus' engine calls rate for every step with the
 // window's samples and walks them all to find counter resets, so a 5m
 // window at a 20s step looks at each sample about 15 times; sum then
-// builds a vector per step. Here each series is decoded once, a running
-// count of resets answers "no reset in this window" in O(1) (the common
-// case, where rate is last-first, extrapolated), and sum adds each
+// builds a vector per step. Here each series is decoded once, a count of
+// the resets inside the window, kept as the window slides, answers "no
+// reset in this window" in O(1) (the common case, where rate is
+// last-first, extrapolated), and sum adds each
 // series' values into its group's per-step sums directly.
 //
 // Why it is exact: every step's value is computed by Prometheus' own
@@ -320,14 +321,9 @@ func durationMs(d time.Duration) int64 { return int64(d / (time.Millisecond / ti
 
 // fastSeries is one selected series' samples in the part's time range.
 type fastSeries struct {
-	ts []int64
-	fs []float64
-	// resets[i] counts the counter resets between samples 0..i.
-	resets []int32
-	// While reading: the last value and the resets so far.
-	prev    float64
-	nResets int32
-	memo    rateMemo
+	ts   []int64
+	fs   []float64
+	memo rateMemo
 }
 
 // evalFastPart evaluates p over stmt's steps from q. It returns the
@@ -361,22 +357,31 @@ func evalFastPart(ctx context.Context, src fastSource, stmt *parser.EvalStmt, p 
 	set := src.Select(ctx, hints, p.vs.LabelMatchers...)
 	ev := newFastEval(set, steps, hints.Start, hints.End, func(b *fastSeries, r *fastOne) {
 		n := 0
-		lo, hi := 0, 0 // the window is b[lo:hi]
+		// The window is b[lo:hi]; resets counts the samples i in it
+		// after its first that are below sample i-1 (counter resets).
+		lo, hi, resets := 0, 0, 0
+		ts, fs := b.ts, b.fs
 		for k := range steps {
-			ts := start + int64(k)*step
-			maxt := ts - offMs
+			t := start + int64(k)*step
+			maxt := t - offMs
 			mint := maxt - rangeMs
-			for hi < len(b.ts) && b.ts[hi] <= maxt {
+			for hi < len(ts) && ts[hi] <= maxt {
+				if hi > lo && fs[hi] < fs[hi-1] {
+					resets++
+				}
 				hi++
 			}
-			for lo < hi && b.ts[lo] <= mint {
+			for lo < hi && ts[lo] <= mint {
 				lo++
+				if lo < hi && fs[lo] < fs[lo-1] {
+					resets-- // sample lo is now the first
+				}
 			}
 			r.has[k] = false
 			if hi-lo < 2 {
 				continue
 			}
-			r.vals[k] = b.rate(lo, hi-1, ts-rangeStartOff, ts-offMs, isRate, rangeSeconds)
+			r.vals[k] = b.rate(lo, hi-1, resets > 0, t-rangeStartOff, t-offMs, isRate, rangeSeconds)
 			r.has[k] = true
 			n++
 		}
@@ -715,8 +720,7 @@ func (e *fastEval) next() (*fastOne, bool) {
 }
 
 func (b *fastSeries) reset() {
-	b.ts, b.fs, b.resets = b.ts[:0], b.fs[:0], b.resets[:0]
-	b.nResets = 0
+	b.ts, b.fs = b.ts[:0], b.fs[:0]
 	b.memo = rateMemo{}
 }
 
@@ -724,7 +728,6 @@ func (b *fastSeries) reset() {
 func (b *fastSeries) grow(n int) {
 	b.ts = slices.Grow(b.ts, n)
 	b.fs = slices.Grow(b.fs, n)
-	b.resets = slices.Grow(b.resets, n)
 }
 
 // add appends a sample read in time order, dropping stale markers.
@@ -732,13 +735,8 @@ func (b *fastSeries) add(t int64, f float64) {
 	if value.IsStaleNaN(f) {
 		return
 	}
-	if len(b.fs) > 0 && f < b.prev {
-		b.nResets++
-	}
-	b.prev = f
 	b.ts = append(b.ts, t)
 	b.fs = append(b.fs, f)
-	b.resets = append(b.resets, b.nResets)
 }
 
 // rateMemo holds the last operands and results of rate's divisions.
@@ -760,9 +758,9 @@ type rateMemo struct {
 // rate is promql's extrapolatedRate, float branch, for the samples
 // first..last (at least two) of a window [rangeStart, rangeEnd]
 // (isCounter is true: rate and increase).
-func (b *fastSeries) rate(first, last int, rangeStart, rangeEnd int64, isRate bool, rangeSeconds float64) float64 {
+func (b *fastSeries) rate(first, last int, hasReset bool, rangeStart, rangeEnd int64, isRate bool, rangeSeconds float64) float64 {
 	resultFloat := b.fs[last] - b.fs[first]
-	if b.resets[last] != b.resets[first] {
+	if hasReset {
 		// The window holds a reset: Prometheus' loop, as written.
 		for i := first + 1; i <= last; i++ {
 			if b.fs[i] < b.fs[i-1] {

@@ -104,8 +104,7 @@ func decodeXOR(chk []byte, b *fastSeries, from, to, last int64, skipBefore bool)
 	// The series being loaded, in locals; written back at the end.
 	k := len(b.ts)
 	b.grow(total)
-	ts, fs, rs := b.ts[:k+total], b.fs[:k+total], b.resets[:k+total]
-	prev, nResets := b.prev, b.nResets
+	ts, fs := b.ts[:k+total], b.fs[:k+total]
 	var (
 		r        bitReader // the rare paths' reader
 		buf      uint64    // the reader in registers: see bitReader
@@ -213,14 +212,9 @@ func decodeXOR(chk []byte, b *fastSeries, from, to, last int64, skipBefore bool)
 				break
 			}
 			last = t
-			// fastSeries.add: stale markers dropped, resets counted.
+			// fastSeries.add: stale markers dropped.
 			if vbits != value.StaleNaN {
-				f := math.Float64frombits(vbits)
-				if k > 0 && f < prev {
-					nResets++
-				}
-				prev = f
-				ts[k], fs[k], rs[k] = t, f, nResets
+				ts[k], fs[k] = t, math.Float64frombits(vbits)
 				k++
 			}
 		}
@@ -320,7 +314,6 @@ func decodeXOR(chk []byte, b *fastSeries, from, to, last int64, skipBefore bool)
 		tDelta = uint64(int64(tDelta) + dod)
 		t += int64(tDelta)
 	}
-	b.ts, b.fs, b.resets = ts[:k], fs[:k], rs[:k]
-	b.prev, b.nResets = prev, nResets
+	b.ts, b.fs = ts[:k], fs[:k]
 	return last, ok
 }
