@@ -293,6 +293,23 @@ func evalRequest(where string, c promqlCmd, rng *rand.Rand) compatRequest {
 	return r
 }
 
+// peakSamples is the one figure of ?stats=all that Prometheus' own engine
+// does not report the same way every time under concurrency: asked from
+// 32 clients at once, the reference alone answered
+// double_exponential_smoothing(http_requests_mix[1m], 0.01, 0.1)
+// (functions.test, a range of floats and histograms) with peakSamples 20
+// where serially it says 22, everything else equal (seed
+// 1796660240921264969). The serial comparison still requires it; under
+// concurrency a difference in it alone is not counted against the
+// collector.
+var peakSamplesRE = regexp.MustCompile(`"peakSamples":[0-9]+`)
+
+func onlyPeakSamplesDiffer(a, b answer) bool {
+	a.Body = peakSamplesRE.ReplaceAllString(a.Body, `"peakSamples":_`)
+	b.Body = peakSamplesRE.ReplaceAllString(b.Body, `"peakSamples":_`)
+	return a == b
+}
+
 var compatClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 2 * time.Minute}
 
 // runCompatSegment loads a segment into a fresh collector and reference,
@@ -368,7 +385,7 @@ func runCompatSegment(t *testing.T, where string, seg promqlSegment, rng *rand.R
 					t.Errorf("%s: collector (concurrent): %v", r, err)
 					return
 				}
-				if got != want[k%len(reqs)] {
+				if got != want[k%len(reqs)] && !onlyPeakSamplesDiffer(got, want[k%len(reqs)]) {
 					if bad.Add(1) <= 5 {
 						t.Errorf("%s under 32 concurrent clients:\n got  %s\n want %s\n%s", r, got, want[k%len(reqs)], diff(got, want[k%len(reqs)]))
 					}

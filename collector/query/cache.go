@@ -88,6 +88,9 @@ type chunk struct {
 	size           int64
 	aggregated     bool // has an annotation merged across steps: never stored
 	extended       bool // reaches a step into another chunk: never stored
+	// enc[i] is series i's points as the API writes them (nil: histograms),
+	// set when the chunk is stored (encode.go).
+	enc []*pointsEnc
 }
 
 func newResultCache(maxBytes int64, freshness time.Duration, now func() time.Time, minTime func() int64, set *metrics.Set) *resultCache {
@@ -184,6 +187,10 @@ func (c *resultCache) put(key cacheKey, seq uint64, cutoff, start int64, chunks 
 	var keep []*chunk
 	for _, ch := range chunks {
 		if ch.depTo <= cutoff && ch.size <= c.maxBytes/4 && !ch.aggregated && !ch.extended {
+			// The JSON of its points, written once for every answer
+			// that will take them from here.
+			ch.enc = chunkEncoding(ch.series)
+			ch.size += encSize(ch.enc)
 			keep = append(keep, ch)
 		}
 	}
@@ -246,11 +253,18 @@ func (c *resultCache) coalesce(chunks []*chunk, step int64) []*chunk {
 			out = append(out, ch)
 			continue
 		}
-		res := merge([]*chunk{last, ch}, last.from, ch.to)
+		res, segs := merge([]*chunk{last, ch}, last.from, ch.to)
 		j := &chunk{from: last.from, to: ch.to, series: res.Value.(promql.Matrix), annos: res.Warnings,
 			depFrom: min(last.depFrom, ch.depFrom), depTo: max(last.depTo, ch.depTo), names: last.names,
 			minTime: max(last.minTime, ch.minTime)}
-		j.size = j.bytes()
+		// The joined JSON: the parts' bytes, copied.
+		j.enc = make([]*pointsEnc, len(j.series))
+		for i, ser := range j.series {
+			if len(ser.Histograms) == 0 && len(ser.Floats) > 0 {
+				j.enc[i] = encodePoints(ser.Floats, segs[i])
+			}
+		}
+		j.size = j.bytes() + encSize(j.enc)
 		c.bytes += j.size - last.size - ch.size
 		out[len(out)-1] = j
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/prometheus/prometheus/model/labels"
@@ -176,6 +177,7 @@ type slicedQuery struct {
 	qs               string
 	start, end, step int64 // ms
 	noCache          bool
+	noted            promql.Matrix // the answer whose cached points' JSON the encoder was told of
 }
 
 func (s *slicedQuery) Statement() parser.Statement { return s.full.Statement() }
@@ -185,7 +187,10 @@ func (s *slicedQuery) String() string              { return s.qs }
 
 // Close releases the whole query the slices stand in for; the slices'
 // results were copied out of the engine's pools when they finished.
-func (s *slicedQuery) Close() { s.full.Close() }
+func (s *slicedQuery) Close() {
+	forgetEncoded(s.noted)
+	s.full.Close()
+}
 
 // span is a run of steps [from, to] (ms, both on the query's step grid);
 // extended spans reach one step into what is answered otherwise.
@@ -277,7 +282,11 @@ func (s *slicedQuery) Exec(ctx context.Context) *promql.Result {
 	}
 	all := append(append([]*chunk{}, cached...), computed...)
 	sort.Slice(all, func(i, j int) bool { return all[i].from < all[j].from })
-	return merge(all, s.start, s.end)
+	res, segs := merge(all, s.start, s.end)
+	if m := res.Value.(promql.Matrix); noteSegs(m, segs) {
+		s.noted = m
+	}
+	return res
 }
 
 // slices cuts [from, to] into spans of at least minSliceSteps (and two)
@@ -401,9 +410,10 @@ func (s *slicedQuery) dependency(sp span) (int64, int64) {
 // series sorted by labels, and the annotations of every chunk. A chunk that
 // reaches outside [start, end] is cut (only chunks without annotations
 // are; see resultCache.get).
-func merge(chunks []*chunk, start, end int64) *promql.Result {
+func merge(chunks []*chunk, start, end int64) (*promql.Result, [][]pointSeg) {
 	idx := map[uint64][]int{}
 	var mat promql.Matrix
+	var segs [][]pointSeg // per series of mat: its points that have JSON in a chunk
 	var warns annotations.Annotations
 	for _, c := range chunks {
 		if len(c.annos) > 0 {
@@ -412,10 +422,10 @@ func merge(chunks []*chunk, start, end int64) *promql.Result {
 			}
 			warns.Merge(c.annos)
 		}
-		for _, ser := range c.series {
-			fl := cut(ser.Floats, start, end, func(p promql.FPoint) int64 { return p.T })
+		for si, ser := range c.series {
+			fa, fb := cutIdx(ser.Floats, start, end, func(p promql.FPoint) int64 { return p.T })
 			hs := cut(ser.Histograms, start, end, func(p promql.HPoint) int64 { return p.T })
-			if len(fl) == 0 && len(hs) == 0 {
+			if fa == fb && len(hs) == 0 {
 				continue
 			}
 			h := ser.Metric.Hash()
@@ -430,27 +440,74 @@ func merge(chunks []*chunk, start, end int64) *promql.Result {
 				at = len(mat)
 				idx[h] = append(idx[h], at)
 				mat = append(mat, promql.Series{Metric: ser.Metric, DropName: ser.DropName})
+				segs = append(segs, nil)
 			}
 			// Chunks may share a step (an extended span): each step once.
 			if n := len(mat[at].Floats); n > 0 {
-				fl = cut(fl, mat[at].Floats[n-1].T+1, end, func(p promql.FPoint) int64 { return p.T })
+				after := mat[at].Floats[n-1].T
+				fa = max(fa, sort.Search(len(ser.Floats), func(i int) bool { return ser.Floats[i].T > after }))
+				fb = max(fa, fb)
 			}
 			if n := len(mat[at].Histograms); n > 0 {
 				hs = cut(hs, mat[at].Histograms[n-1].T+1, end, func(p promql.HPoint) int64 { return p.T })
 			}
-			mat[at].Floats = append(mat[at].Floats, fl...)
+			if fa < fb && si < len(c.enc) && c.enc[si] != nil {
+				segs[at] = append(segs[at], pointSeg{at: len(mat[at].Floats), from: fa, n: fb - fa, enc: c.enc[si]})
+			}
+			mat[at].Floats = append(mat[at].Floats, ser.Floats[fa:fb]...)
 			mat[at].Histograms = append(mat[at].Histograms, hs...)
 		}
 	}
-	sort.Sort(mat)
-	return &promql.Result{Value: mat, Warnings: warns}
+	sort.Sort(matrixWithSegs{mat, segs})
+	return &promql.Result{Value: mat, Warnings: warns}, segs
+}
+
+// matrixWithSegs sorts a matrix as promql.Matrix sorts (by labels), its
+// series' segments along.
+type matrixWithSegs struct {
+	m    promql.Matrix
+	segs [][]pointSeg
+}
+
+func (x matrixWithSegs) Len() int           { return len(x.m) }
+func (x matrixWithSegs) Less(i, j int) bool { return x.m.Less(i, j) }
+func (x matrixWithSegs) Swap(i, j int) {
+	x.m.Swap(i, j)
+	x.segs[i], x.segs[j] = x.segs[j], x.segs[i]
+}
+
+// noteSegs tells the matrix encoder which points of m have JSON in a
+// cached chunk (encode.go); false if none.
+func noteSegs(m promql.Matrix, segs [][]pointSeg) bool {
+	var es []encodedSeries
+	for i, sg := range segs {
+		if len(sg) == 0 {
+			continue
+		}
+		if es == nil {
+			es = make([]encodedSeries, len(m))
+		}
+		es[i] = encodedSeries{floats: unsafe.SliceData(m[i].Floats), n: len(m[i].Floats), segs: sg}
+	}
+	if es == nil {
+		return false
+	}
+	noteEncoded(m, es)
+	return true
 }
 
 // cut returns the points of ps (in time order) within [from, to].
 func cut[P any](ps []P, from, to int64, t func(P) int64) []P {
+	i, j := cutIdx(ps, from, to, t)
+	return ps[i:j]
+}
+
+// cutIdx returns the indexes [i, j) of the points of ps (in time order)
+// within [from, to].
+func cutIdx[P any](ps []P, from, to int64, t func(P) int64) (int, int) {
 	i := sort.Search(len(ps), func(i int) bool { return t(ps[i]) >= from })
 	j := sort.Search(len(ps), func(i int) bool { return t(ps[i]) > to })
-	return ps[i:j]
+	return i, j
 }
 
 func mod(a, b int64) int64 {
