@@ -223,8 +223,15 @@ func TestDashboardsAgainstRealCollector(t *testing.T) {
 		expr, _ := board.Expand(q.Expr, vars)
 		if q.Panel == board.AlertsAnnotationName {
 			// The firing alert as a region: a point at every step from when
-			// it fired up to now, none missing.
-			res := col.QueryRange(ctx, expr, now.Add(-time.Minute), now, time.Second)
+			// it fired up to now, none missing. The poll above stops at its
+			// first point; a region needs the second rule evaluation.
+			at := now
+			res := col.QueryRange(ctx, expr, at.Add(-time.Minute), at, time.Second)
+			for wait := time.Now().Add(30 * time.Second); len(res) == 1 && len(res[0].Values) < 2 && time.Now().Before(wait); {
+				time.Sleep(500 * time.Millisecond)
+				at = time.Now()
+				res = col.QueryRange(ctx, expr, at.Add(-time.Minute), at, time.Second)
+			}
 			if len(res) != 1 || res[0].Metric["alertname"] != "E2EAlwaysFiring" || len(res[0].Values) < 2 {
 				t.Errorf("%s: %s: got %+v; want E2EAlwaysFiring with points", q, expr, res)
 				continue
@@ -232,7 +239,7 @@ func TestDashboardsAgainstRealCollector(t *testing.T) {
 			vals := res[0].Values
 			last, _ := vals[len(vals)-1][0].(float64)
 			first, _ := vals[0][0].(float64)
-			if int(last-first)+1 != len(vals) || now.Sub(time.UnixMilli(int64(last*1000))) > time.Second {
+			if int(last-first)+1 != len(vals) || at.Sub(time.UnixMilli(int64(last*1000))) > time.Second {
 				t.Errorf("%s: points %v; want one every second without a gap, up to now", q, vals)
 			}
 			continue
