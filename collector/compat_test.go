@@ -294,18 +294,20 @@ func evalRequest(where string, c promqlCmd, rng *rand.Rand) compatRequest {
 }
 
 // peakSamples is the one figure of ?stats=all that Prometheus' own engine
-// does not report the same way every time under concurrency. From 32
-// clients at once the collector answered
-// double_exponential_smoothing(http_requests_mix[1m], 0.01, 0.1)
-// (functions.test, a range of floats and histograms) with peakSamples 20
-// where the reference, serially, said 22, everything else equal (seed
-// 1796660240921264969, not every run). The reference alone, asked the same way, showed the
-// same kind of mismatch. The serial comparison still requires it; under
-// concurrency a difference in it alone is not counted against the
-// collector.
+// does not report the same way every time, for a range holding both
+// floats and histograms: double_exponential_smoothing(http_requests_mix[1m],
+// 0.01, 0.1) (functions.test) gave peakSamples 20 in one run and 22 in
+// another, everything else equal, from the collector and from the
+// reference alike, serially and under concurrency (seeds
+// 1796660240921264969, 1796665241462641434; not every run). Only there, a
+// difference in it alone is not counted against the collector.
 var peakSamplesRE = regexp.MustCompile(`"peakSamples":[0-9]+`)
 
 func onlyPeakSamplesDiffer(a, b answer) bool {
+	const mixed = "ignored histograms in a range containing both floats and histograms"
+	if !strings.Contains(a.Body, mixed) || !strings.Contains(b.Body, mixed) {
+		return false
+	}
 	a.Body = peakSamplesRE.ReplaceAllString(a.Body, `"peakSamples":_`)
 	b.Body = peakSamplesRE.ReplaceAllString(b.Body, `"peakSamples":_`)
 	return a == b
@@ -354,7 +356,7 @@ func runCompatSegment(t *testing.T, where string, seg promqlSegment, rng *rand.R
 			t.Fatalf("%s: reference: %v", r, err)
 		}
 		n.serial++
-		if got != want {
+		if got != want && !onlyPeakSamplesDiffer(got, want) {
 			n.mismatches++
 			t.Errorf("%s:\n got  %s\n want %s\n%s", r, got, want, diff(got, want))
 		}
